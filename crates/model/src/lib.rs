@@ -1,0 +1,51 @@
+//! Hearth's shared vocabulary.
+//!
+//! Every identifier is a newtype so that a [`CameraId`] can never be passed where a
+//! [`UserId`] is expected, and every secret is split into a [`RawToken`] (held only in
+//! memory, redacted in `Debug`) and a [`TokenHash`] (the only form that is stored).
+//! [`Provenance`] is the identity that every media object carries from ingest to the
+//! egress door; the door compares it with a grant before a single byte is written.
+//!
+//! This crate does no I/O and knows nothing about the network or the database.
+
+mod ids;
+mod provenance;
+mod token;
+
+pub use ids::{BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, UserId};
+pub use provenance::{Provenance, UnixMillis};
+pub use token::{RawToken, TokenHash};
+
+/// Through which integration a viewer reaches a camera. Grants name exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integration {
+    /// Hearth's own web app.
+    App,
+    /// A direct API client.
+    Api,
+}
+
+impl Integration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integration::App => "app",
+            Integration::Api => "api",
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Integration::App),
+            1 => Some(Integration::Api),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Integration::App => 0,
+            Integration::Api => 1,
+        }
+    }
+}
