@@ -1,0 +1,511 @@
+//! The embedded SQLite backend.
+//!
+//! One database file, `<data_dir>/hearth.db` ([`DB_FILE_NAME`]), shared by the
+//! running server and the admin CLI (`hearth user add`, `hearth camera add`), which
+//! opens the same file from another process while the server runs. That works
+//! because every connection is opened the same way:
+//! - `journal_mode = WAL`: readers never block the writer or each other, and a
+//!   commit is visible to every other connection's next statement;
+//! - `busy_timeout = 5 s`: a connection that finds the write lock taken waits for
+//!   it instead of failing with `SQLITE_BUSY`;
+//! - writes that read first (migrations, epoch bumps) use `BEGIN IMMEDIATE`, so they
+//!   take the write lock up front and cannot deadlock on a read-to-write upgrade;
+//! - `foreign_keys = ON` (it is per connection in SQLite, off by default).
+//!
+//! Concurrency inside the process: one `std::sync::Mutex<rusqlite::Connection>`
+//! rather than a pool. SQLite allows one writer at a time anyway, every query here
+//! is an indexed lookup of microseconds on a small database, and the database is
+//! off the media hot path (grants and camera state are cached by the server). A
+//! pool would add a dependency for contention we do not have; it can replace the
+//! mutex later without touching the [`Store`] trait. A poisoned mutex is recovered:
+//! a panicking holder's open transaction was rolled back when its `Transaction`
+//! was dropped during unwinding, so the connection is still consistent.
+//!
+//! Ids are stored as their 32-hex-digit text form (as in URLs, readable in the
+//! `sqlite3` shell), times as Unix milliseconds, token hashes as 32-byte BLOBs.
+//! Session lookups go through the primary-key index on the token hash, which is not
+//! a constant-time comparison; that is fine because the key is the SHA-256 of a
+//! 256-bit random token, so timing reveals nothing usable about any token.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::migrations;
+use crate::{
+    BindingEpoch, Camera, CameraId, Household, HouseholdId, Store, StoreError, TokenHash,
+    UnixMillis, User, UserId,
+};
+
+/// The database's file name inside the data directory.
+pub const DB_FILE_NAME: &str = "hearth.db";
+
+/// How long a connection waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The embedded SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    /// `None` for an in-memory database.
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and upgrades its schema.
+    /// Fails with [`StoreError::SchemaTooNew`] if a newer Hearth wrote it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |e: rusqlite::Error| StoreError::Open {
+            path: path.to_owned(),
+            source: Box::new(e),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                source: format!("cannot enable WAL journal mode (got {mode:?})").into(),
+            });
+        }
+        // With WAL, synchronous=NORMAL can lose the last commits on power loss;
+        // FULL keeps every acknowledged write. Writes here are rare (accounts,
+        // logins), so the extra fsync costs nothing that matters.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_error)?;
+        Self::finish_open(conn, Some(path.to_owned()))
+    }
+
+    /// A private in-memory database with the latest schema, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        Self::finish_open(conn, None)
+    }
+
+    fn finish_open(mut conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrations::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+// --- conversions between records and rows ---
+
+fn now() -> UnixMillis {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    UnixMillis(millis)
+}
+
+fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn non_empty<'a>(value: &'a str, what: &'static str) -> Result<&'a str, StoreError> {
+    if value.trim().is_empty() {
+        Err(StoreError::InvalidInput { what })
+    } else {
+        Ok(value)
+    }
+}
+
+/// A PHC string starts with `$` (`$argon2id$v=19$...`). Checking that much catches
+/// the mistake that matters: a caller handing the store a plain password.
+fn check_password_hash(hash: &str) -> Result<(), StoreError> {
+    if hash.starts_with('$') && hash.len() > 1 {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput {
+            what: "password hash (expected a PHC string)",
+        })
+    }
+}
+
+fn get_id<T>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(idx)?;
+    text.parse()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+fn epoch_to_sql(epoch: i64, idx: usize) -> rusqlite::Result<BindingEpoch> {
+    u64::try_from(epoch)
+        .map(BindingEpoch)
+        .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(idx, epoch))
+}
+
+const HOUSEHOLD_COLUMNS: &str = "id, name";
+
+fn household_from_row(row: &Row<'_>) -> rusqlite::Result<Household> {
+    Ok(Household {
+        id: get_id(row, 0)?,
+        name: row.get(1)?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, household_id, created_at";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: get_id(row, 0)?,
+        email: row.get(1)?,
+        password_hash: row.get(2)?,
+        household: get_id(row, 3)?,
+        created_at: UnixMillis(row.get(4)?),
+    })
+}
+
+/// Never includes `stream_key_hash`: it is write-only.
+const CAMERA_COLUMNS: &str = "c.id, c.household_id, c.name, c.timezone, c.epoch, c.created_at";
+
+fn camera_from_row(row: &Row<'_>) -> rusqlite::Result<Camera> {
+    Ok(Camera {
+        id: get_id(row, 0)?,
+        household: get_id(row, 1)?,
+        name: row.get(2)?,
+        timezone: row.get(3)?,
+        epoch: epoch_to_sql(row.get(4)?, 4)?,
+        created_at: UnixMillis(row.get(5)?),
+    })
+}
+
+const CAMERA_ORDER: &str = "ORDER BY c.name COLLATE NOCASE, c.name, c.id";
+
+/// THE visibility rule: the ids of the cameras user `?1` may see. Both
+/// `cameras_visible_to` and `camera_visible_to` select through it, so there is one
+/// rule to change when sharing arrives. Today: the cameras of the user's household.
+const VISIBLE_CAMERA_IDS: &str = "SELECT c.id FROM cameras c \
+     JOIN users u ON u.household_id = c.household_id \
+     WHERE u.id = ?1";
+
+/// Maps a constraint violation to the caller-facing error: a uniqueness violation
+/// is a [`StoreError::Conflict`] on `unique`, a foreign-key violation means the
+/// referenced `parent` does not exist. Anything else stays a backend error.
+fn constraint_error(e: rusqlite::Error, unique: &'static str, parent: &'static str) -> StoreError {
+    use rusqlite::ffi;
+    match e.sqlite_error().map(|s| s.extended_code) {
+        Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            StoreError::Conflict { what: unique }
+        }
+        Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => StoreError::NotFound { what: parent },
+        _ => e.into(),
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_household(&self, name: &str) -> Result<Household, StoreError> {
+        let name = non_empty(name, "household name")?;
+        let household = Household {
+            id: HouseholdId::random(),
+            name: name.to_owned(),
+        };
+        self.conn().execute(
+            "INSERT INTO households (id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![household.id.to_string(), household.name, now().0],
+        )?;
+        Ok(household)
+    }
+
+    fn household_by_id(&self, id: HouseholdId) -> Result<Option<Household>, StoreError> {
+        let sql = format!("SELECT {HOUSEHOLD_COLUMNS} FROM households WHERE id = ?1");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([id.to_string()], household_from_row)
+            .optional()?)
+    }
+
+    fn list_households(&self) -> Result<Vec<Household>, StoreError> {
+        let sql = format!(
+            "SELECT {HOUSEHOLD_COLUMNS} FROM households ORDER BY name COLLATE NOCASE, name, id"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], household_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        household: HouseholdId,
+    ) -> Result<User, StoreError> {
+        let email = normalize_email(non_empty(email, "email")?);
+        check_password_hash(password_hash)?;
+        let user = User {
+            id: UserId::random(),
+            email,
+            password_hash: password_hash.to_owned(),
+            household,
+            created_at: now(),
+        };
+        self.conn()
+            .execute(
+                "INSERT INTO users (id, email, password_hash, household_id, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    user.id.to_string(),
+                    user.email,
+                    user.password_hash,
+                    user.household.to_string(),
+                    user.created_at.0
+                ],
+            )
+            .map_err(|e| constraint_error(e, "email", "household"))?;
+        Ok(user)
+    }
+
+    fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([normalize_email(email)], user_from_row)
+            .optional()?)
+    }
+
+    fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([id.to_string()], user_from_row)
+            .optional()?)
+    }
+
+    fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY email");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], user_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_user_password_hash(&self, user: UserId, password_hash: &str) -> Result<(), StoreError> {
+        check_password_hash(password_hash)?;
+        let changed = self.conn().execute(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![user.to_string(), password_hash],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        Ok(())
+    }
+
+    fn create_camera(
+        &self,
+        household: HouseholdId,
+        name: &str,
+        timezone: &str,
+        stream_key_hash: TokenHash,
+    ) -> Result<Camera, StoreError> {
+        let name = non_empty(name, "camera name")?;
+        let timezone = non_empty(timezone, "time zone")?;
+        let camera = Camera {
+            id: CameraId::random(),
+            household,
+            name: name.to_owned(),
+            timezone: timezone.to_owned(),
+            epoch: BindingEpoch(1),
+            created_at: now(),
+        };
+        self.conn()
+            .execute(
+                "INSERT INTO cameras \
+                 (id, household_id, name, timezone, epoch, stream_key_hash, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+                params![
+                    camera.id.to_string(),
+                    camera.household.to_string(),
+                    camera.name,
+                    camera.timezone,
+                    stream_key_hash.as_bytes(),
+                    camera.created_at.0
+                ],
+            )
+            .map_err(|e| constraint_error(e, "stream key", "household"))?;
+        Ok(camera)
+    }
+
+    fn camera_by_id(&self, id: CameraId) -> Result<Option<Camera>, StoreError> {
+        let sql = format!("SELECT {CAMERA_COLUMNS} FROM cameras c WHERE c.id = ?1");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([id.to_string()], camera_from_row)
+            .optional()?)
+    }
+
+    fn camera_by_stream_key(&self, hash: TokenHash) -> Result<Option<Camera>, StoreError> {
+        let sql = format!("SELECT {CAMERA_COLUMNS} FROM cameras c WHERE c.stream_key_hash = ?1");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([hash.as_bytes()], camera_from_row)
+            .optional()?)
+    }
+
+    fn cameras_visible_to(&self, user: UserId) -> Result<Vec<Camera>, StoreError> {
+        let sql = format!(
+            "SELECT {CAMERA_COLUMNS} FROM cameras c \
+             WHERE c.id IN ({VISIBLE_CAMERA_IDS}) {CAMERA_ORDER}"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([user.to_string()], camera_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn camera_visible_to(
+        &self,
+        user: UserId,
+        camera: CameraId,
+    ) -> Result<Option<Camera>, StoreError> {
+        let sql = format!(
+            "SELECT {CAMERA_COLUMNS} FROM cameras c \
+             WHERE c.id = ?2 AND c.id IN ({VISIBLE_CAMERA_IDS})"
+        );
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row([user.to_string(), camera.to_string()], camera_from_row)
+            .optional()?)
+    }
+
+    fn list_cameras(&self) -> Result<Vec<Camera>, StoreError> {
+        let sql = format!("SELECT {CAMERA_COLUMNS} FROM cameras c {CAMERA_ORDER}");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], camera_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_camera_stream_key(&self, camera: CameraId, hash: TokenHash) -> Result<(), StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE cameras SET stream_key_hash = ?2 WHERE id = ?1",
+                params![camera.to_string(), hash.as_bytes()],
+            )
+            .map_err(|e| constraint_error(e, "stream key", "camera"))?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: "camera" });
+        }
+        Ok(())
+    }
+
+    fn bump_camera_epoch(&self, camera: CameraId) -> Result<BindingEpoch, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE cameras SET epoch = epoch + 1 WHERE id = ?1",
+            [camera.to_string()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: "camera" });
+        }
+        let epoch: i64 = tx.query_row(
+            "SELECT epoch FROM cameras WHERE id = ?1",
+            [camera.to_string()],
+            |row| row.get(0),
+        )?;
+        tx.commit()?;
+        Ok(epoch_to_sql(epoch, 0)?)
+    }
+
+    fn create_session(
+        &self,
+        user: UserId,
+        token_hash: TokenHash,
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if expires_at <= now {
+            return Err(StoreError::InvalidInput {
+                what: "session expiry (not after now)",
+            });
+        }
+        self.conn()
+            .execute(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash.as_bytes(), user.to_string(), now.0, expires_at.0],
+            )
+            .map_err(|e| constraint_error(e, "session", "user"))?;
+        Ok(())
+    }
+
+    fn session_user(
+        &self,
+        token_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<UserId>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT user_id FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![token_hash.as_bytes(), now.0], |row| get_id(row, 0))
+            .optional()?)
+    }
+
+    fn delete_session(&self, token_hash: TokenHash) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            [token_hash.as_bytes()],
+        )?;
+        Ok(())
+    }
+
+    fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
+        let deleted = self.conn().execute(
+            "DELETE FROM sessions WHERE user_id = ?1",
+            [user.to_string()],
+        )?;
+        Ok(deleted as u64)
+    }
+
+    fn purge_expired_sessions(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let deleted = self
+            .conn()
+            .execute("DELETE FROM sessions WHERE expires_at <= ?1", [now.0])?;
+        Ok(deleted as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests;
