@@ -1,1 +1,37 @@
-//! placeholder until written
+//! Hearth's media core, sans-IO.
+//!
+//! This crate turns bytes into media objects and media objects into bytes, and
+//! nothing else: it opens no sockets, spawns no tasks and never reads a clock.
+//! Timestamps arrive as inputs (milliseconds on the publisher's timeline) and
+//! segments, playlists and init segments leave as outputs. That keeps every
+//! path deterministic, so the tests here replay real encoder output and assert
+//! on exact bytes and frame counts.
+//!
+//! Flow, as the server's RTMP ingest uses it:
+//!
+//! ```text
+//! RTMP message payload ──▶ flv::parse_video_tag / parse_audio_tag
+//!        ▼ AvcConfig / AacConfig                 ▼ VideoFrame / AudioFrame
+//!   Segmenter::set_*_config              Segmenter::push_* ──▶ Segment { fmp4, ts }
+//!                                        GopCache::push     ──▶ instant start, stills
+//! Segments + playlist::media_playlist ──▶ HLS
+//! ```
+//!
+//! Input from outside (publishers, files) is parsed with bounds checks only:
+//! malformed bytes give a [`MediaError`], never a panic.
+
+pub mod aac;
+mod error;
+pub mod flv;
+pub mod fmp4;
+mod frame;
+pub mod gop;
+pub mod h264;
+pub mod playlist;
+pub mod segmenter;
+pub mod ts;
+
+pub use error::MediaError;
+pub use frame::{AudioFrame, VideoFrame};
+pub use gop::GopCache;
+pub use segmenter::{Segment, Segmenter, SegmenterConfig};

@@ -1,0 +1,56 @@
+//! The crate's single error type.
+//!
+//! Every parser of outside bytes returns these instead of panicking. Variants
+//! carry enough context (what was being parsed, offsets, lengths) to find the bad
+//! byte in a capture.
+
+/// Errors from parsing or muxing media.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum MediaError {
+    /// Input ended before a structure was complete.
+    #[error("truncated {what}: need {needed} bytes, have {available}")]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// FLV video tag with a codec other than H.264/AVC.
+    #[error("unsupported video codec {0}; only H.264/AVC is supported")]
+    UnsupportedVideoCodec(String),
+    /// FLV audio tag with a format other than AAC.
+    #[error("unsupported audio format {0}; only AAC is supported")]
+    UnsupportedAudioCodec(String),
+    /// A well-formed FLV packet we do not handle (e.g. a video command frame).
+    #[error("unsupported FLV packet: {0}")]
+    UnsupportedPacket(String),
+    /// Malformed FLV container or tag.
+    #[error("invalid FLV: {0}")]
+    InvalidFlv(String),
+    /// Malformed AVCDecoderConfigurationRecord or SPS.
+    #[error("invalid AVC configuration: {0}")]
+    InvalidAvcConfig(String),
+    /// Malformed AVCC access unit (bad NAL length prefix).
+    #[error("invalid AVCC data at offset {offset}: {reason}")]
+    InvalidNal {
+        /// Byte offset within the access unit.
+        offset: usize,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// Malformed AudioSpecificConfig.
+    #[error("invalid AAC configuration: {0}")]
+    InvalidAacConfig(String),
+}
+
+impl MediaError {
+    pub(crate) fn truncated(what: &'static str, needed: usize, available: usize) -> Self {
+        MediaError::Truncated {
+            what,
+            needed,
+            available,
+        }
+    }
+}

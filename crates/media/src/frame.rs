@@ -1,0 +1,29 @@
+//! Codec-level frames, the currency between ingest and the muxers.
+//!
+//! Timestamps are milliseconds on the publisher's timeline (RTMP/FLV resolution).
+//! The muxers convert to 90 kHz (video, TS) or the audio sample rate (fMP4 audio).
+
+use bytes::Bytes;
+
+/// One H.264 access unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoFrame {
+    /// Decode timestamp, ms.
+    pub dts_ms: i64,
+    /// Presentation timestamp, ms (`dts_ms + composition offset`; differs with B-frames).
+    pub pts_ms: i64,
+    /// The publisher marked this as a random access point (IDR).
+    pub keyframe: bool,
+    /// AVCC: NAL units each prefixed by a big-endian length of
+    /// [`AvcConfig::nalu_length_size`](crate::h264::AvcConfig::nalu_length_size) bytes.
+    pub data: Bytes,
+}
+
+/// One raw AAC frame (no ADTS header), 1024 samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFrame {
+    /// Presentation timestamp, ms.
+    pub pts_ms: i64,
+    /// Raw AAC access unit.
+    pub data: Bytes,
+}

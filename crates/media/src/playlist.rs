@@ -1,0 +1,267 @@
+//! HLS playlists (RFC 8216) as text.
+//!
+//! Pure functions from segment lists to playlist text; the server decides the
+//! window and URIs. Media playlists always carry `EXT-X-INDEPENDENT-SEGMENTS`
+//! (every segment starts with an IDR) and `EXT-X-PROGRAM-DATE-TIME` per segment,
+//! formatted here from unix milliseconds (ISO 8601, UTC, millisecond precision)
+//! with a civil-from-days conversion, so the crate needs no date library.
+
+use std::fmt::Write as _;
+
+/// One segment line in a media playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaylistEntry<'a> {
+    /// Segment URI as written.
+    pub uri: &'a str,
+    /// Duration, ms (`EXTINF` with millisecond precision).
+    pub duration_ms: u32,
+    /// Wall-clock time of the segment's first frame, unix ms.
+    pub program_date_time_ms: i64,
+    /// Emit `EXT-X-DISCONTINUITY` before this segment.
+    pub discontinuity: bool,
+}
+
+/// A media playlist entry together with the init segment (`EXT-X-MAP`) it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappedEntry<'a> {
+    /// URI of the fMP4 init segment for this entry.
+    pub map_uri: &'a str,
+    /// The segment.
+    pub entry: PlaylistEntry<'a>,
+}
+
+/// The smallest valid `EXT-X-TARGETDURATION` for these durations: each `EXTINF`
+/// rounded to the nearest second must not exceed it (RFC 8216 §4.3.3.1). At least 1.
+pub fn target_duration_s(durations_ms: impl IntoIterator<Item = u32>) -> u32 {
+    durations_ms
+        .into_iter()
+        .map(|d| (u64::from(d) + 500) / 1000)
+        .max()
+        .unwrap_or(1)
+        .max(1) as u32
+}
+
+/// A live media playlist. With `map_uri` (fMP4) the playlist is version 7 and
+/// carries one `EXT-X-MAP`; without it (MPEG-TS) version 3. For streams whose init
+/// segment changes, use [`media_playlist_mapped`].
+pub fn media_playlist(
+    target_duration_s: u32,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    map_uri: Option<&str>,
+    entries: &[PlaylistEntry<'_>],
+) -> String {
+    let mut out = header(
+        target_duration_s,
+        media_sequence,
+        discontinuity_sequence,
+        if map_uri.is_some() { 7 } else { 3 },
+    );
+    if let Some(map) = map_uri {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+    }
+    for e in entries {
+        entry(&mut out, e, None);
+    }
+    out
+}
+
+/// An fMP4 media playlist where entries may need different init segments: an
+/// `EXT-X-MAP` is written before the first entry and wherever the map changes.
+pub fn media_playlist_mapped(
+    target_duration_s: u32,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    entries: &[MappedEntry<'_>],
+) -> String {
+    let mut out = header(target_duration_s, media_sequence, discontinuity_sequence, 7);
+    let mut current = None;
+    for e in entries {
+        let map = (current != Some(e.map_uri)).then_some(e.map_uri);
+        current = Some(e.map_uri);
+        entry(&mut out, &e.entry, map);
+    }
+    out
+}
+
+fn header(target: u32, seq: u64, disc_seq: u64, version: u8) -> String {
+    let mut out = String::with_capacity(1024);
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{target}\n\
+         #EXT-X-MEDIA-SEQUENCE:{seq}\n"
+    );
+    if disc_seq > 0 {
+        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}");
+    }
+    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    out
+}
+
+fn entry(out: &mut String, e: &PlaylistEntry<'_>, map: Option<&str>) {
+    if e.discontinuity {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if let Some(map) = map {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+    }
+    let _ = writeln!(
+        out,
+        "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{}.{:03},\n{}",
+        iso8601_utc_ms(e.program_date_time_ms),
+        e.duration_ms / 1000,
+        e.duration_ms % 1000,
+        e.uri
+    );
+}
+
+/// A multivariant playlist with one variant.
+pub fn master_playlist(
+    variant_uri: &str,
+    bandwidth: u64,
+    codecs: &str,
+    resolution: Option<(u32, u32)>,
+) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let _ = write!(
+        out,
+        "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{codecs}\""
+    );
+    if let Some((w, h)) = resolution {
+        let _ = write!(out, ",RESOLUTION={w}x{h}");
+    }
+    let _ = writeln!(out, "\n{variant_uri}");
+    out
+}
+
+/// Formats unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn iso8601_utc_ms(unix_ms: i64) -> String {
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let secs = ms_of_day / 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso8601_utc_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso8601_utc_ms(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(iso8601_utc_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            iso8601_utc_ms(4_107_542_399_999),
+            "2100-02-28T23:59:59.999Z"
+        );
+        assert_eq!(iso8601_utc_ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn fmp4_media_playlist_text() {
+        let entries = [
+            PlaylistEntry {
+                uri: "s10.m4s",
+                duration_ms: 2000,
+                program_date_time_ms: 1_700_000_000_000,
+                discontinuity: false,
+            },
+            PlaylistEntry {
+                uri: "s11.m4s",
+                duration_ms: 2040,
+                program_date_time_ms: 1_700_000_002_000,
+                discontinuity: true,
+            },
+        ];
+        let text = media_playlist(2, 10, 3, Some("init.mp4"), &entries);
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z\n#EXTINF:2.000,\ns10.m4s\n\
+             #EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n#EXTINF:2.040,\ns11.m4s\n"
+        );
+    }
+
+    #[test]
+    fn ts_playlist_and_maps() {
+        let e = PlaylistEntry {
+            uri: "0.ts",
+            duration_ms: 1999,
+            program_date_time_ms: 0,
+            discontinuity: false,
+        };
+        let text = media_playlist(2, 0, 0, None, &[e]);
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n"));
+        assert!(!text.contains("EXT-X-MAP") && !text.contains("DISCONTINUITY-SEQUENCE"));
+        assert!(text.ends_with("#EXTINF:1.999,\n0.ts\n"));
+
+        let m = |map, uri, disc| MappedEntry {
+            map_uri: map,
+            entry: PlaylistEntry {
+                uri,
+                duration_ms: 2000,
+                program_date_time_ms: 0,
+                discontinuity: disc,
+            },
+        };
+        let text = media_playlist_mapped(
+            2,
+            0,
+            0,
+            &[
+                m("i0.mp4", "a", false),
+                m("i0.mp4", "b", false),
+                m("i1.mp4", "c", true),
+            ],
+        );
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
+        let disc = text.find("#EXT-X-DISCONTINUITY\n").unwrap();
+        let map1 = text.find("i1.mp4").unwrap();
+        assert!(disc < map1 && map1 < text.find("\nc\n").unwrap());
+    }
+
+    #[test]
+    fn master_and_target_duration() {
+        assert_eq!(
+            master_playlist(
+                "live.m3u8",
+                2_500_000,
+                "avc1.64001f,mp4a.40.2",
+                Some((1280, 720))
+            ),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2500000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720\nlive.m3u8\n"
+        );
+        assert!(!master_playlist("v.m3u8", 1, "avc1.42c01f", None).contains("RESOLUTION"));
+        assert_eq!(target_duration_s([2000, 2499, 1000]), 2);
+        assert_eq!(target_duration_s([2500]), 3);
+        assert_eq!(target_duration_s([]), 1);
+    }
+}

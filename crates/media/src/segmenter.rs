@@ -1,0 +1,525 @@
+//! Cuts a live H.264(+AAC) stream into HLS segments, in both fMP4 and MPEG-TS.
+//!
+//! Input: configs and timestamped frames from ingest. Output: [`Segment`]s, each
+//! starting with a keyframe and closing at the first keyframe at or after the
+//! target duration, so every segment is independently decodable. Both container
+//! flavours are produced from the same frames, so they always agree on boundaries.
+//!
+//! Timing rules (all deterministic, no clock reads):
+//! - Video timestamps are taken as given (ms → 90 kHz). `dts` must not go
+//!   backwards; a backwards `dts` or a forward gap over [`MAX_DTS_GAP_MS`] ends the
+//!   open segment and starts a new one marked `discontinuity`.
+//! - AAC times come from a running sample count (1024 per frame) anchored at the
+//!   first frame's pts, so long streams do not drift with the publisher's ms
+//!   rounding. The anchor is reset at discontinuities and when the publisher's pts
+//!   runs ahead of the count by more than [`AUDIO_RESYNC_MS`] (lost audio).
+//! - Audio belongs to the segment whose video time range contains its pts;
+//!   audio arriving before the first keyframe is held briefly for that.
+//! - Media times written into containers are shifted by a non-negative offset,
+//!   chosen at each (re)start, so that they are never negative; `Segment`
+//!   reports the publisher's original ms.
+//!
+//! A changed video or audio config closes the open segment (returned by the next
+//! `push_*`/`flush`), bumps `init_version` and marks the next segment a
+//! discontinuity. Setting an identical config again is a no-op, as RTMP publishers
+//! resend sequence headers.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::aac::{self, AacConfig};
+use crate::fmp4::{self, AudioSample, Fragment, VideoSample};
+use crate::h264::{self, AvcConfig};
+use crate::ts::{self, TsMuxer};
+use crate::{AudioFrame, VideoFrame};
+
+/// A video `dts` jump larger than this between consecutive frames is a discontinuity.
+pub const MAX_DTS_GAP_MS: i64 = 10_000;
+/// Audio pts ahead of the sample-count clock by more than this re-anchors the clock.
+pub const AUDIO_RESYNC_MS: i64 = 100;
+/// Audio frames held while waiting for the first keyframe.
+const MAX_PENDING_AUDIO: usize = 128;
+/// Frame duration assumed when a stream has only one frame so far (25 fps).
+const DEFAULT_FRAME_MS: i64 = 40;
+/// Largest audio PES we build in TS (several ADTS frames per PES cuts overhead).
+const MAX_AUDIO_FRAMES_PER_PES: usize = 8;
+
+/// Segmenter settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmenterConfig {
+    /// Target segment duration; segments close at the first keyframe at or after it.
+    pub target_duration_ms: u32,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        SegmenterConfig {
+            target_duration_ms: 2000,
+        }
+    }
+}
+
+/// One finished segment, in both container flavours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// 0, 1, 2, … per [`Segmenter`].
+    pub seq: u64,
+    /// DTS of the first video frame (a keyframe), publisher ms.
+    pub first_dts_ms: i64,
+    /// Next segment's first dts minus this one's; at end of stream or a config
+    /// change, last dts plus one estimated frame duration minus the first dts.
+    pub duration_ms: u32,
+    /// Timestamps or codec config changed before this segment (`EXT-X-DISCONTINUITY`).
+    pub discontinuity: bool,
+    /// Which init segment this segment needs; bumps on every config change.
+    pub init_version: u32,
+    /// The fMP4 init segment of `init_version` (same bytes as
+    /// [`Segmenter::init_segment`] returned while that version was current).
+    pub init: Bytes,
+    /// `styp` + `moof` + `mdat`, decodable with `init`.
+    pub fmp4: Bytes,
+    /// Self-contained MPEG-TS (PAT/PMT, SPS/PPS before the IDR, ADTS audio).
+    pub ts: Bytes,
+    /// Number of video frames.
+    pub frame_count: u32,
+    /// Number of audio frames.
+    pub audio_frame_count: u32,
+}
+
+/// Counters of input the segmenter could not use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmenterStats {
+    /// Video frames dropped while waiting for a keyframe (start, after a discontinuity).
+    pub video_waiting_for_keyframe: u64,
+    /// Video frames dropped because no video config was set yet.
+    pub video_without_config: u64,
+    /// Video frames dropped because their AVCC framing was malformed.
+    pub video_malformed: u64,
+    /// Audio frames dropped: no audio config, before the first segment, or too large for ADTS.
+    pub audio_dropped: u64,
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    video: Vec<VideoFrame>,
+    audio: Vec<AudioFrame>,
+    discontinuity: bool,
+}
+
+/// Running AAC sample clock.
+#[derive(Debug, Clone, Copy)]
+struct AudioClock {
+    anchor_ms: i64,
+    frames: u64,
+}
+
+/// Live segmenter. See the module docs for the rules.
+#[derive(Debug)]
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    video_config: Option<AvcConfig>,
+    audio_config: Option<AacConfig>,
+    init: Option<Bytes>,
+    init_version: u32,
+    /// A segment has been opened with the current init version.
+    init_used: bool,
+    open: Option<OpenSegment>,
+    pending_audio: VecDeque<AudioFrame>,
+    ready: Option<Segment>,
+    next_seq: u64,
+    next_discontinuity: bool,
+    last_video_dts: Option<i64>,
+    last_frame_ms: i64,
+    offset_ms: i64,
+    timeline_started: bool,
+    audio_clock: Option<AudioClock>,
+    ts: TsMuxer,
+    stats: SegmenterStats,
+}
+
+impl Segmenter {
+    /// A segmenter with no configs yet.
+    pub fn new(cfg: SegmenterConfig) -> Self {
+        Segmenter {
+            cfg,
+            video_config: None,
+            audio_config: None,
+            init: None,
+            init_version: 0,
+            init_used: false,
+            open: None,
+            pending_audio: VecDeque::new(),
+            ready: None,
+            next_seq: 0,
+            next_discontinuity: false,
+            last_video_dts: None,
+            last_frame_ms: DEFAULT_FRAME_MS,
+            offset_ms: 0,
+            timeline_started: false,
+            audio_clock: None,
+            ts: TsMuxer::new(),
+            stats: SegmenterStats::default(),
+        }
+    }
+
+    /// Sets the H.264 config. Identical configs are ignored; a changed one closes
+    /// the open segment and starts a new init version.
+    pub fn set_video_config(&mut self, c: AvcConfig) {
+        if self
+            .video_config
+            .as_ref()
+            .is_some_and(|old| old.record == c.record)
+        {
+            return;
+        }
+        self.config_changed();
+        self.video_config = Some(c);
+        self.rebuild_init();
+    }
+
+    /// Sets the AAC config. Identical configs are ignored; a changed one (including
+    /// audio appearing mid-stream) closes the open segment and starts a new init version.
+    pub fn set_audio_config(&mut self, c: AacConfig) {
+        if self
+            .audio_config
+            .as_ref()
+            .is_some_and(|old| old.asc == c.asc)
+        {
+            return;
+        }
+        self.config_changed();
+        self.audio_config = Some(c);
+        self.rebuild_init();
+    }
+
+    fn config_changed(&mut self) {
+        if let Some(seg) = self.close(None) {
+            debug_assert!(self.ready.is_none());
+            self.ready = Some(seg);
+        }
+        if self.init_used {
+            self.next_discontinuity = true;
+            self.init_used = false;
+            self.audio_clock = None;
+            self.last_video_dts = None;
+        }
+    }
+
+    fn rebuild_init(&mut self) {
+        if let Some(v) = &self.video_config {
+            if self.init.is_some() {
+                self.init_version += 1;
+            }
+            self.init = Some(fmp4::init_segment(v, self.audio_config.as_ref()));
+            self.ts.bump_version();
+        }
+    }
+
+    /// Adds a video frame; returns a segment when this keyframe closes one (or one
+    /// was closed by a config change). Frames before the first keyframe are dropped.
+    pub fn push_video(&mut self, f: VideoFrame) -> Option<Segment> {
+        let ready = self.ready.take();
+        let closed = self.push_video_inner(f);
+        debug_assert!(ready.is_none() || closed.is_none());
+        ready.or(closed)
+    }
+
+    fn push_video_inner(&mut self, f: VideoFrame) -> Option<Segment> {
+        let Some(cfg) = &self.video_config else {
+            self.stats.video_without_config += 1;
+            return None;
+        };
+        if h264::validate_avcc(&f.data, cfg.nalu_length_size).is_err() {
+            self.stats.video_malformed += 1;
+            return None;
+        }
+        let mut closed = None;
+        if let Some(last) = self.last_video_dts {
+            let delta = f.dts_ms - last;
+            if delta < 0 || delta > MAX_DTS_GAP_MS {
+                closed = self.close(None);
+                self.next_discontinuity = true;
+                self.audio_clock = None;
+            } else if delta > 0 {
+                self.last_frame_ms = delta;
+            }
+        }
+        self.last_video_dts = Some(f.dts_ms);
+
+        let target = i64::from(self.cfg.target_duration_ms);
+        match &mut self.open {
+            Some(open) => {
+                let first_dts = open.video[0].dts_ms;
+                if f.keyframe && f.dts_ms - first_dts >= target {
+                    debug_assert!(closed.is_none());
+                    closed = self.close(Some(f.dts_ms));
+                    self.open_segment(f);
+                } else {
+                    open.video.push(f);
+                }
+            }
+            None if f.keyframe => self.open_segment(f),
+            None => self.stats.video_waiting_for_keyframe += 1,
+        }
+        closed
+    }
+
+    fn open_segment(&mut self, f: VideoFrame) {
+        let start = f.dts_ms;
+        if !self.timeline_started || self.next_discontinuity {
+            self.offset_ms = (-start).max(0);
+            self.timeline_started = true;
+        }
+        let audio = self
+            .pending_audio
+            .drain(..)
+            .filter(|a| a.pts_ms >= start)
+            .collect();
+        self.open = Some(OpenSegment {
+            video: vec![f],
+            audio,
+            discontinuity: std::mem::take(&mut self.next_discontinuity),
+        });
+        self.init_used = true;
+    }
+
+    /// Adds an AAC frame. It lands in the open segment (or waits briefly for the
+    /// first keyframe); returns a segment only if a config change closed one.
+    pub fn push_audio(&mut self, f: AudioFrame) -> Option<Segment> {
+        let ready = self.ready.take();
+        if self.audio_config.is_none() || f.data.len() > aac::MAX_ADTS_PAYLOAD || f.data.is_empty()
+        {
+            self.stats.audio_dropped += 1;
+        } else if let Some(open) = &mut self.open {
+            open.audio.push(f);
+        } else {
+            if self.pending_audio.len() == MAX_PENDING_AUDIO {
+                self.pending_audio.pop_front();
+                self.stats.audio_dropped += 1;
+            }
+            self.pending_audio.push_back(f);
+        }
+        ready
+    }
+
+    /// End of stream: closes and returns the open segment (or one already closed by
+    /// a config change). Call repeatedly until `None` to drain.
+    pub fn flush(&mut self) -> Option<Segment> {
+        if let Some(seg) = self.ready.take() {
+            return Some(seg);
+        }
+        let seg = self.close(None);
+        self.pending_audio.clear();
+        seg
+    }
+
+    /// The fMP4 init segment (`ftyp` + `moov`) for the current configs; `None`
+    /// until a video config is known.
+    pub fn init_segment(&self) -> Option<Bytes> {
+        self.init.clone()
+    }
+
+    /// The current init version (see [`Segment::init_version`]).
+    pub fn init_version(&self) -> u32 {
+        self.init_version
+    }
+
+    /// RFC 6381 codecs for `EXT-X-STREAM-INF`, e.g. `avc1.64001f,mp4a.40.2`.
+    pub fn codecs(&self) -> Option<String> {
+        let v = self.video_config.as_ref()?;
+        Some(match &self.audio_config {
+            Some(a) => format!("{},{}", v.codec_string(), a.codec_string()),
+            None => v.codec_string(),
+        })
+    }
+
+    /// Video dimensions from the SPS.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        self.video_config.as_ref().map(|v| (v.width, v.height))
+    }
+
+    /// Counters of dropped input.
+    pub fn stats(&self) -> SegmenterStats {
+        self.stats
+    }
+
+    /// Closes the open segment. `next_dts` is the dts of the keyframe that starts
+    /// the next segment (None: end of stream / config change / discontinuity).
+    fn close(&mut self, next_dts: Option<i64>) -> Option<Segment> {
+        let open = self.open.take()?;
+        let video_cfg = self.video_config.clone()?;
+        let init = self.init.clone()?;
+        let first_dts = open.video[0].dts_ms;
+        let last_dts = open.video[open.video.len() - 1].dts_ms;
+        let end_dts = next_dts.unwrap_or(last_dts + self.last_frame_ms);
+
+        let mut audio = open.audio;
+        if let Some(t) = next_dts {
+            // Audio at or after the next keyframe belongs to the next segment.
+            let (this, next): (Vec<_>, Vec<_>) = audio.into_iter().partition(|a| a.pts_ms < t);
+            audio = this;
+            for a in next.into_iter().rev() {
+                self.pending_audio.push_front(a);
+            }
+        }
+        let audio_cfg = self.audio_config.clone().filter(|_| !audio.is_empty());
+        // Per-frame audio times: (sample time in sample-rate ticks, 90 kHz pts).
+        let audio_times: Vec<(u64, i64)> = match &audio_cfg {
+            Some(c) => audio.iter().map(|a| self.audio_time(c, a.pts_ms)).collect(),
+            None => Vec::new(),
+        };
+
+        let offset = self.offset_ms;
+        let to_90k = |ms: i64| (ms + offset) * 90;
+
+        // fMP4
+        let video_samples: Vec<VideoSample> = open
+            .video
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let next = open.video.get(i + 1).map_or(end_dts, |n| n.dts_ms);
+                VideoSample {
+                    duration_90k: ((next - f.dts_ms).max(0) * 90) as u32,
+                    cts_offset_90k: ((f.pts_ms - f.dts_ms) * 90) as i32,
+                    keyframe: f.keyframe,
+                    data: f.data.clone(),
+                }
+            })
+            .collect();
+        let audio_samples: Vec<AudioSample> = audio
+            .iter()
+            .enumerate()
+            .map(|(i, a)| AudioSample {
+                duration: audio_times
+                    .get(i + 1)
+                    .map_or(u64::from(aac::SAMPLES_PER_FRAME), |n| {
+                        n.0.saturating_sub(audio_times[i].0)
+                    }) as u32,
+                data: a.data.clone(),
+            })
+            .collect();
+        let fmp4 = fmp4::media_segment(&Fragment {
+            sequence_number: (self.next_seq + 1) as u32,
+            video_base_90k: to_90k(first_dts).max(0) as u64,
+            video: &video_samples,
+            audio_base: audio_times.first().map_or(0, |t| t.0),
+            audio: &audio_samples,
+        });
+
+        // MPEG-TS, interleaved by decode time.
+        let mut tsbuf = Vec::with_capacity(fmp4.len() + fmp4.len() / 8);
+        self.ts
+            .write_tables(self.audio_config.is_some(), &mut tsbuf);
+        let mut annexb = Vec::new();
+        let mut adts = Vec::new();
+        let mut ai = 0;
+        for f in &open.video {
+            let dts = to_90k(f.dts_ms);
+            if let Some(c) = &audio_cfg {
+                ai = write_audio_until(
+                    &mut self.ts,
+                    c,
+                    &audio,
+                    &audio_times,
+                    ai,
+                    Some(dts),
+                    &mut adts,
+                    &mut tsbuf,
+                );
+            }
+            annexb.clear();
+            // Validated on push, so conversion cannot fail; a failure would only truncate.
+            let _ = ts::annexb_access_unit(&f.data, &video_cfg, &mut annexb);
+            self.ts
+                .write_video(to_90k(f.pts_ms), dts, f.keyframe, &annexb, &mut tsbuf);
+        }
+        if let Some(c) = &audio_cfg {
+            write_audio_until(
+                &mut self.ts,
+                c,
+                &audio,
+                &audio_times,
+                ai,
+                None,
+                &mut adts,
+                &mut tsbuf,
+            );
+        }
+
+        let seg = Segment {
+            seq: self.next_seq,
+            first_dts_ms: first_dts,
+            duration_ms: (end_dts - first_dts).clamp(0, i64::from(u32::MAX)) as u32,
+            discontinuity: open.discontinuity,
+            init_version: self.init_version,
+            init,
+            fmp4,
+            ts: Bytes::from(tsbuf),
+            frame_count: open.video.len() as u32,
+            audio_frame_count: audio.len() as u32,
+        };
+        self.next_seq += 1;
+        Some(seg)
+    }
+
+    /// Advances the AAC clock by one frame with publisher pts `pts_ms`; returns the
+    /// frame's (sample time, 90 kHz pts).
+    fn audio_time(&mut self, c: &AacConfig, pts_ms: i64) -> (u64, i64) {
+        let rate = i64::from(c.sample_rate.max(1));
+        let spf = i64::from(aac::SAMPLES_PER_FRAME);
+        let clock = match self.audio_clock {
+            Some(clk)
+                if pts_ms - (clk.anchor_ms + clk.frames as i64 * spf * 1000 / rate)
+                    <= AUDIO_RESYNC_MS =>
+            {
+                clk
+            }
+            _ => AudioClock {
+                anchor_ms: pts_ms,
+                frames: 0,
+            },
+        };
+        let anchor = (clock.anchor_ms + self.offset_ms).max(0);
+        let n = clock.frames as i64;
+        let samples = anchor * rate / 1000 + n * spf;
+        let pts_90k = anchor * 90 + n * spf * 90_000 / rate;
+        self.audio_clock = Some(AudioClock {
+            anchor_ms: clock.anchor_ms,
+            frames: clock.frames + 1,
+        });
+        (samples as u64, pts_90k)
+    }
+}
+
+/// Writes audio frames from index `i` whose 90 kHz pts is below `until` (all if
+/// None) as PES packets of up to [`MAX_AUDIO_FRAMES_PER_PES`] frames. Returns the
+/// next unwritten index.
+#[allow(clippy::too_many_arguments)]
+fn write_audio_until(
+    mux: &mut TsMuxer,
+    c: &AacConfig,
+    audio: &[AudioFrame],
+    times: &[(u64, i64)],
+    mut i: usize,
+    until: Option<i64>,
+    adts: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> usize {
+    while i < audio.len() && until.is_none_or(|u| times[i].1 <= u) {
+        adts.clear();
+        let pts = times[i].1;
+        let mut n = 0;
+        while i < audio.len()
+            && n < MAX_AUDIO_FRAMES_PER_PES
+            && until.is_none_or(|u| times[i].1 <= u)
+        {
+            ts::adts_frame(c, &audio[i].data, adts);
+            i += 1;
+            n += 1;
+        }
+        mux.write_audio(pts, adts, out);
+    }
+    i
+}

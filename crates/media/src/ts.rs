@@ -1,0 +1,429 @@
+//! MPEG-2 Transport Stream muxer (ISO/IEC 13818-1) for HLS `.ts` segments.
+//!
+//! One program: PAT → PMT on PID 0x1000, H.264 on PID 0x100 (stream type 0x1b,
+//! also the PCR PID) and AAC/ADTS on PID 0x101 (stream type 0x0f). The muxer is a
+//! small state machine over continuity counters so that consecutive segments of one
+//! stream form a valid continuous TS; each segment still starts with PAT/PMT and an
+//! IDR carrying SPS/PPS, so it is decodable on its own.
+//!
+//! Guarantees: every packet is exactly 188 bytes and starts with 0x47; PSI sections
+//! carry a correct MPEG-2 CRC-32; PTS/DTS are 33-bit 90 kHz (wrapping); the first
+//! packet of each video PES carries a PCR, and of each IDR the random access
+//! indicator. Written by hand: the format is small and the available crates are
+//! demuxers, not muxers.
+
+use crate::MediaError;
+use crate::aac::AacConfig;
+use crate::h264::{self, AvcConfig, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
+
+/// TS packet size.
+pub const PACKET_SIZE: usize = 188;
+/// PID of the program map table.
+pub const PMT_PID: u16 = 0x1000;
+/// PID of the H.264 elementary stream (and PCR).
+pub const VIDEO_PID: u16 = 0x100;
+/// PID of the AAC elementary stream.
+pub const AUDIO_PID: u16 = 0x101;
+/// Stream type H.264.
+pub const STREAM_TYPE_H264: u8 = 0x1b;
+/// Stream type AAC with ADTS transport.
+pub const STREAM_TYPE_AAC: u8 = 0x0f;
+
+const PTS_MASK: i64 = (1 << 33) - 1;
+
+const fn crc_table() -> [u32; 256] {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = (i as u32) << 24;
+        let mut j = 0;
+        while j < 8 {
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04c1_1db7
+            } else {
+                c << 1
+            };
+            j += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+/// CRC-32/MPEG-2 (poly 0x04c11db7, init all ones, no reflection, no final xor).
+pub fn crc32_mpeg2(data: &[u8]) -> u32 {
+    data.iter().fold(0xffff_ffff, |crc, &b| {
+        (crc << 8) ^ CRC_TABLE[((crc >> 24) ^ u32::from(b)) as usize]
+    })
+}
+
+/// Transport stream muxer state: continuity counters and PMT version.
+#[derive(Debug, Clone, Default)]
+pub struct TsMuxer {
+    cc_pat: u8,
+    cc_pmt: u8,
+    cc_video: u8,
+    cc_audio: u8,
+    pmt_version: u8,
+}
+
+impl TsMuxer {
+    /// A muxer with all continuity counters at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bumps the PMT version (call when the set of streams changes).
+    pub fn bump_version(&mut self) {
+        self.pmt_version = (self.pmt_version + 1) & 0x1f;
+    }
+
+    fn cc(&mut self, pid: u16) -> u8 {
+        let cc = match pid {
+            0 => &mut self.cc_pat,
+            PMT_PID => &mut self.cc_pmt,
+            VIDEO_PID => &mut self.cc_video,
+            _ => &mut self.cc_audio,
+        };
+        let v = *cc;
+        *cc = (*cc + 1) & 0x0f;
+        v
+    }
+
+    /// Writes PAT and PMT (one packet each).
+    pub fn write_tables(&mut self, has_audio: bool, out: &mut Vec<u8>) {
+        let mut pat = vec![0x00, 0, 0, 0x00, 0x01, 0xc1 | (self.pmt_version << 1), 0, 0];
+        pat.extend_from_slice(&[0x00, 0x01, 0xe0 | (PMT_PID >> 8) as u8, PMT_PID as u8]);
+        self.write_section(0, pat, out);
+
+        let mut pmt = vec![0x02, 0, 0, 0x00, 0x01, 0xc1 | (self.pmt_version << 1), 0, 0];
+        pmt.extend_from_slice(&[0xe0 | (VIDEO_PID >> 8) as u8, VIDEO_PID as u8, 0xf0, 0x00]);
+        pmt.extend_from_slice(&[
+            STREAM_TYPE_H264,
+            0xe0 | (VIDEO_PID >> 8) as u8,
+            VIDEO_PID as u8,
+            0xf0,
+            0x00,
+        ]);
+        if has_audio {
+            pmt.extend_from_slice(&[
+                STREAM_TYPE_AAC,
+                0xe0 | (AUDIO_PID >> 8) as u8,
+                AUDIO_PID as u8,
+                0xf0,
+                0x00,
+            ]);
+        }
+        self.write_section(PMT_PID, pmt, out);
+    }
+
+    /// `section` is the PSI section without length and CRC; both are filled in here.
+    fn write_section(&mut self, pid: u16, mut section: Vec<u8>, out: &mut Vec<u8>) {
+        let section_length = section.len() - 3 + 4;
+        section[1] = 0xb0 | ((section_length >> 8) as u8 & 0x0f);
+        section[2] = section_length as u8;
+        let crc = crc32_mpeg2(&section);
+        section.extend_from_slice(&crc.to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(&[
+            0x47,
+            0x40 | (pid >> 8) as u8,
+            pid as u8,
+            0x10 | self.cc(pid),
+            0x00,
+        ]);
+        out.extend_from_slice(&section);
+        out.resize(start + PACKET_SIZE, 0xff);
+    }
+
+    /// Writes one video access unit (already Annex B, see [`annexb_access_unit`]) as a PES.
+    /// Timestamps are 90 kHz; they are reduced modulo 2^33. The PCR is set to the DTS.
+    pub fn write_video(
+        &mut self,
+        pts_90k: i64,
+        dts_90k: i64,
+        keyframe: bool,
+        annexb: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let mut pes = Vec::with_capacity(annexb.len() + 19);
+        let with_dts = pts_90k != dts_90k;
+        let header_len: usize = if with_dts { 10 } else { 5 };
+        let payload_len = 3 + header_len + annexb.len();
+        let pes_len = if payload_len <= 0xffff {
+            payload_len as u16
+        } else {
+            0
+        };
+        pes.extend_from_slice(&[0, 0, 1, 0xe0]);
+        pes.extend_from_slice(&pes_len.to_be_bytes());
+        pes.extend_from_slice(&[0x84, if with_dts { 0xc0 } else { 0x80 }, header_len as u8]); // data_alignment
+        write_timestamp(&mut pes, if with_dts { 3 } else { 2 }, pts_90k);
+        if with_dts {
+            write_timestamp(&mut pes, 1, dts_90k);
+        }
+        pes.extend_from_slice(annexb);
+        self.write_pes(
+            VIDEO_PID,
+            &pes,
+            Some((dts_90k & PTS_MASK) as u64),
+            keyframe,
+            out,
+        );
+    }
+
+    /// Writes ADTS frames (one or more, contiguous) as one audio PES with the first frame's PTS.
+    pub fn write_audio(&mut self, pts_90k: i64, adts: &[u8], out: &mut Vec<u8>) {
+        let mut pes = Vec::with_capacity(adts.len() + 14);
+        let payload_len = 3 + 5 + adts.len();
+        let pes_len = if payload_len <= 0xffff {
+            payload_len as u16
+        } else {
+            0
+        };
+        pes.extend_from_slice(&[0, 0, 1, 0xc0]);
+        pes.extend_from_slice(&pes_len.to_be_bytes());
+        pes.extend_from_slice(&[0x84, 0x80, 5]);
+        write_timestamp(&mut pes, 2, pts_90k);
+        pes.extend_from_slice(adts);
+        self.write_pes(AUDIO_PID, &pes, None, false, out);
+    }
+
+    fn write_pes(
+        &mut self,
+        pid: u16,
+        pes: &[u8],
+        pcr: Option<u64>,
+        random_access: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let mut rest = pes;
+        let mut first = true;
+        while !rest.is_empty() {
+            let start = out.len();
+            let pusi = if first { 0x40 } else { 0 };
+            // Adaptation field contents (after its length byte): flags [+ PCR].
+            let mut af: Vec<u8> = Vec::new();
+            if first && (pcr.is_some() || random_access) {
+                af.push(
+                    if random_access { 0x40 } else { 0 } | if pcr.is_some() { 0x10 } else { 0 },
+                );
+                if let Some(base) = pcr {
+                    af.extend_from_slice(&[
+                        (base >> 25) as u8,
+                        (base >> 17) as u8,
+                        (base >> 9) as u8,
+                        (base >> 1) as u8,
+                        ((base & 1) as u8) << 7 | 0x7e,
+                        0x00,
+                    ]);
+                }
+            }
+            let af_total = if af.is_empty() { 0 } else { 1 + af.len() };
+            let room = PACKET_SIZE - 4 - af_total;
+            let take = rest.len().min(room);
+            // Stuff the adaptation field so the payload exactly fills the packet.
+            let af_total = PACKET_SIZE - 4 - take;
+            let has_af = af_total > 0;
+            out.extend_from_slice(&[
+                0x47,
+                pusi | (pid >> 8) as u8,
+                pid as u8,
+                if has_af { 0x30 } else { 0x10 } | self.cc(pid),
+            ]);
+            if has_af {
+                out.push((af_total - 1) as u8);
+                if af_total > 1 {
+                    if af.is_empty() {
+                        af.push(0);
+                    }
+                    out.extend_from_slice(&af);
+                    out.resize(start + 4 + af_total, 0xff);
+                }
+            }
+            out.extend_from_slice(&rest[..take]);
+            debug_assert_eq!(out.len() - start, PACKET_SIZE);
+            rest = &rest[take..];
+            first = false;
+        }
+    }
+}
+
+fn write_timestamp(out: &mut Vec<u8>, prefix: u8, ts: i64) {
+    let ts = (ts & PTS_MASK) as u64;
+    out.extend_from_slice(&[
+        (prefix << 4) | ((ts >> 29) as u8 & 0x0e) | 1,
+        (ts >> 22) as u8,
+        ((ts >> 14) as u8 & 0xfe) | 1,
+        (ts >> 7) as u8,
+        ((ts << 1) as u8 & 0xfe) | 1,
+    ]);
+}
+
+/// Builds an Annex B access unit for TS: an AUD, then SPS/PPS from `config` before
+/// an IDR unless the access unit already carries an SPS, then the NAL units
+/// (any AUD in the input is dropped so there is exactly one).
+pub fn annexb_access_unit(
+    avcc: &[u8],
+    config: &AvcConfig,
+    out: &mut Vec<u8>,
+) -> Result<(), MediaError> {
+    let mut has_idr = false;
+    let mut has_sps = false;
+    for nal in h264::nal_units(avcc, config.nalu_length_size) {
+        match h264::nal_type(nal?) {
+            NAL_IDR => has_idr = true,
+            NAL_SPS => has_sps = true,
+            _ => {}
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]);
+    if has_idr && !has_sps {
+        for ps in config.sps.iter().chain(&config.pps) {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(ps);
+        }
+    }
+    for nal in h264::nal_units(avcc, config.nalu_length_size) {
+        let nal = nal?;
+        if h264::nal_type(nal) == NAL_AUD {
+            continue;
+        }
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    }
+    debug_assert!(NAL_PPS == 8);
+    Ok(())
+}
+
+/// Appends an ADTS frame (header + raw AAC) to `out`.
+pub fn adts_frame(config: &AacConfig, raw: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&config.adts_header(raw.len()));
+    out.extend_from_slice(raw);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h264::tests::{PPS, SPS_640X360, record};
+    use bytes::Bytes;
+
+    fn packets(ts: &[u8]) -> Vec<&[u8]> {
+        assert_eq!(ts.len() % PACKET_SIZE, 0, "whole packets");
+        ts.chunks(PACKET_SIZE)
+            .inspect(|p| assert_eq!(p[0], 0x47))
+            .collect()
+    }
+    fn pid(p: &[u8]) -> u16 {
+        (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2])
+    }
+
+    #[test]
+    fn crc_known_answer() {
+        // CRC-32/MPEG-2 check value.
+        assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_e6e7);
+        // The CRC over a section including its CRC is zero.
+        let mut m = TsMuxer::new();
+        let mut out = Vec::new();
+        m.write_tables(true, &mut out);
+        for p in packets(&out) {
+            let len = usize::from(p[6] & 0x0f) << 8 | usize::from(p[7]);
+            assert_eq!(crc32_mpeg2(&p[5..5 + 3 + len]), 0);
+        }
+    }
+
+    #[test]
+    fn pat_pmt_contents() {
+        let mut m = TsMuxer::new();
+        let mut out = Vec::new();
+        m.write_tables(true, &mut out);
+        let p = packets(&out);
+        assert_eq!(p.len(), 2);
+        assert_eq!((pid(p[0]), pid(p[1])), (0, PMT_PID));
+        // PAT: program 1 -> PMT PID
+        assert_eq!(&p[0][13..17], &[0x00, 0x01, 0xf0, 0x00]);
+        // PMT: PCR PID, then two streams
+        assert_eq!(&p[1][13..15], &[0xe1, 0x00]);
+        assert_eq!(&p[1][17..22], &[0x1b, 0xe1, 0x00, 0xf0, 0x00]);
+        assert_eq!(&p[1][22..27], &[0x0f, 0xe1, 0x01, 0xf0, 0x00]);
+    }
+
+    #[test]
+    fn pes_packetization_sizes_cc_and_timestamps() {
+        let mut m = TsMuxer::new();
+        for len in [0usize, 1, 150, 163, 164, 165, 176, 182, 183, 184, 400, 5000] {
+            let au = vec![0xaa; len];
+            let mut out = Vec::new();
+            m.write_video(9000 + 7200, 9000, true, &au, &mut out);
+            let ps = packets(&out);
+            // Reassemble the payload and check it is the PES we expect.
+            let mut payload = Vec::new();
+            for (i, p) in ps.iter().enumerate() {
+                assert_eq!(pid(p), VIDEO_PID);
+                assert_eq!(p[1] & 0x40 != 0, i == 0, "PUSI only on first");
+                let afc = (p[3] >> 4) & 3;
+                let start = if afc == 3 { 5 + usize::from(p[4]) } else { 4 };
+                if i == 0 {
+                    assert_eq!(afc, 3);
+                    assert_eq!(p[5] & 0x50, 0x50, "RAI and PCR flags");
+                    let pcr = (u64::from(p[6]) << 25)
+                        | (u64::from(p[7]) << 17)
+                        | (u64::from(p[8]) << 9)
+                        | (u64::from(p[9]) << 1)
+                        | (u64::from(p[10]) >> 7);
+                    assert_eq!(pcr, 9000);
+                }
+                payload.extend_from_slice(&p[start..]);
+            }
+            assert_eq!(&payload[..4], &[0, 0, 1, 0xe0]);
+            assert_eq!(payload[7], 0xc0, "PTS+DTS");
+            let pts = ((u64::from(payload[9]) >> 1 & 7) << 30)
+                | (u64::from(payload[10]) << 22)
+                | ((u64::from(payload[11]) >> 1) << 15)
+                | (u64::from(payload[12]) << 7)
+                | (u64::from(payload[13]) >> 1);
+            assert_eq!(pts, 16200);
+            assert_eq!(payload.len(), 19 + len, "len {len}");
+            assert!(payload[19..].iter().all(|&b| b == 0xaa));
+        }
+        // Continuity counters increase by one per packet across calls.
+        let mut m = TsMuxer::new();
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            m.write_audio(0, &[1; 300], &mut out);
+        }
+        let ccs: Vec<u8> = packets(&out).iter().map(|p| p[3] & 0x0f).collect();
+        for (i, cc) in ccs.iter().enumerate() {
+            assert_eq!(usize::from(*cc), i % 16);
+        }
+    }
+
+    #[test]
+    fn negative_and_wrapping_timestamps_are_masked() {
+        let mut pes = Vec::new();
+        write_timestamp(&mut pes, 2, -1);
+        assert_eq!(pes, [0x2f, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn access_unit_gets_aud_and_parameter_sets() {
+        let cfg = AvcConfig::parse_record(Bytes::from(record(SPS_640X360, PPS))).unwrap();
+        let idr = [0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 2, 0x65, 0x88];
+        let mut out = Vec::new();
+        annexb_access_unit(&idr, &cfg, &mut out).unwrap();
+        let mut expect = vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1];
+        expect.extend_from_slice(SPS_640X360);
+        expect.extend_from_slice(&[0, 0, 0, 1]);
+        expect.extend_from_slice(PPS);
+        expect.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88]);
+        assert_eq!(out, expect);
+        let p = [0, 0, 0, 2, 0x41, 0x9a];
+        out.clear();
+        annexb_access_unit(&p, &cfg, &mut out).unwrap();
+        assert_eq!(out, [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x41, 0x9a]);
+        assert!(annexb_access_unit(&[0, 0, 0, 9, 1], &cfg, &mut out).is_err());
+    }
+}
