@@ -1,0 +1,173 @@
+//! What the camera shows: background, name, local time, frame counter, signature strip.
+//!
+//! ```text
+//! +--------------------------------------------+
+//! | [Porch                   ]                 |   name (drawn once)
+//! | [2025-01-31 17:04:05 CET ]                 |   local time (every frame)
+//! | [frame 000123            ]                 |   counter (every frame)
+//! |            background colour               |
+//! |  [W][B][ signature bits ][ crc ][B][W]     |   signature strip (drawn once)
+//! +--------------------------------------------+
+//! ```
+//!
+//! Everything static is drawn once; each frame only repaints the two dynamic label boxes.
+//! That keeps drawing to a few microseconds and also lets the encoder code most of the
+//! picture as skipped blocks, like a real static camera.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::config::SimCameraConfig;
+use crate::draw::{NEUTRAL, Picture};
+use crate::font::GLYPH;
+use crate::signature::{BLACK_Y, StripLayout, WHITE_Y, background_yuv, strip_cells};
+
+const BLACK: [u8; 3] = [BLACK_Y, NEUTRAL, NEUTRAL];
+const WHITE: [u8; 3] = [WHITE_Y, NEUTRAL, NEUTRAL];
+
+pub(crate) struct Scene {
+    picture: Picture,
+    tz: TimeZone,
+    /// Picture pixels per font pixel.
+    scale: u32,
+    margin: u32,
+    /// Characters that fit on one label line.
+    max_chars: usize,
+}
+
+impl Scene {
+    pub fn new(cfg: &SimCameraConfig, tz: TimeZone) -> Self {
+        let (width, height) = (cfg.width, cfg.height);
+        let mut picture = Picture::new(width, height, background_yuv(cfg.signature));
+
+        let strip = StripLayout::for_size(width, height);
+        for (i, white) in strip_cells(cfg.signature).into_iter().enumerate() {
+            let (x0, x1) = strip.cell(i as u32);
+            picture.fill_rect(
+                x0,
+                strip.y0,
+                x1,
+                strip.y1,
+                if white { WHITE } else { BLACK },
+            );
+        }
+
+        let scale = (height / 180).max(1);
+        let margin = (width / 40).max(2) & !1;
+        let max_chars = ((width - 2 * margin - 2 * scale) / (GLYPH * scale)) as usize;
+        let mut scene = Self {
+            picture,
+            tz,
+            scale,
+            margin,
+            max_chars,
+        };
+        scene.label(0, &cfg.name);
+        scene
+    }
+
+    /// Draws the picture for frame `index` captured at `now`.
+    pub fn render(&mut self, now: Timestamp, index: u64) -> &Picture {
+        let local = now.to_zoned_datetime(self.tz.clone());
+        let time = local.strftime("%Y-%m-%d %H:%M:%S %Z").to_string();
+        self.label(1, &time);
+        self.label(2, &format!("frame {index:06}"));
+        &self.picture
+    }
+
+    /// Paints label line `line` (0 = top): a black box as wide as the longest line that
+    /// fits, so the previous text is erased, then white text truncated to fit.
+    fn label(&mut self, line: u32, text: &str) {
+        let s = self.scale;
+        let line_height = GLYPH * s + 3 * s;
+        let x0 = self.margin;
+        let y0 = self.margin + line * line_height;
+        let box_width = self.max_chars as u32 * GLYPH * s + 2 * s;
+        self.picture
+            .fill_rect(x0, y0, x0 + box_width, y0 + GLYPH * s + 2 * s, BLACK);
+        let text: String = text.chars().take(self.max_chars).collect();
+        self.picture.draw_text(x0 + s, y0 + s, s, &text, WHITE_Y);
+    }
+
+    #[cfg(test)]
+    pub fn picture(&self) -> &Picture {
+        &self.picture
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{expected_background, read_signature};
+
+    fn scene(sig: u32, w: u32, h: u32, tz: &str) -> Scene {
+        let cfg = SimCameraConfig {
+            width: w,
+            height: h,
+            ..SimCameraConfig::new("Porch", tz, sig)
+        };
+        Scene::new(&cfg, TimeZone::get(tz).unwrap())
+    }
+
+    #[test]
+    fn picture_carries_signature_and_background() {
+        for (w, h) in [(1280, 720), (640, 360), (128, 72)] {
+            let mut s = scene(0xfeed_f00d, w, h, "UTC");
+            let rgb = s.render(Timestamp::UNIX_EPOCH, 0).to_rgb();
+            assert_eq!(read_signature(&rgb, w, h), Some(0xfeed_f00d), "{w}x{h}");
+            // Middle right of the picture is plain background.
+            let p = (((h / 2) * w + w - w / 10) * 3) as usize;
+            let bg = expected_background(0xfeed_f00d);
+            for c in 0..3 {
+                assert!(
+                    rgb[p + c].abs_diff(bg[c]) <= 2,
+                    "{:?} vs {bg:?}",
+                    &rgb[p..p + 3]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn clock_uses_the_camera_time_zone() {
+        // 2025-01-31T16:04:05Z is 17:04:05 in Berlin (CET) and 08:04:05 in Los Angeles.
+        let now: Timestamp = "2025-01-31T16:04:05Z".parse().unwrap();
+        let mut berlin = scene(1, 1280, 720, "Europe/Berlin");
+        let mut la = scene(1, 1280, 720, "America/Los_Angeles");
+        let expect_berlin = render_text_reference(&berlin, 1, "2025-01-31 17:04:05 CET");
+        let expect_la = render_text_reference(&la, 1, "2025-01-31 08:04:05 PST");
+        berlin.render(now, 0);
+        la.render(now, 0);
+        assert!(same_line(berlin.picture(), &expect_berlin, 1, &berlin));
+        assert!(same_line(la.picture(), &expect_la, 1, &la));
+        assert!(!same_line(berlin.picture(), &expect_la, 1, &berlin));
+    }
+
+    #[test]
+    fn counter_changes_every_frame() {
+        let mut s = scene(1, 640, 360, "UTC");
+        let a = s.render(Timestamp::UNIX_EPOCH, 1).to_rgb();
+        let b = s.render(Timestamp::UNIX_EPOCH, 2).to_rgb();
+        assert_ne!(a, b);
+        let again = s.render(Timestamp::UNIX_EPOCH, 1).to_rgb();
+        assert_eq!(a, again, "the dynamic label fully erases the previous text");
+    }
+
+    /// Draws `text` on label line `line` of a fresh copy of the scene's picture.
+    fn render_text_reference(s: &Scene, line: u32, text: &str) -> Picture {
+        let mut copy = Scene {
+            picture: s.picture.clone(),
+            tz: s.tz.clone(),
+            ..*s
+        };
+        copy.label(line, text);
+        copy.picture
+    }
+
+    /// Whether label line `line` of `a` and `b` has identical luma.
+    fn same_line(a: &Picture, b: &Picture, line: u32, s: &Scene) -> bool {
+        let line_height = GLYPH * s.scale + 3 * s.scale;
+        let y0 = s.margin + line * line_height;
+        (y0..y0 + line_height).all(|y| (0..a.width()).all(|x| a.luma(x, y) == b.luma(x, y)))
+    }
+}
