@@ -99,7 +99,17 @@ uuid_id!(
 /// The binding epoch of a camera: incremented whenever the camera changes hands or
 /// is reset, so that every grant, key and session of an older epoch stops working.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct BindingEpoch(pub u64);
@@ -125,7 +135,9 @@ mod tests {
     #[test]
     fn rejects_other_spellings() {
         let id = CameraId::random();
-        let hyphenated = uuid::Uuid::from_bytes(*id.as_bytes()).hyphenated().to_string();
+        let hyphenated = uuid::Uuid::from_bytes(*id.as_bytes())
+            .hyphenated()
+            .to_string();
         assert!(hyphenated.parse::<CameraId>().is_err());
         assert!("".parse::<CameraId>().is_err());
         assert!("zz".repeat(16).parse::<CameraId>().is_err());

@@ -1,1 +1,22 @@
-//! placeholder until written
+//! Hearth's server: HTTP API and web app, RTMP ingest, per-camera stream hubs, the
+//! still-image cache and the egress door every media byte leaves through.
+//!
+//! Layout: `ingest` (RTMP driver) feeds `hub` (per-camera media, sans-IO segmenting
+//! done by `hearth-media`); `http` serves the API and media, where media handlers can
+//! only answer through `egress`, whose guard exists only for a verified `grant`.
+
+pub mod admin;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod egress;
+pub mod error;
+pub mod grant;
+pub mod http;
+pub mod hub;
+pub mod ingest;
+pub mod metrics;
+pub mod serve;
+pub mod state;
+pub mod still;

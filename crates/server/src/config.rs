@@ -1,0 +1,130 @@
+//! Configuration: an optional TOML file, overridden by command-line flags.
+//!
+//! ```toml
+//! # All keys optional; unknown keys are an error.
+//! http = "127.0.0.1:8080"        # HTTP API and web app
+//! rtmp = "127.0.0.1:1935"        # RTMP ingest
+//! data_dir = "./hearth-data"     # database, grant key
+//! public_url = "http://cams.example.com"  # base of absolute URLs; default from `http`
+//! ```
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
+pub const DEFAULT_DATA_DIR: &str = "./hearth-data";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub http: Option<SocketAddr>,
+    pub rtmp: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: SocketAddr,
+    pub rtmp: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Explicit base URL; when `None` it is derived from the bound HTTP address.
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    /// Flags win over the file; the file wins over defaults.
+    pub fn resolve(
+        file: FileConfig,
+        http: Option<SocketAddr>,
+        rtmp: Option<SocketAddr>,
+        data_dir: Option<PathBuf>,
+        public_url: Option<String>,
+    ) -> Self {
+        let http = http
+            .or(file.http)
+            .unwrap_or_else(|| DEFAULT_HTTP.parse().expect("default addr"));
+        let rtmp = rtmp
+            .or(file.rtmp)
+            .unwrap_or_else(|| DEFAULT_RTMP.parse().expect("default addr"));
+        let data_dir = data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let public_url = public_url
+            .or(file.public_url)
+            .map(|u| u.trim_end_matches('/').to_string());
+        Self {
+            http,
+            rtmp,
+            data_dir,
+            public_url,
+        }
+    }
+
+    /// The public base URL once the HTTP listener is bound at `bound`.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", reachable(bound)))
+    }
+
+    /// The URL a camera on this machine publishes to, given a stream key.
+    pub fn ingest_url(rtmp: SocketAddr, key: &str) -> String {
+        format!("rtmp://{}/live/{key}", reachable(rtmp))
+    }
+}
+
+/// A bind address turned into one a client on this machine can reach.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    let mut a = addr;
+    if a.ip().is_unspecified() {
+        a.set_ip(if a.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_in() {
+        let file: FileConfig =
+            toml::from_str("http = \"127.0.0.1:9000\"\ndata_dir = \"/x\"").unwrap();
+        let c = Config::resolve(
+            file,
+            None,
+            Some("0.0.0.0:1936".parse().unwrap()),
+            Some("/y".into()),
+            None,
+        );
+        assert_eq!(c.http.port(), 9000);
+        assert_eq!(c.rtmp.port(), 1936);
+        assert_eq!(c.data_dir, PathBuf::from("/y"));
+        assert_eq!(c.public_url_for(c.http), "http://127.0.0.1:9000");
+        assert_eq!(
+            Config::ingest_url(c.rtmp, "k"),
+            "rtmp://127.0.0.1:1936/live/k"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error() {
+        assert!(toml::from_str::<FileConfig>("htp = \"127.0.0.1:1\"").is_err());
+    }
+}

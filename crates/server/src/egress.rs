@@ -1,0 +1,174 @@
+//! The one door out: every media byte that reaches a viewer passes through
+//! [`EgressGuard::write`].
+//!
+//! A guard can only be built from a [`VerifiedGrant`] (see the [`Egress`] extractor),
+//! and a [`MediaResponse`] — the only response type media handlers may return — can
+//! only be built by a guard. Immediately before producing a response the guard
+//! compares the object's [`Provenance`] with the grant's camera and binding epoch; on a
+//! mismatch nothing is written, the attempt is logged and counted, and the caller gets
+//! an error with zero media bytes. Bodies are `Bytes` shared with the hub: serving a
+//! segment to a thousand viewers copies no media.
+
+use crate::error::AppError;
+use crate::grant::{Grant, VerifiedGrant};
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hearth_model::Provenance;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a media object is; decides content type and cache policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    MasterPlaylist,
+    MediaPlaylist,
+    InitSegment,
+    Fmp4Segment,
+    TsSegment,
+    Snapshot,
+}
+
+impl MediaKind {
+    fn content_type(self) -> &'static str {
+        match self {
+            MediaKind::MasterPlaylist | MediaKind::MediaPlaylist => "application/vnd.apple.mpegurl",
+            MediaKind::InitSegment | MediaKind::Fmp4Segment => "video/mp4",
+            MediaKind::TsSegment => "video/mp2t",
+            MediaKind::Snapshot => "image/jpeg",
+        }
+    }
+}
+
+/// An immutable piece of media with its provenance. Everything a viewer can receive
+/// (playlists included: they name a camera's segments) is one of these.
+#[derive(Debug)]
+pub struct MediaObject {
+    provenance: Provenance,
+    kind: MediaKind,
+    body: Bytes,
+}
+
+impl MediaObject {
+    pub fn new(provenance: Provenance, kind: MediaKind, body: Bytes) -> Arc<Self> {
+        Arc::new(Self {
+            provenance,
+            kind,
+            body,
+        })
+    }
+
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.kind
+    }
+
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// For the server's own consumers (tests, the still decoder): not a way out.
+    pub(crate) fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
+/// A response carrying media. Only [`EgressGuard::write`] creates one.
+pub struct MediaResponse(Response);
+
+impl IntoResponse for MediaResponse {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// The egress door for one request under one verified grant.
+pub struct EgressGuard {
+    grant: VerifiedGrant,
+    state: AppState,
+}
+
+impl EgressGuard {
+    fn new(grant: VerifiedGrant, state: AppState) -> Self {
+        Self { grant, state }
+    }
+
+    pub fn grant(&self) -> &Grant {
+        self.grant.grant()
+    }
+
+    /// Writes `obj` to the viewer if and only if its provenance matches the grant.
+    pub fn write(&self, obj: &MediaObject) -> Result<MediaResponse, AppError> {
+        let g = self.grant.grant();
+        if !obj.provenance.belongs_to(g.camera, g.epoch) {
+            self.state.metrics.isolation_violations.inc();
+            tracing::error!(
+                grant = ?g.id,
+                viewer = ?g.viewer,
+                grant_camera = ?g.camera,
+                grant_epoch = %g.epoch,
+                object_camera = ?obj.provenance.camera,
+                object_epoch = %obj.provenance.epoch,
+                object_seq = obj.provenance.seq,
+                kind = ?obj.kind,
+                "isolation violation blocked at egress: object does not belong to the grant"
+            );
+            return Err(AppError::Forbidden);
+        }
+        self.state
+            .metrics
+            .media_bytes_out
+            .add(obj.body.len() as u64);
+        let cache = match obj.kind {
+            // Segments never change once named; playlists and stills do.
+            MediaKind::InitSegment | MediaKind::Fmp4Segment | MediaKind::TsSegment => {
+                "private, max-age=60, immutable"
+            }
+            _ => "no-store",
+        };
+        let mut resp = (StatusCode::OK, obj.body.clone()).into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(obj.kind.content_type()),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        Ok(MediaResponse(resp))
+    }
+}
+
+/// Extracts the `{grant}` path segment, verifies it, and yields the door.
+pub struct Egress(pub EgressGuard);
+
+impl FromRequestParts<AppState> for Egress {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        let token = params.get("grant").ok_or(AppError::NotFound)?;
+        match state.grant_key.verify(token, crate::clock::now()) {
+            Ok(v) => Ok(Egress(EgressGuard::new(v, state.clone()))),
+            Err(e) => {
+                // The token is a credential: log why, never the token itself.
+                tracing::info!(reason = %e, "media request refused");
+                Err(AppError::Forbidden)
+            }
+        }
+    }
+}

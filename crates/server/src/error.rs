@@ -1,0 +1,101 @@
+//! The server's one error type, and the one place where an error becomes an HTTP status.
+//!
+//! Every error knows whose fault it is ([`Source`]): the viewer (bad input, bad or
+//! expired credentials), the camera (no stream), or us (internal). Clients get a short
+//! message; internal details go to the log only.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Whose fault an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Viewer,
+    Camera,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("invalid email or password")]
+    BadLogin,
+    #[error("forbidden")]
+    Forbidden,
+    /// Unknown, or not visible to the caller: the two are deliberately indistinguishable.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("camera is offline")]
+    CameraOffline,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(e.into())
+    }
+
+    pub fn source_of_fault(&self) -> Source {
+        match self {
+            AppError::CameraOffline => Source::Camera,
+            AppError::Internal(_) => Source::Internal,
+            _ => Source::Viewer,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized | AppError::BadLogin => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::CameraOffline => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<hearth_store::StoreError> for AppError {
+    fn from(e: hearth_store::StoreError) -> Self {
+        use hearth_store::StoreError as S;
+        match e {
+            S::Conflict { .. } => AppError::Conflict(e.to_string()),
+            S::NotFound { .. } => AppError::NotFound,
+            S::InvalidInput { .. } => AppError::BadRequest(e.to_string()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let AppError::Internal(e) = &self {
+            tracing::error!(error = format!("{e:#}"), "internal error");
+        }
+        let mut resp = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        resp.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        resp
+    }
+}

@@ -1,0 +1,243 @@
+//! Grants: short-lived, narrow permissions to view one camera.
+//!
+//! A grant names one viewer, one camera, one binding epoch, one integration and an
+//! expiry. It travels inside media URLs (players such as Chromecast, ffmpeg or VLC
+//! cannot send headers), so it is a self-contained token: a fixed binary payload and
+//! an HMAC-SHA256 tag under a server key that never leaves the data directory.
+//! Verifying one needs no database call, which keeps the media hot path free of I/O;
+//! the tag is compared in constant time.
+//!
+//! The only way to obtain a [`VerifiedGrant`] is [`GrantKey::verify`], and the only way
+//! to build an egress door is from a `VerifiedGrant`.
+//!
+//! At expiry every URL under the grant answers 403 with no media bytes. Players that
+//! keep polling (HLS) stop at the next playlist refresh; the web app renews its grant
+//! well before expiry and switches URLs without a gap.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hearth_model::{BindingEpoch, CameraId, GrantId, Integration, UnixMillis, UserId};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::Path;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: u8 = 1;
+/// version + grant + user + camera + epoch + expiry + integration
+const PAYLOAD_LEN: usize = 1 + 16 + 16 + 16 + 8 + 8 + 1;
+const TAG_LEN: usize = 32;
+
+/// What a grant says. Constructed by the issuer; read from a [`VerifiedGrant`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub id: GrantId,
+    pub viewer: UserId,
+    pub camera: CameraId,
+    pub epoch: BindingEpoch,
+    pub integration: Integration,
+    pub expires_at: UnixMillis,
+}
+
+/// A grant whose tag verified and which had not expired at verification time.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedGrant(Grant);
+
+impl VerifiedGrant {
+    pub fn grant(&self) -> &Grant {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GrantError {
+    #[error("malformed grant")]
+    Malformed,
+    #[error("grant signature does not verify")]
+    BadTag,
+    #[error("grant expired")]
+    Expired,
+}
+
+/// The server's grant-signing key.
+#[derive(Clone)]
+pub struct GrantKey([u8; 32]);
+
+impl std::fmt::Debug for GrantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GrantKey(<redacted>)")
+    }
+}
+
+impl GrantKey {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// Loads the key from `path`, creating it (mode 0600) on first use.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut k = [0u8; 32];
+                k.copy_from_slice(&bytes);
+                Ok(Self(k))
+            }
+            Ok(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a 32-byte key", path.display()),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::random();
+                write_private(path, &key.0)?;
+                Ok(key)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length")
+    }
+
+    /// Encodes and signs a grant. The result is URL-path safe.
+    pub fn sign(&self, g: &Grant) -> String {
+        let mut p = Vec::with_capacity(PAYLOAD_LEN + TAG_LEN);
+        p.push(VERSION);
+        p.extend_from_slice(g.id.as_bytes());
+        p.extend_from_slice(g.viewer.as_bytes());
+        p.extend_from_slice(g.camera.as_bytes());
+        p.extend_from_slice(&g.epoch.0.to_be_bytes());
+        p.extend_from_slice(&g.expires_at.0.to_be_bytes());
+        p.push(g.integration.code());
+        let mut mac = self.mac();
+        mac.update(&p);
+        p.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE_NO_PAD.encode(p)
+    }
+
+    /// Checks a grant's tag (constant time) and expiry.
+    pub fn verify(&self, token: &str, now: UnixMillis) -> Result<VerifiedGrant, GrantError> {
+        if token.len() > 2 * (PAYLOAD_LEN + TAG_LEN) {
+            return Err(GrantError::Malformed);
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| GrantError::Malformed)?;
+        if raw.len() != PAYLOAD_LEN + TAG_LEN || raw[0] != VERSION {
+            return Err(GrantError::Malformed);
+        }
+        let (payload, tag) = raw.split_at(PAYLOAD_LEN);
+        let mut mac = self.mac();
+        mac.update(payload);
+        mac.verify_slice(tag).map_err(|_| GrantError::BadTag)?;
+
+        let id16 = |at: usize| -> [u8; 16] { payload[at..at + 16].try_into().expect("16 bytes") };
+        let u64at = |at: usize| -> [u8; 8] { payload[at..at + 8].try_into().expect("8 bytes") };
+        let grant = Grant {
+            id: GrantId::from_bytes(id16(1)),
+            viewer: UserId::from_bytes(id16(17)),
+            camera: CameraId::from_bytes(id16(33)),
+            epoch: BindingEpoch(u64::from_be_bytes(u64at(49))),
+            expires_at: UnixMillis(i64::from_be_bytes(u64at(57))),
+            integration: Integration::from_code(payload[65]).ok_or(GrantError::Malformed)?,
+        };
+        if now >= grant.expires_at {
+            return Err(GrantError::Expired);
+        }
+        Ok(VerifiedGrant(grant))
+    }
+}
+
+/// Writes a secret file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(expires: i64) -> Grant {
+        Grant {
+            id: GrantId::random(),
+            viewer: UserId::random(),
+            camera: CameraId::random(),
+            epoch: BindingEpoch(3),
+            integration: Integration::App,
+            expires_at: UnixMillis(expires),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = GrantKey::random();
+        let g = grant(10_000);
+        let v = k.verify(&k.sign(&g), UnixMillis(9_999)).unwrap();
+        assert_eq!(*v.grant(), g);
+    }
+
+    #[test]
+    fn expired_is_refused() {
+        let k = GrantKey::random();
+        let t = k.sign(&grant(10_000));
+        assert_eq!(
+            k.verify(&t, UnixMillis(10_000)).unwrap_err(),
+            GrantError::Expired
+        );
+    }
+
+    #[test]
+    fn another_key_is_refused() {
+        let t = GrantKey::random().sign(&grant(10_000));
+        assert_eq!(
+            GrantKey::random().verify(&t, UnixMillis(0)).unwrap_err(),
+            GrantError::BadTag
+        );
+    }
+
+    #[test]
+    fn every_altered_byte_is_refused() {
+        let k = GrantKey::random();
+        let t = k.sign(&grant(10_000));
+        let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        for i in 0..raw.len() {
+            let mut r = raw.clone();
+            r[i] ^= 0x01;
+            let altered = URL_SAFE_NO_PAD.encode(&r);
+            assert!(k.verify(&altered, UnixMillis(0)).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let k = GrantKey::random();
+        for s in ["", "a", "!!!!", &"A".repeat(500), &"A".repeat(130)] {
+            assert!(k.verify(s, UnixMillis(0)).is_err());
+        }
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("grant.key");
+        let a = GrantKey::load_or_create(&p).unwrap();
+        let b = GrantKey::load_or_create(&p).unwrap();
+        assert_eq!(a.0, b.0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+    }
+}

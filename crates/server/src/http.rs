@@ -1,0 +1,264 @@
+//! HTTP routes: the JSON API, the media paths (all through the egress door), and the
+//! embedded web app.
+//!
+//! `app(state)` builds the whole router so tests can drive it without a socket.
+//! Request bodies are small JSON documents and are capped; every error is JSON and
+//! comes from [`AppError`].
+
+use crate::auth::{AuthUser, new_session};
+use crate::egress::{Egress, MediaResponse};
+use crate::error::AppError;
+use crate::grant::Grant;
+use crate::state::AppState;
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hearth_model::{CameraId, GrantId, Integration, UnixMillis};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How long a stream grant lasts. Players renew before expiry (see `grant`).
+pub const GRANT_TTL_MS: i64 = 5 * 60 * 1000;
+/// API request bodies are tiny; anything bigger is refused before it is read.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// A viewer who arrives before the camera's first segment waits at most this long.
+const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(8);
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(web_index))
+        .route("/app.js", get(web_app_js))
+        .route("/player.js", get(web_player_js))
+        .route("/app.css", get(web_css))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/cameras", get(list_cameras))
+        .route("/api/v1/cameras/{id}/streams", post(create_stream))
+        .route("/media/{grant}/index.m3u8", get(master_playlist))
+        .route("/media/{grant}/live.m3u8", get(fmp4_playlist))
+        .route("/media/{grant}/ts.m3u8", get(ts_playlist))
+        .route("/media/{grant}/snapshot.jpg", get(snapshot))
+        .route("/media/{grant}/{object}", get(media_object))
+        .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    token: String,
+    expires_at: String,
+}
+
+async fn login(State(st): State<AppState>, body: Bytes) -> Result<Json<LoginResponse>, AppError> {
+    let req: LoginRequest = parse_json(&body)?;
+    if req.email.len() > 320 || req.password.len() > 1024 {
+        return Err(AppError::BadRequest("email or password too long".into()));
+    }
+    let email = req.email.clone();
+    let user = st.db(move |s| s.user_by_email(&email)).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let st2 = st.clone();
+    let ok = tokio::task::spawn_blocking(move || st2.auth.verify(hash.as_deref(), &req.password))
+        .await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => {
+            tracing::info!("login failed");
+            return Err(AppError::BadLogin);
+        }
+    };
+    let (token, expires) = new_session(&st, user.id).await?;
+    tracing::info!(user = ?user.id, "login");
+    Ok(Json(LoginResponse {
+        token: token.expose().to_string(),
+        expires_at: crate::clock::rfc3339(expires),
+    }))
+}
+
+#[derive(Serialize)]
+struct CameraView {
+    id: CameraId,
+    name: String,
+    household: hearth_model::HouseholdId,
+    online: bool,
+    timezone: String,
+}
+
+async fn list_cameras(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Vec<CameraView>>, AppError> {
+    let cams = st.db(move |s| s.cameras_visible_to(user)).await?;
+    Ok(Json(
+        cams.into_iter()
+            .map(|c| CameraView {
+                online: st.hubs.is_online(c.id),
+                id: c.id,
+                name: c.name,
+                household: c.household,
+                timezone: c.timezone,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize)]
+struct StreamGrant {
+    hls_url: String,
+    hls_ts_url: String,
+    snapshot_url: String,
+    expires_at: String,
+}
+
+async fn create_stream(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<StreamGrant>, AppError> {
+    // An unparsable id, an unknown camera and another household's camera look the same.
+    let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    let cam = st
+        .db(move |s| s.camera_visible_to(user, camera))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let now = crate::clock::now();
+    let grant = Grant {
+        id: GrantId::random(),
+        viewer: user,
+        camera: cam.id,
+        epoch: cam.epoch,
+        integration: Integration::App,
+        expires_at: UnixMillis(now.0 + GRANT_TTL_MS),
+    };
+    let token = st.grant_key.sign(&grant);
+    let base = format!("{}/media/{token}", st.public_url);
+    tracing::info!(grant = ?grant.id, viewer = ?user, camera = ?cam.id, "grant issued");
+    Ok(Json(StreamGrant {
+        hls_url: format!("{base}/index.m3u8"),
+        hls_ts_url: format!("{base}/ts.m3u8"),
+        snapshot_url: format!("{base}/snapshot.jpg"),
+        expires_at: crate::clock::rfc3339(grant.expires_at),
+    }))
+}
+
+async fn playlists(st: &AppState, camera: CameraId) -> Result<crate::hub::Playlists, AppError> {
+    let hub = st.hubs.get(camera).ok_or(AppError::CameraOffline)?;
+    hub.wait_for_playlists(FIRST_SEGMENT_WAIT)
+        .await
+        .ok_or(AppError::CameraOffline)
+}
+
+async fn master_playlist(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+) -> Result<MediaResponse, AppError> {
+    let p = playlists(&st, door.grant().camera).await?;
+    door.write(&p.master)
+}
+
+async fn fmp4_playlist(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+) -> Result<MediaResponse, AppError> {
+    let p = playlists(&st, door.grant().camera).await?;
+    door.write(&p.fmp4)
+}
+
+async fn ts_playlist(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+) -> Result<MediaResponse, AppError> {
+    let p = playlists(&st, door.grant().camera).await?;
+    door.write(&p.ts)
+}
+
+async fn snapshot(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+) -> Result<MediaResponse, AppError> {
+    let hub = st
+        .hubs
+        .get(door.grant().camera)
+        .ok_or(AppError::CameraOffline)?;
+    let still = crate::still::snapshot(&hub).await?;
+    door.write(&still)
+}
+
+async fn media_object(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<MediaResponse, AppError> {
+    let hub = st.hubs.get(door.grant().camera).ok_or(AppError::NotFound)?;
+    let obj = if name.ends_with(".m4s") {
+        hub.fmp4_segment(&name)
+    } else if name.ends_with(".ts") {
+        hub.ts_segment(&name)
+    } else if name.starts_with("init-") && name.ends_with(".mp4") {
+        hub.init_segment(&name)
+    } else {
+        None
+    };
+    let obj = obj.ok_or(AppError::NotFound)?;
+    door.write(&obj)
+}
+
+const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn static_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn web_index() -> Response {
+    static_file(
+        include_str!("../../../web/index.html"),
+        "text/html; charset=utf-8",
+    )
+}
+async fn web_app_js() -> Response {
+    static_file(
+        include_str!("../../../web/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+async fn web_player_js() -> Response {
+    static_file(
+        include_str!("../../../web/player.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+async fn web_css() -> Response {
+    static_file(
+        include_str!("../../../web/app.css"),
+        "text/css; charset=utf-8",
+    )
+}

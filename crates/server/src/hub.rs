@@ -1,0 +1,492 @@
+//! Stream hubs: one per camera, holding everything a viewer can be sent.
+//!
+//! A hub keeps the camera's recent media in memory: the current and last complete
+//! GOP (for the still-image cache and instant start), a sliding window of HLS
+//! segments in two flavours (fMP4/CMAF for browsers, MPEG-TS for Cast receivers), the
+//! init segment and pre-rendered playlists. Every object is an immutable
+//! [`MediaObject`] stamped with the camera's [`Provenance`] when it is made, so the
+//! egress door can check it no matter how it was found.
+//!
+//! Exactly one ingest connection may publish to a hub at a time: it holds a
+//! [`Publisher`] lease, and a second publisher is refused. Dropping the lease flushes
+//! the open segment and marks the camera offline. Viewers never touch ingest state:
+//! they read `Arc`s out of a short critical section, so no viewer work happens under
+//! the lock and no media is copied per viewer.
+
+use crate::egress::{MediaKind, MediaObject};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use hearth_media::gop::GopCache;
+use hearth_media::h264::AvcConfig;
+use hearth_media::segmenter::{Segment, Segmenter, SegmenterConfig};
+use hearth_media::{AudioFrame, VideoFrame, playlist};
+use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Segments listed in a playlist.
+const PLAYLIST_WINDOW: usize = 5;
+/// Segments kept fetchable (a little longer than listed, for slow players).
+const RETAINED_SEGMENTS: usize = 8;
+const TARGET_DURATION_MS: u32 = 2000;
+
+/// All hubs of this process.
+#[derive(Default)]
+pub struct HubRegistry {
+    hubs: RwLock<HashMap<CameraId, Arc<Hub>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl HubRegistry {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            hubs: RwLock::default(),
+            metrics,
+        }
+    }
+
+    pub fn get(&self, camera: CameraId) -> Option<Arc<Hub>> {
+        self.hubs
+            .read()
+            .expect("hub registry lock")
+            .get(&camera)
+            .cloned()
+    }
+
+    pub fn get_or_create(&self, camera: CameraId) -> Arc<Hub> {
+        if let Some(h) = self.get(camera) {
+            return h;
+        }
+        let mut hubs = self.hubs.write().expect("hub registry lock");
+        hubs.entry(camera)
+            .or_insert_with(|| Arc::new(Hub::new(camera, self.metrics.clone())))
+            .clone()
+    }
+
+    pub fn is_online(&self, camera: CameraId) -> bool {
+        self.get(camera).is_some_and(|h| h.is_online())
+    }
+}
+
+/// One camera's live media.
+pub struct Hub {
+    camera: CameraId,
+    inner: Mutex<HubInner>,
+    /// Bumped whenever the playlists change, so waiting viewers wake up.
+    changed: watch::Sender<u64>,
+    next_lease: AtomicU64,
+    metrics: Arc<Metrics>,
+    pub(crate) still: tokio::sync::Mutex<crate::still::StillState>,
+}
+
+struct HubSegment {
+    seq: u64,
+    fmp4_name: String,
+    ts_name: String,
+    duration_ms: u32,
+    program_date_time: UnixMillis,
+    fmp4: Arc<MediaObject>,
+    ts: Arc<MediaObject>,
+}
+
+#[derive(Clone)]
+pub struct Playlists {
+    pub master: Arc<MediaObject>,
+    pub fmp4: Arc<MediaObject>,
+    pub ts: Arc<MediaObject>,
+}
+
+/// A consistent view of the newest GOP, for the still-image decoder.
+#[derive(Clone)]
+pub struct GopSnapshot {
+    pub epoch: BindingEpoch,
+    pub config: AvcConfig,
+    /// Identifies the GOP: changes with every keyframe and every publisher.
+    pub gop_id: u64,
+    /// From the keyframe to the newest frame.
+    pub frames: Vec<VideoFrame>,
+    /// Wall-clock capture time of `frames[0]`, and the mapping for the rest.
+    pub clock_anchor_ms: i64,
+}
+
+#[derive(Default)]
+struct HubInner {
+    lease: Option<u64>,
+    epoch: BindingEpoch,
+    video_config: Option<AvcConfig>,
+    codecs: Option<String>,
+    resolution: Option<(u32, u32)>,
+    gop: GopCache,
+    gop_id: u64,
+    /// wall clock (ms) = anchor + RTMP dts (ms)
+    clock_anchor_ms: i64,
+    init_version: u64,
+    init: Option<(String, Arc<MediaObject>)>,
+    segments: VecDeque<HubSegment>,
+    next_seq: u64,
+    discontinuity_seq: u64,
+    playlists: Option<Playlists>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("camera already has a live publisher")]
+pub struct AlreadyLive;
+
+impl Hub {
+    fn new(camera: CameraId, metrics: Arc<Metrics>) -> Self {
+        Self {
+            camera,
+            inner: Mutex::new(HubInner::default()),
+            changed: watch::channel(0).0,
+            next_lease: AtomicU64::new(1),
+            metrics,
+            still: tokio::sync::Mutex::new(crate::still::StillState::default()),
+        }
+    }
+
+    pub fn camera(&self) -> CameraId {
+        self.camera
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
+        self.inner.lock().expect("hub lock poisoned")
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.lock().lease.is_some()
+    }
+
+    fn provenance(&self, epoch: BindingEpoch, seq: u64, capture_time: UnixMillis) -> Provenance {
+        Provenance {
+            camera: self.camera,
+            epoch,
+            seq,
+            capture_time,
+        }
+    }
+
+    /// Takes the publisher lease. A camera has at most one live publisher.
+    pub fn claim(
+        self: &Arc<Self>,
+        epoch: BindingEpoch,
+        now: UnixMillis,
+    ) -> Result<Publisher, AlreadyLive> {
+        let mut inner = self.lock();
+        if inner.lease.is_some() {
+            return Err(AlreadyLive);
+        }
+        let lease = self.next_lease.fetch_add(1, Ordering::Relaxed);
+        inner.lease = Some(lease);
+        inner.epoch = epoch;
+        // A new publisher starts a new timeline: the old window is not continued.
+        inner.segments.clear();
+        inner.playlists = None;
+        inner.init = None;
+        inner.video_config = None;
+        inner.gop.clear();
+        inner.gop_id += 1;
+        inner.discontinuity_seq += 1;
+        drop(inner);
+        self.changed.send_modify(|v| *v += 1);
+        Ok(Publisher {
+            hub: self.clone(),
+            lease,
+            epoch,
+            segmenter: Segmenter::new(SegmenterConfig {
+                target_duration_ms: TARGET_DURATION_MS,
+            }),
+            anchor: None,
+            started: now,
+        })
+    }
+
+    /// The current playlists, if at least one segment exists.
+    pub fn playlists(&self) -> Option<Playlists> {
+        let inner = self.lock();
+        inner
+            .lease
+            .is_some()
+            .then(|| inner.playlists.clone())
+            .flatten()
+    }
+
+    /// Waits (bounded) until the camera has playlists: a viewer who arrives while the
+    /// first GOP is still being recorded is answered as soon as it completes.
+    pub async fn wait_for_playlists(&self, timeout: Duration) -> Option<Playlists> {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.playlists() {
+                return Some(p);
+            }
+            if !self.is_online()
+                && tokio::time::Instant::now() + Duration::from_millis(50) >= deadline
+            {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.playlists(),
+            }
+        }
+    }
+
+    pub fn init_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
+        let inner = self.lock();
+        inner
+            .init
+            .as_ref()
+            .filter(|(n, _)| n == name)
+            .map(|(_, o)| o.clone())
+    }
+
+    pub fn fmp4_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
+        let inner = self.lock();
+        inner
+            .segments
+            .iter()
+            .find(|s| s.fmp4_name == name)
+            .map(|s| s.fmp4.clone())
+    }
+
+    pub fn ts_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
+        let inner = self.lock();
+        inner
+            .segments
+            .iter()
+            .find(|s| s.ts_name == name)
+            .map(|s| s.ts.clone())
+    }
+
+    /// The newest GOP, for the still decoder. `None` while offline or before a keyframe.
+    pub fn newest_gop(&self) -> Option<GopSnapshot> {
+        let inner = self.lock();
+        inner.lease?;
+        let frames = inner.gop.current();
+        if frames.is_empty() {
+            return None;
+        }
+        Some(GopSnapshot {
+            epoch: inner.epoch,
+            config: inner.video_config.clone()?,
+            gop_id: inner.gop_id,
+            frames: frames.to_vec(),
+            clock_anchor_ms: inner.clock_anchor_ms,
+        })
+    }
+
+    pub(crate) fn still_provenance(
+        &self,
+        epoch: BindingEpoch,
+        seq: u64,
+        t: UnixMillis,
+    ) -> Provenance {
+        self.provenance(epoch, seq, t)
+    }
+
+    fn publish_segment(&self, lease: u64, seg: Segment, init: Option<Bytes>) {
+        let mut inner = self.lock();
+        if inner.lease != Some(lease) {
+            return;
+        }
+        let epoch = inner.epoch;
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let pdt = UnixMillis(inner.clock_anchor_ms + seg.first_dts_ms);
+        let prov = self.provenance(epoch, seq, pdt);
+
+        // A new init segment (first segment, or a changed codec config).
+        if let Some(init_bytes) = init {
+            let needs_new = inner
+                .init
+                .as_ref()
+                .is_none_or(|(_, o)| o.body() != &init_bytes);
+            if needs_new {
+                inner.init_version += 1;
+                let name = format!("init-{}-{}-{}.mp4", self.camera, epoch, inner.init_version);
+                let obj = MediaObject::new(prov, MediaKind::InitSegment, init_bytes);
+                if inner.init.is_some() {
+                    // The old segments cannot be decoded with the new init: restart the window.
+                    inner.segments.clear();
+                    inner.discontinuity_seq += 1;
+                }
+                inner.init = Some((name, obj));
+            }
+        }
+
+        let base = format!("{}-{}-{}", self.camera, epoch, seq);
+        inner.segments.push_back(HubSegment {
+            seq,
+            fmp4_name: format!("{base}.m4s"),
+            ts_name: format!("{base}.ts"),
+            duration_ms: seg.duration_ms,
+            program_date_time: pdt,
+            fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, seg.fmp4),
+            ts: MediaObject::new(prov, MediaKind::TsSegment, seg.ts),
+        });
+        while inner.segments.len() > RETAINED_SEGMENTS {
+            inner.segments.pop_front();
+        }
+        inner.playlists = Some(render_playlists(&inner, prov));
+        drop(inner);
+        self.metrics.segments_produced.inc();
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn release(&self, lease: u64) {
+        let mut inner = self.lock();
+        if inner.lease == Some(lease) {
+            inner.lease = None;
+            inner.gop.clear();
+            inner.gop_id += 1;
+        }
+        drop(inner);
+        self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
+    let listed: Vec<&HubSegment> = {
+        let skip = inner.segments.len().saturating_sub(PLAYLIST_WINDOW);
+        inner.segments.iter().skip(skip).collect()
+    };
+    let media_sequence = listed.first().map_or(0, |s| s.seq);
+    let max_ms = listed
+        .iter()
+        .map(|s| s.duration_ms)
+        .max()
+        .unwrap_or(TARGET_DURATION_MS);
+    let target_s = max_ms.div_ceil(1000).max(TARGET_DURATION_MS / 1000);
+    let entries = |ts: bool| -> Vec<playlist::PlaylistEntry<'_>> {
+        listed
+            .iter()
+            .map(|s| playlist::PlaylistEntry {
+                uri: if ts { &s.ts_name } else { &s.fmp4_name },
+                duration_ms: s.duration_ms,
+                program_date_time_ms: s.program_date_time.0,
+                discontinuity: false,
+            })
+            .collect()
+    };
+    let map = inner.init.as_ref().map(|(n, _)| n.as_str());
+    let fmp4 = playlist::media_playlist(
+        target_s,
+        media_sequence,
+        inner.discontinuity_seq,
+        map,
+        &entries(false),
+    );
+    let ts = playlist::media_playlist(
+        target_s,
+        media_sequence,
+        inner.discontinuity_seq,
+        None,
+        &entries(true),
+    );
+    let bandwidth = listed
+        .iter()
+        .map(|s| s.fmp4.len() as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
+        .max()
+        .unwrap_or(1_000_000);
+    let master = playlist::master_playlist(
+        "live.m3u8",
+        bandwidth,
+        inner.codecs.as_deref().unwrap_or("avc1.42e01f"),
+        inner.resolution,
+    );
+    Playlists {
+        master: MediaObject::new(prov, MediaKind::MasterPlaylist, Bytes::from(master)),
+        fmp4: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(fmp4)),
+        ts: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts)),
+    }
+}
+
+/// The publisher lease of one ingest connection. Owns the segmenter (the sans-IO
+/// core); the hub only sees finished objects. Dropping it takes the camera offline.
+pub struct Publisher {
+    hub: Arc<Hub>,
+    lease: u64,
+    epoch: BindingEpoch,
+    segmenter: Segmenter,
+    /// Wall-clock ms minus RTMP ms, fixed at the first frame.
+    anchor: Option<i64>,
+    started: UnixMillis,
+}
+
+impl Publisher {
+    pub fn camera(&self) -> CameraId {
+        self.hub.camera
+    }
+
+    pub fn epoch(&self) -> BindingEpoch {
+        self.epoch
+    }
+
+    pub fn started(&self) -> UnixMillis {
+        self.started
+    }
+
+    pub fn set_video_config(&mut self, config: AvcConfig) {
+        self.segmenter.set_video_config(config.clone());
+        let mut inner = self.hub.lock();
+        if inner.lease == Some(self.lease) {
+            inner.video_config = Some(config);
+            inner.codecs = self.segmenter.codecs();
+            inner.resolution = self.segmenter.resolution();
+            inner.gop.clear();
+            inner.gop_id += 1;
+        }
+    }
+
+    pub fn set_audio_config(&mut self, config: hearth_media::aac::AacConfig) {
+        self.segmenter.set_audio_config(config);
+        let mut inner = self.hub.lock();
+        if inner.lease == Some(self.lease) {
+            inner.codecs = self.segmenter.codecs();
+        }
+    }
+
+    fn anchor(&mut self, dts_ms: i64, now: UnixMillis) -> i64 {
+        *self.anchor.get_or_insert(now.0 - dts_ms)
+    }
+
+    pub fn push_video(&mut self, frame: VideoFrame, now: UnixMillis) {
+        let anchor = self.anchor(frame.dts_ms, now);
+        {
+            let mut inner = self.hub.lock();
+            if inner.lease != Some(self.lease) {
+                return;
+            }
+            inner.clock_anchor_ms = anchor;
+            if frame.keyframe {
+                inner.gop_id += 1;
+            }
+            inner.gop.push(frame.clone());
+        }
+        if let Some(seg) = self.segmenter.push_video(frame) {
+            let init = self.segmenter.init_segment();
+            self.hub.publish_segment(self.lease, seg, init);
+        }
+    }
+
+    pub fn push_audio(&mut self, frame: AudioFrame, now: UnixMillis) {
+        self.anchor(frame.pts_ms, now);
+        if let Some(seg) = self.segmenter.push_audio(frame) {
+            let init = self.segmenter.init_segment();
+            self.hub.publish_segment(self.lease, seg, init);
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if let Some(seg) = self.segmenter.flush() {
+            let init = self.segmenter.init_segment();
+            self.hub.publish_segment(self.lease, seg, init);
+        }
+        self.hub.release(self.lease);
+    }
+}

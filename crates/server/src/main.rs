@@ -1,0 +1,261 @@
+//! The `hearth` command.
+
+use clap::{Args, Parser, Subcommand};
+use hearth_server::config::{Config, FileConfig};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Hearth: a camera streaming server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by every command; flags override the config file.
+#[derive(Args, Clone)]
+struct Common {
+    /// TOML config file (keys: http, rtmp, data_dir, public_url).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// HTTP API and web app address [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    http: Option<SocketAddr>,
+    /// RTMP ingest address [default: 127.0.0.1:1935].
+    #[arg(long, global = true)]
+    rtmp: Option<SocketAddr>,
+    /// Data directory (database, keys) [default: ./hearth-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Base of absolute URLs handed to clients [default: derived from --http].
+    #[arg(long, global = true)]
+    public_url: Option<String>,
+}
+
+impl Common {
+    fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        Ok(Config::resolve(
+            file,
+            self.http,
+            self.rtmp,
+            self.data_dir.clone(),
+            self.public_url.clone(),
+        ))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP API + web app and RTMP ingest.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run the server with demo accounts and simulated cameras.
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        /// Password for both demo accounts [default: random, printed].
+        #[arg(long)]
+        demo_password: Option<String>,
+        /// Size of the simulated cameras' picture.
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (u32, u32),
+        #[arg(long, default_value_t = 15)]
+        fps: u32,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Manage and simulate cameras.
+    Camera {
+        #[command(subcommand)]
+        cmd: CameraCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user (with a household of their own); the password is read from stdin.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CameraCmd {
+    /// Add a camera to a user's household; prints its id and RTMP ingest URL.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
+    /// List all cameras.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run one simulated camera publishing to an RTMP URL.
+    Simulate {
+        #[arg(long = "rtmp")]
+        url: String,
+        #[arg(long, default_value = "Simulated camera")]
+        name: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+        size: (u32, u32),
+        #[arg(long, default_value_t = 15)]
+        fps: u32,
+        /// Visual signature drawn on the picture [default: derived from the name].
+        #[arg(long)]
+        signature: Option<u32>,
+    },
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT")?;
+    let w: u32 = w.parse().map_err(|_| "bad width")?;
+    let h: u32 = h.parse().map_err(|_| "bad height")?;
+    if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+        return Err("size must be even and between 16x16 and 3840x2160".into());
+    }
+    Ok((w, h))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { common } => {
+            let cfg = common.resolve()?;
+            let running = hearth_server::serve::start(&cfg).await?;
+            println!("Hearth is serving {}/", running.public_url);
+            println!(
+                "  HTTP {}  RTMP {}  data {}",
+                running.http,
+                running.rtmp,
+                cfg.data_dir.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Demo {
+            common,
+            demo_password,
+            size,
+            fps,
+        } => {
+            let cfg = common.resolve()?;
+            let opts = hearth_server::demo::DemoOptions {
+                password: demo_password,
+                width: size.0,
+                height: size.1,
+                fps,
+            };
+            hearth_server::demo::run(cfg, opts).await
+        }
+        Command::User {
+            cmd: UserCmd::Add { common, email },
+        } => {
+            let cfg = common.resolve()?;
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let user = tokio::task::spawn_blocking(move || {
+                let store = hearth_server::serve::open_store(&cfg.data_dir)?;
+                hearth_server::admin::add_user(store.as_ref(), &email, &password)
+            })
+            .await??;
+            println!("user {} {}", user.id, user.email);
+            Ok(())
+        }
+        Command::Camera {
+            cmd:
+                CameraCmd::Add {
+                    common,
+                    owner,
+                    name,
+                    timezone,
+                },
+        } => {
+            let cfg = common.resolve()?;
+            let cfg2 = cfg.clone();
+            let (cam, key) = tokio::task::spawn_blocking(move || {
+                let store = hearth_server::serve::open_store(&cfg2.data_dir)?;
+                hearth_server::admin::add_camera(store.as_ref(), &owner, &name, &timezone)
+            })
+            .await??;
+            println!("camera {}", cam.id);
+            println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
+            println!("(the stream key is shown only now; it is stored as a hash)");
+            Ok(())
+        }
+        Command::Camera {
+            cmd: CameraCmd::List { common },
+        } => {
+            let cfg = common.resolve()?;
+            let table = tokio::task::spawn_blocking(move || {
+                let store = hearth_server::serve::open_store(&cfg.data_dir)?;
+                hearth_server::admin::camera_table(store.as_ref())
+            })
+            .await??;
+            print!("{table}");
+            Ok(())
+        }
+        Command::Camera {
+            cmd:
+                CameraCmd::Simulate {
+                    url,
+                    name,
+                    timezone,
+                    size,
+                    fps,
+                    signature,
+                },
+        } => {
+            hearth_camera::validate_timezone(&timezone).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sig = signature.unwrap_or_else(|| hearth_camera::signature_for_name(&name));
+            let mut cfg = hearth_camera::SimCameraConfig::new(name, timezone, sig);
+            cfg.width = size.0;
+            cfg.height = size.1;
+            cfg.fps = fps;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = tx.send(true);
+            });
+            hearth_camera::publish(&url, cfg, rx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Starting the server: open the store and key, bind the listeners, run the drivers.
+
+use crate::config::Config;
+use crate::grant::GrantKey;
+use crate::state::AppState;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Slow-loris guard: a client must send a request's headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_HTTP_CONNECTIONS: usize = 16 * 1024;
+
+pub struct Running {
+    pub public_url: String,
+    pub http: SocketAddr,
+    pub rtmp: SocketAddr,
+    pub state: AppState,
+}
+
+pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", data_dir.display()))?;
+    let store = hearth_store::SqliteStore::open(&data_dir.join("hearth.db"))?;
+    Ok(Arc::new(store))
+}
+
+/// Binds both listeners and spawns the HTTP and RTMP drivers.
+pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
+    let store = open_store(&cfg.data_dir)?;
+    let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
+    let http = TcpListener::bind(cfg.http)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding HTTP {}: {e}", cfg.http))?;
+    let rtmp = TcpListener::bind(cfg.rtmp)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", cfg.rtmp))?;
+    let public_url = cfg.public_url_for(http.local_addr()?);
+    let state = AppState::new(store, key, public_url.clone());
+    let running = Running {
+        public_url,
+        http: http.local_addr()?,
+        rtmp: rtmp.local_addr()?,
+        state: state.clone(),
+    };
+
+    tokio::spawn(crate::ingest::serve(rtmp, state.clone()));
+    tokio::spawn(serve_http(http, state.clone()));
+    tokio::spawn(purge_sessions(state));
+    Ok(running)
+}
+
+async fn serve_http(listener: TcpListener, state: AppState) {
+    let app = crate::http::app(state);
+    let permits = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "http accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "http connection refused: too many connections");
+            continue;
+        };
+        let svc = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = sock.set_nodelay(true);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(64 * 1024);
+            if let Err(e) = builder.serve_connection(TokioIo::new(sock), svc).await {
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn purge_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let now = crate::clock::now();
+        match state.db(move |s| s.purge_expired_sessions(now)).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session purge failed"),
+        }
+    }
+}

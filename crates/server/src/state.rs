@@ -1,0 +1,51 @@
+//! Shared application state handed to every handler and driver.
+
+use crate::grant::GrantKey;
+use crate::hub::HubRegistry;
+use crate::metrics::Metrics;
+use hearth_store::Store;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub hubs: HubRegistry,
+    pub grant_key: GrantKey,
+    pub metrics: Arc<Metrics>,
+    /// Base for absolute URLs handed to clients, without a trailing slash.
+    pub public_url: String,
+    pub auth: crate::auth::PasswordHasher,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, grant_key: GrantKey, public_url: String) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        Self(Arc::new(Inner {
+            store,
+            hubs: HubRegistry::new(metrics.clone()),
+            grant_key,
+            metrics,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            auth: crate::auth::PasswordHasher::default(),
+        }))
+    }
+
+    /// Runs a store call off the async runtime.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, crate::error::AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, hearth_store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
+    }
+}

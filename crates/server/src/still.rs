@@ -1,0 +1,131 @@
+//! The still-image cache: a camera's newest picture as JPEG.
+//!
+//! This is the kind of cache that leaked strangers' stills in 2019, so it is built
+//! like everything else: it lives inside the camera's own hub, every JPEG it makes is
+//! a [`MediaObject`] stamped with the camera's provenance, and it is only served
+//! through the egress door.
+//!
+//! Decoding is lazy and incremental. Nothing is decoded until someone asks; a request
+//! decodes only the frames of the newest GOP that the cached decoder has not seen
+//! yet (a new GOP restarts at its keyframe), so the answer is at most one frame
+//! interval stale and a camera nobody looks at costs nothing. A JPEG whose frame is
+//! less than [`MAX_STALENESS_MS`] older than the newest frame is reused as is.
+
+use crate::egress::{MediaKind, MediaObject};
+use crate::error::AppError;
+use crate::hub::{GopSnapshot, Hub};
+use bytes::Bytes;
+use hearth_model::UnixMillis;
+use openh264::decoder::Decoder;
+use std::sync::Arc;
+
+/// A cached JPEG is reused while its frame is at most this much older than the newest.
+pub const MAX_STALENESS_MS: i64 = 1000;
+const JPEG_QUALITY: u8 = 80;
+
+#[derive(Default)]
+pub struct StillState {
+    decoder: Option<Decoder>,
+    gop_id: u64,
+    /// Frames of `gop_id` already fed to the decoder.
+    fed: usize,
+    cached: Option<Cached>,
+}
+
+struct Cached {
+    gop_id: u64,
+    dts_ms: i64,
+    object: Arc<MediaObject>,
+}
+
+/// The camera's newest still, decoding what is needed.
+pub async fn snapshot(hub: &Arc<Hub>) -> Result<Arc<MediaObject>, AppError> {
+    let gop = hub.newest_gop().ok_or(AppError::CameraOffline)?;
+    let newest_dts = gop.frames.last().map_or(0, |f| f.dts_ms);
+    let mut guard = hub.still.lock().await;
+    if let Some(c) = &guard.cached
+        && c.gop_id == gop.gop_id
+        && newest_dts - c.dts_ms <= MAX_STALENESS_MS
+    {
+        return Ok(c.object.clone());
+    }
+    let state = std::mem::take(&mut *guard);
+    let hub2 = hub.clone();
+    let (state, result) = tokio::task::spawn_blocking(move || {
+        let mut state = state;
+        let r = decode_newest(&mut state, &gop, &hub2);
+        (state, r)
+    })
+    .await?;
+    *guard = state;
+    result
+}
+
+fn decode_newest(
+    state: &mut StillState,
+    gop: &GopSnapshot,
+    hub: &Hub,
+) -> Result<Arc<MediaObject>, AppError> {
+    if state.decoder.is_none() || state.gop_id != gop.gop_id || state.fed > gop.frames.len() {
+        state.decoder =
+            Some(Decoder::new().map_err(|e| AppError::internal(anyhow::anyhow!("openh264: {e}")))?);
+        state.gop_id = gop.gop_id;
+        state.fed = 0;
+    }
+    let decoder = state.decoder.as_mut().expect("decoder just set");
+    let mut annexb = Vec::with_capacity(256 * 1024);
+    if state.fed == 0 {
+        for ps in gop.config.sps.iter().chain(gop.config.pps.iter()) {
+            annexb.extend_from_slice(&[0, 0, 0, 1]);
+            annexb.extend_from_slice(ps);
+        }
+    }
+    let mut picture: Option<(Vec<u8>, usize, usize)> = None;
+    let mut picture_dts = None;
+    for f in &gop.frames[state.fed..] {
+        hearth_media::h264::avcc_to_annexb(&f.data, gop.config.nalu_length_size, &mut annexb)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("still: bad access unit: {e}")))?;
+        match decoder.decode(&annexb) {
+            Ok(Some(yuv)) => {
+                let (w, h) = openh264::formats::YUVSource::dimensions(&yuv);
+                let mut rgb = picture.take().map(|p| p.0).unwrap_or_default();
+                rgb.resize(w * h * 3, 0);
+                yuv.write_rgb8(&mut rgb);
+                picture = Some((rgb, w, h));
+                picture_dts = Some(f.dts_ms);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // A damaged frame: restart at the next request rather than serve garbage.
+                state.decoder = None;
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "still: decode failed: {e}"
+                )));
+            }
+        }
+        annexb.clear();
+        state.fed += 1;
+    }
+    let (Some((rgb, w, h)), Some(dts)) = (picture, picture_dts) else {
+        // Nothing new decoded: keep serving the last picture of this GOP, if any.
+        return state
+            .cached
+            .as_ref()
+            .filter(|c| c.gop_id == gop.gop_id)
+            .map(|c| c.object.clone())
+            .ok_or(AppError::CameraOffline);
+    };
+    let mut jpeg = Vec::with_capacity(w * h / 4);
+    let enc = jpeg_encoder::Encoder::new(&mut jpeg, JPEG_QUALITY);
+    enc.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("jpeg: {e}")))?;
+    let capture = UnixMillis(gop.clock_anchor_ms + dts);
+    let prov = hub.still_provenance(gop.epoch, (gop.gop_id << 16) | state.fed as u64, capture);
+    let object = MediaObject::new(prov, MediaKind::Snapshot, Bytes::from(jpeg));
+    state.cached = Some(Cached {
+        gop_id: gop.gop_id,
+        dts_ms: dts,
+        object: object.clone(),
+    });
+    Ok(object)
+}

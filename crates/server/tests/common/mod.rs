@@ -1,0 +1,393 @@
+//! End-to-end harness: runs the real `hearth` binary on loopback ports and drives it
+//! with real clients (HTTP, ffmpeg/ffprobe, Chromium).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const OWNER_A: &str = "owner-a@example.com";
+pub const OWNER_B: &str = "owner-b@example.com";
+
+pub fn hearth() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+}
+
+pub fn require_tool(name: &str) {
+    let ok = Command::new(name)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        ok.is_ok(),
+        "{name} is required for end-to-end tests (scripts/test installs it with apt-get)"
+    );
+}
+
+/// A running `hearth` process with its own data dir and loopback ports.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub http: SocketAddr,
+    pub rtmp: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub stdout: Vec<String>,
+}
+
+impl Server {
+    /// `hearth demo` with small cameras so tests stay fast on two cores.
+    pub fn demo(width: u32, height: u32) -> Server {
+        Self::spawn(&[
+            "demo",
+            "--demo-password",
+            PASSWORD,
+            "--size",
+            &format!("{width}x{height}"),
+            "--fps",
+            "15",
+        ])
+    }
+
+    /// `hearth serve` with an empty data dir.
+    pub fn serve() -> Server {
+        Self::spawn(&["serve"])
+    }
+
+    fn spawn(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let mut child = hearth()
+            .args(args)
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--rtmp",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .env("RUST_LOG", "info,hearth_server=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn hearth");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut http, mut rtmp) = (None, None);
+        while http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                panic!("hearth did not start; stdout: {lines:?}\nlog:\n{log}")
+            });
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"HTTP") && words.get(2) == Some(&"RTMP") {
+                http = words[1].parse().ok();
+                rtmp = words[3].parse().ok();
+            }
+            lines.push(line);
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let http: SocketAddr = http.expect("http addr");
+        Server {
+            child,
+            base: format!("http://{http}"),
+            http,
+            rtmp: rtmp.expect("rtmp addr"),
+            dir,
+            stdout: lines,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Runs an admin subcommand against this server's data dir.
+    pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut cmd = hearth();
+        cmd.args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--rtmp")
+            .arg(self.rtmp.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn admin");
+        {
+            use std::io::Write;
+            let mut sin = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                sin.write_all(s.as_bytes()).unwrap();
+            }
+        }
+        let out = child.wait_with_output().expect("admin output");
+        assert!(
+            out.status.success(),
+            "hearth {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let r = client()
+            .post(format!("{}/api/v1/login", self.base))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login {email}");
+        let v: Value = r.json().await.unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn cameras(&self, token: &str) -> Vec<Value> {
+        let r = client()
+            .get(format!("{}/api/v1/cameras", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub async fn camera_id(&self, token: &str, name: &str) -> String {
+        let cams = self.cameras(token).await;
+        cams.iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no camera {name} in {cams:?}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// POST streams; returns (status, body).
+    pub async fn try_grant(&self, token: &str, camera: &str) -> (u16, Value) {
+        let r = client()
+            .post(format!("{}/api/v1/cameras/{camera}/streams", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn grant(&self, token: &str, camera: &str) -> Value {
+        let (s, v) = self.try_grant(token, camera).await;
+        assert_eq!(s, 200, "grant for {camera}: {v}");
+        v
+    }
+
+    /// Waits until the camera is listed online for `token`.
+    pub async fn wait_online(&self, token: &str, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let cams = self.cameras(token).await;
+            if cams
+                .iter()
+                .any(|c| c["name"] == name && c["online"] == true)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "camera {name} never came online: {cams:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- hearth log (last 60 lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// GET returning (status, body bytes).
+pub async fn get(url: &str) -> (u16, Vec<u8>) {
+    let r = client().get(url).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.bytes().await.unwrap().to_vec())
+}
+
+/// (codec, width, height) of the first video stream, per ffprobe.
+pub fn ffprobe_video(url: &str) -> (String, u32, u32, Vec<String>) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "15000000",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height",
+            "-of",
+            "json",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("a video stream");
+    let codecs = streams
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap_or("").to_string())
+        .collect();
+    (
+        video["codec_name"].as_str().unwrap().to_string(),
+        video["width"].as_u64().unwrap() as u32,
+        video["height"].as_u64().unwrap() as u32,
+        codecs,
+    )
+}
+
+/// Decodes `seconds` of video from `input` into RGB24 frames of `w`x`h`.
+pub fn decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "15000000",
+            "-i",
+            input,
+            "-t",
+            &seconds.to_string(),
+            "-an",
+        ])
+        .args([
+            "-vf",
+            &format!("scale={w}:{h}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg decode {input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = (w * h * 3) as usize;
+    out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect()
+}
+
+/// Decodes a JPEG (or any single image) into RGB24 at its own size.
+pub fn decode_image(bytes: &[u8], w: u32, h: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = if bytes.starts_with(b"\x89PNG") {
+        "png"
+    } else {
+        "jpg"
+    };
+    let p = dir.path().join(format!("img.{ext}"));
+    std::fs::write(&p, bytes).unwrap();
+    let frames = decode_rgb(p.to_str().unwrap(), 1.0, w, h);
+    frames.into_iter().next().expect("one decoded image")
+}
+
+/// Asserts every frame carries `expected` and none carries another signature.
+pub fn assert_signature(frames: &[Vec<u8>], w: u32, h: u32, expected: u32) {
+    assert!(!frames.is_empty(), "no frames decoded");
+    let mut read = 0;
+    for (i, f) in frames.iter().enumerate() {
+        match hearth_camera::read_signature(f, w, h) {
+            Some(s) => {
+                assert_eq!(s, expected, "frame {i} carries a foreign signature {s:#x}");
+                read += 1;
+            }
+            None => {}
+        }
+    }
+    // Allow a few unreadable frames (e.g. a damaged first frame), never a foreign one.
+    assert!(
+        read * 10 >= frames.len() * 9,
+        "only {read}/{} frames had a readable signature",
+        frames.len()
+    );
+}
+
+pub fn signature_of(camera_id: &str) -> u32 {
+    hearth_camera::signature_for(&camera_id.parse().expect("camera id"))
+}
+
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+pub fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = r.read_to_end(&mut v);
+    v
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

@@ -1,0 +1,236 @@
+//! Households cannot reach each other's cameras: not through the API, not by
+//! splicing another camera's segment names into a grant URL, not with a forged,
+//! altered or expired grant. Every refusal carries zero media bytes.
+
+mod common;
+use common::*;
+use hearth_model::{BindingEpoch, CameraId, GrantId, Integration, UnixMillis, UserId};
+use hearth_server::grant::{Grant, GrantKey};
+use std::time::{Duration, Instant};
+
+fn names_in(playlist: &[u8], ext: &str) -> Vec<String> {
+    String::from_utf8_lossy(playlist)
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.ends_with(ext))
+        .map(str::to_string)
+        .collect()
+}
+
+fn init_name(playlist: &[u8]) -> String {
+    let text = String::from_utf8_lossy(playlist);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MAP:URI=\""))
+        .expect("EXT-X-MAP");
+    line["#EXT-X-MAP:URI=\"".len()..]
+        .trim_end_matches('"')
+        .to_string()
+}
+
+/// A refusal: 403 or 404, a JSON error body, and no media.
+fn assert_refused(what: &str, status: u16, body: &[u8]) {
+    assert!(status == 403 || status == 404, "{what}: status {status}");
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("{what}: body is not a JSON error ({} bytes)", body.len()));
+    assert!(v["error"].is_string(), "{what}: {v}");
+    assert!(body.len() < 200, "{what}: refusal body too large");
+}
+
+fn base_of(url: &str) -> String {
+    url.rsplit_once('/').unwrap().0.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn households_cannot_reach_each_others_media() {
+    let s = Server::demo(320, 180);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let b = s.login(OWNER_B, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    s.wait_online(&b, "Front door").await;
+    let living = s.camera_id(&a, "Living room").await;
+    let front = s.camera_id(&b, "Front door").await;
+
+    // B cannot get a grant for A's camera, and cannot tell it from a missing one.
+    let (st1, body1) = s.try_grant(&b, &living).await;
+    let (st2, body2) = s.try_grant(&b, &CameraId::random().to_string()).await;
+    let (st3, _) = s.try_grant(&b, "not-a-camera").await;
+    assert_eq!((st1, st2, st3), (404, 404, 404));
+    assert_eq!(body1, body2);
+
+    // No token, or a wrong one: 401.
+    let r = client()
+        .get(format!("{}/api/v1/cameras", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(format!("{}/api/v1/cameras", s.base))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let ga = s.grant(&a, &living).await;
+    let gb = s.grant(&b, &front).await;
+    let a_base = base_of(ga["hls_url"].as_str().unwrap());
+    let b_base = base_of(gb["hls_url"].as_str().unwrap());
+
+    // Learn B's object names through B's own grant (waits for the first segment).
+    let (st, b_fmp4) = get(&format!("{b_base}/live.m3u8")).await;
+    assert_eq!(st, 200);
+    let (_, b_ts) = get(&format!("{b_base}/ts.m3u8")).await;
+    let b_segments = names_in(&b_fmp4, ".m4s");
+    let b_ts_segments = names_in(&b_ts, ".ts");
+    assert!(!b_segments.is_empty() && !b_ts_segments.is_empty());
+    let b_init = init_name(&b_fmp4);
+
+    // B's names are served under B's grant...
+    let (st, body) = get(&format!("{b_base}/{}", b_segments[0])).await;
+    assert_eq!(st, 200);
+    assert!(body.len() > 1000);
+    // ...and refused under A's grant, with zero media bytes.
+    for name in b_segments
+        .iter()
+        .chain(&b_ts_segments)
+        .chain(std::iter::once(&b_init))
+    {
+        let (st, body) = get(&format!("{a_base}/{name}")).await;
+        assert_refused(&format!("A's grant with B's {name}"), st, &body);
+    }
+    // Path tricks do not escape the grant either.
+    for trick in [
+        "../snapshot.jpg",
+        "..%2Fsnapshot.jpg",
+        "%2e%2e/live.m3u8",
+        "x.m4s",
+        "init-.mp4",
+    ] {
+        let (st, body) = get(&format!("{a_base}/{trick}")).await;
+        assert!(st == 403 || st == 404 || st == 400, "{trick}: {st}");
+        assert!(
+            !body.starts_with(&[0xff, 0xd8]) && !body.starts_with(b"#EXTM3U"),
+            "{trick} leaked media"
+        );
+    }
+
+    // A's own objects work under A's grant (sanity for the refusals above).
+    let (st, _) = get(&format!("{a_base}/live.m3u8")).await;
+    assert_eq!(st, 200);
+
+    // Forged, altered and expired grants: 403, no bytes.
+    let a_token = a_base.rsplit('/').next().unwrap().to_string();
+    let media_root = a_base.trim_end_matches(&a_token).to_string();
+    let mut altered = a_token.clone().into_bytes();
+    let mid = altered.len() / 2;
+    altered[mid] = if altered[mid] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let forged = "A".repeat(a_token.len());
+    let key = GrantKey::load_or_create(&s.data_dir().join("grant.key")).unwrap();
+    let living_id: CameraId = living.parse().unwrap();
+    let expired = key.sign(&Grant {
+        id: GrantId::random(),
+        viewer: UserId::random(),
+        camera: living_id,
+        epoch: BindingEpoch(1),
+        integration: Integration::App,
+        expires_at: UnixMillis(1_000),
+    });
+    let other_key = GrantKey::random().sign(&Grant {
+        id: GrantId::random(),
+        viewer: UserId::random(),
+        camera: living_id,
+        epoch: BindingEpoch(1),
+        integration: Integration::App,
+        expires_at: UnixMillis(i64::MAX / 2),
+    });
+    for (what, token) in [
+        ("altered", altered),
+        ("forged", forged),
+        ("expired", expired),
+        ("other key", other_key),
+    ] {
+        for obj in [
+            "index.m3u8",
+            "live.m3u8",
+            "ts.m3u8",
+            "snapshot.jpg",
+            &b_segments[0],
+        ] {
+            let (st, body) = get(&format!("{media_root}{token}/{obj}")).await;
+            assert_eq!(st, 403, "{what} grant, {obj}");
+            assert_refused(&format!("{what} grant, {obj}"), st, &body);
+        }
+    }
+
+    // A grant for a past epoch names a camera state that no longer exists: refused at the door.
+    let stale_epoch = key.sign(&Grant {
+        id: GrantId::random(),
+        viewer: UserId::random(),
+        camera: living_id,
+        epoch: BindingEpoch(7),
+        integration: Integration::App,
+        expires_at: UnixMillis(i64::MAX / 2),
+    });
+    let (st, body) = get(&format!("{media_root}{stale_epoch}/live.m3u8")).await;
+    assert_refused("wrong-epoch grant", st, &body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_does_not_reveal_which_emails_exist() {
+    let s = Server::demo(320, 180);
+    let try_login = |email: &'static str, pw: &'static str| {
+        let base = s.base.clone();
+        async move {
+            let t = Instant::now();
+            let r = client()
+                .post(format!("{base}/api/v1/login"))
+                .json(&serde_json::json!({"email": email, "password": pw}))
+                .send()
+                .await
+                .unwrap();
+            let st = r.status().as_u16();
+            (st, r.text().await.unwrap(), t.elapsed())
+        }
+    };
+    let mut wrong = Duration::ZERO;
+    let mut unknown = Duration::ZERO;
+    let (mut wrong_body, mut unknown_body) = (String::new(), String::new());
+    for _ in 0..5 {
+        let (st, body, d) = try_login(OWNER_A, "wrong password").await;
+        assert_eq!(st, 401);
+        wrong += d;
+        wrong_body = body;
+        let (st, body, d) = try_login("nobody@example.com", "wrong password").await;
+        assert_eq!(st, 401);
+        unknown += d;
+        unknown_body = body;
+    }
+    assert_eq!(wrong_body, unknown_body);
+    // Both paths run one argon2 verification; a shortcut for unknown emails would be
+    // an order of magnitude faster.
+    let ratio = wrong.as_secs_f64() / unknown.as_secs_f64();
+    assert!(
+        (0.4..2.5).contains(&ratio),
+        "wrong-password {wrong:?} vs unknown-email {unknown:?}"
+    );
+
+    // Malformed login bodies are clear 400s, oversized ones are refused.
+    let r = client()
+        .post(format!("{}/api/v1/login", s.base))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("JSON"));
+    let r = client()
+        .post(format!("{}/api/v1/login", s.base))
+        .body(vec![b'x'; 1 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
