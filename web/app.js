@@ -415,7 +415,7 @@ function showGrid() {
       'data-camera-name': cam.name,
     }, thumb, el('span', { class: 'card-body' }, title, sub));
     const li = el('li', {}, link);
-    const c = { cam, li, link, thumb, badge, placeholder, clock, img: null, loading: false, gen: 0, lastProbe: 0, online: !!cam.online };
+    const c = { cam, li, link, thumb, badge, placeholder, clock, img: null, loading: false, gen: 0, nextTry: 0, online: !!cam.online };
     updateCardState(c, cam.online ? 'live' : 'offline');
     grants.acquire(cam.id);
     return c;
@@ -452,7 +452,7 @@ function showGrid() {
   }
 
   async function refreshThumb(c) {
-    if (c.loading) return;
+    if (c.loading || Date.now() < c.nextTry) return;
     c.loading = true;
     const gen = c.gen;
     const id = c.cam.id;
@@ -461,7 +461,8 @@ function showGrid() {
       try {
         grant = await grants.current(id);
       } catch (e) {
-        if (e.status === 404) { c.placeholder.lastChild.textContent = 'Not available'; }
+        if (e.status === 404) c.placeholder.lastChild.textContent = 'Not available';
+        c.nextTry = Date.now() + 10000;
         return;
       }
       if (!alive || gen !== c.gen) return;
@@ -499,6 +500,7 @@ function showGrid() {
         c.placeholder.hidden = false;
         c.placeholder.lastChild.textContent = 'Camera offline';
         updateCardState(c, 'offline');
+        c.nextTry = Date.now() + 6000; // offline: ask less often
       }
     } finally {
       c.loading = false;

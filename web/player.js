@@ -16,8 +16,8 @@
 //    (every await is followed by an `alive` check and fetches are aborted).
 
 const BACK_BUFFER_S = 10;        // keep this much behind currentTime
-const MAX_LIVE_LAG_S = 4;        // jump forward when further behind the live edge
-const LIVE_CUSHION_S = 1.0;      // where to land after a jump: edge - cushion
+const MAX_LIVE_LAG_S = 4.5;      // jump forward when further behind the live edge
+const LIVE_CUSHION_S = 1.0;      // after a jump, keep at least this much buffered ahead
 const OFFLINE_RETRY_MS = 3000;
 const FETCH_TIMEOUT_MS = 10000;
 const SUPERVISE_MS = 500;
@@ -266,6 +266,12 @@ export function mimeFor(codecs) {
   return `video/mp4; codecs="${codecs}"`;
 }
 
+// "avc1.42c01e,mp4a.40.2" -> "avc1,mp4a": a SourceBuffer survives changes of
+// profile/level within a family (the new init segment says so), not of tracks.
+export function codecFamilies(codecs) {
+  return String(codecs || '').split(',').map((c) => c.trim().split('.')[0].replace('avc3', 'avc1')).filter(Boolean).sort().join(',');
+}
+
 // ---------------------------------------------------------------------------
 
 /**
@@ -393,18 +399,17 @@ export class LivePlayer {
   // --- main loop ----------------------------------------------------------
 
   async run() {
-    let failures = 0;
-    let grantFailures = 0;
+    this.failures = 0;
+    this.grantFailures = 0;
     while (this.alive) {
       try {
         await this.session();
-        failures = 0;
       } catch (e) {
         if (!this.alive || e instanceof StopError) return;
         const status = e instanceof HttpError ? e.status : 0;
         if (status === 403 || status === 401) {
           // Grant expired or revoked: get a new one, then re-fetch the playlists.
-          grantFailures++;
+          const grantFailures = ++this.grantFailures;
           try {
             await this.grants.refresh();
           } catch (ge) {
@@ -423,7 +428,7 @@ export class LivePlayer {
           await this.pause(OFFLINE_RETRY_MS);
           continue;
         }
-        failures++;
+        const failures = ++this.failures;
         console.warn('[hearth player]', e);
         if (e.fatalMedia) {
           this.teardownMedia();
@@ -452,9 +457,10 @@ export class LivePlayer {
     const master = parseMaster(m.body, m.url);
     let mediaUrl = master.mediaUrl;
     this.masterCodecs = master.codecs;
-    if (this.sb && master.codecs && this.sbCodecs && master.codecs !== this.sbCodecs) {
-      // The camera changed its configuration (e.g. audio added): start over.
+    if (this.sb && master.codecs && this.sbCodecs && codecFamilies(master.codecs) !== codecFamilies(this.sbCodecs)) {
+      // The camera changed its tracks (e.g. audio added): start over with a new MediaSource.
       this.teardownMedia();
+      this.stats.restarts++;
     }
     while (this.alive) {
       if (this.grantDirty) {
@@ -479,6 +485,10 @@ export class LivePlayer {
   async processPlaylist(pl) {
     const segs = pl.segments;
     if (!segs.length) return;
+    // The playlist answers: whatever went wrong before is over.
+    this.failures = 0;
+    this.grantFailures = 0;
+    if (this.stats.state === 'offline' || this.stats.state === 'error') this.setState('loading');
     const newest = segs[segs.length - 1];
     let start;
     if (this.lastSeq === null || this.resync) {
@@ -531,7 +541,10 @@ export class LivePlayer {
       const info = parseInit(initBuf);
       if (info.codecs.includes('encrypted')) throw new Error('sample-encrypted streams are not supported');
       this.timescales = info.timescales;
-      const codecs = this.masterCodecs || info.codecs.join(',');
+      let codecs = this.masterCodecs || info.codecs.join(',');
+      if (info.codecs.length && codecFamilies(info.codecs.join(',')) !== codecFamilies(codecs)) {
+        codecs = info.codecs.join(','); // the init segment is the truth about its tracks
+      }
       if (!codecs) throw new Error('cannot determine codecs');
       await this.ensureSourceBuffer(codecs, info.codecs.join(','));
       await this.appendBuffer(initBuf);
@@ -573,8 +586,11 @@ export class LivePlayer {
   // --- MSE ----------------------------------------------------------------
 
   async ensureSourceBuffer(codecs, initCodecs) {
-    if (this.sb && this.sbCodecs === codecs) return;
-    if (this.sb) this.teardownMedia();
+    if (this.sb && codecFamilies(this.sbCodecs) === codecFamilies(codecs)) {
+      this.stats.codecs = codecs;
+      return;
+    }
+    if (this.sb) { this.teardownMedia(); this.stats.restarts++; }
     const mime = mimeFor(codecs);
     if (!window.MediaSource || !MediaSource.isTypeSupported(mime)) {
       const e = new Error(`this browser cannot play ${codecs}`);
@@ -755,8 +771,13 @@ export class LivePlayer {
       v.currentTime = b.start(b.length - 1) + 0.001;
       this.lastProgress.at = now;
     } else if (edge - ct > MAX_LIVE_LAG_S) {
-      // Too far behind live: jump forward, leaving a small cushion.
-      const target = Math.max(b.start(b.length - 1), edge - LIVE_CUSHION_S - 0.5);
+      // Too far behind live: jump forward to the newest segment start (a keyframe)
+      // that leaves a small cushion.
+      let target = Math.max(b.start(b.length - 1), edge - LIVE_CUSHION_S - 0.5);
+      for (let i = this.segTimes.length - 1; i >= 0; i--) {
+        const s = this.segTimes[i].start;
+        if (s > ct && s >= b.start(b.length - 1) && edge - s >= LIVE_CUSHION_S) { target = s + 0.001; break; }
+      }
       this.stats.jumps++;
       v.currentTime = target;
       this.lastProgress.at = now;
