@@ -8,6 +8,9 @@
 
 use std::fmt::Write as _;
 
+/// Ends a playlist whose stream is over (append to a media playlist's text).
+pub const ENDLIST: &str = "#EXT-X-ENDLIST\n";
+
 /// One segment line in a media playlist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlaylistEntry<'a> {

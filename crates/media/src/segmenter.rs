@@ -72,7 +72,9 @@ pub struct Segment {
     pub duration_ms: u32,
     /// Timestamps or codec config changed before this segment (`EXT-X-DISCONTINUITY`).
     pub discontinuity: bool,
-    /// Which init segment this segment needs; bumps on every config change.
+    /// Which init segment this segment needs. Starts at 0 and bumps on a config
+    /// change after a segment has used the current init (configs that arrive
+    /// before the first segment, like AAC after H.264, do not bump it).
     pub init_version: u32,
     /// The fMP4 init segment of `init_version` (same bytes as
     /// [`Segmenter::init_segment`] returned while that version was current).
@@ -193,6 +195,8 @@ impl Segmenter {
         self.rebuild_init();
     }
 
+    /// Closes the open segment; if any segment used the current init, the next
+    /// init is a new version and the next segment a discontinuity.
     fn config_changed(&mut self) {
         if let Some(seg) = self.close(None) {
             debug_assert!(self.ready.is_none());
@@ -201,18 +205,16 @@ impl Segmenter {
         if self.init_used {
             self.next_discontinuity = true;
             self.init_used = false;
+            self.init_version += 1;
             self.audio_clock = None;
             self.last_video_dts = None;
+            self.ts.bump_version();
         }
     }
 
     fn rebuild_init(&mut self) {
         if let Some(v) = &self.video_config {
-            if self.init.is_some() {
-                self.init_version += 1;
-            }
             self.init = Some(fmp4::init_segment(v, self.audio_config.as_ref()));
-            self.ts.bump_version();
         }
     }
 
@@ -237,7 +239,7 @@ impl Segmenter {
         let mut closed = None;
         if let Some(last) = self.last_video_dts {
             let delta = f.dts_ms - last;
-            if delta < 0 || delta > MAX_DTS_GAP_MS {
+            if !(0..=MAX_DTS_GAP_MS).contains(&delta) {
                 closed = self.close(None);
                 self.next_discontinuity = true;
                 self.audio_clock = None;
@@ -315,7 +317,8 @@ impl Segmenter {
     }
 
     /// The fMP4 init segment (`ftyp` + `moov`) for the current configs; `None`
-    /// until a video config is known.
+    /// until a video config is known. It may still change (without a version bump)
+    /// until the first segment of its version opens; [`Segment::init`] is exact.
     pub fn init_segment(&self) -> Option<Bytes> {
         self.init.clone()
     }
@@ -522,4 +525,235 @@ fn write_audio_until(
         mux.write_audio(pts, adts, out);
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmp4::tests::{boxes, find};
+    use crate::h264::tests::{PPS, SPS_640X360, record};
+
+    const IDR: &[u8] = &[0, 0, 0, 2, 0x65, 0x88];
+    const P: &[u8] = &[0, 0, 0, 2, 0x41, 0x9a];
+
+    fn video_cfg() -> AvcConfig {
+        AvcConfig::parse_record(Bytes::from(record(SPS_640X360, PPS))).unwrap()
+    }
+    fn audio_cfg() -> AacConfig {
+        AacConfig::parse(Bytes::from_static(&[0x12, 0x10])).unwrap()
+    }
+    fn vf(dts: i64, key: bool) -> VideoFrame {
+        VideoFrame {
+            dts_ms: dts,
+            pts_ms: dts + 80,
+            keyframe: key,
+            data: Bytes::from_static(if key { IDR } else { P }),
+        }
+    }
+    fn af(pts: i64) -> AudioFrame {
+        AudioFrame {
+            pts_ms: pts,
+            data: Bytes::from_static(&[0x21, 0x10, 0x04, 0x60]),
+        }
+    }
+
+    /// 25 fps video with a keyframe every `gop` frames from `start_ms`, AAC at
+    /// 44.1 kHz interleaved by time; returns every segment including the flush.
+    fn run(seg: &mut Segmenter, start_ms: i64, frames: i64, gop: i64) -> Vec<Segment> {
+        let mut out = Vec::new();
+        let mut audio_n = 0i64;
+        for i in 0..frames {
+            let dts = start_ms + i * 40;
+            while start_ms + audio_n * 1024 * 1000 / 44100 <= dts {
+                out.extend(seg.push_audio(af(start_ms + audio_n * 1024 * 1000 / 44100)));
+                audio_n += 1;
+            }
+            out.extend(seg.push_video(vf(dts, i % gop == 0)));
+        }
+        out.extend(seg.flush());
+        out
+    }
+
+    fn tfdt(fmp4: &[u8], traf_index: usize) -> u64 {
+        let moof = find(fmp4, &[b"moof"]);
+        let trafs: Vec<_> = boxes(moof)
+            .into_iter()
+            .filter(|b| &b.0 == b"traf")
+            .collect();
+        let t = find(trafs[traf_index].1, &[b"tfdt"]);
+        u64::from_be_bytes(t[4..12].try_into().unwrap())
+    }
+
+    #[test]
+    fn cuts_at_first_keyframe_after_target() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        s.set_audio_config(audio_cfg());
+        assert_eq!(s.codecs().unwrap(), "avc1.64001e,mp4a.40.2");
+        assert_eq!(s.resolution(), Some((640, 360)));
+        // Two P frames before the first keyframe are dropped.
+        assert!(s.push_video(vf(-80, false)).is_none());
+        assert!(s.push_video(vf(-40, false)).is_none());
+        // Keyframes every 30 frames (1.2 s): cuts at 2400 and 4800.
+        let segs = run(&mut s, 0, 150, 30);
+        assert_eq!(s.stats().video_waiting_for_keyframe, 2);
+        let summary: Vec<_> = segs
+            .iter()
+            .map(|g| (g.seq, g.first_dts_ms, g.duration_ms, g.frame_count))
+            .collect();
+        assert_eq!(
+            summary,
+            [(0, 0, 2400, 60), (1, 2400, 2400, 60), (2, 4800, 1200, 30)]
+        );
+        // Audio is split by pts at the cut: frames with pts < 2400 ms go to segment 0.
+        let first_audio_in_1 = (0..).find(|n| n * 1024 * 1000 / 44100 >= 2400).unwrap();
+        assert_eq!(segs[0].audio_frame_count, first_audio_in_1 as u32);
+        // fMP4 timing: video tfdt in 90 kHz, audio tfdt from the sample count.
+        assert_eq!(tfdt(&segs[1].fmp4, 0), 2400 * 90);
+        assert_eq!(tfdt(&segs[1].fmp4, 1), first_audio_in_1 as u64 * 1024);
+        assert!(segs.iter().all(|g| !g.discontinuity && g.init_version == 0));
+    }
+
+    #[test]
+    fn ts_continuity_counters_continue_across_segments() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        s.set_audio_config(audio_cfg());
+        let segs = run(&mut s, 1000, 200, 50);
+        assert_eq!(segs.len(), 4);
+        let mut last_cc: std::collections::HashMap<u16, u8> = Default::default();
+        for seg in &segs {
+            assert_eq!(seg.ts.len() % 188, 0);
+            let first = &seg.ts[..188];
+            assert_eq!(
+                (first[1] & 0x1f, first[2]),
+                (0, 0),
+                "segment starts with PAT"
+            );
+            for p in seg.ts.chunks(188) {
+                assert_eq!(p[0], 0x47);
+                let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+                let cc = p[3] & 0x0f;
+                if let Some(prev) = last_cc.insert(pid, cc) {
+                    assert_eq!(cc, (prev + 1) & 0x0f, "pid {pid:#x}");
+                }
+            }
+        }
+        assert_eq!(last_cc.len(), 4, "PAT, PMT, video, audio");
+    }
+
+    #[test]
+    fn config_change_closes_segment_and_marks_discontinuity() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        let init0 = s.init_segment().unwrap();
+        for i in 0..10 {
+            assert!(s.push_video(vf(i * 40, i == 0)).is_none());
+        }
+        // Same config again (RTMP republish): nothing happens.
+        s.set_video_config(video_cfg());
+        assert!(s.push_video(vf(400, false)).is_none());
+        // New config: the open segment closes and comes out of the next push.
+        let mut changed = video_cfg();
+        let mut rec = changed.record.to_vec();
+        rec[3] = 31; // level 3.1
+        changed = AvcConfig::parse_record(Bytes::from(rec)).unwrap();
+        s.set_video_config(changed);
+        let closed = s.push_video(vf(0, true)).expect("closed by config change");
+        assert_eq!(
+            (closed.seq, closed.frame_count, closed.duration_ms),
+            (0, 11, 440)
+        );
+        assert_eq!((closed.init_version, closed.discontinuity), (0, false));
+        assert_eq!(closed.init, init0);
+        assert_ne!(s.init_segment().unwrap(), init0);
+        let next = s.flush().unwrap();
+        assert_eq!(
+            (next.seq, next.init_version, next.discontinuity),
+            (1, 1, true)
+        );
+        assert_eq!(next.init, s.init_segment().unwrap());
+        assert!(s.flush().is_none());
+    }
+
+    #[test]
+    fn backwards_timestamps_start_a_discontinuity() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        for i in 0..5 {
+            assert!(s.push_video(vf(10_000 + i * 40, i == 0)).is_none());
+        }
+        // Publisher restarted from 0: the open segment is closed with an estimated end.
+        let closed = s.push_video(vf(0, false)).unwrap();
+        assert_eq!((closed.frame_count, closed.duration_ms), (5, 200));
+        assert!(s.push_video(vf(40, true)).is_none());
+        let next = s.flush().unwrap();
+        assert!(next.discontinuity);
+        assert_eq!(next.init_version, 0, "same config, same init");
+        assert_eq!(s.stats().video_waiting_for_keyframe, 1);
+    }
+
+    #[test]
+    fn negative_start_is_shifted_to_zero_in_containers() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        s.push_video(vf(-500, true));
+        s.push_video(vf(-460, false));
+        let seg = s.flush().unwrap();
+        assert_eq!(seg.first_dts_ms, -500);
+        assert_eq!(tfdt(&seg.fmp4, 0), 0);
+    }
+
+    #[test]
+    fn malformed_and_configless_input_is_dropped_and_counted() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        assert!(s.push_video(vf(0, true)).is_none());
+        assert!(s.push_audio(af(0)).is_none());
+        assert!(s.init_segment().is_none() && s.codecs().is_none());
+        s.set_video_config(video_cfg());
+        s.push_video(VideoFrame {
+            dts_ms: 0,
+            pts_ms: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 9, 0x65]),
+        });
+        let st = s.stats();
+        assert_eq!(
+            (
+                st.video_without_config,
+                st.audio_dropped,
+                st.video_malformed
+            ),
+            (1, 1, 1)
+        );
+        assert!(s.flush().is_none());
+    }
+
+    #[test]
+    fn audio_clock_does_not_drift_and_resyncs_after_a_gap() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        s.set_audio_config(audio_cfg());
+        s.push_video(vf(0, true));
+        // Publisher ms are rounded (23 ms per frame instead of 23.22): the clock ignores that.
+        for n in 0..10 {
+            s.push_audio(af(n * 23));
+        }
+        // Then 500 ms of lost audio.
+        s.push_audio(af(10 * 23 + 500));
+        s.push_video(vf(40, false));
+        let seg = s.flush().unwrap();
+        let moof = find(&seg.fmp4, &[b"moof"]);
+        let trafs: Vec<_> = boxes(moof)
+            .into_iter()
+            .filter(|b| &b.0 == b"traf")
+            .collect();
+        let trun = find(trafs[1].1, &[b"trun"]);
+        let durations: Vec<u32> = (0..11)
+            .map(|i| u32::from_be_bytes(trun[12 + i * 8..16 + i * 8].try_into().unwrap()))
+            .collect();
+        assert!(durations[..9].iter().all(|&d| d == 1024), "{durations:?}");
+        // Frame 9 stretches to the resynced anchor at 730 ms.
+        assert_eq!(durations[9], 730 * 44100 / 1000 - 9 * 1024);
+    }
 }

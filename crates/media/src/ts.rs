@@ -14,7 +14,7 @@
 
 use crate::MediaError;
 use crate::aac::AacConfig;
-use crate::h264::{self, AvcConfig, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
+use crate::h264::{self, AvcConfig, NAL_AUD, NAL_IDR, NAL_SPS};
 
 /// TS packet size.
 pub const PACKET_SIZE: usize = 188;
@@ -295,7 +295,6 @@ pub fn annexb_access_unit(
         out.extend_from_slice(&[0, 0, 0, 1]);
         out.extend_from_slice(nal);
     }
-    debug_assert!(NAL_PPS == 8);
     Ok(())
 }
 

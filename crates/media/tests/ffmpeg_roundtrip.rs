@@ -1,0 +1,427 @@
+//! Real encoder in, real decoder out: ffmpeg writes an FLV (as an RTMP publisher
+//! would send it), the segmenter cuts it, and ffprobe/ffmpeg must decode every
+//! frame of both HLS flavours (fMP4 and MPEG-TS), as a playlist and segment by
+//! segment, with no decoder complaints.
+//!
+//! ffmpeg and ffprobe are required: a missing binary fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bytes::Bytes;
+use hearth_media::flv::{self, FlvAudio, FlvTagKind, FlvVideo};
+use hearth_media::playlist::{self, PlaylistEntry};
+use hearth_media::{AudioFrame, Segment, Segmenter, SegmenterConfig, VideoFrame};
+
+fn tool(name: &str) -> Command {
+    match Command::new(name).arg("-version").output() {
+        Ok(o) if o.status.success() => Command::new(name),
+        _ => panic!(
+            "`{name}` is required for this test but was not found on PATH; install ffmpeg (apt-get install ffmpeg)"
+        ),
+    }
+}
+
+fn run(cmd: &mut Command) -> (String, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
+    (stdout, stderr)
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-media-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Replay {
+    segments: Vec<Segment>,
+    init: Bytes,
+    codecs: String,
+    resolution: (u32, u32),
+    video_frames: usize,
+    audio_frames: usize,
+    /// Video pts (ms) of every frame in the FLV, in decode order.
+    video_pts_ms: Vec<i64>,
+}
+
+/// Feeds an FLV file through the parser and segmenter the way RTMP ingest does.
+fn replay(flv_path: &Path) -> Replay {
+    let data = Bytes::from(std::fs::read(flv_path).unwrap());
+    let tags = flv::read_flv_file(data).expect("read flv");
+    let mut seg = Segmenter::new(SegmenterConfig {
+        target_duration_ms: 2000,
+    });
+    let mut segments = Vec::new();
+    let (mut video_frames, mut audio_frames) = (0, 0);
+    let mut video_pts_ms = Vec::new();
+    for tag in tags {
+        let ts = i64::from(tag.timestamp_ms);
+        let out = match tag.kind {
+            FlvTagKind::Script => None,
+            FlvTagKind::Video => match flv::parse_video_tag(tag.payload).expect("video tag") {
+                FlvVideo::Config(c) => {
+                    seg.set_video_config(c);
+                    None
+                }
+                FlvVideo::Frame(f) => {
+                    video_frames += 1;
+                    video_pts_ms.push(ts + i64::from(f.cts_ms));
+                    seg.push_video(VideoFrame {
+                        dts_ms: ts,
+                        pts_ms: ts + i64::from(f.cts_ms),
+                        keyframe: f.keyframe,
+                        data: f.data,
+                    })
+                }
+                FlvVideo::EndOfSequence => None,
+            },
+            FlvTagKind::Audio => match flv::parse_audio_tag(tag.payload).expect("audio tag") {
+                FlvAudio::Config(c) => {
+                    seg.set_audio_config(c);
+                    None
+                }
+                FlvAudio::Frame(data) => {
+                    audio_frames += 1;
+                    seg.push_audio(AudioFrame { pts_ms: ts, data })
+                }
+            },
+        };
+        segments.extend(out);
+    }
+    while let Some(s) = seg.flush() {
+        segments.push(s);
+    }
+    assert_eq!(seg.stats(), Default::default(), "nothing dropped");
+    Replay {
+        segments,
+        init: seg.init_segment().expect("init segment"),
+        codecs: seg.codecs().unwrap(),
+        resolution: seg.resolution().unwrap(),
+        video_frames,
+        audio_frames,
+        video_pts_ms,
+    }
+}
+
+/// Writes init.mp4, seg*.m4s, seg*.ts and fmp4.m3u8 / ts.m3u8 / master.m3u8.
+fn write_hls(dir: &Path, r: &Replay) {
+    std::fs::write(dir.join("init.mp4"), &r.init).unwrap();
+    let mut names = Vec::new();
+    for s in &r.segments {
+        std::fs::write(dir.join(format!("seg{}.m4s", s.seq)), &s.fmp4).unwrap();
+        std::fs::write(dir.join(format!("seg{}.ts", s.seq)), &s.ts).unwrap();
+        names.push((format!("seg{}.m4s", s.seq), format!("seg{}.ts", s.seq)));
+    }
+    let base_ms = 1_700_000_000_000;
+    let entries = |ts: bool| -> Vec<PlaylistEntry<'_>> {
+        r.segments
+            .iter()
+            .zip(&names)
+            .map(|(s, (m4s, tsn))| PlaylistEntry {
+                uri: if ts { tsn } else { m4s },
+                duration_ms: s.duration_ms,
+                program_date_time_ms: base_ms + s.first_dts_ms,
+                discontinuity: s.discontinuity,
+            })
+            .collect()
+    };
+    let target = playlist::target_duration_s(r.segments.iter().map(|s| s.duration_ms));
+    let mut fmp4 = playlist::media_playlist(target, 0, 0, Some("init.mp4"), &entries(false));
+    fmp4.push_str(playlist::ENDLIST);
+    let mut ts = playlist::media_playlist(target, 0, 0, None, &entries(true));
+    ts.push_str(playlist::ENDLIST);
+    std::fs::write(dir.join("fmp4.m3u8"), fmp4).unwrap();
+    std::fs::write(dir.join("ts.m3u8"), ts).unwrap();
+    let master = playlist::master_playlist("fmp4.m3u8", 1_000_000, &r.codecs, Some(r.resolution));
+    std::fs::write(dir.join("master.m3u8"), master).unwrap();
+}
+
+/// Streams from `ffprobe -of compact` as key=value maps, one per stream index
+/// (program sections repeat streams, so entries are deduplicated by index).
+fn ffprobe_streams(
+    input: &Path,
+    extra: &[&str],
+    entries: &str,
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    let entries = format!("{entries},index");
+    let (out, stderr) = run(tool("ffprobe")
+        .args(["-v", "error"])
+        .args(extra)
+        .args(["-show_entries", &entries, "-of", "compact"])
+        .arg(input));
+    assert!(
+        stderr.trim().is_empty(),
+        "ffprobe errors for {}: {stderr}",
+        input.display()
+    );
+    let mut by_index = std::collections::BTreeMap::new();
+    for line in out.lines() {
+        let m: std::collections::BTreeMap<String, String> = line
+            .split('|')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(i) = m.get("index").and_then(|i| i.parse::<u32>().ok()) {
+            by_index.insert(i, m);
+        }
+    }
+    by_index.into_values().collect()
+}
+
+/// (codec_type, codec_name, width, height) per stream.
+fn probe_streams(input: &Path) -> Vec<(String, String, String, String)> {
+    ffprobe_streams(input, &[], "stream=codec_type,codec_name,width,height")
+        .into_iter()
+        .map(|m| {
+            let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+            (
+                get("codec_type"),
+                get("codec_name"),
+                get("width"),
+                get("height"),
+            )
+        })
+        .collect()
+}
+
+/// Decodes every stream fully; returns (video frames, audio frames) and asserts
+/// ffmpeg printed nothing at level `error`.
+fn decode_count(input: &Path) -> (usize, usize) {
+    let (_, stderr) = run(tool("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(input)
+        .args(["-f", "null", "-"]));
+    assert!(
+        stderr.trim().is_empty(),
+        "decoder errors for {}: {stderr}",
+        input.display()
+    );
+    let (mut v, mut a) = (0, 0);
+    for m in ffprobe_streams(
+        input,
+        &["-count_frames"],
+        "stream=codec_type,nb_read_frames",
+    ) {
+        let n: usize = m["nb_read_frames"]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad count {m:?}"));
+        match m["codec_type"].as_str() {
+            "video" => v += n,
+            "audio" => a += n,
+            _ => {}
+        }
+    }
+    (v, a)
+}
+
+/// Video packet pts in ms as the demuxer sees them, sorted and rebased to 0.
+fn video_pts_ms(input: &Path) -> Vec<i64> {
+    let (out, _) = run(tool("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(input));
+    let mut pts: Vec<i64> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| (l.trim().trim_end_matches(',').parse::<f64>().unwrap() * 1000.0).round() as i64)
+        .collect();
+    pts.sort_unstable();
+    let base = pts[0];
+    pts.iter().map(|p| p - base).collect()
+}
+
+fn rebased_sorted(pts: &[i64]) -> Vec<i64> {
+    let mut p = pts.to_vec();
+    p.sort_unstable();
+    let base = p[0];
+    p.iter().map(|x| x - base).collect()
+}
+
+fn check(name: &str, ffmpeg_args: &[&str], expect_audio: bool, expect_profile_idc: u8) {
+    let dir = work_dir(name);
+    let flv_path = dir.join("in.flv");
+    run(tool("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(ffmpeg_args)
+        .arg(&flv_path));
+
+    let r = replay(&flv_path);
+    assert_eq!(r.video_frames, 150, "6 s at 25 fps in the FLV");
+    assert_eq!(r.audio_frames > 0, expect_audio);
+    assert!(
+        r.codecs
+            .starts_with(&format!("avc1.{expect_profile_idc:02x}")),
+        "{}",
+        r.codecs
+    );
+    assert_eq!(r.codecs.contains("mp4a.40.2"), expect_audio, "{}", r.codecs);
+    assert_eq!(r.resolution, (640, 360));
+    write_hls(&dir, &r);
+
+    // Segmentation: every frame lands in exactly one segment, ~2 s each, keyframe first.
+    let seqs: Vec<u64> = r.segments.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, (0..r.segments.len() as u64).collect::<Vec<_>>());
+    assert_eq!(
+        r.segments
+            .iter()
+            .map(|s| s.frame_count as usize)
+            .sum::<usize>(),
+        r.video_frames
+    );
+    assert_eq!(
+        r.segments
+            .iter()
+            .map(|s| s.audio_frame_count as usize)
+            .sum::<usize>(),
+        r.audio_frames
+    );
+    assert_eq!(r.segments.len(), 3, "6 s of 2 s GOPs");
+    for s in &r.segments {
+        assert!(
+            (1960..=2440).contains(&s.duration_ms),
+            "segment {} lasts {} ms",
+            s.seq,
+            s.duration_ms
+        );
+        assert!(!s.discontinuity);
+        assert_eq!(s.init_version, 0);
+        assert_eq!(s.init, r.init);
+        assert_eq!(s.ts.len() % 188, 0);
+    }
+    for w in r.segments.windows(2) {
+        assert_eq!(
+            w[0].first_dts_ms + i64::from(w[0].duration_ms),
+            w[1].first_dts_ms
+        );
+    }
+
+    let expect_streams = |input: &Path| {
+        let streams = probe_streams(input);
+        assert!(
+            streams
+                .iter()
+                .any(|s| s.0 == "video" && s.1 == "h264" && s.2 == "640" && s.3 == "360"),
+            "{}: {streams:?}",
+            input.display()
+        );
+        assert_eq!(
+            streams.iter().any(|s| s.0 == "audio" && s.1 == "aac"),
+            expect_audio,
+            "{}: {streams:?}",
+            input.display()
+        );
+    };
+
+    for flavour in ["fmp4.m3u8", "ts.m3u8"] {
+        let pl = dir.join(flavour);
+        expect_streams(&pl);
+        let (v, a) = decode_count(&pl);
+        assert_eq!(v, r.video_frames, "{flavour}: every video frame decodes");
+        if expect_audio {
+            assert_eq!(a, r.audio_frames, "{flavour}: every audio frame decodes");
+        }
+        // Presentation times survive exactly (B-frames: pts != dts).
+        assert_eq!(
+            video_pts_ms(&pl),
+            rebased_sorted(&r.video_pts_ms),
+            "{flavour}: video pts"
+        );
+    }
+    expect_streams(&dir.join("master.m3u8"));
+
+    // Each segment alone: TS as-is, fMP4 as init + segment.
+    for s in &r.segments {
+        let ts = dir.join(format!("seg{}.ts", s.seq));
+        let (v, a) = decode_count(&ts);
+        assert_eq!(v, s.frame_count as usize, "seg{}.ts decodes alone", s.seq);
+        assert_eq!(a, s.audio_frame_count as usize, "seg{}.ts audio", s.seq);
+        let mp4 = dir.join(format!("seg{}-standalone.mp4", s.seq));
+        std::fs::write(&mp4, [&r.init[..], &s.fmp4[..]].concat()).unwrap();
+        let (v, a) = decode_count(&mp4);
+        assert_eq!(
+            v, s.frame_count as usize,
+            "init + seg{}.m4s decodes alone",
+            s.seq
+        );
+        assert_eq!(
+            a, s.audio_frame_count as usize,
+            "init + seg{}.m4s audio",
+            s.seq
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What the brief's real publisher sends: x264 High profile with B-frames, plus AAC.
+#[test]
+fn x264_high_with_aac() {
+    check(
+        "high-aac",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+        ],
+        true,
+        0x64,
+    );
+}
+
+/// Like the simulated camera: constrained baseline, video only, SPS/PPS repeated
+/// in-band before every IDR (as openh264 does).
+#[test]
+fn baseline_video_only_inband_parameter_sets() {
+    check(
+        "baseline",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-x264-params",
+            "repeat-headers=1",
+            "-g",
+            "50",
+            "-an",
+            "-f",
+            "flv",
+        ],
+        false,
+        0x42,
+    );
+}
