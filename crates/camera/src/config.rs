@@ -50,7 +50,7 @@ impl SimCameraConfig {
     pub fn validate(&self) -> Result<(), CameraError> {
         validate_timezone(&self.timezone)?;
         let invalid = |msg: String| Err(CameraError::InvalidConfig(msg));
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if self.width & 1 != 0 || self.height & 1 != 0 {
             return invalid(format!(
                 "picture size {}x{} must be even in both directions (4:2:0 chroma)",
                 self.width, self.height

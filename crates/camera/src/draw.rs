@@ -24,7 +24,7 @@ pub(crate) const NEUTRAL: u8 = 128;
 impl Picture {
     /// A picture of `width` x `height` (both even) filled with `yuv`.
     pub fn new(width: u32, height: u32, yuv: [u8; 3]) -> Self {
-        debug_assert!(width % 2 == 0 && height % 2 == 0);
+        debug_assert!(width & 1 == 0 && height & 1 == 0);
         let luma = (width * height) as usize;
         Self {
             width,

@@ -64,18 +64,20 @@ impl Encoder {
     pub fn new(cfg: SimCameraConfig) -> Result<Self, CameraError> {
         cfg.validate()?;
         let tz = load_timezone(&cfg.timezone)?;
-        // About 0.1 bit per pixel: generous for flat synthetic content, so the strip and
-        // text stay sharp even on IDR frames (which rate control would otherwise starve).
+        // Rate control is off: OpenH264 then codes at a constant QP (26), which keeps the
+        // strip and text sharp on every frame, and flat synthetic pictures cost only tens
+        // of kbit/s anyway. (Its bitrate modes also warn, on stderr, unless frame
+        // skipping is on, and skipping would leave holes in the frame-index timeline.)
+        // The nominal bitrate below only informs the level OpenH264 signals.
         let bitrate = (u64::from(cfg.width) * u64::from(cfg.height) * u64::from(cfg.fps) / 10)
             .clamp(200_000, 8_000_000) as u32;
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
             .usage_type(UsageType::CameraVideoRealTime)
-            .rate_control_mode(RateControlMode::Bitrate)
+            .rate_control_mode(RateControlMode::Off)
             .bitrate(BitRate::from_bps(bitrate))
             .max_frame_rate(FrameRate::from_hz(cfg.fps as f32))
-            // Every input picture must produce an access unit: pts are derived from the
-            // frame index and a skipped frame would leave a hole.
+            // Every input picture must produce an access unit.
             .skip_frames(false)
             // IDRs come from our schedule only.
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))

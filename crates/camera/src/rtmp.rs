@@ -664,7 +664,7 @@ mod tests {
         let e = CameraError::Io {
             addr: "h:1".into(),
             context: "connecting",
-            source: std::io::Error::new(std::io::ErrorKind::Other, "refused"),
+            source: std::io::Error::other("refused"),
         };
         assert_eq!(
             error_chain(&e),

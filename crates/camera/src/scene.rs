@@ -33,6 +33,8 @@ pub(crate) struct Scene {
     margin: u32,
     /// Characters that fit on one label line.
     max_chars: usize,
+    /// Widest text (in characters) each label line has shown, so its box erases it.
+    label_chars: [usize; 3],
 }
 
 impl Scene {
@@ -61,6 +63,7 @@ impl Scene {
             scale,
             margin,
             max_chars,
+            label_chars: [0; 3],
         };
         scene.label(0, &cfg.name);
         scene
@@ -75,17 +78,19 @@ impl Scene {
         &self.picture
     }
 
-    /// Paints label line `line` (0 = top): a black box as wide as the longest line that
-    /// fits, so the previous text is erased, then white text truncated to fit.
+    /// Paints label line `line` (0 = top): a black box as wide as the widest text the
+    /// line has shown (so previous text is erased), then white text truncated to fit.
     fn label(&mut self, line: u32, text: &str) {
         let s = self.scale;
         let line_height = GLYPH * s + 3 * s;
         let x0 = self.margin;
         let y0 = self.margin + line * line_height;
-        let box_width = self.max_chars as u32 * GLYPH * s + 2 * s;
+        let text: String = text.chars().take(self.max_chars).collect();
+        let widest = &mut self.label_chars[line as usize];
+        *widest = (*widest).max(text.chars().count());
+        let box_width = *widest as u32 * GLYPH * s + 2 * s;
         self.picture
             .fill_rect(x0, y0, x0 + box_width, y0 + GLYPH * s + 2 * s, BLACK);
-        let text: String = text.chars().take(self.max_chars).collect();
         self.picture.draw_text(x0 + s, y0 + s, s, &text, WHITE_Y);
     }
 
@@ -153,11 +158,31 @@ mod tests {
         assert_eq!(a, again, "the dynamic label fully erases the previous text");
     }
 
+    #[test]
+    fn shorter_text_erases_longer_text() {
+        let mut s = scene(1, 640, 360, "UTC");
+        s.label(1, "WWWWWWWWWWWW");
+        s.label(1, "W");
+        let glyph_w = GLYPH * s.scale;
+        let line_height = GLYPH * s.scale + 3 * s.scale;
+        let y0 = s.margin + line_height;
+        let (x0, x1) = (
+            s.margin + s.scale + glyph_w,
+            s.margin + s.scale + 12 * glyph_w,
+        );
+        for y in y0..y0 + GLYPH * s.scale {
+            for x in x0..x1 {
+                assert_eq!(s.picture().luma(x, y), BLACK_Y, "leftover at {x},{y}");
+            }
+        }
+    }
+
     /// Draws `text` on label line `line` of a fresh copy of the scene's picture.
     fn render_text_reference(s: &Scene, line: u32, text: &str) -> Picture {
         let mut copy = Scene {
             picture: s.picture.clone(),
             tz: s.tz.clone(),
+            label_chars: s.label_chars,
             ..*s
         };
         copy.label(line, text);

@@ -58,7 +58,7 @@ pub fn expected_background(signature: u32) -> [u8; 3] {
 /// The background in Y, U, V (BT.601, limited range), as drawn.
 pub(crate) fn background_yuv(signature: u32) -> [u8; 3] {
     // Map the whole u32 range onto 0..360 so hues are uniform.
-    let hue = (u64::from(signature) * 360 >> 32) as f32;
+    let hue = ((u64::from(signature) * 360) >> 32) as f32;
     rgb_to_yuv(hsv_to_rgb(hue, 0.6, 0.7))
 }
 
