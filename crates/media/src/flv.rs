@@ -457,6 +457,11 @@ mod tests {
             flv_file(&[(9, 0, &video_cfg), (8, 0, &[0xaf, 0, 0x12, 0x10])]),
         ];
         let avcc = record(SPS_640X360, PPS);
+        // HEARTH_FUZZ_SCALE=100 for a longer soak; the default keeps `cargo test` fast.
+        let scale: usize = std::env::var("HEARTH_FUZZ_SCALE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let check = |b: &[u8]| {
             let b = Bytes::copy_from_slice(b);
@@ -473,7 +478,7 @@ mod tests {
             for n in 0..=seed.len() {
                 check(&seed[..n]);
             }
-            for _ in 0..2000 {
+            for _ in 0..2000 * scale {
                 let mut m = seed.clone();
                 let flips = 1 + rng.next() as usize % 4;
                 for _ in 0..flips {
@@ -483,7 +488,7 @@ mod tests {
                 check(&m);
             }
         }
-        for _ in 0..20000 {
+        for _ in 0..20000 * scale {
             let n = rng.next() as usize % 64;
             let mut b = rng.bytes(n);
             // Bias towards valid prefixes so the deeper parsers are reached.

@@ -363,7 +363,9 @@ fn check(name: &str, ffmpeg_args: &[&str], expect_audio: bool, expect_profile_id
             s.seq
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("HEARTH_KEEP_TEST_OUTPUT").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// What the brief's real publisher sends: x264 High profile with B-frames, plus AAC.
