@@ -287,7 +287,7 @@ impl Hub {
         self.provenance(epoch, seq, t)
     }
 
-    fn publish_segment(&self, lease: u64, seg: Segment, init: Option<Bytes>) {
+    fn publish_segment(&self, lease: u64, seg: Segment) {
         let mut inner = self.lock();
         if inner.lease != Some(lease) {
             return;
@@ -298,23 +298,22 @@ impl Hub {
         let pdt = UnixMillis(inner.clock_anchor_ms + seg.first_dts_ms);
         let prov = self.provenance(epoch, seq, pdt);
 
-        // A new init segment (first segment, or a changed codec config).
-        if let Some(init_bytes) = init {
-            let needs_new = inner
-                .init
-                .as_ref()
-                .is_none_or(|(_, o)| o.body() != &init_bytes);
-            if needs_new {
-                inner.init_version += 1;
-                let name = format!("init-{}-{}-{}.mp4", self.camera, epoch, inner.init_version);
-                let obj = MediaObject::new(prov, MediaKind::InitSegment, init_bytes);
-                if inner.init.is_some() {
-                    // The old segments cannot be decoded with the new init: restart the window.
-                    inner.segments.clear();
-                    inner.discontinuity_seq += 1;
-                }
-                inner.init = Some((name, obj));
+        // A new init segment (first segment, or a changed codec config). Each segment
+        // carries the exact init it needs.
+        if inner
+            .init
+            .as_ref()
+            .is_none_or(|(_, o)| o.body() != &seg.init)
+        {
+            inner.init_version += 1;
+            let name = format!("init-{}-{}-{}.mp4", self.camera, epoch, inner.init_version);
+            let obj = MediaObject::new(prov, MediaKind::InitSegment, seg.init.clone());
+            if inner.init.is_some() {
+                // The old segments cannot be decoded with the new init: restart the window.
+                inner.segments.clear();
+                inner.discontinuity_seq += 1;
             }
+            inner.init = Some((name, obj));
         }
 
         let base = format!("{}-{}-{}", self.camera, epoch, seq);
@@ -359,7 +358,8 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
         .map(|s| s.duration_ms)
         .max()
         .unwrap_or(TARGET_DURATION_MS);
-    let target_s = max_ms.div_ceil(1000).max(TARGET_DURATION_MS / 1000);
+    // RFC 8216 4.3.3.1: every EXTINF rounded to the nearest integer must not exceed it.
+    let target_s = ((max_ms + 500) / 1000).max(TARGET_DURATION_MS / 1000);
     let entries = |ts: bool| -> Vec<playlist::PlaylistEntry<'_>> {
         listed
             .iter()
@@ -467,16 +467,14 @@ impl Publisher {
             inner.gop.push(frame.clone());
         }
         if let Some(seg) = self.segmenter.push_video(frame) {
-            let init = self.segmenter.init_segment();
-            self.hub.publish_segment(self.lease, seg, init);
+            self.hub.publish_segment(self.lease, seg);
         }
     }
 
     pub fn push_audio(&mut self, frame: AudioFrame, now: UnixMillis) {
         self.anchor(frame.pts_ms, now);
         if let Some(seg) = self.segmenter.push_audio(frame) {
-            let init = self.segmenter.init_segment();
-            self.hub.publish_segment(self.lease, seg, init);
+            self.hub.publish_segment(self.lease, seg);
         }
     }
 }
@@ -484,8 +482,7 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         if let Some(seg) = self.segmenter.flush() {
-            let init = self.segmenter.init_segment();
-            self.hub.publish_segment(self.lease, seg, init);
+            self.hub.publish_segment(self.lease, seg);
         }
         self.hub.release(self.lease);
     }

@@ -18,7 +18,7 @@ use crate::hub::Publisher;
 use crate::state::AppState;
 use anyhow::{Context, anyhow, bail};
 use hearth_media::flv::{FlvAudio, FlvVideo, parse_audio_tag, parse_video_tag};
-use hearth_media::{AudioFrame, VideoFrame};
+use hearth_media::{AudioFrame, MediaError, VideoFrame};
 use hearth_model::RawToken;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -290,9 +290,16 @@ async fn handle_event(
                 bail!("video before publish")
             };
             let dts = video_ts.get(timestamp.value);
-            match parse_video_tag(data)
-                .map_err(|e| anyhow!("camera {:?}: bad video: {e}", p.camera()))?
-            {
+            let tag = match parse_video_tag(data) {
+                Ok(tag) => tag,
+                // Command frames and the like carry no picture: skip them.
+                Err(MediaError::UnsupportedPacket(what)) => {
+                    tracing::debug!(camera = ?p.camera(), %what, "video packet skipped");
+                    return Ok(());
+                }
+                Err(e) => bail!("camera {:?}: bad video: {e}", p.camera()),
+            };
+            match tag {
                 FlvVideo::Config(cfg) => p.set_video_config(cfg),
                 FlvVideo::Frame(f) => p.push_video(
                     VideoFrame {

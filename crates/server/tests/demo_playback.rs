@@ -110,14 +110,25 @@ async fn playlists_slide_with_sequence_and_wall_clock() {
             .unwrap();
         assert!((1.5..=2.6).contains(&d), "segment duration {d} in\n{text}");
     }
-    // The window slides: after two more segments, the media sequence has advanced.
+    // The window slides once it is full: the media sequence advances and the oldest
+    // segment leaves the playlist.
     let before = media_sequence(&text);
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    let (_, body) = get(&media_url).await;
-    let later = String::from_utf8(body).unwrap();
+    let mut later = String::new();
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        later = String::from_utf8(get(&media_url).await.1).unwrap();
+        if media_sequence(&later) > before {
+            break;
+        }
+    }
     assert!(
         media_sequence(&later) > before,
         "media sequence did not advance:\n{text}\n---\n{later}"
+    );
+    let listed = later.matches("#EXTINF").count();
+    assert!(
+        (3..=6).contains(&listed),
+        "window of {listed} segments:\n{later}"
     );
 
     let (_, ts) = get(g["hls_ts_url"].as_str().unwrap()).await;
