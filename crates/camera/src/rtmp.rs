@@ -189,7 +189,7 @@ async fn reconnect_loop(
 ) -> Result<(), CameraError> {
     let mut backoff = INITIAL_BACKOFF;
     loop {
-        if *shutdown.borrow() {
+        if stop_requested(shutdown) {
             return Ok(());
         }
         let mut published = false;
@@ -209,11 +209,7 @@ async fn reconnect_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
-            }
+            () = stopped(shutdown) => return Ok(()),
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -228,66 +224,77 @@ async fn publish_once(
     shutdown: &mut watch::Receiver<bool>,
     published: &mut bool,
 ) -> Result<(), CameraError> {
-    let mut conn = Connection::open(target.socket_addr()).await?;
-    let leftover = conn.handshake().await?;
+    // Until the server accepts the stream there is nothing to unpublish: on shutdown,
+    // just drop the connection.
+    let setup = async {
+        let mut conn = Connection::open(target.socket_addr()).await?;
+        let leftover = conn.handshake().await?;
 
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(target.tc_url());
-    let (mut session, results) = ClientSession::new(config)?;
-    let mut events = Vec::new();
-    conn.send(results, &mut events).await?;
-    if !leftover.is_empty() {
-        let results = session.handle_input(&leftover)?;
+        let mut config = ClientSessionConfig::new();
+        config.tc_url = Some(target.tc_url());
+        let (mut session, results) = ClientSession::new(config)?;
+        let mut events = Vec::new();
         conn.send(results, &mut events).await?;
-    }
+        if !leftover.is_empty() {
+            let results = session.handle_input(&leftover)?;
+            conn.send(results, &mut events).await?;
+        }
 
-    let request = session.request_connection(target.app.clone())?;
-    conn.send(vec![request], &mut events).await?;
-    conn.await_answer(
-        &mut session,
-        &mut events,
-        "connecting to the app",
-        |event| match event {
-            ClientSessionEvent::ConnectionRequestAccepted => Some(Ok(())),
-            ClientSessionEvent::ConnectionRequestRejected { description } => {
-                Some(Err(CameraError::Rejected {
-                    what: "connect",
-                    description,
-                }))
-            }
-            _ => None,
-        },
-    )
-    .await?;
+        let request = session.request_connection(target.app.clone())?;
+        conn.send(vec![request], &mut events).await?;
+        conn.await_answer(
+            &mut session,
+            &mut events,
+            "connecting to the app",
+            |event| match event {
+                ClientSessionEvent::ConnectionRequestAccepted => Some(Ok(())),
+                ClientSessionEvent::ConnectionRequestRejected { description } => {
+                    Some(Err(CameraError::Rejected {
+                        what: "connect",
+                        description,
+                    }))
+                }
+                _ => None,
+            },
+        )
+        .await?;
 
-    let request =
-        session.request_publishing(target.stream_key().to_owned(), PublishRequestType::Live)?;
-    conn.send(vec![request], &mut events).await?;
-    conn.await_answer(
-        &mut session,
-        &mut events,
-        "requesting to publish",
-        |event| match event {
-            ClientSessionEvent::PublishRequestAccepted => Some(Ok(())),
-            ClientSessionEvent::UnhandleableOnStatusCode { code } if !code.ends_with(".Start") => {
-                Some(Err(CameraError::Rejected {
-                    what: "publish",
-                    description: code,
-                }))
-            }
-            _ => None,
-        },
-    )
-    .await?;
+        let request =
+            session.request_publishing(target.stream_key().to_owned(), PublishRequestType::Live)?;
+        conn.send(vec![request], &mut events).await?;
+        conn.await_answer(
+            &mut session,
+            &mut events,
+            "requesting to publish",
+            |event| match event {
+                ClientSessionEvent::PublishRequestAccepted => Some(Ok(())),
+                ClientSessionEvent::UnhandleableOnStatusCode { code }
+                    if !code.ends_with(".Start") =>
+                {
+                    Some(Err(CameraError::Rejected {
+                        what: "publish",
+                        description: code,
+                    }))
+                }
+                _ => None,
+            },
+        )
+        .await?;
 
-    let mut metadata = StreamMetadata::new();
-    metadata.video_width = Some(cfg.width);
-    metadata.video_height = Some(cfg.height);
-    metadata.video_frame_rate = Some(cfg.fps as f32);
-    metadata.video_codec_id = Some(u32::from(flv::CODEC_ID_AVC));
-    metadata.encoder = Some(concat!("hearth-camera/", env!("CARGO_PKG_VERSION")).to_owned());
-    let result = session.publish_metadata(&metadata)?;
-    conn.send(vec![result], &mut events).await?;
+        let mut metadata = StreamMetadata::new();
+        metadata.video_width = Some(cfg.width);
+        metadata.video_height = Some(cfg.height);
+        metadata.video_frame_rate = Some(cfg.fps as f32);
+        metadata.video_codec_id = Some(u32::from(flv::CODEC_ID_AVC));
+        metadata.encoder = Some(concat!("hearth-camera/", env!("CARGO_PKG_VERSION")).to_owned());
+        let result = session.publish_metadata(&metadata)?;
+        conn.send(vec![result], &mut events).await?;
+        Ok::<_, CameraError>((conn, session, events))
+    };
+    let (mut conn, mut session, mut events) = tokio::select! {
+        result = setup => result?,
+        () = stopped(shutdown) => return Ok(()),
+    };
 
     // Start clean: drop frames queued while disconnected and begin with a fresh IDR.
     source.discard_queued();
@@ -297,14 +304,12 @@ async fn publish_once(
     loop {
         tokio::select! {
             biased;
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    let results = session.stop_publishing()?;
-                    conn.send(results, &mut events).await?;
-                    let _ = conn.writer.shutdown().await;
-                    info!("stopped publishing");
-                    return Ok(());
-                }
+            () = stopped(shutdown) => {
+                let results = session.stop_publishing()?;
+                conn.send(results, &mut events).await?;
+                let _ = conn.writer.shutdown().await;
+                info!("stopped publishing");
+                return Ok(());
             }
             read = conn.reader.read(&mut conn.buf) => {
                 let n = conn.check_read(read, "publishing")?;
@@ -588,6 +593,19 @@ impl FrameSource {
     }
 }
 
+/// Whether the camera should stop: `shutdown` is `true`, or its sender is gone (nobody
+/// could ever stop the camera then, so it stops rather than run orphaned).
+fn stop_requested(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+/// Resolves once [`stop_requested`] would say so.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: stop as well. The returned guard is dropped
+    // here, so it is never held across an await (it is not `Send`).
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// `error: cause: cause` on one line, for logs.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
@@ -650,6 +668,16 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn publish_can_be_spawned() {
+        // The server spawns cameras on a multi-threaded runtime.
+        fn assert_send<T: Send + 'static>(_: &T) {}
+        let (_stop, shutdown) = watch::channel(false);
+        let cfg = SimCameraConfig::new("x", "UTC", 1);
+        let future = async move { publish("rtmp://h/a/k", cfg, shutdown).await };
+        assert_send(&future);
     }
 
     #[test]

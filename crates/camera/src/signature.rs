@@ -96,6 +96,13 @@ impl StripLayout {
         }
     }
 
+    /// Pixels to sample for cell `i`: the centre half of its exact (fractional) span.
+    pub fn sample_span(&self, i: u32) -> (u32, u32) {
+        let w = (self.x1 - self.x0) as f32 / CELLS as f32;
+        let start = self.x0 as f32 + w * i as f32;
+        centre_half(start, start + w)
+    }
+
     /// Horizontal pixel span `[start, end)` of cell `i`.
     pub fn cell(&self, i: u32) -> (u32, u32) {
         let w = self.x1 - self.x0;
@@ -114,11 +121,10 @@ pub fn read_signature(rgb: &[u8], width: u32, height: u32) -> Option<u32> {
         return None;
     }
     let layout = StripLayout::for_size(width, height);
-    let (ry0, ry1) = inner_half(layout.y0, layout.y1);
+    let (ry0, ry1) = centre_half(layout.y0 as f32, layout.y1 as f32);
     let mut luma = [0u32; CELLS as usize];
     for (i, mean) in luma.iter_mut().enumerate() {
-        let (cx0, cx1) = layout.cell(i as u32);
-        let (rx0, rx1) = inner_half(cx0, cx1);
+        let (rx0, rx1) = layout.sample_span(i as u32);
         let (mut sum, mut n) = (0u32, 0u32);
         for y in ry0..ry1 {
             let row = y as usize * w * 3;
@@ -159,11 +165,15 @@ pub fn read_signature(rgb: &[u8], width: u32, height: u32) -> Option<u32> {
     (crc16(signature) == crc).then_some(signature)
 }
 
-/// The centre half of `[a, b)`, at least one pixel wide.
-fn inner_half(a: u32, b: u32) -> (u32, u32) {
-    let quarter = (b - a) / 4;
-    let (lo, hi) = (a + quarter, b - quarter);
-    if hi > lo { (lo, hi) } else { (a, a + 1) }
+/// Pixels `[lo, hi)` covering the centre half of the span `[a, b)` (fractional pixel
+/// coordinates), at least the one pixel under its centre. Sampling around the exact
+/// centre matters for narrow cells, whose edge pixels are blends with the neighbours.
+fn centre_half(a: f32, b: f32) -> (u32, u32) {
+    let centre = (a + b) / 2.0;
+    let radius = ((b - a) / 4.0).floor();
+    let lo = (centre - radius).floor().max(0.0) as u32;
+    let hi = (centre + radius).floor() as u32 + 1;
+    (lo, hi.max(lo + 1))
 }
 
 /// Approximate BT.601 luma, 0..=255, from RGB.

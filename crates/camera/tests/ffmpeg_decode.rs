@@ -80,7 +80,7 @@ fn signature_survives_downscaling() {
     for (name, sig) in signatures() {
         let frames = encode(&name, sig, 1280, 720);
         let stream = annexb(&frames);
-        for (w, h) in [(640, 360), (320, 180)] {
+        for (w, h) in [(640, 360), (320, 180), (160, 90), (480, 360)] {
             let decoded = common::decode_h264_to_rgb(&stream, w, h);
             assert_eq!(decoded.len(), FRAMES);
             for (i, rgb) in decoded.iter().enumerate() {
@@ -112,50 +112,53 @@ fn signature_survives_a_small_camera_and_upscaling() {
 }
 
 #[test]
-fn signature_survives_a_jpeg_snapshot() {
+fn signature_survives_jpeg_snapshots_and_thumbnails() {
     let sig = signature_for_name("Driveway");
-    let frames = encode("Driveway", sig, 1280, 720);
-    // Snapshot the last frame (an inter frame) as a mediocre-quality JPEG, scaled down,
-    // the way a thumbnail would be made, then decode that JPEG.
-    let jpeg = common::ffmpeg(
-        &[
-            "-f",
-            "h264",
-            "-i",
-            "-",
-            "-vf",
-            "select=eq(n\\,39),scale=480:270",
-            "-frames:v",
-            "1",
-            "-q:v",
-            "12",
-            "-f",
-            "image2pipe",
-            "-c:v",
-            "mjpeg",
-            "-",
-        ],
-        &annexb(&frames),
-    );
-    assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
-    let rgb = common::ffmpeg(
-        &[
-            "-f",
-            "image2pipe",
-            "-c:v",
-            "mjpeg",
-            "-i",
-            "-",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-        &jpeg,
-    );
-    assert_eq!(rgb.len(), 480 * 270 * 3);
-    assert_eq!(read_signature(&rgb, 480, 270), Some(sig));
+    let stream = annexb(&encode("Driveway", sig, 1280, 720));
+    // Snapshot the last frame (an inter frame) as a JPEG, scaled down the way a snapshot
+    // or thumbnail would be made, then decode that JPEG.
+    for (w, h, quality) in [(1280, 720, "5"), (480, 270, "12"), (160, 90, "20")] {
+        let filter = format!("select=eq(n\\,39),scale={w}:{h}");
+        let jpeg = common::ffmpeg(
+            &[
+                "-f",
+                "h264",
+                "-i",
+                "-",
+                "-vf",
+                &filter,
+                "-frames:v",
+                "1",
+                "-q:v",
+                quality,
+                "-f",
+                "image2pipe",
+                "-c:v",
+                "mjpeg",
+                "-",
+            ],
+            &stream,
+        );
+        assert_eq!(&jpeg[..2], &[0xff, 0xd8], "a JPEG");
+        let rgb = common::ffmpeg(
+            &[
+                "-f",
+                "image2pipe",
+                "-c:v",
+                "mjpeg",
+                "-i",
+                "-",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-",
+            ],
+            &jpeg,
+        );
+        assert_eq!(rgb.len(), (w * h * 3) as usize);
+        assert_eq!(read_signature(&rgb, w, h), Some(sig), "{w}x{h} q{quality}");
+    }
 }
 
 #[test]

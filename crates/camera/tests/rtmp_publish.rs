@@ -207,3 +207,33 @@ async fn shutdown_stops_a_camera_that_cannot_connect() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_is_prompt_while_the_server_does_not_answer() {
+    // A server that accepts TCP connections and then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let (stop, shutdown) = watch::channel(false);
+    let cfg = SimCameraConfig {
+        width: 320,
+        height: 180,
+        ..SimCameraConfig::new("x", "UTC", 1)
+    };
+    let url = format!("rtmp://127.0.0.1:{port}/live/k");
+    let camera = tokio::spawn(async move { publish(&url, cfg, shutdown).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!camera.is_finished(), "still waiting for the handshake");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), camera)
+        .await
+        .expect("shutdown during the handshake is prompt")
+        .unwrap()
+        .unwrap();
+    silent.abort();
+}
