@@ -555,11 +555,13 @@ impl FrameSource {
                         encoder.request_keyframe();
                     }
                     match encoder.next_frame(jiff::Timestamp::now()) {
-                        Ok(frame) => {
-                            if tx.try_send(frame).is_err() && tx.is_closed() {
-                                break;
-                            }
-                        }
+                        Ok(frame) => match tx.try_send(frame) {
+                            Ok(()) => {}
+                            // Cannot happen (we are the only sender and saw room), but a
+                            // dropped encoded frame breaks the reference chain: recover.
+                            Err(mpsc::error::TrySendError::Full(_)) => encoder.request_keyframe(),
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
+                        },
                         Err(e) => {
                             tracing::error!(error = %error_chain(&e), "encoder failed; camera stops");
                             break;
