@@ -51,7 +51,7 @@ impl HubRegistry {
     pub fn get(&self, camera: CameraId) -> Option<Arc<Hub>> {
         self.hubs
             .read()
-            .expect("hub registry lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&camera)
             .cloned()
     }
@@ -60,7 +60,10 @@ impl HubRegistry {
         if let Some(h) = self.get(camera) {
             return h;
         }
-        let mut hubs = self.hubs.write().expect("hub registry lock");
+        let mut hubs = self
+            .hubs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         hubs.entry(camera)
             .or_insert_with(|| Arc::new(Hub::new(camera, self.metrics.clone())))
             .clone()
@@ -88,6 +91,10 @@ struct HubSegment {
     ts_name: String,
     duration_ms: u32,
     program_date_time: UnixMillis,
+    /// The init segment this segment decodes with.
+    init_name: String,
+    /// Starts a new timeline (`EXT-X-DISCONTINUITY` before it).
+    discontinuity: bool,
     fmp4: Arc<MediaObject>,
     ts: Arc<MediaObject>,
 }
@@ -124,10 +131,15 @@ struct HubInner {
     /// wall clock (ms) = anchor + RTMP dts (ms)
     clock_anchor_ms: i64,
     init_version: u64,
-    init: Option<(String, Arc<MediaObject>)>,
+    /// Init segments referenced by retained segments, oldest first.
+    inits: VecDeque<(String, Arc<MediaObject>)>,
     segments: VecDeque<HubSegment>,
     next_seq: u64,
-    discontinuity_seq: u64,
+    /// Discontinuities ever published; with the ones still listed this yields
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`.
+    discontinuities: u64,
+    /// The next segment starts a new timeline (a publisher reconnected).
+    pending_discontinuity: bool,
     playlists: Option<Playlists>,
 }
 
@@ -152,7 +164,11 @@ impl Hub {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
-        self.inner.lock().expect("hub lock poisoned")
+        // Every critical section leaves the state consistent, so a panic elsewhere
+        // while the lock was held must not take the camera (or the process) down.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn is_online(&self) -> bool {
@@ -180,15 +196,18 @@ impl Hub {
         }
         let lease = self.next_lease.fetch_add(1, Ordering::Relaxed);
         inner.lease = Some(lease);
+        if inner.epoch != epoch {
+            // A new binding: nothing of the old epoch may be listed under the new one.
+            inner.segments.clear();
+            inner.inits.clear();
+            inner.playlists = None;
+        }
         inner.epoch = epoch;
-        // A new publisher starts a new timeline: the old window is not continued.
-        inner.segments.clear();
-        inner.playlists = None;
-        inner.init = None;
+        // A reconnect continues the window with a new timeline.
+        inner.pending_discontinuity = true;
         inner.video_config = None;
         inner.gop.clear();
         inner.gop_id += 1;
-        inner.discontinuity_seq += 1;
         drop(inner);
         self.changed.send_modify(|v| *v += 1);
         Ok(Publisher {
@@ -222,9 +241,7 @@ impl Hub {
             if let Some(p) = self.playlists() {
                 return Some(p);
             }
-            if !self.is_online()
-                && tokio::time::Instant::now() + Duration::from_millis(50) >= deadline
-            {
+            if !self.is_online() {
                 return None;
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
@@ -237,9 +254,9 @@ impl Hub {
     pub fn init_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
         let inner = self.lock();
         inner
-            .init
-            .as_ref()
-            .filter(|(n, _)| n == name)
+            .inits
+            .iter()
+            .find(|(n, _)| n == name)
             .map(|(_, o)| o.clone())
     }
 
@@ -298,22 +315,28 @@ impl Hub {
         let pdt = UnixMillis(inner.clock_anchor_ms + seg.first_dts_ms);
         let prov = self.provenance(epoch, seq, pdt);
 
-        // A new init segment (first segment, or a changed codec config). Each segment
-        // carries the exact init it needs.
-        if inner
-            .init
-            .as_ref()
-            .is_none_or(|(_, o)| o.body() != &seg.init)
-        {
+        // Each segment carries the exact init it needs; a new one (first segment,
+        // changed codec config) gets a new name and starts a new timeline.
+        let init_changed = inner
+            .inits
+            .back()
+            .is_none_or(|(_, o)| o.body() != &seg.init);
+        if init_changed {
             inner.init_version += 1;
             let name = format!("init-{}-{}-{}.mp4", self.camera, epoch, inner.init_version);
             let obj = MediaObject::new(prov, MediaKind::InitSegment, seg.init.clone());
-            if inner.init.is_some() {
-                // The old segments cannot be decoded with the new init: restart the window.
-                inner.segments.clear();
-                inner.discontinuity_seq += 1;
-            }
-            inner.init = Some((name, obj));
+            inner.inits.push_back((name, obj));
+        }
+        let init_name = inner
+            .inits
+            .back()
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+        let discontinuity = !inner.segments.is_empty()
+            && (inner.pending_discontinuity || seg.discontinuity || init_changed);
+        inner.pending_discontinuity = false;
+        if discontinuity {
+            inner.discontinuities += 1;
         }
 
         let base = format!("{}-{}-{}", self.camera, epoch, seq);
@@ -323,12 +346,18 @@ impl Hub {
             ts_name: format!("{base}.ts"),
             duration_ms: seg.duration_ms,
             program_date_time: pdt,
+            init_name,
+            discontinuity,
             fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, seg.fmp4),
             ts: MediaObject::new(prov, MediaKind::TsSegment, seg.ts),
         });
         while inner.segments.len() > RETAINED_SEGMENTS {
             inner.segments.pop_front();
         }
+        let HubInner {
+            inits, segments, ..
+        } = &mut *inner;
+        inits.retain(|(n, _)| segments.iter().any(|s| &s.init_name == n));
         inner.playlists = Some(render_playlists(&inner, prov));
         drop(inner);
         self.metrics.segments_produced.inc();
@@ -353,38 +382,35 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
         inner.segments.iter().skip(skip).collect()
     };
     let media_sequence = listed.first().map_or(0, |s| s.seq);
-    let max_ms = listed
+    // RFC 8216 4.3.3.3: the number of discontinuities that have left the playlist.
+    let listed_discontinuities = listed.iter().filter(|s| s.discontinuity).count() as u64;
+    let discontinuity_sequence = inner.discontinuities - listed_discontinuities;
+    let target_s = playlist::target_duration_s(listed.iter().map(|s| s.duration_ms))
+        .max(TARGET_DURATION_MS / 1000);
+    fn entry<'a>(s: &HubSegment, uri: &'a str) -> playlist::PlaylistEntry<'a> {
+        playlist::PlaylistEntry {
+            uri,
+            duration_ms: s.duration_ms,
+            program_date_time_ms: s.program_date_time.0,
+            discontinuity: s.discontinuity,
+        }
+    }
+    let mapped: Vec<_> = listed
         .iter()
-        .map(|s| s.duration_ms)
-        .max()
-        .unwrap_or(TARGET_DURATION_MS);
-    // RFC 8216 4.3.3.1: every EXTINF rounded to the nearest integer must not exceed it.
-    let target_s = ((max_ms + 500) / 1000).max(TARGET_DURATION_MS / 1000);
-    let entries = |ts: bool| -> Vec<playlist::PlaylistEntry<'_>> {
-        listed
-            .iter()
-            .map(|s| playlist::PlaylistEntry {
-                uri: if ts { &s.ts_name } else { &s.fmp4_name },
-                duration_ms: s.duration_ms,
-                program_date_time_ms: s.program_date_time.0,
-                discontinuity: false,
-            })
-            .collect()
-    };
-    let map = inner.init.as_ref().map(|(n, _)| n.as_str());
-    let fmp4 = playlist::media_playlist(
-        target_s,
-        media_sequence,
-        inner.discontinuity_seq,
-        map,
-        &entries(false),
-    );
+        .map(|s| playlist::MappedEntry {
+            map_uri: &s.init_name,
+            entry: entry(s, &s.fmp4_name),
+        })
+        .collect();
+    let ts_entries: Vec<_> = listed.iter().map(|s| entry(s, &s.ts_name)).collect();
+    let fmp4 =
+        playlist::media_playlist_mapped(target_s, media_sequence, discontinuity_sequence, &mapped);
     let ts = playlist::media_playlist(
         target_s,
         media_sequence,
-        inner.discontinuity_seq,
+        discontinuity_sequence,
         None,
-        &entries(true),
+        &ts_entries,
     );
     let bandwidth = listed
         .iter()
@@ -485,5 +511,137 @@ impl Drop for Publisher {
             self.hub.publish_segment(self.lease, seg);
         }
         self.hub.release(self.lease);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(first_dts_ms: i64, init: &'static [u8]) -> Segment {
+        Segment {
+            seq: 0,
+            first_dts_ms,
+            duration_ms: 2000,
+            discontinuity: false,
+            init_version: 0,
+            init: Bytes::from_static(init),
+            fmp4: Bytes::from(vec![1u8; 100]),
+            ts: Bytes::from(vec![0x47u8; 188]),
+            frame_count: 30,
+            audio_frame_count: 0,
+        }
+    }
+
+    fn text(o: &MediaObject) -> String {
+        String::from_utf8(o.body().to_vec()).unwrap()
+    }
+
+    fn hub() -> Arc<Hub> {
+        HubRegistry::new(Arc::default()).get_or_create(CameraId::random())
+    }
+
+    #[test]
+    fn one_publisher_at_a_time() {
+        let h = hub();
+        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        assert!(h.is_online());
+        assert!(h.claim(BindingEpoch(1), UnixMillis(0)).is_err());
+        drop(p);
+        assert!(!h.is_online());
+        assert!(h.playlists().is_none(), "offline cameras have no playlists");
+        assert!(h.claim(BindingEpoch(1), UnixMillis(0)).is_ok());
+    }
+
+    #[test]
+    fn reconnect_continues_the_window_with_a_discontinuity() {
+        let h = hub();
+        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        for i in 0..3 {
+            h.publish_segment(p.lease, segment(i * 2000, b"init-a"));
+        }
+        drop(p);
+        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        h.publish_segment(p.lease, segment(0, b"init-b"));
+        let pl = h.playlists().unwrap();
+        let fmp4 = text(&pl.fmp4);
+        // Old segments stay listed; the new timeline starts after a discontinuity
+        // with its own init segment.
+        assert_eq!(fmp4.matches("#EXTINF").count(), 4, "{fmp4}");
+        assert_eq!(fmp4.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{fmp4}");
+        assert_eq!(fmp4.matches("#EXT-X-MAP").count(), 2, "{fmp4}");
+        assert!(!fmp4.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1"), "{fmp4}");
+        let ts = text(&pl.ts);
+        assert_eq!(ts.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{ts}");
+        // Once the discontinuity slides out, the discontinuity sequence counts it.
+        for i in 1..=PLAYLIST_WINDOW as i64 {
+            h.publish_segment(p.lease, segment(i * 2000, b"init-b"));
+        }
+        let fmp4 = text(&h.playlists().unwrap().fmp4);
+        assert!(fmp4.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1"), "{fmp4}");
+        assert!(!fmp4.contains("#EXT-X-DISCONTINUITY\n"), "{fmp4}");
+        assert_eq!(fmp4.matches("#EXT-X-MAP").count(), 1, "{fmp4}");
+        // The first init stays while its segments are retained, then goes.
+        for i in 0..RETAINED_SEGMENTS as i64 {
+            h.publish_segment(p.lease, segment((10 + i) * 2000, b"init-b"));
+        }
+        let inits = h.lock().inits.len();
+        assert_eq!(inits, 1);
+    }
+
+    #[test]
+    fn a_new_epoch_starts_an_empty_window() {
+        let h = hub();
+        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        h.publish_segment(p.lease, segment(0, b"init"));
+        let old = text(&h.playlists().unwrap().fmp4);
+        drop(p);
+        let p = h.claim(BindingEpoch(2), UnixMillis(0)).unwrap();
+        assert!(h.playlists().is_none());
+        h.publish_segment(p.lease, segment(0, b"init"));
+        let pl = h.playlists().unwrap();
+        let new = text(&pl.fmp4);
+        assert_eq!(new.matches("#EXTINF").count(), 1, "{new}");
+        let old_name = old.lines().find(|l| l.ends_with(".m4s")).unwrap();
+        assert!(
+            !new.contains(old_name),
+            "old-epoch segment listed under the new epoch"
+        );
+        assert!(h.fmp4_segment(old_name).is_none());
+        assert_eq!(pl.fmp4.provenance().epoch, BindingEpoch(2));
+    }
+
+    #[test]
+    fn every_object_carries_the_hub_camera_and_epoch() {
+        let h = hub();
+        let p = h.claim(BindingEpoch(3), UnixMillis(0)).unwrap();
+        h.publish_segment(p.lease, segment(0, b"init"));
+        h.publish_segment(p.lease, segment(2000, b"init"));
+        let pl = h.playlists().unwrap();
+        let names: Vec<String> = text(&pl.fmp4)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect();
+        let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone()];
+        for n in &names {
+            objects.push(h.fmp4_segment(n).unwrap());
+            objects.push(h.ts_segment(&n.replace(".m4s", ".ts")).unwrap());
+        }
+        let init = h.lock().inits[0].0.clone();
+        objects.push(h.init_segment(&init).unwrap());
+        for o in objects {
+            assert!(
+                o.provenance().belongs_to(h.camera(), BindingEpoch(3)),
+                "{:?}",
+                o.kind()
+            );
+        }
+        // A stale lease cannot publish.
+        drop(p);
+        let _p2 = h.claim(BindingEpoch(3), UnixMillis(0)).unwrap();
+        let before = h.lock().next_seq;
+        h.publish_segment(1, segment(0, b"init"));
+        assert_eq!(h.lock().next_seq, before);
     }
 }
