@@ -132,7 +132,11 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT")?;
     let w: u32 = w.parse().map_err(|_| "bad width")?;
     let h: u32 = h.parse().map_err(|_| "bad height")?;
-    if !(16..=3840).contains(&w) || !(16..=2160).contains(&h) || w % 2 != 0 || h % 2 != 0 {
+    if !(16..=3840).contains(&w)
+        || !(16..=2160).contains(&h)
+        || !w.is_multiple_of(2)
+        || !h.is_multiple_of(2)
+    {
         return Err("size must be even and between 16x16 and 3840x2160".into());
     }
     Ok((w, h))

@@ -351,12 +351,9 @@ pub fn assert_signature(frames: &[Vec<u8>], w: u32, h: u32, expected: u32) {
     assert!(!frames.is_empty(), "no frames decoded");
     let mut read = 0;
     for (i, f) in frames.iter().enumerate() {
-        match hearth_camera::read_signature(f, w, h) {
-            Some(s) => {
-                assert_eq!(s, expected, "frame {i} carries a foreign signature {s:#x}");
-                read += 1;
-            }
-            None => {}
+        if let Some(s) = hearth_camera::read_signature(f, w, h) {
+            assert_eq!(s, expected, "frame {i} carries a foreign signature {s:#x}");
+            read += 1;
         }
     }
     // Allow a few unreadable frames (e.g. a damaged first frame), never a foreign one.
