@@ -172,3 +172,81 @@ impl FromRequestParts<AppState> for Egress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grant::GrantKey;
+    use hearth_model::{BindingEpoch, CameraId, GrantId, Integration, UnixMillis, UserId};
+
+    fn state() -> AppState {
+        let store = hearth_store::SqliteStore::open_in_memory().unwrap();
+        AppState::new(Arc::new(store), GrantKey::random(), "http://x".into())
+    }
+
+    fn door(st: &AppState, camera: CameraId, epoch: u64) -> EgressGuard {
+        let grant = Grant {
+            id: GrantId::random(),
+            viewer: UserId::random(),
+            camera,
+            epoch: BindingEpoch(epoch),
+            integration: Integration::App,
+            expires_at: UnixMillis(i64::MAX / 2),
+        };
+        let verified = st
+            .grant_key
+            .verify(&st.grant_key.sign(&grant), UnixMillis(0))
+            .unwrap();
+        EgressGuard::new(verified, st.clone())
+    }
+
+    fn object(camera: CameraId, epoch: u64) -> Arc<MediaObject> {
+        let prov = Provenance {
+            camera,
+            epoch: BindingEpoch(epoch),
+            seq: 7,
+            capture_time: UnixMillis(1),
+        };
+        MediaObject::new(
+            prov,
+            MediaKind::Fmp4Segment,
+            Bytes::from_static(b"media bytes"),
+        )
+    }
+
+    #[tokio::test]
+    async fn writes_only_objects_of_the_grants_camera_and_epoch() {
+        let st = state();
+        let mine = CameraId::random();
+        let d = door(&st, mine, 2);
+
+        let resp = d.write(&object(mine, 2)).unwrap().into_response();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "video/mp4");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"media bytes");
+        assert_eq!(st.metrics.media_bytes_out.get(), 11);
+
+        // Another camera's object, and this camera's object of another epoch: nothing
+        // is written, and each attempt is counted.
+        for foreign in [
+            object(CameraId::random(), 2),
+            object(mine, 1),
+            object(mine, 3),
+        ] {
+            let err = d
+                .write(&foreign)
+                .err()
+                .expect("a foreign object must be refused");
+            assert!(matches!(err, AppError::Forbidden));
+        }
+        assert_eq!(st.metrics.isolation_violations.get(), 3);
+        assert_eq!(
+            st.metrics.media_bytes_out.get(),
+            11,
+            "no bytes of refused objects"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use crate::auth::{AuthUser, new_session};
 use crate::egress::{Egress, MediaResponse};
 use crate::error::AppError;
 use crate::grant::Grant;
+use crate::hub::Hub;
 use crate::state::AppState;
 use axum::Json;
 use axum::Router;
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hearth_model::{CameraId, GrantId, Integration, UnixMillis};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a stream grant lasts. Players renew before expiry (see `grant`).
@@ -157,8 +159,23 @@ async fn create_stream(
     }))
 }
 
-async fn playlists(st: &AppState, camera: CameraId) -> Result<crate::hub::Playlists, AppError> {
-    let hub = st.hubs.get(camera).ok_or(AppError::CameraOffline)?;
+/// The hub of the grant's camera, if the grant is for the camera's current binding.
+/// (The egress door would refuse a past epoch's objects anyway; refusing here keeps
+/// an outdated grant from looking like an isolation fault.)
+fn hub_for(st: &AppState, grant: &Grant, missing: AppError) -> Result<Arc<Hub>, AppError> {
+    let hub = st.hubs.get(grant.camera).ok_or(missing)?;
+    if hub.epoch() != grant.epoch {
+        if !hub.is_online() {
+            return Err(AppError::CameraOffline);
+        }
+        tracing::info!(grant = ?grant.id, camera = ?grant.camera, "grant for a past binding epoch refused");
+        return Err(AppError::Forbidden);
+    }
+    Ok(hub)
+}
+
+async fn playlists(st: &AppState, grant: &Grant) -> Result<crate::hub::Playlists, AppError> {
+    let hub = hub_for(st, grant, AppError::CameraOffline)?;
     hub.wait_for_playlists(FIRST_SEGMENT_WAIT)
         .await
         .ok_or(AppError::CameraOffline)
@@ -168,7 +185,7 @@ async fn master_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(&st, door.grant().camera).await?;
+    let p = playlists(&st, door.grant()).await?;
     door.write(&p.master)
 }
 
@@ -176,7 +193,7 @@ async fn fmp4_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(&st, door.grant().camera).await?;
+    let p = playlists(&st, door.grant()).await?;
     door.write(&p.fmp4)
 }
 
@@ -184,7 +201,7 @@ async fn ts_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(&st, door.grant().camera).await?;
+    let p = playlists(&st, door.grant()).await?;
     door.write(&p.ts)
 }
 
@@ -192,10 +209,7 @@ async fn snapshot(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let hub = st
-        .hubs
-        .get(door.grant().camera)
-        .ok_or(AppError::CameraOffline)?;
+    let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
     let still = crate::still::snapshot(&hub).await?;
     door.write(&still)
 }
@@ -205,7 +219,7 @@ async fn media_object(
     Egress(door): Egress,
     Path((_, name)): Path<(String, String)>,
 ) -> Result<MediaResponse, AppError> {
-    let hub = st.hubs.get(door.grant().camera).ok_or(AppError::NotFound)?;
+    let hub = hub_for(&st, door.grant(), AppError::NotFound)?;
     let obj = if name.ends_with(".m4s") {
         hub.fmp4_segment(&name)
     } else if name.ends_with(".ts") {

@@ -175,6 +175,11 @@ impl Hub {
         self.lock().lease.is_some()
     }
 
+    /// The binding epoch of the current (or last) publisher.
+    pub fn epoch(&self) -> BindingEpoch {
+        self.lock().epoch
+    }
+
     fn provenance(&self, epoch: BindingEpoch, seq: u64, capture_time: UnixMillis) -> Provenance {
         Provenance {
             camera: self.camera,

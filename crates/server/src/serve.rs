@@ -23,8 +23,16 @@ pub struct Running {
 }
 
 pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", data_dir.display()))?;
+    if !data_dir.exists() {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", data_dir.display()))?;
+        // It holds the grant key and password hashes: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
     let store = hearth_store::SqliteStore::open(&data_dir.join("hearth.db"))?;
     Ok(Arc::new(store))
 }
