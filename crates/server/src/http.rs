@@ -181,28 +181,46 @@ async fn playlists(st: &AppState, grant: &Grant) -> Result<crate::hub::Playlists
         .ok_or(AppError::CameraOffline)
 }
 
+/// Which of a camera's playlists a route serves.
+#[derive(Clone, Copy)]
+enum PlaylistKind {
+    Master,
+    Fmp4,
+    Ts,
+}
+
+async fn playlist(
+    st: &AppState,
+    door: &crate::egress::EgressGuard,
+    kind: PlaylistKind,
+) -> Result<MediaResponse, AppError> {
+    let p = playlists(st, door.grant()).await?;
+    door.write(match kind {
+        PlaylistKind::Master => &p.master,
+        PlaylistKind::Fmp4 => &p.fmp4,
+        PlaylistKind::Ts => &p.ts,
+    })
+}
+
 async fn master_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(&st, door.grant()).await?;
-    door.write(&p.master)
+    playlist(&st, &door, PlaylistKind::Master).await
 }
 
 async fn fmp4_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(&st, door.grant()).await?;
-    door.write(&p.fmp4)
+    playlist(&st, &door, PlaylistKind::Fmp4).await
 }
 
 async fn ts_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(&st, door.grant()).await?;
-    door.write(&p.ts)
+    playlist(&st, &door, PlaylistKind::Ts).await
 }
 
 async fn snapshot(

@@ -26,11 +26,9 @@ use rml_rtmp::sessions::{
 };
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,25 +38,9 @@ const APP_NAME: &str = "live";
 
 /// Accepts RTMP connections until the process ends.
 pub async fn serve(listener: TcpListener, state: AppState) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (sock, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "rtmp accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "rtmp connection refused: too many connections");
-            state.metrics.rtmp_connections_refused.inc();
-            continue;
-        };
+    crate::serve::accept_loop(listener, "rtmp", MAX_CONNECTIONS, move |sock, peer| {
         let state = state.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = sock.set_nodelay(true);
+        async move {
             match handle(sock, peer, &state).await {
                 Ok(()) => tracing::info!(%peer, "rtmp connection closed"),
                 Err(e) => {
@@ -66,8 +48,9 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                     tracing::warn!(%peer, reason = format!("{e:#}"), "rtmp connection closed");
                 }
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Extends RTMP's 32-bit millisecond timestamps across wrap-around.

@@ -8,7 +8,7 @@ use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 /// Slow-loris guard: a client must send a request's headers within this time.
@@ -62,26 +62,46 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     Ok(running)
 }
 
-async fn serve_http(listener: TcpListener, state: AppState) {
-    let app = crate::http::app(state);
-    let permits = Arc::new(Semaphore::new(MAX_HTTP_CONNECTIONS));
+/// Accepts connections until the process ends, at most `max` at a time, running
+/// `handle` for each on its own task. Shared by the HTTP and RTMP drivers.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    what: &'static str,
+    max: usize,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max));
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "http accept failed");
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "{what} accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "http connection refused: too many connections");
+            tracing::warn!(%peer, "{what} connection refused: too many connections");
             continue;
         };
-        let svc = TowerToHyperService::new(app.clone());
+        let _ = sock.set_nodelay(true);
+        let conn = handle(sock, peer);
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = sock.set_nodelay(true);
+            conn.await;
+        });
+    }
+}
+
+async fn serve_http(listener: TcpListener, state: AppState) {
+    let app = crate::http::app(state);
+    accept_loop(listener, "http", MAX_HTTP_CONNECTIONS, move |sock, peer| {
+        let svc = TowerToHyperService::new(app.clone());
+        async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -90,8 +110,9 @@ async fn serve_http(listener: TcpListener, state: AppState) {
             if let Err(e) = builder.serve_connection(TokioIo::new(sock), svc).await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 async fn purge_sessions(state: AppState) {
