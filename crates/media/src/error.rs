@@ -43,6 +43,13 @@ pub enum MediaError {
     /// Malformed AudioSpecificConfig.
     #[error("invalid AAC configuration: {0}")]
     InvalidAacConfig(String),
+    /// Malformed or misplaced in-band provenance record.
+    #[error("invalid provenance: {0}")]
+    InvalidProvenance(&'static str),
+    /// An encrypted segment that does not decrypt under the given key and IV
+    /// (wrong length or bad padding: almost always the wrong key).
+    #[error("segment decryption failed: {0}")]
+    Decrypt(&'static str),
 }
 
 impl MediaError {

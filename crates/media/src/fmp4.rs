@@ -14,11 +14,25 @@
 //!
 //! Guarantees: output is deterministic for a given input; the writer never panics
 //! (sizes are checked by construction: boxes are length-patched after writing).
+//!
+//! Provenance travels in-band as a top-level `uuid` box whose extended type is
+//! [`HEARTH_UUID`] and whose body is one encoded [`ProvenanceRecord`]. In a media
+//! segment it sits right before `moof` (after `styp`, which stays first); in an
+//! init segment after `moov`. Players skip unknown top-level boxes, and `trun`
+//! data offsets are relative to `moof` (default-base-is-moof), so inserting the
+//! box moves nothing they depend on. It is added after muxing
+//! ([`insert_provenance`]) because the stamp is the ingest's decision, not the
+//! muxer's, and the box can be located ([`locate_provenance`]) so a verifier can
+//! digest exactly the bytes around it.
+
+use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::MediaError;
 use crate::aac::AacConfig;
 use crate::h264::AvcConfig;
+use crate::provenance::{ENCODED_LEN, HEARTH_UUID, ProvenanceRecord};
 
 /// Track ID of the video track.
 pub const VIDEO_TRACK_ID: u32 = 1;
@@ -439,6 +453,112 @@ fn tfhd_tfdt(w: &mut Writer, track_id: u32, base: u64) {
     w.end(tfdt);
 }
 
+/// Size of the provenance `uuid` box: header, extended type, record.
+pub const PROVENANCE_BOX_LEN: usize = 8 + 16 + ENCODED_LEN;
+
+/// The top-level `uuid` box carrying `record`.
+pub fn provenance_box(record: &ProvenanceRecord) -> Bytes {
+    let mut out = Vec::with_capacity(PROVENANCE_BOX_LEN);
+    out.extend_from_slice(&(PROVENANCE_BOX_LEN as u32).to_be_bytes());
+    out.extend_from_slice(b"uuid");
+    out.extend_from_slice(&HEARTH_UUID);
+    out.extend_from_slice(&record.encode());
+    Bytes::from(out)
+}
+
+/// One top-level box: fourcc and byte range (header included).
+struct TopBox {
+    fourcc: [u8; 4],
+    range: Range<usize>,
+    header_len: usize,
+}
+
+/// Walks the top-level boxes of `data`; `Err` if any box header or size is bad.
+fn top_level_boxes(data: &[u8]) -> Result<Vec<TopBox>, MediaError> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if rest.len() < 8 {
+            return Err(MediaError::truncated("box header", 8, rest.len()));
+        }
+        let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let fourcc = [rest[4], rest[5], rest[6], rest[7]];
+        let (size, header_len) = match size32 {
+            0 => (rest.len(), 8),
+            1 => {
+                if rest.len() < 16 {
+                    return Err(MediaError::truncated("box largesize", 16, rest.len()));
+                }
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&rest[8..16]);
+                let large = u64::from_be_bytes(b);
+                (usize::try_from(large).unwrap_or(usize::MAX), 16)
+            }
+            n => (n as usize, 8),
+        };
+        if size < header_len || size > rest.len() {
+            return Err(MediaError::truncated("box", size.max(header_len), rest.len()));
+        }
+        out.push(TopBox {
+            fourcc,
+            range: pos..pos + size,
+            header_len,
+        });
+        pos += size;
+    }
+    Ok(out)
+}
+
+fn is_hearth_uuid(data: &[u8], b: &TopBox) -> bool {
+    b.fourcc == *b"uuid" && data[b.range.clone()].get(b.header_len..b.header_len + 16) == Some(&HEARTH_UUID[..])
+}
+
+/// Returns `segment` with the provenance box inserted: immediately before the
+/// first `moof` of a media segment, or after the last box (after `moov`) of an
+/// init segment. Errors if the top-level box structure is malformed or the
+/// segment already carries a Hearth provenance box (a segment is stamped once).
+pub fn insert_provenance(segment: &[u8], record: &ProvenanceRecord) -> Result<Bytes, MediaError> {
+    let boxes = top_level_boxes(segment)?;
+    if boxes.iter().any(|b| is_hearth_uuid(segment, b)) {
+        return Err(MediaError::InvalidProvenance(
+            "segment already carries a provenance box",
+        ));
+    }
+    let at = boxes
+        .iter()
+        .find(|b| b.fourcc == *b"moof")
+        .map_or(segment.len(), |b| b.range.start);
+    let mut out = Vec::with_capacity(segment.len() + PROVENANCE_BOX_LEN);
+    out.extend_from_slice(&segment[..at]);
+    out.extend_from_slice(&provenance_box(record));
+    out.extend_from_slice(&segment[at..]);
+    Ok(Bytes::from(out))
+}
+
+/// The provenance record of a segment and the byte range of its box, so a
+/// verifier can digest `segment[..range.start]` and `segment[range.end..]`.
+///
+/// `None` unless the top-level structure is well formed and carries exactly one
+/// Hearth `uuid` box whose record decodes: a segment with two (possibly
+/// conflicting) records has no single identity and is treated as having none.
+pub fn locate_provenance(segment: &[u8]) -> Option<(ProvenanceRecord, Range<usize>)> {
+    let boxes = top_level_boxes(segment).ok()?;
+    let mut found = boxes.iter().filter(|b| is_hearth_uuid(segment, b));
+    let b = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let body = &segment[b.range.start + b.header_len + 16..b.range.end];
+    let record = ProvenanceRecord::decode(body).ok()?;
+    Some((record, b.range.clone()))
+}
+
+/// The provenance record of an fMP4 segment (media or init); see [`locate_provenance`].
+pub fn find_provenance(segment: &[u8]) -> Option<ProvenanceRecord> {
+    locate_provenance(segment).map(|(r, _)| r)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -585,5 +705,123 @@ pub(crate) mod tests {
         let off = u32::from_be_bytes(atrun[8..12].try_into().unwrap()) as usize;
         assert_eq!(&seg[moof_start + off..moof_start + off + 3], b"aac");
         assert_eq!(&find(trafs[1].1, &[b"tfhd"])[4..8], &2u32.to_be_bytes());
+    }
+
+    fn small_segment() -> Bytes {
+        let video = [VideoSample {
+            duration_90k: 3600,
+            cts_offset_90k: 0,
+            keyframe: true,
+            data: Bytes::from_static(b"IDR!"),
+        }];
+        media_segment(&Fragment {
+            sequence_number: 1,
+            video_base_90k: 0,
+            video: &video,
+            audio_base: 0,
+            audio: &[],
+        })
+    }
+
+    #[test]
+    fn provenance_box_layout() {
+        let r = crate::provenance::tests::sample();
+        let b = provenance_box(&r);
+        assert_eq!(b.len(), PROVENANCE_BOX_LEN);
+        assert_eq!(PROVENANCE_BOX_LEN, 97);
+        let top = boxes(&b);
+        assert_eq!(top.len(), 1);
+        assert_eq!(&top[0].0, b"uuid");
+        assert_eq!(&top[0].1[..16], &HEARTH_UUID);
+        assert_eq!(&top[0].1[16..], &r.encode());
+        // A bare box is a valid (if empty) segment with a provenance.
+        assert_eq!(find_provenance(&b), Some(r));
+    }
+
+    #[test]
+    fn insert_goes_before_moof_and_keeps_sample_offsets() {
+        let r = crate::provenance::tests::sample();
+        let seg = small_segment();
+        assert_eq!(find_provenance(&seg), None);
+        let stamped = insert_provenance(&seg, &r).unwrap();
+        let top = boxes(&stamped);
+        assert_eq!(
+            top.iter().map(|b| b.0).collect::<Vec<_>>(),
+            [*b"styp", *b"uuid", *b"moof", *b"mdat"]
+        );
+        let (found, range) = locate_provenance(&stamped).unwrap();
+        assert_eq!(found, r);
+        // Removing the box gives back the unstamped segment byte for byte.
+        assert_eq!(
+            [&stamped[..range.start], &stamped[range.end..]].concat(),
+            &seg[..]
+        );
+        // trun data offset is relative to moof, which moved as a whole with its mdat.
+        let moof_start = 8 + top[0].1.len() + 8 + top[1].1.len();
+        let trun = find(top[2].1, &[b"traf", b"trun"]);
+        let off = u32::from_be_bytes(trun[8..12].try_into().unwrap()) as usize;
+        assert_eq!(&stamped[moof_start + off..moof_start + off + 4], b"IDR!");
+        // Stamped once only.
+        assert!(insert_provenance(&stamped, &r).is_err());
+    }
+
+    #[test]
+    fn insert_into_init_segment_goes_after_moov() {
+        let (v, a) = configs();
+        let init = init_segment(&v, Some(&a));
+        let r = crate::provenance::tests::sample();
+        let stamped = insert_provenance(&init, &r).unwrap();
+        let top: Vec<_> = boxes(&stamped).iter().map(|b| b.0).collect();
+        assert_eq!(top, [*b"ftyp", *b"moov", *b"uuid"]);
+        assert_eq!(find_provenance(&stamped), Some(r));
+    }
+
+    #[test]
+    fn find_handles_largesize_size0_and_foreign_uuid_boxes() {
+        let r = crate::provenance::tests::sample();
+        let rec_box = provenance_box(&r);
+        // A foreign uuid box, then the record in a largesize box, then a size-0 mdat.
+        let mut data = Vec::new();
+        data.extend_from_slice(&24u32.to_be_bytes());
+        data.extend_from_slice(b"uuid");
+        data.extend_from_slice(&[7u8; 16]);
+        data.extend_from_slice(&1u32.to_be_bytes());
+        data.extend_from_slice(b"uuid");
+        data.extend_from_slice(&((rec_box.len() + 8) as u64).to_be_bytes());
+        data.extend_from_slice(&rec_box[8..]);
+        data.extend_from_slice(&0u32.to_be_bytes());
+        data.extend_from_slice(b"mdat");
+        data.extend_from_slice(b"anything to the end");
+        assert_eq!(find_provenance(&data), Some(r));
+    }
+
+    #[test]
+    fn two_records_or_bad_structure_mean_none() {
+        let r = crate::provenance::tests::sample();
+        let b = provenance_box(&r);
+        assert_eq!(find_provenance(&[&b[..], &b[..]].concat()), None);
+        let mut bad = b.to_vec();
+        bad[8 + 16] = 9; // unknown record version
+        assert_eq!(find_provenance(&bad), None);
+        assert!(insert_provenance(&bad[..50], &r).is_err());
+        let stamped = insert_provenance(&small_segment(), &r).unwrap();
+        for n in 0..stamped.len() {
+            let _ = find_provenance(&stamped[..n]);
+            let _ = insert_provenance(&stamped[..n], &r);
+        }
+        // Truncation inside the record's box hides it.
+        assert_eq!(find_provenance(&stamped[..60]), None);
+        for seed in 0..3000u64 {
+            let mut junk = crate::provenance::tests::noise(seed, (seed % 300) as usize);
+            if seed % 2 == 0 && junk.len() > 24 {
+                // Make a plausible header so the walker goes deeper.
+                let n = (seed as usize % junk.len()).max(8) as u32;
+                junk[..4].copy_from_slice(&n.to_be_bytes());
+                junk[4..8].copy_from_slice(b"uuid");
+                junk[8..24].copy_from_slice(&HEARTH_UUID);
+            }
+            let _ = find_provenance(&junk);
+            let _ = locate_provenance(&junk);
+        }
     }
 }

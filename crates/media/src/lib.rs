@@ -28,6 +28,7 @@ mod frame;
 pub mod gop;
 pub mod h264;
 pub mod playlist;
+pub mod provenance;
 pub mod segmenter;
 pub mod ts;
 
