@@ -30,6 +30,7 @@ pub mod h264;
 pub mod playlist;
 pub mod provenance;
 pub mod segmenter;
+pub mod sei;
 pub mod ts;
 
 pub use error::MediaError;

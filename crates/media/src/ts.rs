@@ -11,8 +11,21 @@
 //! packet of each video PES carries a PCR, and of each IDR the random access
 //! indicator. Written by hand: the format is small and the available crates are
 //! demuxers, not muxers.
+//!
+//! Provenance travels in-band as `transport_private_data` in the adaptation field
+//! of one adaptation-only packet on [`PROVENANCE_PID`], a PID the PMT does not
+//! announce: demuxers drop packets of unknown PIDs without complaint (ffmpeg
+//! decodes every frame, see the roundtrip test), a PID of its own can be found
+//! and removed without touching any elementary stream's continuity counters, and
+//! adaptation-only packets do not advance a continuity counter at all. The
+//! private data is [`HEARTH_UUID`] followed by the encoded record. The packet
+//! goes right after the leading PAT/PMT, because RFC 8216 §3.2 asks that a
+//! segment's first two packets be the PAT and PMT.
+
+use std::ops::Range;
 
 use crate::MediaError;
+use crate::provenance::{ENCODED_LEN, HEARTH_UUID, ProvenanceRecord};
 use crate::aac::AacConfig;
 use crate::h264::{self, AvcConfig, NAL_AUD, NAL_IDR, NAL_SPS};
 
@@ -28,6 +41,11 @@ pub const AUDIO_PID: u16 = 0x101;
 pub const STREAM_TYPE_H264: u8 = 0x1b;
 /// Stream type AAC with ADTS transport.
 pub const STREAM_TYPE_AAC: u8 = 0x0f;
+
+/// PID of the provenance packet (not listed in the PMT).
+pub const PROVENANCE_PID: u16 = 0x1ff0;
+/// Length of the provenance private data: UUID + record.
+const PRIVATE_DATA_LEN: usize = 16 + ENCODED_LEN;
 
 const PTS_MASK: i64 = (1 << 33) - 1;
 
@@ -298,6 +316,123 @@ pub fn annexb_access_unit(
     Ok(())
 }
 
+/// One adaptation-field-only TS packet on [`PROVENANCE_PID`] whose
+/// `transport_private_data` is [`HEARTH_UUID`] + the encoded `record`; the rest
+/// of the adaptation field is stuffing. `continuity` is written as the packet's
+/// continuity counter (low 4 bits); packets without payload do not advance it,
+/// so a constant is correct.
+pub fn provenance_packet(record: &ProvenanceRecord, continuity: u8) -> [u8; PACKET_SIZE] {
+    let mut p = [0xffu8; PACKET_SIZE];
+    p[0] = 0x47;
+    p[1] = (PROVENANCE_PID >> 8) as u8; // no TEI, no PUSI, priority 0
+    p[2] = PROVENANCE_PID as u8;
+    p[3] = 0x20 | (continuity & 0x0f); // not scrambled, adaptation field only
+    p[4] = (PACKET_SIZE - 5) as u8; // adaptation_field_length
+    p[5] = 0x02; // transport_private_data_flag
+    p[6] = PRIVATE_DATA_LEN as u8;
+    p[7..23].copy_from_slice(&HEARTH_UUID);
+    p[23..23 + ENCODED_LEN].copy_from_slice(&record.encode());
+    p
+}
+
+fn packet_pid(p: &[u8]) -> u16 {
+    (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2])
+}
+
+/// Checks that `segment` is whole, synchronised TS packets.
+fn check_packets(segment: &[u8]) -> Result<(), MediaError> {
+    if segment.len() % PACKET_SIZE != 0 {
+        return Err(MediaError::truncated(
+            "TS packet",
+            segment.len().div_ceil(PACKET_SIZE) * PACKET_SIZE,
+            segment.len(),
+        ));
+    }
+    if segment.chunks(PACKET_SIZE).any(|p| p[0] != 0x47) {
+        return Err(MediaError::InvalidProvenance("TS packet without sync byte"));
+    }
+    Ok(())
+}
+
+/// The `transport_private_data` of a packet's adaptation field, if it has one.
+fn private_data(p: &[u8]) -> Option<&[u8]> {
+    if p[3] & 0x20 == 0 {
+        return None;
+    }
+    let af_len = usize::from(p[4]);
+    let af = p.get(5..5 + af_len)?;
+    let (&flags, mut rest) = af.split_first()?;
+    if flags & 0x10 != 0 {
+        rest = rest.get(6..)?; // PCR
+    }
+    if flags & 0x08 != 0 {
+        rest = rest.get(6..)?; // OPCR
+    }
+    if flags & 0x04 != 0 {
+        rest = rest.get(1..)?; // splice_countdown
+    }
+    if flags & 0x02 == 0 {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    rest.get(..usize::from(len))
+}
+
+/// Returns `segment` with a [`provenance_packet`] inserted after its leading
+/// PAT/PMT packets. Errors if the segment is not whole TS packets or already
+/// carries a packet on [`PROVENANCE_PID`] (a segment is stamped once).
+pub fn insert_provenance(
+    segment: &[u8],
+    record: &ProvenanceRecord,
+) -> Result<bytes::Bytes, MediaError> {
+    check_packets(segment)?;
+    let mut packets = segment.chunks(PACKET_SIZE);
+    if packets.any(|p| packet_pid(p) == PROVENANCE_PID) {
+        return Err(MediaError::InvalidProvenance(
+            "segment already carries a provenance packet",
+        ));
+    }
+    let psi = segment
+        .chunks(PACKET_SIZE)
+        .take_while(|p| matches!(packet_pid(p), 0 | PMT_PID))
+        .count();
+    let at = psi * PACKET_SIZE;
+    let mut out = Vec::with_capacity(segment.len() + PACKET_SIZE);
+    out.extend_from_slice(&segment[..at]);
+    out.extend_from_slice(&provenance_packet(record, 0));
+    out.extend_from_slice(&segment[at..]);
+    Ok(bytes::Bytes::from(out))
+}
+
+/// The provenance record of a TS segment and the byte range of its packet, so a
+/// verifier can digest the packets around it.
+///
+/// `None` unless the segment is whole synchronised packets with exactly one
+/// packet on [`PROVENANCE_PID`], whose private data is [`HEARTH_UUID`] followed
+/// by a record that decodes: two records mean no single identity.
+pub fn locate_provenance(segment: &[u8]) -> Option<(ProvenanceRecord, Range<usize>)> {
+    check_packets(segment).ok()?;
+    let mut found = segment
+        .chunks(PACKET_SIZE)
+        .enumerate()
+        .filter(|(_, p)| packet_pid(p) == PROVENANCE_PID);
+    let (i, p) = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let data = private_data(p)?;
+    if data.len() != PRIVATE_DATA_LEN || data[..16] != HEARTH_UUID {
+        return None;
+    }
+    let record = ProvenanceRecord::decode(&data[16..]).ok()?;
+    Some((record, i * PACKET_SIZE..(i + 1) * PACKET_SIZE))
+}
+
+/// The provenance record of a TS segment; see [`locate_provenance`].
+pub fn find_provenance(segment: &[u8]) -> Option<ProvenanceRecord> {
+    locate_provenance(segment).map(|(r, _)| r)
+}
+
 /// Appends an ADTS frame (header + raw AAC) to `out`.
 pub fn adts_frame(config: &AacConfig, raw: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&config.adts_header(raw.len()));
@@ -424,5 +559,92 @@ mod tests {
         annexb_access_unit(&p, &cfg, &mut out).unwrap();
         assert_eq!(out, [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x41, 0x9a]);
         assert!(annexb_access_unit(&[0, 0, 0, 9, 1], &cfg, &mut out).is_err());
+    }
+
+    #[test]
+    fn provenance_packet_layout() {
+        let r = crate::provenance::tests::sample();
+        let p = provenance_packet(&r, 0x17);
+        assert_eq!(p.len(), PACKET_SIZE);
+        assert_eq!(&p[..7], &[0x47, 0x1f, 0xf0, 0x27, 183, 0x02, 89]);
+        assert_eq!(&p[7..23], &HEARTH_UUID);
+        assert_eq!(&p[23..96], &r.encode());
+        assert!(p[96..].iter().all(|&b| b == 0xff));
+        assert_eq!(find_provenance(&p), Some(r));
+    }
+
+    fn small_segment() -> Vec<u8> {
+        let mut m = TsMuxer::new();
+        let mut out = Vec::new();
+        m.write_tables(true, &mut out);
+        m.write_video(0, 0, true, &[0, 0, 0, 1, 0x65, 1, 2, 3], &mut out);
+        m.write_audio(0, &[9; 400], &mut out);
+        out
+    }
+
+    #[test]
+    fn insert_goes_after_pat_pmt_and_is_removable() {
+        let r = crate::provenance::tests::sample();
+        let seg = small_segment();
+        assert_eq!(find_provenance(&seg), None);
+        let stamped = insert_provenance(&seg, &r).unwrap();
+        let pids: Vec<u16> = packets(&stamped).iter().map(|p| pid(p)).collect();
+        assert_eq!(&pids[..4], &[0, PMT_PID, PROVENANCE_PID, VIDEO_PID]);
+        let (found, range) = locate_provenance(&stamped).unwrap();
+        assert_eq!(found, r);
+        assert_eq!(range, 2 * PACKET_SIZE..3 * PACKET_SIZE);
+        assert_eq!(
+            [&stamped[..range.start], &stamped[range.end..]].concat(),
+            seg
+        );
+        assert!(insert_provenance(&stamped, &r).is_err(), "stamped once");
+        // Without tables the packet goes first.
+        let bare = &seg[2 * PACKET_SIZE..];
+        let stamped = insert_provenance(bare, &r).unwrap();
+        assert_eq!(pid(&stamped), PROVENANCE_PID);
+    }
+
+    #[test]
+    fn private_data_after_pcr_is_found() {
+        let r = crate::provenance::tests::sample();
+        let mut p = [0xffu8; PACKET_SIZE];
+        p[..4].copy_from_slice(&[0x47, 0x1f, 0xf0, 0x20]);
+        p[4] = 183;
+        p[5] = 0x12; // PCR + private data
+        p[6..12].copy_from_slice(&[0, 0, 0, 0, 0x7e, 0]);
+        p[12] = 89;
+        p[13..29].copy_from_slice(&HEARTH_UUID);
+        p[29..102].copy_from_slice(&r.encode());
+        assert_eq!(find_provenance(&p), Some(r));
+    }
+
+    #[test]
+    fn malformed_segments_give_none_without_panicking() {
+        let r = crate::provenance::tests::sample();
+        let stamped = insert_provenance(&small_segment(), &r).unwrap();
+        assert_eq!(find_provenance(&[&stamped[..], &provenance_packet(&r, 0)].concat()), None);
+        for n in 0..stamped.len() {
+            let got = find_provenance(&stamped[..n]);
+            assert_eq!(got.is_some(), n % PACKET_SIZE == 0 && n > 2 * PACKET_SIZE, "len {n}");
+            let _ = insert_provenance(&stamped[..n], &r);
+        }
+        let mut wrong_uuid = provenance_packet(&r, 0);
+        wrong_uuid[7] ^= 1;
+        assert_eq!(find_provenance(&wrong_uuid), None);
+        let mut payload_only = provenance_packet(&r, 0);
+        payload_only[3] = 0x10;
+        assert_eq!(find_provenance(&payload_only), None);
+        for seed in 0..3000u64 {
+            let mut junk = crate::provenance::tests::noise(seed, PACKET_SIZE * (1 + seed as usize % 3));
+            for p in junk.chunks_mut(PACKET_SIZE) {
+                p[0] = 0x47;
+                if seed % 2 == 0 {
+                    p[1] = 0x1f;
+                    p[2] = 0xf0;
+                }
+            }
+            let _ = find_provenance(&junk);
+            let _ = insert_provenance(&junk, &r);
+        }
     }
 }
