@@ -21,6 +21,7 @@
 //! malformed bytes give a [`MediaError`], never a panic.
 
 pub mod aac;
+pub mod crypt;
 mod error;
 pub mod flv;
 pub mod fmp4;
