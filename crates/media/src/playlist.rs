@@ -5,6 +5,14 @@
 //! (every segment starts with an IDR) and `EXT-X-PROGRAM-DATE-TIME` per segment,
 //! formatted here from unix milliseconds (ISO 8601, UTC, millisecond precision)
 //! with a civil-from-days conversion, so the crate needs no date library.
+//!
+//! Encrypted segments ([`crate::crypt`]) are listed with [`media_playlist_keyed`]:
+//! an `EXT-X-KEY:METHOD=AES-128` with an explicit IV is written whenever the key
+//! (URI or IV) differs from the one in force, which with per-segment IVs means
+//! before every segment. Init segments stay clear: an `EXT-X-KEY` applies to
+//! every `EXT-X-MAP` after it (RFC 8216 §4.3.2.4), so a map that follows a key
+//! is preceded by `METHOD=NONE`. `PlaylistEntry` itself has no key field so
+//! that existing callers keep compiling; keys ride in [`KeyedEntry`].
 
 use std::fmt::Write as _;
 
@@ -29,6 +37,27 @@ pub struct PlaylistEntry<'a> {
 pub struct MappedEntry<'a> {
     /// URI of the fMP4 init segment for this entry.
     pub map_uri: &'a str,
+    /// The segment.
+    pub entry: PlaylistEntry<'a>,
+}
+
+/// The decryption key of a segment (`EXT-X-KEY:METHOD=AES-128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef<'a> {
+    /// Key URI as written (quoted); must not contain `"` or a line break.
+    pub uri: &'a str,
+    /// The explicit AES-128-CBC IV of the segment.
+    pub iv: [u8; 16],
+}
+
+/// A media playlist entry with its optional init segment and optional key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedEntry<'a> {
+    /// URI of the fMP4 init segment (`EXT-X-MAP`), `None` for MPEG-TS. A `None`
+    /// after a `Some` keeps the earlier map in force.
+    pub map_uri: Option<&'a str>,
+    /// Key of an encrypted segment, `None` for a clear one.
+    pub key: Option<KeyRef<'a>>,
     /// The segment.
     pub entry: PlaylistEntry<'a>,
 }
@@ -87,6 +116,57 @@ pub fn media_playlist_mapped(
     out
 }
 
+/// A media playlist whose entries may be encrypted and (fMP4) may change init
+/// segment. Version 7 if any entry has a map (fMP4), else 3 (MPEG-TS; explicit
+/// IVs need version 2). Without keys the output equals [`media_playlist_mapped`]
+/// (fMP4) or [`media_playlist`] without a map (TS).
+pub fn media_playlist_keyed(
+    target_duration_s: u32,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    entries: &[KeyedEntry<'_>],
+) -> String {
+    let version = if entries.iter().any(|e| e.map_uri.is_some()) {
+        7
+    } else {
+        3
+    };
+    let mut out = header(target_duration_s, media_sequence, discontinuity_sequence, version);
+    let mut map_in_force = None;
+    let mut key_in_force: Option<KeyRef<'_>> = None;
+    for e in entries {
+        if e.entry.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(map) = e.map_uri.filter(|m| map_in_force != Some(*m)) {
+            if key_in_force.is_some() {
+                // Keep the init segment clear: a key in force would apply to it.
+                out.push_str("#EXT-X-KEY:METHOD=NONE\n");
+                key_in_force = None;
+            }
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+            map_in_force = Some(map);
+        }
+        if e.key != key_in_force {
+            match &e.key {
+                Some(k) => key_tag(&mut out, k),
+                None => out.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+            }
+            key_in_force = e.key;
+        }
+        segment_lines(&mut out, &e.entry);
+    }
+    out
+}
+
+fn key_tag(out: &mut String, k: &KeyRef<'_>) {
+    let _ = write!(out, "#EXT-X-KEY:METHOD=AES-128,URI=\"{}\",IV=0x", k.uri);
+    for b in k.iv {
+        let _ = write!(out, "{b:02X}");
+    }
+    out.push('\n');
+}
+
 fn header(target: u32, seq: u64, disc_seq: u64, version: u8) -> String {
     let mut out = String::with_capacity(1024);
     let _ = write!(
@@ -108,6 +188,10 @@ fn entry(out: &mut String, e: &PlaylistEntry<'_>, map: Option<&str>) {
     if let Some(map) = map {
         let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
     }
+    segment_lines(out, e);
+}
+
+fn segment_lines(out: &mut String, e: &PlaylistEntry<'_>) {
     let _ = writeln!(
         out,
         "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{}.{:03},\n{}",
@@ -266,5 +350,111 @@ mod tests {
         assert_eq!(target_duration_s([2000, 2499, 1000]), 2);
         assert_eq!(target_duration_s([2500]), 3);
         assert_eq!(target_duration_s([]), 1);
+    }
+
+    fn pe(uri: &str, disc: bool) -> PlaylistEntry<'_> {
+        PlaylistEntry {
+            uri,
+            duration_ms: 2000,
+            program_date_time_ms: 0,
+            discontinuity: disc,
+        }
+    }
+
+    #[test]
+    fn keyed_without_keys_equals_the_plain_writers() {
+        let es = [pe("a", false), pe("b", true)];
+        let keyed: Vec<_> = es
+            .iter()
+            .map(|&entry| KeyedEntry {
+                map_uri: None,
+                key: None,
+                entry,
+            })
+            .collect();
+        assert_eq!(
+            media_playlist_keyed(2, 5, 1, &keyed),
+            media_playlist(2, 5, 1, None, &es)
+        );
+        let maps = ["i0.mp4", "i1.mp4"];
+        let keyed: Vec<_> = es
+            .iter()
+            .zip(maps)
+            .map(|(&entry, m)| KeyedEntry {
+                map_uri: Some(m),
+                key: None,
+                entry,
+            })
+            .collect();
+        let mapped: Vec<_> = es
+            .iter()
+            .zip(maps)
+            .map(|(&entry, map_uri)| MappedEntry { map_uri, entry })
+            .collect();
+        assert_eq!(
+            media_playlist_keyed(2, 5, 1, &keyed),
+            media_playlist_mapped(2, 5, 1, &mapped)
+        );
+    }
+
+    #[test]
+    fn keys_are_written_when_they_change_and_maps_stay_clear() {
+        let iv = |n: u8| {
+            let mut iv = [0u8; 16];
+            iv[15] = n;
+            iv[0] = 0xab;
+            iv
+        };
+        let k = |uri, n| Some(KeyRef { uri, iv: iv(n) });
+        let e = |map, key, uri, disc| KeyedEntry {
+            map_uri: Some(map),
+            key,
+            entry: pe(uri, disc),
+        };
+        let text = media_playlist_keyed(
+            2,
+            0,
+            0,
+            &[
+                e("i0.mp4", k("k0", 1), "s1", false),
+                e("i0.mp4", k("k0", 2), "s2", false), // new IV
+                e("i0.mp4", k("k0", 2), "s3", false), // same key+IV: no tag
+                e("i1.mp4", k("k1", 4), "s4", true),  // new map after a key
+                e("i1.mp4", None, "s5", false),       // clear segment
+            ],
+        );
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MAP:URI=\"i0.mp4\"\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"k0\",IV=0xAB000000000000000000000000000001\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000,\ns1\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"k0\",IV=0xAB000000000000000000000000000002\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000,\ns2\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000,\ns3\n\
+             #EXT-X-DISCONTINUITY\n#EXT-X-KEY:METHOD=NONE\n#EXT-X-MAP:URI=\"i1.mp4\"\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"k1\",IV=0xAB000000000000000000000000000004\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000,\ns4\n\
+             #EXT-X-KEY:METHOD=NONE\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000,\ns5\n"
+        );
+        // TS flavour: version 3, first entry always carries its key.
+        let ts = media_playlist_keyed(
+            2,
+            9,
+            0,
+            &[KeyedEntry {
+                map_uri: None,
+                key: k("key.bin", 9),
+                entry: pe("9.ts", false),
+            }],
+        );
+        assert!(ts.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n"));
+        assert!(ts.contains(
+            "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\",IV=0xAB000000000000000000000000000009\n"
+        ));
+        assert!(!ts.contains("EXT-X-MAP"));
+        assert_eq!(media_playlist_keyed(1, 0, 0, &[]).matches("EXT-X-KEY").count(), 0);
     }
 }
