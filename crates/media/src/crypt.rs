@@ -35,8 +35,10 @@ pub fn decrypt_segment(
     iv: &[u8; 16],
     cipher: &[u8],
 ) -> Result<Vec<u8>, MediaError> {
-    if cipher.is_empty() || cipher.len() % 16 != 0 {
-        return Err(MediaError::Decrypt("length is not a positive multiple of 16"));
+    if cipher.is_empty() || !cipher.len().is_multiple_of(16) {
+        return Err(MediaError::Decrypt(
+            "length is not a positive multiple of 16",
+        ));
     }
     Dec::new(key.into(), iv.into())
         .decrypt_padded_vec_mut::<Pkcs7>(cipher)

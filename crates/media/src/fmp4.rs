@@ -498,7 +498,11 @@ fn top_level_boxes(data: &[u8]) -> Result<Vec<TopBox>, MediaError> {
             n => (n as usize, 8),
         };
         if size < header_len || size > rest.len() {
-            return Err(MediaError::truncated("box", size.max(header_len), rest.len()));
+            return Err(MediaError::truncated(
+                "box",
+                size.max(header_len),
+                rest.len(),
+            ));
         }
         out.push(TopBox {
             fourcc,
@@ -511,7 +515,8 @@ fn top_level_boxes(data: &[u8]) -> Result<Vec<TopBox>, MediaError> {
 }
 
 fn is_hearth_uuid(data: &[u8], b: &TopBox) -> bool {
-    b.fourcc == *b"uuid" && data[b.range.clone()].get(b.header_len..b.header_len + 16) == Some(&HEARTH_UUID[..])
+    b.fourcc == *b"uuid"
+        && data[b.range.clone()].get(b.header_len..b.header_len + 16) == Some(&HEARTH_UUID[..])
 }
 
 /// Returns `segment` with the provenance box inserted: immediately before the

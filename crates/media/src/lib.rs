@@ -17,6 +17,14 @@
 //! Segments + playlist::media_playlist ──▶ HLS
 //! ```
 //!
+//! Identity and confidentiality ride with the bytes (the design's isolation
+//! invariant): [`provenance`] defines the fixed record that [`fmp4`] (a `uuid`
+//! box), [`ts`] (a private-data packet) and [`sei`] (H.264 user data per access
+//! unit) carry in-band, so players and verifiers can check whose frames they
+//! hold; [`crypt`] encrypts segments for HLS `METHOD=AES-128`, listed by
+//! [`playlist::media_playlist_keyed`], so a misrouted segment shows nothing.
+//! This crate carries tags and applies keys; choosing them is the server's job.
+//!
 //! Input from outside (publishers, files) is parsed with bounds checks only:
 //! malformed bytes give a [`MediaError`], never a panic.
 

@@ -131,7 +131,12 @@ pub fn media_playlist_keyed(
     } else {
         3
     };
-    let mut out = header(target_duration_s, media_sequence, discontinuity_sequence, version);
+    let mut out = header(
+        target_duration_s,
+        media_sequence,
+        discontinuity_sequence,
+        version,
+    );
     let mut map_in_force = None;
     let mut key_in_force: Option<KeyRef<'_>> = None;
     for e in entries {
@@ -455,6 +460,11 @@ mod tests {
             "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\",IV=0xAB000000000000000000000000000009\n"
         ));
         assert!(!ts.contains("EXT-X-MAP"));
-        assert_eq!(media_playlist_keyed(1, 0, 0, &[]).matches("EXT-X-KEY").count(), 0);
+        assert_eq!(
+            media_playlist_keyed(1, 0, 0, &[])
+                .matches("EXT-X-KEY")
+                .count(),
+            0
+        );
     }
 }

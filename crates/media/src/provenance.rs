@@ -187,7 +187,10 @@ pub(crate) mod tests {
         assert_eq!(&e[1..17], &[0xab; 16]);
         assert_eq!(&e[17..25], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(&e[25..33], &42u64.to_be_bytes());
-        assert_eq!(&e[33..41], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb]);
+        assert_eq!(
+            &e[33..41],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb]
+        );
         assert_eq!(&e[41..], &[0x5a; 32]);
         assert_eq!(&r.authenticated_fields()[..], &e[..41]);
     }

@@ -105,14 +105,20 @@ pub fn find_user_data_unregistered(
     None
 }
 
+/// Whether `rest` holds more than the RBSP trailing bits (`0x80`, then zeros).
+fn more_rbsp_data(rest: &[u8]) -> bool {
+    match rest.split_first() {
+        None => false,
+        Some((&0x80, tail)) => tail.iter().any(|&b| b != 0),
+        Some(_) => true,
+    }
+}
+
 /// Walks the SEI messages of one SEI RBSP.
 fn search_sei_rbsp(rbsp: &[u8], uuid: [u8; 16]) -> Option<Vec<u8>> {
     let mut pos = 0;
     // more_rbsp_data(): stop at the trailing bits (0x80 then zero bytes) or the end.
-    while rbsp
-        .get(pos..)
-        .is_some_and(|rest| !rest.is_empty() && !(rest[0] == 0x80 && rest[1..].iter().all(|&b| b == 0)))
-    {
+    while rbsp.get(pos..).is_some_and(more_rbsp_data) {
         let payload_type = read_ff_coded(rbsp, &mut pos)?;
         let size = read_ff_coded(rbsp, &mut pos)?;
         let payload = rbsp.get(pos..pos.checked_add(size)?)?;
@@ -227,7 +233,9 @@ mod tests {
             vec![0, 0, 1, 0, 0, 3, 0, 0, 2, 0, 0],
             vec![0; 239], // size 255: 0xff 0x00 coding
             vec![0; 238], // size 254
-            (0..2000u32).map(|i| if i % 3 == 2 { 1 } else { 0 }).collect(),
+            (0..2000u32)
+                .map(|i| if i % 3 == 2 { 1 } else { 0 })
+                .collect(),
             noise(7, 70_000),
         ];
         for payload in tricky {
@@ -284,7 +292,16 @@ mod tests {
     #[test]
     fn insert_before_first_slice_keeps_aud_and_parameter_sets_first() {
         let sei = user_data_unregistered_nal(UUID, b"p");
-        let au = avcc(&[&[0x09, 0xf0], &[0x67, 1], &[0x68, 2], &[0x65, 3], &[0x65, 4]], 4);
+        let au = avcc(
+            &[
+                &[0x09, 0xf0],
+                &[0x67, 1],
+                &[0x68, 2],
+                &[0x65, 3],
+                &[0x65, 4],
+            ],
+            4,
+        );
         let out = insert_before_first_slice(&au, 4, &sei).unwrap();
         let types: Vec<u8> = h264::nal_units(&out, 4)
             .map(|n| h264::nal_type(n.unwrap()))
@@ -310,7 +327,10 @@ mod tests {
         let r = sample();
         let au = avcc(&[&provenance_nal(&r), &[0x65, 1]], 4);
         assert_eq!(find_provenance(&au, 4), Some(r));
-        let au = avcc(&[&user_data_unregistered_nal(HEARTH_UUID, b"short"), &[0x65]], 4);
+        let au = avcc(
+            &[&user_data_unregistered_nal(HEARTH_UUID, b"short"), &[0x65]],
+            4,
+        );
         assert_eq!(find_provenance(&au, 4), None);
     }
 

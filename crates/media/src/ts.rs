@@ -25,9 +25,9 @@
 use std::ops::Range;
 
 use crate::MediaError;
-use crate::provenance::{ENCODED_LEN, HEARTH_UUID, ProvenanceRecord};
 use crate::aac::AacConfig;
 use crate::h264::{self, AvcConfig, NAL_AUD, NAL_IDR, NAL_SPS};
+use crate::provenance::{ENCODED_LEN, HEARTH_UUID, ProvenanceRecord};
 
 /// TS packet size.
 pub const PACKET_SIZE: usize = 188;
@@ -341,7 +341,7 @@ fn packet_pid(p: &[u8]) -> u16 {
 
 /// Checks that `segment` is whole, synchronised TS packets.
 fn check_packets(segment: &[u8]) -> Result<(), MediaError> {
-    if segment.len() % PACKET_SIZE != 0 {
+    if !segment.len().is_multiple_of(PACKET_SIZE) {
         return Err(MediaError::truncated(
             "TS packet",
             segment.len().div_ceil(PACKET_SIZE) * PACKET_SIZE,
@@ -622,10 +622,17 @@ mod tests {
     fn malformed_segments_give_none_without_panicking() {
         let r = crate::provenance::tests::sample();
         let stamped = insert_provenance(&small_segment(), &r).unwrap();
-        assert_eq!(find_provenance(&[&stamped[..], &provenance_packet(&r, 0)].concat()), None);
+        assert_eq!(
+            find_provenance(&[&stamped[..], &provenance_packet(&r, 0)].concat()),
+            None
+        );
         for n in 0..stamped.len() {
             let got = find_provenance(&stamped[..n]);
-            assert_eq!(got.is_some(), n % PACKET_SIZE == 0 && n > 2 * PACKET_SIZE, "len {n}");
+            assert_eq!(
+                got.is_some(),
+                n % PACKET_SIZE == 0 && n > 2 * PACKET_SIZE,
+                "len {n}"
+            );
             let _ = insert_provenance(&stamped[..n], &r);
         }
         let mut wrong_uuid = provenance_packet(&r, 0);
@@ -635,7 +642,8 @@ mod tests {
         payload_only[3] = 0x10;
         assert_eq!(find_provenance(&payload_only), None);
         for seed in 0..3000u64 {
-            let mut junk = crate::provenance::tests::noise(seed, PACKET_SIZE * (1 + seed as usize % 3));
+            let mut junk =
+                crate::provenance::tests::noise(seed, PACKET_SIZE * (1 + seed as usize % 3));
             for p in junk.chunks_mut(PACKET_SIZE) {
                 p[0] = 0x47;
                 if seed % 2 == 0 {

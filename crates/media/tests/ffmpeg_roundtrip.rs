@@ -3,6 +3,12 @@
 //! frame of both HLS flavours (fMP4 and MPEG-TS), as a playlist and segment by
 //! segment, with no decoder complaints.
 //!
+//! The stamped variant adds every kind of in-band provenance (an SEI
+//! `user_data_unregistered` NAL in each access unit, a `uuid` box in each fMP4
+//! segment and the init segment, a private-data packet in each TS segment) and
+//! must decode exactly the same; the AES-128 variant encrypts the segments and
+//! must decode only with the right key.
+//!
 //! ffmpeg and ffprobe are required: a missing binary fails the test.
 
 use std::path::{Path, PathBuf};
@@ -10,8 +16,25 @@ use std::process::Command;
 
 use bytes::Bytes;
 use hearth_media::flv::{self, FlvAudio, FlvTagKind, FlvVideo};
-use hearth_media::playlist::{self, PlaylistEntry};
+use hearth_media::playlist::{self, KeyRef, KeyedEntry, PlaylistEntry};
+use hearth_media::provenance::{ProvenanceRecord, content_digest};
 use hearth_media::{AudioFrame, Segment, Segmenter, SegmenterConfig, VideoFrame};
+use hearth_media::{crypt, fmp4, sei, ts};
+use hearth_model::{BindingEpoch, CameraId, UnixMillis};
+
+/// The record stamped on object number `seq` (frames from 0, segments from 1000,
+/// the init segment u64::MAX). The tag is any 32 bytes to the media crate.
+fn record(seq: u64) -> ProvenanceRecord {
+    ProvenanceRecord {
+        camera: CameraId::from_bytes([0x42; 16]),
+        epoch: BindingEpoch(3),
+        seq,
+        capture_time: UnixMillis(1_700_000_000_000 + (seq % 1_000_000) as i64),
+        tag: content_digest(&[b"tag", &seq.to_be_bytes()]),
+    }
+}
+const INIT_SEQ: u64 = u64::MAX;
+const SEGMENT_SEQ_BASE: u64 = 1000;
 
 fn tool(name: &str) -> Command {
     match Command::new(name).arg("-version").output() {
@@ -51,7 +74,9 @@ struct Replay {
 }
 
 /// Feeds an FLV file through the parser and segmenter the way RTMP ingest does.
-fn replay(flv_path: &Path) -> Replay {
+/// With `stamp`, every access unit gets a provenance SEI before its first slice,
+/// and every segment (and the init segment) its provenance box / packet.
+fn replay(flv_path: &Path, stamp: bool) -> Replay {
     let data = Bytes::from(std::fs::read(flv_path).unwrap());
     let tags = flv::read_flv_file(data).expect("read flv");
     let mut seg = Segmenter::new(SegmenterConfig {
@@ -60,23 +85,37 @@ fn replay(flv_path: &Path) -> Replay {
     let mut segments = Vec::new();
     let (mut video_frames, mut audio_frames) = (0, 0);
     let mut video_pts_ms = Vec::new();
+    let mut nalu_length_size = 4;
     for tag in tags {
         let ts = i64::from(tag.timestamp_ms);
         let out = match tag.kind {
             FlvTagKind::Script => None,
             FlvTagKind::Video => match flv::parse_video_tag(tag.payload).expect("video tag") {
                 FlvVideo::Config(c) => {
+                    nalu_length_size = c.nalu_length_size;
                     seg.set_video_config(c);
                     None
                 }
                 FlvVideo::Frame(f) => {
+                    let data = if stamp {
+                        let nal = sei::provenance_nal(&record(video_frames as u64));
+                        let au = sei::insert_before_first_slice(&f.data, nalu_length_size, &nal)
+                            .expect("insert SEI");
+                        assert_eq!(
+                            sei::find_provenance(&au, nalu_length_size),
+                            Some(record(video_frames as u64))
+                        );
+                        Bytes::from(au)
+                    } else {
+                        f.data
+                    };
                     video_frames += 1;
                     video_pts_ms.push(ts + i64::from(f.cts_ms));
                     seg.push_video(VideoFrame {
                         dts_ms: ts,
                         pts_ms: ts + i64::from(f.cts_ms),
                         keyframe: f.keyframe,
-                        data: f.data,
+                        data,
                     })
                 }
                 FlvVideo::EndOfSequence => None,
@@ -98,9 +137,19 @@ fn replay(flv_path: &Path) -> Replay {
         segments.push(s);
     }
     assert_eq!(seg.stats(), Default::default(), "nothing dropped");
+    let mut init = seg.init_segment().expect("init segment");
+    if stamp {
+        init = fmp4::insert_provenance(&init, &record(INIT_SEQ)).expect("stamp init");
+        for s in &mut segments {
+            let rec = record(SEGMENT_SEQ_BASE + s.seq);
+            s.init = init.clone();
+            s.fmp4 = fmp4::insert_provenance(&s.fmp4, &rec).expect("stamp fmp4");
+            s.ts = ts::insert_provenance(&s.ts, &rec).expect("stamp ts");
+        }
+    }
     Replay {
         segments,
-        init: seg.init_segment().expect("init segment"),
+        init,
         codecs: seg.codecs().unwrap(),
         resolution: seg.resolution().unwrap(),
         video_frames,
@@ -193,8 +242,15 @@ fn probe_streams(input: &Path) -> Vec<(String, String, String, String)> {
 /// Decodes every stream fully; returns (video frames, audio frames) and asserts
 /// ffmpeg printed nothing at level `error`.
 fn decode_count(input: &Path) -> (usize, usize) {
+    decode_count_with(input, &[])
+}
+
+/// [`decode_count`] with extra input options (before `-i`).
+fn decode_count_with(input: &Path, extra: &[&str]) -> (usize, usize) {
     let (_, stderr) = run(tool("ffmpeg")
-        .args(["-v", "error", "-i"])
+        .args(["-v", "error"])
+        .args(extra)
+        .arg("-i")
         .arg(input)
         .args(["-f", "null", "-"]));
     assert!(
@@ -203,11 +259,9 @@ fn decode_count(input: &Path) -> (usize, usize) {
         input.display()
     );
     let (mut v, mut a) = (0, 0);
-    for m in ffprobe_streams(
-        input,
-        &["-count_frames"],
-        "stream=codec_type,nb_read_frames",
-    ) {
+    let mut probe_args = vec!["-count_frames"];
+    probe_args.extend_from_slice(extra);
+    for m in ffprobe_streams(input, &probe_args, "stream=codec_type,nb_read_frames") {
         let n: usize = m["nb_read_frames"]
             .parse()
             .unwrap_or_else(|_| panic!("bad count {m:?}"));
@@ -251,7 +305,13 @@ fn rebased_sorted(pts: &[i64]) -> Vec<i64> {
     p.iter().map(|x| x - base).collect()
 }
 
-fn check(name: &str, ffmpeg_args: &[&str], expect_audio: bool, expect_profile_idc: u8) {
+fn check(
+    name: &str,
+    ffmpeg_args: &[&str],
+    expect_audio: bool,
+    expect_profile_idc: u8,
+    stamp: bool,
+) {
     let dir = work_dir(name);
     let flv_path = dir.join("in.flv");
     run(tool("ffmpeg")
@@ -259,7 +319,7 @@ fn check(name: &str, ffmpeg_args: &[&str], expect_audio: bool, expect_profile_id
         .args(ffmpeg_args)
         .arg(&flv_path));
 
-    let r = replay(&flv_path);
+    let r = replay(&flv_path, stamp);
     assert_eq!(r.video_frames, 150, "6 s at 25 fps in the FLV");
     assert_eq!(r.audio_frames > 0, expect_audio);
     assert!(
@@ -343,6 +403,42 @@ fn check(name: &str, ffmpeg_args: &[&str], expect_audio: bool, expect_profile_id
     }
     expect_streams(&dir.join("master.m3u8"));
 
+    if stamp {
+        // In-band provenance is found in every file as written, and ffmpeg's
+        // H.264 decoder sees our SEI on every decoded frame.
+        assert_eq!(
+            fmp4::find_provenance(&std::fs::read(dir.join("init.mp4")).unwrap()),
+            Some(record(INIT_SEQ))
+        );
+        for s in &r.segments {
+            let rec = Some(record(SEGMENT_SEQ_BASE + s.seq));
+            let m4s = std::fs::read(dir.join(format!("seg{}.m4s", s.seq))).unwrap();
+            let tsb = std::fs::read(dir.join(format!("seg{}.ts", s.seq))).unwrap();
+            assert_eq!(fmp4::find_provenance(&m4s), rec);
+            assert_eq!(ts::find_provenance(&tsb), rec);
+        }
+        // Side data entries of type "User Data Unregistered" over all frames. The
+        // encoder's own SEI (x264 writes its settings once) is counted in the FLV.
+        let unregistered_sei = |input: &Path| {
+            let (out, _) = run(tool("ffprobe")
+                .args(["-v", "error", "-select_streams", "v:0"])
+                .args(["-show_entries", "frame_side_data=side_data_type"])
+                .args(["-of", "csv=p=0"])
+                .arg(input));
+            out.lines()
+                .filter(|l| l.contains("User Data Unregistered"))
+                .count()
+        };
+        let encoder_own = unregistered_sei(&flv_path);
+        for flavour in ["fmp4.m3u8", "ts.m3u8"] {
+            assert_eq!(
+                unregistered_sei(&dir.join(flavour)),
+                encoder_own + r.video_frames,
+                "{flavour}: our SEI on every frame"
+            );
+        }
+    }
+
     // Each segment alone: TS as-is, fMP4 as init + segment.
     for s in &r.segments {
         let ts = dir.join(format!("seg{}.ts", s.seq));
@@ -395,6 +491,7 @@ fn x264_high_with_aac() {
         ],
         true,
         0x64,
+        false,
     );
 }
 
@@ -425,5 +522,151 @@ fn baseline_video_only_inband_parameter_sets() {
         ],
         false,
         0x42,
+        false,
     );
+}
+
+const HIGH_AAC: &[&str] = &[
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=640x360:rate=25",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine",
+    "-t",
+    "6",
+    "-c:v",
+    "libx264",
+    "-g",
+    "50",
+    "-c:a",
+    "aac",
+    "-f",
+    "flv",
+];
+
+/// Every in-band provenance carrier at once (SEI per access unit, fMP4 `uuid`
+/// box, TS private-data packet): ffmpeg decodes exactly what it did without.
+#[test]
+fn x264_high_with_aac_stamped_inband_provenance() {
+    check("high-aac-stamped", HIGH_AAC, true, 0x64, true);
+}
+
+/// AES-128 HLS: with the right key every frame decodes (explicit, non-sequential
+/// IVs prove the IV attribute is honoured); with another camera's key nothing does.
+#[test]
+fn aes128_segments_decode_only_with_their_key() {
+    let dir = work_dir("aes128");
+    let flv_path = dir.join("in.flv");
+    run(tool("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(HIGH_AAC)
+        .arg(&flv_path));
+    let r = replay(&flv_path, true);
+    let key: [u8; 16] = *b"hearth-camera-k1";
+    let wrong: [u8; 16] = *b"another-camera-2";
+    std::fs::write(dir.join("key.bin"), key).unwrap();
+    std::fs::write(dir.join("wrong.bin"), wrong).unwrap();
+    std::fs::write(dir.join("init.mp4"), &r.init).unwrap();
+    let iv = |seq: u64| -> [u8; 16] {
+        content_digest(&[b"iv", &seq.to_be_bytes()])[..16]
+            .try_into()
+            .unwrap()
+    };
+    let mut names = Vec::new();
+    for s in &r.segments {
+        let (m4s, tsn) = (format!("seg{}.m4s", s.seq), format!("seg{}.ts", s.seq));
+        let enc_m4s = crypt::encrypt_segment(&key, &iv(s.seq), &s.fmp4);
+        let enc_ts = crypt::encrypt_segment(&key, &iv(s.seq), &s.ts);
+        // Ciphertext hides the provenance; decryption restores the exact bytes.
+        assert_eq!(fmp4::find_provenance(&enc_m4s), None);
+        assert_eq!(ts::find_provenance(&enc_ts), None);
+        let dec = crypt::decrypt_segment(&key, &iv(s.seq), &enc_ts).unwrap();
+        assert_eq!(dec, s.ts);
+        assert_eq!(
+            ts::find_provenance(&dec),
+            Some(record(SEGMENT_SEQ_BASE + s.seq))
+        );
+        assert_ne!(
+            crypt::decrypt_segment(&wrong, &iv(s.seq), &enc_ts).ok(),
+            Some(s.ts.to_vec())
+        );
+        std::fs::write(dir.join(&m4s), enc_m4s).unwrap();
+        std::fs::write(dir.join(&tsn), enc_ts).unwrap();
+        names.push((m4s, tsn));
+    }
+    let target = playlist::target_duration_s(r.segments.iter().map(|s| s.duration_ms));
+    let write = |file: &str, fmp4: bool, key_uri: &str| {
+        let ivs: Vec<[u8; 16]> = r.segments.iter().map(|s| iv(s.seq)).collect();
+        let entries: Vec<KeyedEntry<'_>> = r
+            .segments
+            .iter()
+            .zip(&names)
+            .zip(&ivs)
+            .map(|((s, (m4s, tsn)), iv)| KeyedEntry {
+                map_uri: fmp4.then_some("init.mp4"),
+                key: Some(KeyRef {
+                    uri: key_uri,
+                    iv: *iv,
+                }),
+                entry: PlaylistEntry {
+                    uri: if fmp4 { m4s } else { tsn },
+                    duration_ms: s.duration_ms,
+                    program_date_time_ms: 1_700_000_000_000 + s.first_dts_ms,
+                    discontinuity: false,
+                },
+            })
+            .collect();
+        let mut text = playlist::media_playlist_keyed(target, 0, 0, &entries);
+        assert_eq!(
+            text.matches("#EXT-X-KEY:METHOD=AES-128").count(),
+            r.segments.len()
+        );
+        text.push_str(playlist::ENDLIST);
+        std::fs::write(dir.join(file), text).unwrap();
+        dir.join(file)
+    };
+    let hls_opts = ["-allowed_extensions", "ALL"];
+    for fmp4 in [false, true] {
+        let pl = write(
+            if fmp4 { "enc-fmp4.m3u8" } else { "enc-ts.m3u8" },
+            fmp4,
+            "key.bin",
+        );
+        let (v, a) = decode_count_with(&pl, &hls_opts);
+        assert_eq!(v, r.video_frames, "{}: every video frame", pl.display());
+        assert_eq!(a, r.audio_frames, "{}: every audio frame", pl.display());
+
+        let bad = write(
+            if fmp4 {
+                "wrong-fmp4.m3u8"
+            } else {
+                "wrong-ts.m3u8"
+            },
+            fmp4,
+            "wrong.bin",
+        );
+        let out = tool("ffmpeg")
+            .args(["-v", "error"])
+            .args(hls_opts)
+            .arg("-i")
+            .arg(&bad)
+            .args(["-map", "0:v?", "-f", "framemd5", "-"])
+            .output()
+            .unwrap();
+        let decoded = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        assert!(
+            !out.status.success() || decoded == 0,
+            "{}: wrong key decoded {decoded} frames",
+            bad.display()
+        );
+    }
+    if std::env::var_os("HEARTH_KEEP_TEST_OUTPUT").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
