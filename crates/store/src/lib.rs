@@ -1,4 +1,5 @@
-//! Hearth's metadata store: households, users, cameras and login sessions.
+//! Hearth's metadata store: households, users, cameras, login sessions, view-only
+//! sharing, the audit log and kill switches.
 //!
 //! Callers see only the [`Store`] trait and the plain records it returns, so the
 //! embedded SQLite backend ([`SqliteStore`], the default: one file at
@@ -12,10 +13,23 @@
 //! - It never sees a secret. Passwords arrive as argon2 PHC strings computed by the
 //!   caller; session tokens and camera stream keys arrive as [`TokenHash`]es. The
 //!   stream key hash is write-only: no method returns it.
-//! - Which cameras a user may see is decided in exactly one place
-//!   ([`Store::cameras_visible_to`] and its single-camera form
-//!   [`Store::camera_visible_to`] share one SQL predicate), so that when sharing
-//!   arrives there is one rule to change and to audit.
+//! - Who may see which camera is decided in exactly one place, one SQL rule in the
+//!   backend that every access question goes through: [`Store::cameras_visible_to`],
+//!   [`Store::camera_visible_to`], [`Store::cameras_visible_with_access`],
+//!   [`Store::camera_access`] and [`Store::access_snapshot`] (the server's in-memory
+//!   view) cannot disagree. The rule: members of the camera's household
+//!   ([`Access::Owner`]) and users it is shared with ([`Access::Viewer`]), except
+//!   while the user, the camera or the camera's household is suspended. Integration
+//!   kill switches are not per camera; the server applies them from
+//!   [`Store::suspensions`].
+//! - Transfer and factory reset bump the camera's binding epoch and drop its shares
+//!   in the same transaction, so no grant, key or share of the old binding survives.
+//! - The audit log is append-only in the database itself (triggers refuse UPDATE and
+//!   DELETE from any connection) and has no foreign keys, so it outlives the users
+//!   and cameras it names.
+//! - [`Store::generation`] changes in the same transaction as every write that can
+//!   change access, so a poller never rebuilds from a half-applied change nor misses
+//!   one.
 //! - Uniqueness violations (a taken email, a reused stream key) are reported as
 //!   [`StoreError::Conflict`], distinct from internal failures, so the server can
 //!   answer 409 rather than 500.
@@ -75,6 +89,102 @@ pub struct Camera {
     pub created_at: UnixMillis,
 }
 
+/// How a user gets to see a camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// A member of the camera's household.
+    Owner,
+    /// A user outside the household the camera is shared with (view-only).
+    Viewer,
+}
+
+/// A camera shared with a user outside its household.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub camera: CameraId,
+    pub user: UserId,
+    /// The user's (normalized) email, for the owner's list of who can watch.
+    pub email: String,
+    pub created_at: UnixMillis,
+}
+
+/// One audit log entry as the server writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: UnixMillis,
+    /// What happened (`"view_start"`, `"isolation_violation"`, ...). Not empty.
+    pub kind: String,
+    pub camera: Option<CameraId>,
+    pub user: Option<UserId>,
+    /// `app`, `google`, `alexa`, `api`...
+    pub integration: Option<String>,
+    /// The grant's (session) id, as the server names it.
+    pub grant: Option<String>,
+    /// Must be a JSON object (use `{}` for nothing).
+    pub detail: serde_json::Value,
+}
+
+/// A stored audit event with its log position (increasing in insertion order,
+/// never reused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub event: AuditEvent,
+}
+
+/// What a kill switch applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SuspensionKind {
+    /// An integration by name (`google`, `alexa`, `api`...).
+    Integration,
+    /// A household (tenant) by id: all its cameras, for every viewer.
+    Household,
+    /// A camera by id, for every viewer.
+    Camera,
+    /// A user by id: everything they watch.
+    User,
+}
+
+impl SuspensionKind {
+    pub const ALL: [SuspensionKind; 4] = [
+        SuspensionKind::Integration,
+        SuspensionKind::Household,
+        SuspensionKind::Camera,
+        SuspensionKind::User,
+    ];
+
+    /// The stored (and CLI) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuspensionKind::Integration => "integration",
+            SuspensionKind::Household => "household",
+            SuspensionKind::Camera => "camera",
+            SuspensionKind::User => "user",
+        }
+    }
+
+    /// The inverse of [`SuspensionKind::as_str`] (exact, lower case).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for SuspensionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An active kill switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspension {
+    pub kind: SuspensionKind,
+    /// The integration name (lower case) or the id's 32-hex-digit form.
+    pub target: String,
+    pub reason: String,
+    pub created_at: UnixMillis,
+}
+
 /// The metadata store. Every method is a short blocking call; from async code run
 /// it via `tokio::task::spawn_blocking`.
 ///
@@ -123,9 +233,9 @@ pub trait Store: Send + Sync + 'static {
     fn camera_by_id(&self, id: CameraId) -> Result<Option<Camera>, StoreError>;
     /// The camera that owns this stream key (ingest authentication).
     fn camera_by_stream_key(&self, hash: TokenHash) -> Result<Option<Camera>, StoreError>;
-    /// The cameras `user` may see, ordered by name. This (with
-    /// [`Store::camera_visible_to`]) is the only place visibility is decided:
-    /// today, the cameras of the user's own household. Unknown user: empty.
+    /// The cameras `user` may see, ordered by name: those of the user's household
+    /// and those shared with the user, unless suspended (see the crate docs for
+    /// the one rule). Unknown user: empty.
     fn cameras_visible_to(&self, user: UserId) -> Result<Vec<Camera>, StoreError>;
     /// `camera` if `user` may see it (same rule as [`Store::cameras_visible_to`]),
     /// otherwise `None`, whether the camera exists or not.
@@ -140,9 +250,111 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::NotFound`] for an unknown camera, [`StoreError::Conflict`] if
     /// the hash belongs to another camera.
     fn set_camera_stream_key(&self, camera: CameraId, hash: TokenHash) -> Result<(), StoreError>;
-    /// Increments the camera's binding epoch (transfer, reset) and returns the new
-    /// one. [`StoreError::NotFound`] for an unknown camera.
+    /// Increments the camera's binding epoch and returns the new one. Shares are
+    /// kept; for a transfer or reset use [`Store::transfer_camera`] or
+    /// [`Store::reset_camera`]. [`StoreError::NotFound`] for an unknown camera.
     fn bump_camera_epoch(&self, camera: CameraId) -> Result<BindingEpoch, StoreError>;
+    /// Moves the camera to another household, bumps its epoch and deletes its
+    /// shares, in one transaction; returns the new epoch. The stream key is kept
+    /// (the device keeps working for its new owner); follow with
+    /// [`Store::reset_camera`] when the previous owner must lose the key too.
+    /// [`StoreError::NotFound`] for an unknown camera or household,
+    /// [`StoreError::InvalidInput`] if the camera is already in that household.
+    fn transfer_camera(
+        &self,
+        camera: CameraId,
+        to_household: HouseholdId,
+    ) -> Result<BindingEpoch, StoreError>;
+    /// Factory reset: bumps the epoch, deletes the camera's shares and replaces its
+    /// stream key, in one transaction; returns the new epoch.
+    /// [`StoreError::NotFound`] for an unknown camera, [`StoreError::Conflict`] if
+    /// the new key hash belongs to another camera.
+    fn reset_camera(
+        &self,
+        camera: CameraId,
+        new_stream_key_hash: TokenHash,
+    ) -> Result<BindingEpoch, StoreError>;
+
+    // --- sharing (view-only) and access ---
+
+    /// Shares `camera` view-only with `user`. Idempotent: sharing again keeps the
+    /// original `created_at`. [`StoreError::NotFound`] for an unknown camera or
+    /// user, [`StoreError::InvalidInput`] if the user is a member of the camera's
+    /// household (they own it already).
+    fn share_camera(
+        &self,
+        camera: CameraId,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Revokes a share; returns whether there was one.
+    fn unshare_camera(&self, camera: CameraId, user: UserId) -> Result<bool, StoreError>;
+    /// The camera's shares, ordered by email. Unknown camera: empty.
+    fn shares_of(&self, camera: CameraId) -> Result<Vec<Share>, StoreError>;
+    /// [`Store::cameras_visible_to`] with how the user sees each camera.
+    fn cameras_visible_with_access(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(Camera, Access)>, StoreError>;
+    /// [`Store::camera_visible_to`] with how the user sees the camera.
+    fn camera_access(
+        &self,
+        user: UserId,
+        camera: CameraId,
+    ) -> Result<Option<(Camera, Access)>, StoreError>;
+    /// Every `(viewer, camera, camera's current epoch)` allowed right now, by the
+    /// same rule as [`Store::cameras_visible_to`], in no particular order, each
+    /// pair once. For the server's in-memory access view; poll
+    /// [`Store::generation`] to know when to call it again. One query, linear in
+    /// the number of pairs (see the backend's docs for measured costs).
+    fn access_snapshot(&self) -> Result<Vec<(UserId, CameraId, BindingEpoch)>, StoreError>;
+
+    // --- audit log (append-only) ---
+
+    /// Appends the batch in one transaction: all events or none.
+    /// [`StoreError::InvalidInput`] (and nothing written) if any event has an
+    /// empty kind or a `detail` that is not a JSON object. An empty batch is a
+    /// no-op.
+    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// The camera's events with `at >= since`, newest first, at most `limit`.
+    fn audit_for_camera(
+        &self,
+        camera: CameraId,
+        since: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Every event with `at >= since`, oldest first (the operator's exposure
+    /// report). Unbounded: choose `since` accordingly.
+    fn audit_since(&self, since: UnixMillis) -> Result<Vec<AuditRecord>, StoreError>;
+
+    // --- kill switches ---
+
+    /// Switches `target` off; returns whether it was newly suspended (suspending
+    /// again keeps the first reason and time). Household, camera and user targets
+    /// must be ids in their 32-hex-digit form (the caller resolves emails); the
+    /// store keeps the canonical lower-case spelling. Integration names are
+    /// trimmed and lower-cased. Targets need not exist. [`StoreError::InvalidInput`]
+    /// for a malformed target or an empty reason.
+    fn suspend(
+        &self,
+        kind: SuspensionKind,
+        target: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+    /// Lifts a kill switch (target normalized as by [`Store::suspend`]); returns
+    /// whether there was one.
+    fn resume(&self, kind: SuspensionKind, target: &str) -> Result<bool, StoreError>;
+    /// Every active kill switch, oldest first.
+    fn suspensions(&self) -> Result<Vec<Suspension>, StoreError>;
+
+    // --- change detection ---
+
+    /// A counter that changes (in the same transaction) with every write to
+    /// shares, users, suspensions and the access-relevant columns of cameras
+    /// (household, epoch, stream key), from any handle or process. Cheap: one
+    /// primary-key read. Compare for equality only.
+    fn generation(&self) -> Result<u64, StoreError>;
 
     // --- login sessions (only token hashes are stored) ---
 

@@ -21,6 +21,28 @@
 //! a panicking holder's open transaction was rolled back when its `Transaction`
 //! was dropped during unwinding, so the connection is still consistent.
 //!
+//! Access (who may see which camera) is one SQL rule, [`ACCESS_RULE`]: a
+//! `UNION ALL` of household members (owners) and share holders (viewers), each arm
+//! filtered by the kill switches on the user, the camera and the camera's
+//! household. Every access method selects through it, per user with `viewer = ?`
+//! (SQLite pushes that into both arms, so a per-user question is a few index
+//! lookups: `users` by primary key, `cameras_by_household`, `shares_by_user`), or
+//! unfiltered for [`Store::access_snapshot`]. The snapshot's cost is linear in the
+//! number of pairs: one pass over `cameras` with an index lookup of each household's
+//! users, one pass over `shares` with two primary-key lookups per share, and each
+//! suspension list read once into a temporary b-tree. The test
+//! `access_snapshot_cost` prints the measured time: about 6 ms for 10,000 pairs
+//! (0.6 µs a pair, half of it SQLite, half decoding the ids) on a 2-core VM, dev
+//! and release builds alike. So the server must not call it on a timer: it polls
+//! [`Store::generation`] (one primary-key read, about 2 µs) and rebuilds only when
+//! that moved. At vendor scale (millions of pairs) a full snapshot is the wrong
+//! tool; that is for the PostgreSQL backend to solve with incremental changes.
+//!
+//! The audit log is written in batches, one `BEGIN IMMEDIATE` transaction per
+//! batch, so the commit (with `synchronous = FULL`, an fsync) is paid once per
+//! batch, not per event. The test `audit_batch_cost` prints the cost: 6 to 9 ms for
+//! a batch of 1000 events on a file (6 to 9 µs an event) on the same VM.
+//!
 //! Ids are stored as their 32-hex-digit text form (as in URLs, readable in the
 //! `sqlite3` shell), times as Unix milliseconds, token hashes as 32-byte BLOBs.
 //! Session lookups go through the primary-key index on the token hash, which is not
@@ -37,8 +59,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::migrations;
 use crate::{
-    BindingEpoch, Camera, CameraId, Household, HouseholdId, Store, StoreError, TokenHash,
-    UnixMillis, User, UserId,
+    Access, AuditEvent, AuditRecord, BindingEpoch, Camera, CameraId, Household, HouseholdId, Share,
+    Store, StoreError, Suspension, SuspensionKind, TokenHash, UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -155,7 +177,9 @@ where
     T: FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    let text: String = row.get(idx)?;
+    // Borrowed, not copied into a String: the access snapshot reads two ids per
+    // row for thousands of rows.
+    let text = row.get_ref(idx)?.as_str()?;
     text.parse()
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
@@ -203,12 +227,120 @@ fn camera_from_row(row: &Row<'_>) -> rusqlite::Result<Camera> {
 
 const CAMERA_ORDER: &str = "ORDER BY c.name COLLATE NOCASE, c.name, c.id";
 
-/// THE visibility rule: the ids of the cameras user `?1` may see. Both
-/// `cameras_visible_to` and `camera_visible_to` select through it, so there is one
-/// rule to change when sharing arrives. Today: the cameras of the user's household.
-const VISIBLE_CAMERA_IDS: &str = "SELECT c.id FROM cameras c \
-     JOIN users u ON u.household_id = c.household_id \
-     WHERE u.id = ?1";
+/// The kill-switch filter of both arms of [`ACCESS_RULE`] (`c` the camera, `u` the
+/// viewer). `NOT IN` an uncorrelated subquery: each list is read once per statement
+/// through the `suspensions` primary key, then probed per row.
+macro_rules! not_suspended {
+    () => {
+        "c.id NOT IN (SELECT target FROM suspensions WHERE kind = 'camera') \
+         AND c.household_id NOT IN (SELECT target FROM suspensions WHERE kind = 'household') \
+         AND u.id NOT IN (SELECT target FROM suspensions WHERE kind = 'user')"
+    };
+}
+
+/// THE access rule, the only place it is decided who may see which camera. One
+/// row per (viewer, camera) allowed right now, with the camera's columns (named as
+/// the `cameras` table's, so `CAMERA_COLUMNS` select from it under the alias `c`)
+/// and `access` (0 owner, 1 viewer, see [`access_from_sql`]):
+/// - owners: every member of the camera's household;
+/// - viewers: every user the camera is shared with who is not in its household
+///   (the store refuses such shares anyway; this keeps the arms disjoint even if
+///   one slipped in, so no pair appears twice);
+/// - minus every pair whose user, camera or camera's household is suspended.
+const ACCESS_RULE: &str = concat!(
+    "SELECT u.id AS viewer, 0 AS access, c.id AS id, c.household_id AS household_id, \
+     c.name AS name, c.timezone AS timezone, c.epoch AS epoch, c.created_at AS created_at \
+     FROM cameras c JOIN users u ON u.household_id = c.household_id WHERE ",
+    not_suspended!(),
+    " UNION ALL \
+     SELECT u.id, 1, c.id, c.household_id, c.name, c.timezone, c.epoch, c.created_at \
+     FROM shares s JOIN cameras c ON c.id = s.camera_id \
+     JOIN users u ON u.id = s.user_id AND u.household_id <> c.household_id WHERE ",
+    not_suspended!()
+);
+
+fn access_from_sql(row: &Row<'_>, idx: usize) -> rusqlite::Result<Access> {
+    match row.get::<_, i64>(idx)? {
+        0 => Ok(Access::Owner),
+        1 => Ok(Access::Viewer),
+        other => Err(rusqlite::Error::IntegralValueOutOfRange(idx, other)),
+    }
+}
+
+fn camera_with_access_from_row(row: &Row<'_>) -> rusqlite::Result<(Camera, Access)> {
+    Ok((camera_from_row(row)?, access_from_sql(row, 6)?))
+}
+
+fn get_opt_id<T>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = row.get(idx)?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+const AUDIT_COLUMNS: &str = "id, at, kind, camera_id, user_id, integration, grant_id, detail";
+
+fn audit_from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let detail: String = row.get(7)?;
+    let detail = serde_json::from_str(&detail)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, Type::Text, Box::new(e)))?;
+    Ok(AuditRecord {
+        id: row.get(0)?,
+        event: AuditEvent {
+            at: UnixMillis(row.get(1)?),
+            kind: row.get(2)?,
+            camera: get_opt_id(row, 3)?,
+            user: get_opt_id(row, 4)?,
+            integration: row.get(5)?,
+            grant: row.get(6)?,
+            detail,
+        },
+    })
+}
+
+fn suspension_from_row(row: &Row<'_>) -> rusqlite::Result<Suspension> {
+    let kind: String = row.get(0)?;
+    let kind = SuspensionKind::parse(&kind).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            Type::Text,
+            format!("unknown suspension kind {kind:?}").into(),
+        )
+    })?;
+    Ok(Suspension {
+        kind,
+        target: row.get(1)?,
+        reason: row.get(2)?,
+        created_at: UnixMillis(row.get(3)?),
+    })
+}
+
+/// The canonical spelling of a kill switch's target, so that one target has one
+/// row and a lookup by any spelling finds it.
+fn suspension_target(kind: SuspensionKind, target: &str) -> Result<String, StoreError> {
+    fn id<T: FromStr + ToString>(target: &str, what: &'static str) -> Result<String, StoreError> {
+        target
+            .parse::<T>()
+            .map(|id| id.to_string())
+            .map_err(|_| StoreError::InvalidInput { what })
+    }
+    let target = target.trim();
+    match kind {
+        SuspensionKind::Integration => {
+            let name = non_empty(target, "integration name")?;
+            Ok(name.to_lowercase())
+        }
+        SuspensionKind::Household => id::<HouseholdId>(target, "household id"),
+        SuspensionKind::Camera => id::<CameraId>(target, "camera id"),
+        SuspensionKind::User => id::<UserId>(target, "user id"),
+    }
+}
 
 /// Maps a constraint violation to the caller-facing error: a uniqueness violation
 /// is a [`StoreError::Conflict`] on `unique`, a foreign-key violation means the
@@ -380,14 +512,8 @@ impl Store for SqliteStore {
     }
 
     fn cameras_visible_to(&self, user: UserId) -> Result<Vec<Camera>, StoreError> {
-        let sql = format!(
-            "SELECT {CAMERA_COLUMNS} FROM cameras c \
-             WHERE c.id IN ({VISIBLE_CAMERA_IDS}) {CAMERA_ORDER}"
-        );
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([user.to_string()], camera_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let cameras = self.cameras_visible_with_access(user)?;
+        Ok(cameras.into_iter().map(|(camera, _)| camera).collect())
     }
 
     fn camera_visible_to(
@@ -395,15 +521,7 @@ impl Store for SqliteStore {
         user: UserId,
         camera: CameraId,
     ) -> Result<Option<Camera>, StoreError> {
-        let sql = format!(
-            "SELECT {CAMERA_COLUMNS} FROM cameras c \
-             WHERE c.id = ?2 AND c.id IN ({VISIBLE_CAMERA_IDS})"
-        );
-        Ok(self
-            .conn()
-            .prepare_cached(&sql)?
-            .query_row([user.to_string(), camera.to_string()], camera_from_row)
-            .optional()?)
+        Ok(self.camera_access(user, camera)?.map(|(camera, _)| camera))
     }
 
     fn list_cameras(&self) -> Result<Vec<Camera>, StoreError> {
@@ -445,6 +563,309 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(epoch_to_sql(epoch, 0)?)
+    }
+
+    fn transfer_camera(
+        &self,
+        camera: CameraId,
+        to_household: HouseholdId,
+    ) -> Result<BindingEpoch, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let from: Option<String> = tx
+            .query_row(
+                "SELECT household_id FROM cameras WHERE id = ?1",
+                [camera.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(from) = from else {
+            return Err(StoreError::NotFound { what: "camera" });
+        };
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM households WHERE id = ?1)",
+            [to_household.to_string()],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            return Err(StoreError::NotFound { what: "household" });
+        }
+        if from == to_household.to_string() {
+            return Err(StoreError::InvalidInput {
+                what: "transfer (the camera is already in that household)",
+            });
+        }
+        let epoch: i64 = tx.query_row(
+            "UPDATE cameras SET household_id = ?2, epoch = epoch + 1 WHERE id = ?1 \
+             RETURNING epoch",
+            [camera.to_string(), to_household.to_string()],
+            |row| row.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM shares WHERE camera_id = ?1",
+            [camera.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(epoch_to_sql(epoch, 0)?)
+    }
+
+    fn reset_camera(
+        &self,
+        camera: CameraId,
+        new_stream_key_hash: TokenHash,
+    ) -> Result<BindingEpoch, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let epoch: Option<i64> = tx
+            .query_row(
+                "UPDATE cameras SET stream_key_hash = ?2, epoch = epoch + 1 WHERE id = ?1 \
+                 RETURNING epoch",
+                params![camera.to_string(), new_stream_key_hash.as_bytes()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| constraint_error(e, "stream key", "camera"))?;
+        let Some(epoch) = epoch else {
+            return Err(StoreError::NotFound { what: "camera" });
+        };
+        tx.execute(
+            "DELETE FROM shares WHERE camera_id = ?1",
+            [camera.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(epoch_to_sql(epoch, 0)?)
+    }
+
+    fn share_camera(
+        &self,
+        camera: CameraId,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let camera_household: Option<String> = tx
+            .query_row(
+                "SELECT household_id FROM cameras WHERE id = ?1",
+                [camera.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(camera_household) = camera_household else {
+            return Err(StoreError::NotFound { what: "camera" });
+        };
+        let user_household: Option<String> = tx
+            .query_row(
+                "SELECT household_id FROM users WHERE id = ?1",
+                [user.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(user_household) = user_household else {
+            return Err(StoreError::NotFound { what: "user" });
+        };
+        if camera_household == user_household {
+            return Err(StoreError::InvalidInput {
+                what: "share (the user is in the camera's household)",
+            });
+        }
+        // DO NOTHING inserts no row, so a repeated share neither changes
+        // `created_at` nor bumps the generation.
+        tx.execute(
+            "INSERT INTO shares (camera_id, user_id, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (camera_id, user_id) DO NOTHING",
+            params![camera.to_string(), user.to_string(), now.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn unshare_camera(&self, camera: CameraId, user: UserId) -> Result<bool, StoreError> {
+        let deleted = self.conn().execute(
+            "DELETE FROM shares WHERE camera_id = ?1 AND user_id = ?2",
+            [camera.to_string(), user.to_string()],
+        )?;
+        Ok(deleted > 0)
+    }
+
+    fn shares_of(&self, camera: CameraId) -> Result<Vec<Share>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.camera_id, s.user_id, u.email, s.created_at \
+             FROM shares s JOIN users u ON u.id = s.user_id \
+             WHERE s.camera_id = ?1 ORDER BY u.email",
+        )?;
+        let rows = stmt.query_map([camera.to_string()], |row| {
+            Ok(Share {
+                camera: get_id(row, 0)?,
+                user: get_id(row, 1)?,
+                email: row.get(2)?,
+                created_at: UnixMillis(row.get(3)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn cameras_visible_with_access(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<(Camera, Access)>, StoreError> {
+        let sql = format!(
+            "SELECT {CAMERA_COLUMNS}, c.access FROM ({ACCESS_RULE}) c \
+             WHERE c.viewer = ?1 {CAMERA_ORDER}"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([user.to_string()], camera_with_access_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn camera_access(
+        &self,
+        user: UserId,
+        camera: CameraId,
+    ) -> Result<Option<(Camera, Access)>, StoreError> {
+        let sql = format!(
+            "SELECT {CAMERA_COLUMNS}, c.access FROM ({ACCESS_RULE}) c \
+             WHERE c.viewer = ?1 AND c.id = ?2"
+        );
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row(
+                [user.to_string(), camera.to_string()],
+                camera_with_access_from_row,
+            )
+            .optional()?)
+    }
+
+    fn access_snapshot(&self) -> Result<Vec<(UserId, CameraId, BindingEpoch)>, StoreError> {
+        let sql = format!("SELECT c.viewer, c.id, c.epoch FROM ({ACCESS_RULE}) c");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                get_id(row, 0)?,
+                get_id(row, 1)?,
+                epoch_to_sql(row.get(2)?, 2)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Check and serialize everything before taking the write lock: a bad event
+        // refuses the whole batch and writes nothing.
+        let details = events
+            .iter()
+            .map(|event| {
+                non_empty(&event.kind, "audit event kind")?;
+                if !event.detail.is_object() {
+                    return Err(StoreError::InvalidInput {
+                        what: "audit event detail (expected a JSON object)",
+                    });
+                }
+                Ok(event.detail.to_string())
+            })
+            .collect::<Result<Vec<String>, StoreError>>()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit_events \
+                 (at, kind, camera_id, user_id, integration, grant_id, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (event, detail) in events.iter().zip(&details) {
+                insert.execute(params![
+                    event.at.0,
+                    event.kind,
+                    event.camera.map(|id| id.to_string()),
+                    event.user.map(|id| id.to_string()),
+                    event.integration,
+                    event.grant,
+                    detail,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit_for_camera(
+        &self,
+        camera: CameraId,
+        since: UnixMillis,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+             WHERE camera_id = ?1 AND at >= ?2 ORDER BY at DESC, id DESC LIMIT ?3"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![camera.to_string(), since.0, i64::from(limit)],
+            audit_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn audit_since(&self, since: UnixMillis) -> Result<Vec<AuditRecord>, StoreError> {
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE at >= ?1 ORDER BY at, id");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([since.0], audit_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn suspend(
+        &self,
+        kind: SuspensionKind,
+        target: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let target = suspension_target(kind, target)?;
+        let reason = non_empty(reason, "suspension reason")?;
+        let inserted = self.conn().execute(
+            "INSERT INTO suspensions (kind, target, reason, created_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, target) DO NOTHING",
+            params![kind.as_str(), target, reason, now.0],
+        )?;
+        Ok(inserted > 0)
+    }
+
+    fn resume(&self, kind: SuspensionKind, target: &str) -> Result<bool, StoreError> {
+        let target = suspension_target(kind, target)?;
+        let deleted = self.conn().execute(
+            "DELETE FROM suspensions WHERE kind = ?1 AND target = ?2",
+            params![kind.as_str(), target],
+        )?;
+        Ok(deleted > 0)
+    }
+
+    fn suspensions(&self) -> Result<Vec<Suspension>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, target, reason, created_at FROM suspensions \
+             ORDER BY created_at, kind, target",
+        )?;
+        let rows = stmt.query_map([], suspension_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn generation(&self) -> Result<u64, StoreError> {
+        let generation: i64 = self
+            .conn()
+            .prepare_cached("SELECT generation FROM meta WHERE id = 1")?
+            .query_row([], |row| row.get(0))?;
+        Ok(u64::try_from(generation)
+            .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, generation))?)
     }
 
     fn create_session(

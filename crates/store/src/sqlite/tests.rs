@@ -1,10 +1,16 @@
 //! Tests of the SQLite backend: every `Store` method with its negative cases,
 //! migrations (fresh, re-open, upgrade from every older version, too new, failing
 //! script), and sharing one file between handles and between processes.
+//! Sharing, transfer/reset and kill switches are in `access`, the audit log in
+//! `audit`, the change counter in `generation`.
 
 use super::*;
 use crate::migrations::{MIGRATIONS, migrate_with, schema_version};
 use std::sync::Arc;
+
+mod access;
+mod audit;
+mod generation;
 
 const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
@@ -520,6 +526,68 @@ fn check_fixture_v1(s: &SqliteStore) {
     assert_eq!(s.session_user(key(1), UnixMillis(5000)).unwrap(), None);
 }
 
+const FIXTURE_NEIGHBOUR_HOUSEHOLD: &str = "33333333333333333333333333333333";
+const FIXTURE_NEIGHBOUR: &str = "44444444444444444444444444444444";
+
+/// Data written with the version-2 schema (on top of [`FIXTURE_V1`]), exactly as a
+/// version-2 binary would have. Must never change.
+const FIXTURE_V2: &str = r#"
+    INSERT INTO households (id, name, created_at)
+        VALUES ('33333333333333333333333333333333', 'Neighbours', 1500);
+    INSERT INTO users (id, email, password_hash, household_id, created_at)
+        VALUES ('44444444444444444444444444444444', 'bob@example.com',
+                '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA',
+                '33333333333333333333333333333333', 2500);
+    INSERT INTO shares (camera_id, user_id, created_at)
+        VALUES ('22222222222222222222222222222222', '44444444444444444444444444444444', 6000);
+    INSERT INTO audit_events (at, kind, camera_id, user_id, integration, grant_id, detail)
+        VALUES (7000, 'view_start', '22222222222222222222222222222222',
+                '44444444444444444444444444444444', 'app', 'g1', '{"bytes":0}');
+    INSERT INTO suspensions (kind, target, reason, created_at)
+        VALUES ('integration', 'alexa', 'partner incident', 8000);
+"#;
+
+fn check_fixture_v2(s: &SqliteStore) {
+    let camera: CameraId = FIXTURE_CAMERA.parse().unwrap();
+    let bob: UserId = FIXTURE_NEIGHBOUR.parse().unwrap();
+    let (seen, access) = s.camera_access(bob, camera).unwrap().unwrap();
+    assert_eq!((seen.id, access), (camera, Access::Viewer));
+    assert_eq!(
+        s.shares_of(camera).unwrap(),
+        vec![Share {
+            camera,
+            user: bob,
+            email: "bob@example.com".into(),
+            created_at: UnixMillis(6000),
+        }]
+    );
+    let audit = s.audit_since(UnixMillis(0)).unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        audit[0].event,
+        AuditEvent {
+            at: UnixMillis(7000),
+            kind: "view_start".into(),
+            camera: Some(camera),
+            user: Some(bob),
+            integration: Some("app".into()),
+            grant: Some("g1".into()),
+            detail: serde_json::json!({ "bytes": 0 }),
+        }
+    );
+    assert_eq!(
+        s.suspensions().unwrap(),
+        vec![Suspension {
+            kind: SuspensionKind::Integration,
+            target: "alexa".into(),
+            reason: "partner incident".into(),
+            created_at: UnixMillis(8000),
+        }]
+    );
+    let neighbours: HouseholdId = FIXTURE_NEIGHBOUR_HOUSEHOLD.parse().unwrap();
+    assert!(s.household_by_id(neighbours).unwrap().is_some());
+}
+
 #[test]
 fn fresh_database_gets_every_migration() {
     let dir = tempfile::tempdir().unwrap();
@@ -531,7 +599,16 @@ fn fresh_database_gets_every_migration() {
         .filter(|(kind, ..)| kind == "table")
         .map(|(_, name, ..)| name)
         .collect();
-    for table in ["cameras", "households", "sessions", "users"] {
+    for table in [
+        "audit_events",
+        "cameras",
+        "households",
+        "meta",
+        "sessions",
+        "shares",
+        "suspensions",
+        "users",
+    ] {
         assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
     }
     let mode: String = conn
@@ -583,10 +660,14 @@ fn every_older_version_upgrades_with_data_intact() {
             let mut conn = raw_connection(&path);
             migrate_with(&mut conn, MIGRATIONS, 1).unwrap();
             conn.execute_batch(FIXTURE_V1).unwrap();
-            // One step at a time, as successive releases would have.
+            // One step at a time, as successive releases would have, each
+            // release writing its own kind of data.
             for step in 2..=version {
                 migrate_with(&mut conn, MIGRATIONS, step).unwrap();
                 assert_eq!(schema_version(&conn).unwrap(), step as i64);
+                if step == 2 {
+                    conn.execute_batch(FIXTURE_V2).unwrap();
+                }
             }
         }
         let s = SqliteStore::open(&path).unwrap();
@@ -601,6 +682,14 @@ fn every_older_version_upgrades_with_data_intact() {
             "schema after upgrade from {version}"
         );
         check_fixture_v1(&s);
+        if version >= 2 {
+            check_fixture_v2(&s);
+        }
+        // The upgraded database counts changes like a fresh one.
+        let before = s.generation().unwrap();
+        s.bump_camera_epoch(FIXTURE_CAMERA.parse().unwrap())
+            .unwrap();
+        assert_ne!(s.generation().unwrap(), before, "from {version}");
     }
 }
 
