@@ -99,7 +99,7 @@ BEGIN UPDATE meta SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER cameras_generation_delete AFTER DELETE ON cameras
 BEGIN UPDATE meta SET generation = generation + 1 WHERE id = 1; END;
 
--- Users: any change (a password change may end access too).
+-- Users: any change (over-reporting costs one rebuild; user rows change rarely).
 CREATE TRIGGER users_generation_insert AFTER INSERT ON users
 BEGIN UPDATE meta SET generation = generation + 1 WHERE id = 1; END;
 CREATE TRIGGER users_generation_update AFTER UPDATE ON users
