@@ -1,0 +1,225 @@
+//! Child processes (the server, admin commands, ffmpeg) and their /proc accounting.
+
+use anyhow::{Context, anyhow, bail};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child that is killed and reaped when dropped, so nothing outlives the bench,
+/// even on an error or a panic.
+pub struct Reaped {
+    child: Child,
+}
+
+impl Reaped {
+    pub fn new(child: Child) -> Self {
+        Self { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `hearth serve` with its own data dir and loopback ports.
+pub struct Server {
+    // Field order matters: the process dies before its directory is removed.
+    pub proc: Reaped,
+    pub base: String,
+    pub rtmp: SocketAddr,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    hearth: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(hearth: &Path) -> anyhow::Result<Server> {
+        let dir = tempfile::Builder::new().prefix("hearth-bench-").tempdir()?;
+        let data_dir = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let mut child = Command::new(hearth)
+            .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("spawning {}", hearth.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let proc = Reaped::new(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keeps draining after the address line so the server never blocks on a pipe.
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).map_err(|_| {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                anyhow!("hearth did not print its addresses; log:\n{log}")
+            })?;
+            // "  HTTP <addr>  RTMP <addr>  data <dir>"
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"HTTP") && words.get(2) == Some(&"RTMP") {
+                let http: SocketAddr = words[1].parse().context("HTTP address")?;
+                let rtmp: SocketAddr = words[3].parse().context("RTMP address")?;
+                return Ok(Server {
+                    proc,
+                    base: format!("http://{http}"),
+                    rtmp,
+                    data_dir,
+                    log,
+                    hearth: hearth.to_path_buf(),
+                    _dir: dir,
+                });
+            }
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Runs an admin subcommand on this server's data dir; returns its stdout.
+    pub fn admin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+        let mut child = Command::new(&self.hearth)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--rtmp")
+            .arg(self.rtmp.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("admin stdin")?
+            .write_all(stdin.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "hearth {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+}
+
+/// Starts `ffmpeg -re -stream_loop -1 -i file -c copy -f flv url`.
+pub fn publisher(source: &Path, url: &str) -> anyhow::Result<Reaped> {
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-stream_loop", "-1", "-i"])
+        .arg(source)
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawning ffmpeg (is it installed?)")?;
+    Ok(Reaped::new(child))
+}
+
+/// Encodes the looped source once: `seconds` of testsrc2 + sine as H.264/AAC in FLV.
+pub fn encode_source(
+    out: &Path,
+    size: &str,
+    fps: u32,
+    bitrate: &str,
+    seconds: u32,
+) -> anyhow::Result<()> {
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate={fps}"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-b:v", bitrate, "-g", &(2 * fps).to_string()])
+        .args(["-c:a", "aac", "-f", "flv"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .status()
+        .context("running ffmpeg (is it installed?)")?;
+    if !status.success() {
+        bail!("ffmpeg failed to encode the source ({status})");
+    }
+    Ok(())
+}
+
+/// Clock ticks per second for /proc/PID/stat times.
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process (all its threads), in clock ticks. `pid` may be "self".
+pub fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2 (comm) may contain spaces; everything after its ')' is fixed-format,
+    // starting with field 3, so utime (14) and stime (15) are at 11 and 12.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Peak resident set size (VmHWM) in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Busy clock ticks of the whole machine, summed over all cores (from /proc/stat):
+/// everything except idle and iowait.
+pub fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+    let total: u64 = f.iter().take(8).sum();
+    Some(total - f.get(3)? - f.get(4)?)
+}

@@ -1,0 +1,267 @@
+//! A simulated HLS viewer: asks for a stream grant, then polls the fMP4 media playlist
+//! and fetches the init segment and every new segment once, like a player that
+//! starts at the live edge.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// Renew the grant well before its 5 minute lifetime ends.
+const GRANT_RENEW_AFTER: Duration = Duration::from_secs(4 * 60);
+
+/// Shared by all viewers of a scenario.
+#[derive(Default)]
+pub struct Counters {
+    pub segments: AtomicU64,
+    /// Every body received: segments, init segments, playlists.
+    pub bytes: AtomicU64,
+    pub playlists: AtomicU64,
+    pub errors: AtomicU64,
+    /// Time to first segment of each viewer that got one, in microseconds.
+    pub ttfs_us: Mutex<Vec<u64>>,
+    /// A few distinct error descriptions, for the report on stderr.
+    pub error_samples: Mutex<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct Snapshot {
+    pub segments: u64,
+    pub bytes: u64,
+    pub playlists: u64,
+    pub errors: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            segments: self.segments.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            playlists: self.playlists.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn error(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.error_samples.lock().expect("error samples");
+        if s.len() < 5 && !s.contains(&what) {
+            s.push(what);
+        }
+    }
+}
+
+pub struct Viewer {
+    pub client: reqwest::Client,
+    pub counters: Arc<Counters>,
+    pub base: String,
+    pub camera_id: String,
+    pub token: String,
+    /// When this viewer presses play.
+    pub start: Instant,
+    pub poll: Duration,
+}
+
+/// One entry of a media playlist.
+#[derive(Debug, PartialEq)]
+struct Entry {
+    seq: u64,
+    uri: String,
+    /// The `EXT-X-MAP` in effect for it.
+    map: Option<String>,
+}
+
+fn parse_playlist(text: &str) -> Vec<Entry> {
+    let mut seq = 0;
+    let mut map = None;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            seq = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
+            map = v
+                .split(',')
+                .find_map(|a| a.trim().strip_prefix("URI="))
+                .map(|u| u.trim_matches('"').to_string());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push(Entry {
+                seq,
+                uri: line.to_string(),
+                map: map.clone(),
+            });
+            seq += 1;
+        }
+    }
+    out
+}
+
+impl Viewer {
+    /// GETs `url`; counts the body's bytes, or an error.
+    async fn fetch(&self, url: &str, what: &str) -> Option<usize> {
+        let resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.counters.error(format!("{what}: {e}"));
+                return None;
+            }
+        };
+        let status = resp.status();
+        match resp.bytes().await {
+            Ok(b) if status.is_success() => {
+                self.counters
+                    .bytes
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                Some(b.len())
+            }
+            Ok(_) => {
+                self.counters.error(format!("{what}: HTTP {status}"));
+                None
+            }
+            Err(e) => {
+                self.counters.error(format!("{what} body: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `POST /api/v1/cameras/{id}/streams`; returns the base URL of the grant's media.
+    async fn grant(&self) -> Option<String> {
+        let resp = self
+            .client
+            .post(format!(
+                "{}/api/v1/cameras/{}/streams",
+                self.base, self.camera_id
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await;
+        let v: serde_json::Value = match resp {
+            Ok(r) if r.status().is_success() => match r.json().await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.counters.error(format!("grant body: {e}"));
+                    return None;
+                }
+            },
+            Ok(r) => {
+                self.counters.error(format!("grant: HTTP {}", r.status()));
+                return None;
+            }
+            Err(e) => {
+                self.counters.error(format!("grant: {e}"));
+                return None;
+            }
+        };
+        let hls = v["hls_url"].as_str()?;
+        Some(hls.rsplit_once('/')?.0.to_string())
+    }
+
+    /// Runs until the task is aborted.
+    pub async fn run(self) {
+        tokio::time::sleep_until(self.start).await;
+        let t0 = Instant::now();
+        let mut got_first = false;
+        let mut tick = tokio::time::interval(self.poll);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (mut media, mut granted) = loop {
+            tick.tick().await;
+            if let Some(m) = self.grant().await {
+                break (m, Instant::now());
+            }
+        };
+        let mut init: Option<String> = None;
+        let mut last_seq: Option<u64> = None;
+        loop {
+            let renewed = if granted.elapsed() > GRANT_RENEW_AFTER {
+                self.grant().await
+            } else {
+                None
+            };
+            if let Some(m) = renewed {
+                media = m;
+                granted = Instant::now();
+                // A new grant is a new URL space for the same objects.
+                init = None;
+            }
+            let text = {
+                let resp = self.client.get(format!("{media}/live.m3u8")).send().await;
+                match resp {
+                    Ok(r) if r.status().is_success() => match r.text().await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.counters.error(format!("playlist body: {e}"));
+                            tick.tick().await;
+                            continue;
+                        }
+                    },
+                    Ok(r) => {
+                        self.counters
+                            .error(format!("playlist: HTTP {}", r.status()));
+                        tick.tick().await;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.counters.error(format!("playlist: {e}"));
+                        tick.tick().await;
+                        continue;
+                    }
+                }
+            };
+            self.counters.playlists.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .bytes
+                .fetch_add(text.len() as u64, Ordering::Relaxed);
+            let entries = parse_playlist(&text);
+            // A player joining starts at the newest segment; afterwards it takes every
+            // segment it has not had yet.
+            let todo: Vec<&Entry> = match last_seq {
+                None => entries.last().into_iter().collect(),
+                Some(l) => entries.iter().filter(|e| e.seq > l).collect(),
+            };
+            for e in todo {
+                if e.map.is_some() && e.map != init {
+                    let map = e.map.as_deref().unwrap_or_default();
+                    if self
+                        .fetch(&format!("{media}/{map}"), "init")
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                    init = e.map.clone();
+                }
+                last_seq = Some(e.seq);
+                if self
+                    .fetch(&format!("{media}/{}", e.uri), "segment")
+                    .await
+                    .is_some()
+                {
+                    self.counters.segments.fetch_add(1, Ordering::Relaxed);
+                    if !got_first {
+                        got_first = true;
+                        let us = t0.elapsed().as_micros() as u64;
+                        self.counters.ttfs_us.lock().expect("ttfs").push(us);
+                    }
+                }
+            }
+            tick.tick().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sequences_and_maps() {
+        let p = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+                 #EXT-X-MAP:URI=\"init-a.mp4\"\n#EXTINF:2.000,\na-7.m4s\n\
+                 #EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-b.mp4\"\n#EXTINF:2.000,\nb-8.m4s\n";
+        let e = parse_playlist(p);
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].seq, e[0].uri.as_str()), (7, "a-7.m4s"));
+        assert_eq!(e[0].map.as_deref(), Some("init-a.mp4"));
+        assert_eq!((e[1].seq, e[1].map.as_deref()), (8, Some("init-b.mp4")));
+    }
+}
