@@ -10,7 +10,7 @@
 //! segment to a thousand viewers copies no media.
 
 use crate::error::AppError;
-use crate::grant::{Grant, VerifiedGrant};
+use crate::grant::{Grant, PresentedTag, VerifiedGrant};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
@@ -95,21 +95,40 @@ impl IntoResponse for MediaResponse {
 /// The egress door for one request under one verified grant.
 pub struct EgressGuard {
     grant: VerifiedGrant,
+    /// The grant token this request carried, read from the request itself.
+    presented: PresentedTag,
     state: AppState,
 }
 
 impl EgressGuard {
-    fn new(grant: VerifiedGrant, state: AppState) -> Self {
-        Self { grant, state }
+    fn new(grant: VerifiedGrant, presented: PresentedTag, state: AppState) -> Self {
+        Self {
+            grant,
+            presented,
+            state,
+        }
     }
 
     pub fn grant(&self) -> &Grant {
         self.grant.grant()
     }
 
-    /// Writes `obj` to the viewer if and only if its provenance matches the grant.
+    /// Writes `obj` to the viewer if and only if the grant is the one this request
+    /// presented and the object's provenance matches it.
     pub fn write(&self, obj: &MediaObject) -> Result<MediaResponse, AppError> {
         let g = self.grant.grant();
+        if !self.grant.is_presented(&self.presented) {
+            // The grant lookup answered with someone else's grant.
+            self.state.metrics.isolation_violations.inc();
+            tracing::error!(
+                grant = ?g.id,
+                grant_camera = ?g.camera,
+                object_camera = ?obj.provenance.camera,
+                kind = ?obj.kind,
+                "isolation violation blocked at egress: grant is not the one the request presented"
+            );
+            return Err(AppError::IsolationViolation);
+        }
         if !obj.provenance.belongs_to(g.camera, g.epoch) {
             self.state.metrics.isolation_violations.inc();
             tracing::error!(
@@ -123,7 +142,7 @@ impl EgressGuard {
                 kind = ?obj.kind,
                 "isolation violation blocked at egress: object does not belong to the grant"
             );
-            return Err(AppError::Forbidden);
+            return Err(AppError::IsolationViolation);
         }
         self.state
             .metrics
@@ -162,8 +181,12 @@ impl FromRequestParts<AppState> for Egress {
             .await
             .map_err(|_| AppError::NotFound)?;
         let token = params.get("grant").ok_or(AppError::NotFound)?;
+        let presented = PresentedTag::of(token).ok_or(AppError::Forbidden)?;
         match state.grant_key.verify(token, crate::clock::now()) {
-            Ok(v) => Ok(Egress(EgressGuard::new(v, state.clone()))),
+            Ok(v) => {
+                let v = state.faults.grant(v);
+                Ok(Egress(EgressGuard::new(v, presented, state.clone())))
+            }
             Err(e) => {
                 // The token is a credential: log why, never the token itself.
                 tracing::info!(reason = %e, "media request refused");
@@ -193,11 +216,9 @@ mod tests {
             integration: Integration::App,
             expires_at: UnixMillis(i64::MAX / 2),
         };
-        let verified = st
-            .grant_key
-            .verify(&st.grant_key.sign(&grant), UnixMillis(0))
-            .unwrap();
-        EgressGuard::new(verified, st.clone())
+        let token = st.grant_key.sign(&grant);
+        let verified = st.grant_key.verify(&token, UnixMillis(0)).unwrap();
+        EgressGuard::new(verified, PresentedTag::of(&token).unwrap(), st.clone())
     }
 
     fn object(camera: CameraId, epoch: u64) -> Arc<MediaObject> {
@@ -240,7 +261,7 @@ mod tests {
                 .write(&foreign)
                 .err()
                 .expect("a foreign object must be refused");
-            assert!(matches!(err, AppError::Forbidden));
+            assert!(matches!(err, AppError::IsolationViolation));
         }
         assert_eq!(st.metrics.isolation_violations.get(), 3);
         assert_eq!(

@@ -26,6 +26,10 @@ pub enum AppError {
     BadLogin,
     #[error("forbidden")]
     Forbidden,
+    /// The egress door refused an object that does not belong to the grant. The
+    /// connection is closed; nothing is retried.
+    #[error("stream unavailable")]
+    IsolationViolation,
     /// Unknown, or not visible to the caller: the two are deliberately indistinguishable.
     #[error("not found")]
     NotFound,
@@ -45,7 +49,7 @@ impl AppError {
     pub fn source_of_fault(&self) -> Source {
         match self {
             AppError::CameraOffline => Source::Camera,
-            AppError::Internal(_) => Source::Internal,
+            AppError::Internal(_) | AppError::IsolationViolation => Source::Internal,
             _ => Source::Viewer,
         }
     }
@@ -54,7 +58,7 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized | AppError::BadLogin => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::IsolationViolation => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::CameraOffline => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,11 +91,18 @@ impl IntoResponse for AppError {
         if let AppError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
+        let close = matches!(self, AppError::IsolationViolation);
         let mut resp = (
             status,
             Json(serde_json::json!({ "error": self.to_string() })),
         )
             .into_response();
+        if close {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         resp.headers_mut().insert(
             axum::http::header::CACHE_CONTROL,
             axum::http::HeaderValue::from_static("no-store"),

@@ -39,13 +39,41 @@ pub struct Grant {
     pub expires_at: UnixMillis,
 }
 
-/// A grant whose tag verified and which had not expired at verification time.
+/// A grant whose tag verified and which had not expired at verification time. It
+/// remembers its tag, so the egress door can check that the grant it was handed is
+/// the one the request presented (see [`PresentedTag`]).
 #[derive(Clone, Copy, Debug)]
-pub struct VerifiedGrant(Grant);
+pub struct VerifiedGrant {
+    grant: Grant,
+    tag: [u8; TAG_LEN],
+}
 
 impl VerifiedGrant {
     pub fn grant(&self) -> &Grant {
-        &self.0
+        &self.grant
+    }
+
+    /// Whether this is the grant whose token the request carried (constant time).
+    pub fn is_presented(&self, presented: &PresentedTag) -> bool {
+        use subtle::ConstantTimeEq;
+        self.tag.ct_eq(&presented.0).into()
+    }
+}
+
+/// The tag of the grant token a request carried, read straight from the request
+/// without any lookup. Whatever a lookup or cache answers, the door compares the
+/// answer with this before writing.
+#[derive(Clone, Copy)]
+pub struct PresentedTag([u8; TAG_LEN]);
+
+impl PresentedTag {
+    pub fn of(token: &str) -> Option<Self> {
+        if token.len() > 2 * (PAYLOAD_LEN + TAG_LEN) {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+        let tag = raw.get(PAYLOAD_LEN..)?;
+        Some(Self(tag.try_into().ok()?))
     }
 }
 
@@ -126,10 +154,12 @@ impl GrantKey {
         if raw.len() != PAYLOAD_LEN + TAG_LEN || raw[0] != VERSION {
             return Err(GrantError::Malformed);
         }
-        let (payload, tag) = raw.split_at(PAYLOAD_LEN);
+        let (payload, tag_bytes) = raw.split_at(PAYLOAD_LEN);
         let mut mac = self.mac();
         mac.update(payload);
-        mac.verify_slice(tag).map_err(|_| GrantError::BadTag)?;
+        mac.verify_slice(tag_bytes)
+            .map_err(|_| GrantError::BadTag)?;
+        let tag: [u8; TAG_LEN] = tag_bytes.try_into().expect("length checked");
 
         let id16 = |at: usize| -> [u8; 16] { payload[at..at + 16].try_into().expect("16 bytes") };
         let u64at = |at: usize| -> [u8; 8] { payload[at..at + 8].try_into().expect("8 bytes") };
@@ -144,7 +174,7 @@ impl GrantKey {
         if now >= grant.expires_at {
             return Err(GrantError::Expired);
         }
-        Ok(VerifiedGrant(grant))
+        Ok(VerifiedGrant { grant, tag })
     }
 }
 
@@ -184,6 +214,16 @@ mod tests {
         let g = grant(10_000);
         let v = k.verify(&k.sign(&g), UnixMillis(9_999)).unwrap();
         assert_eq!(*v.grant(), g);
+    }
+
+    #[test]
+    fn a_grant_knows_whether_it_was_presented() {
+        let k = GrantKey::random();
+        let (a, b) = (k.sign(&grant(10_000)), k.sign(&grant(10_000)));
+        let va = k.verify(&a, UnixMillis(0)).unwrap();
+        assert!(va.is_presented(&PresentedTag::of(&a).unwrap()));
+        assert!(!va.is_presented(&PresentedTag::of(&b).unwrap()));
+        assert!(PresentedTag::of("short").is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! comes from [`AppError`].
 
 use crate::auth::{AuthUser, new_session};
-use crate::egress::{Egress, MediaResponse};
+use crate::egress::{Egress, MediaKind, MediaResponse};
 use crate::error::AppError;
 use crate::grant::Grant;
 use crate::hub::Hub;
@@ -163,7 +163,10 @@ async fn create_stream(
 /// (The egress door would refuse a past epoch's objects anyway; refusing here keeps
 /// an outdated grant from looking like an isolation fault.)
 fn hub_for(st: &AppState, grant: &Grant, missing: AppError) -> Result<Arc<Hub>, AppError> {
-    let hub = st.hubs.get(grant.camera).ok_or(missing)?;
+    let hub = st
+        .faults
+        .hub(grant.camera, st.hubs.get(grant.camera), &st.hubs)
+        .ok_or(missing)?;
     if hub.epoch() != grant.epoch {
         if !hub.is_online() {
             return Err(AppError::CameraOffline);
@@ -229,6 +232,7 @@ async fn snapshot(
 ) -> Result<MediaResponse, AppError> {
     let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
     let still = crate::still::snapshot(&hub).await?;
+    let still = st.faults.still(door.grant().camera, still, &st.hubs);
     door.write(&still)
 }
 
@@ -238,15 +242,16 @@ async fn media_object(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<MediaResponse, AppError> {
     let hub = hub_for(&st, door.grant(), AppError::NotFound)?;
-    let obj = if name.ends_with(".m4s") {
-        hub.fmp4_segment(&name)
+    let (obj, kind) = if name.ends_with(".m4s") {
+        (hub.fmp4_segment(&name), MediaKind::Fmp4Segment)
     } else if name.ends_with(".ts") {
-        hub.ts_segment(&name)
+        (hub.ts_segment(&name), MediaKind::TsSegment)
     } else if name.starts_with("init-") && name.ends_with(".mp4") {
-        hub.init_segment(&name)
+        (hub.init_segment(&name), MediaKind::InitSegment)
     } else {
-        None
+        return Err(AppError::NotFound);
     };
+    let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;
     door.write(&obj)
 }

@@ -72,6 +72,23 @@ impl HubRegistry {
     pub fn is_online(&self, camera: CameraId) -> bool {
         self.get(camera).is_some_and(|h| h.is_online())
     }
+
+    /// Any hub but `camera`'s (fault injection picks its wrong answers here).
+    pub fn random_other(&self, camera: CameraId) -> Option<Arc<Hub>> {
+        let hubs = self
+            .hubs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let others: Vec<&Arc<Hub>> = hubs
+            .iter()
+            .filter(|(c, _)| **c != camera)
+            .map(|(_, h)| h)
+            .collect();
+        if others.is_empty() {
+            return None;
+        }
+        Some(others[rand::random_range(0..others.len())].clone())
+    }
 }
 
 /// One camera's live media.
@@ -254,6 +271,24 @@ impl Hub {
                 _ => return self.playlists(),
             }
         }
+    }
+
+    /// Some object of `kind` this hub holds (for fault injection).
+    pub fn any_object(&self, kind: MediaKind) -> Option<Arc<MediaObject>> {
+        let inner = self.lock();
+        match kind {
+            MediaKind::InitSegment => inner.inits.back().map(|(_, o)| o.clone()),
+            MediaKind::Fmp4Segment => inner.segments.back().map(|s| s.fmp4.clone()),
+            MediaKind::TsSegment => inner.segments.back().map(|s| s.ts.clone()),
+            MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| p.master.clone()),
+            MediaKind::MediaPlaylist => inner.playlists.as_ref().map(|p| p.fmp4.clone()),
+            MediaKind::Snapshot => None,
+        }
+    }
+
+    /// The still most recently made, if the still cache is not busy.
+    pub fn cached_still(&self) -> Option<Arc<MediaObject>> {
+        self.still.try_lock().ok().and_then(|s| s.cached_object())
     }
 
     pub fn init_segment(&self, name: &str) -> Option<Arc<MediaObject>> {

@@ -157,7 +157,7 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
                 .map_err(|e| anyhow!("bad chunk stream: {e:?}"))?;
             pending.clear();
             for event in c.send(results).await? {
-                handle_event(
+                let flow = handle_event(
                     &mut c,
                     &mut session,
                     state,
@@ -167,6 +167,9 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
                     event,
                 )
                 .await?;
+                if flow == Flow::Finished {
+                    return Ok(());
+                }
             }
         }
         let timeout = match &publisher {
@@ -191,6 +194,14 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
     }
 }
 
+/// Whether the connection goes on after an event.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The publisher ended its stream cleanly.
+    Finished,
+}
+
 async fn handle_event(
     c: &mut Conn,
     session: &mut ServerSession,
@@ -199,7 +210,7 @@ async fn handle_event(
     video_ts: &mut Unwrap,
     audio_ts: &mut Unwrap,
     event: ServerSessionEvent,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Flow> {
     match event {
         ServerSessionEvent::ConnectionRequested {
             request_id,
@@ -278,7 +289,7 @@ async fn handle_event(
                 // Command frames and the like carry no picture: skip them.
                 Err(MediaError::UnsupportedPacket(what)) => {
                     tracing::debug!(camera = ?p.camera(), %what, "video packet skipped");
-                    return Ok(());
+                    return Ok(Flow::Continue);
                 }
                 Err(e) => bail!("camera {:?}: bad video: {e}", p.camera()),
             };
@@ -315,6 +326,7 @@ async fn handle_event(
         ServerSessionEvent::PublishStreamFinished { .. } => {
             if let Some(p) = publisher.take() {
                 tracing::info!(peer = %c.peer, camera = ?p.camera(), "publisher finished");
+                return Ok(Flow::Finished);
             }
         }
         ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
@@ -329,5 +341,5 @@ async fn handle_event(
         }
         _ => {}
     }
-    Ok(())
+    Ok(Flow::Continue)
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod egress;
 pub mod error;
+pub mod fault;
 pub mod grant;
 pub mod http;
 pub mod hub;

@@ -17,6 +17,8 @@ pub struct Inner {
     /// Base for absolute URLs handed to clients, without a trailing slash.
     pub public_url: String,
     pub auth: crate::auth::PasswordHasher,
+    /// Inert unless built with the `fault-injection` feature (tests only).
+    pub faults: crate::fault::Faults,
 }
 
 impl std::ops::Deref for AppState {
@@ -36,6 +38,7 @@ impl AppState {
             metrics,
             public_url: public_url.trim_end_matches('/').to_string(),
             auth: crate::auth::PasswordHasher::default(),
+            faults: crate::fault::Faults::from_env(),
         }))
     }
 

@@ -22,6 +22,8 @@ use std::sync::Arc;
 /// A cached JPEG is reused while its frame is at most this much older than the newest.
 pub const MAX_STALENESS_MS: i64 = 1000;
 const JPEG_QUALITY: u8 = 80;
+/// How long a snapshot request waits for a just-connected camera's first keyframe.
+const FIRST_KEYFRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 
 #[derive(Default)]
 pub struct StillState {
@@ -32,6 +34,12 @@ pub struct StillState {
     cached: Option<Cached>,
 }
 
+impl StillState {
+    pub fn cached_object(&self) -> Option<Arc<MediaObject>> {
+        self.cached.as_ref().map(|c| c.object.clone())
+    }
+}
+
 struct Cached {
     gop_id: u64,
     dts_ms: i64,
@@ -40,7 +48,7 @@ struct Cached {
 
 /// The camera's newest still, decoding what is needed.
 pub async fn snapshot(hub: &Arc<Hub>) -> Result<Arc<MediaObject>, AppError> {
-    let gop = hub.newest_gop().ok_or(AppError::CameraOffline)?;
+    let gop = newest_gop(hub).await.ok_or(AppError::CameraOffline)?;
     let newest_dts = gop.frames.last().map_or(0, |f| f.dts_ms);
     let mut guard = hub.still.lock().await;
     if let Some(c) = &guard.cached
@@ -59,6 +67,21 @@ pub async fn snapshot(hub: &Arc<Hub>) -> Result<Arc<MediaObject>, AppError> {
     .await?;
     *guard = state;
     result
+}
+
+/// The newest GOP; a camera that just came online gets a moment to send its first
+/// keyframe (rare, so a short poll is enough).
+async fn newest_gop(hub: &Hub) -> Option<GopSnapshot> {
+    let deadline = tokio::time::Instant::now() + FIRST_KEYFRAME_WAIT;
+    loop {
+        if let Some(g) = hub.newest_gop() {
+            return Some(g);
+        }
+        if !hub.is_online() || tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn decode_newest(

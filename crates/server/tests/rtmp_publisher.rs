@@ -125,11 +125,17 @@ async fn ffmpeg_publisher_becomes_its_camera_and_plays_back() {
 
     // The still-image cache decodes a real encoder's High-profile stream (CABAC,
     // B-frames) too.
-    let r = client().get(g["snapshot_url"].as_str().unwrap()).send().await.unwrap();
+    let r = client()
+        .get(g["snapshot_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "snapshot of an x264 camera");
     let jpeg = r.bytes().await.unwrap().to_vec();
     assert!(jpeg.starts_with(&[0xff, 0xd8]), "not a JPEG");
-    let rgb = tokio::task::spawn_blocking(move || decode_image(&jpeg, 64, 36)).await.unwrap();
+    let rgb = tokio::task::spawn_blocking(move || decode_image(&jpeg, 64, 36))
+        .await
+        .unwrap();
     assert!(rgb.iter().any(|&b| b > 40), "snapshot is black");
 
     // A wrong key is refused.

@@ -59,6 +59,15 @@ impl Server {
     }
 
     fn spawn(args: &[&str]) -> Server {
+        Self::spawn_env(args, &[])
+    }
+
+    /// `hearth serve` with extra environment (e.g. `HEARTH_FAULT_P`).
+    pub fn serve_with_env(env: &[(&str, &str)]) -> Server {
+        Self::spawn_env(&["serve"], env)
+    }
+
+    fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut child = hearth()
@@ -72,6 +81,7 @@ impl Server {
             ])
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "info,hearth_server=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

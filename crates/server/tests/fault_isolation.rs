@@ -1,0 +1,435 @@
+//! The isolation invariant under injected faults.
+//!
+//! The server runs with `HEARTH_FAULT_P=0.2`: the grant lookup, the stream-hub
+//! lookup, the segment cache and the still-image cache each answer with another
+//! camera's entry one time in five. 20 cameras in 10 households stream while 100
+//! viewers make more than 50,000 media requests; then every camera drops and
+//! reconnects within 5 s while the viewers keep watching. Nothing is judged by the
+//! server's own counters: every byte a viewer received is decoded and the pictures
+//! must carry that viewer's camera's visual signature, never another's.
+
+mod common;
+use common::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const HOUSEHOLDS: usize = 10;
+const CAMERAS_PER_HOUSEHOLD: usize = 2;
+const VIEWERS: usize = 100;
+const REQUESTS: u64 = 50_000;
+const W: u32 = 160;
+const H: u32 = 96;
+
+struct Camera {
+    id: String,
+    owner: String,
+    ingest: String,
+    signature: u32,
+}
+
+struct Sim(Child);
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn simulate(c: &Camera) -> Sim {
+    Sim(hearth()
+        .args(["camera", "simulate", "--rtmp", &c.ingest, "--name", "cam"])
+        .args(["--size", &format!("{W}x{H}"), "--fps", "10"])
+        .args(["--signature", &c.signature.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("camera simulate"))
+}
+
+/// Everything one viewer received with a 200, by object name.
+#[derive(Default)]
+struct Received {
+    playlists: Vec<String>,
+    segments: BTreeMap<String, HashSet<Vec<u8>>>,
+    inits: HashSet<Vec<u8>>,
+    snapshots: HashSet<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Counts {
+    requests: AtomicU64,
+    ok: AtomicU64,
+    refused: AtomicU64,
+    other: AtomicU64,
+    statuses: std::sync::Mutex<BTreeMap<u16, u64>>,
+}
+
+async fn fetch(client: &reqwest::Client, url: &str, counts: &Counts) -> Option<Vec<u8>> {
+    counts.requests.fetch_add(1, Ordering::Relaxed);
+    let Ok(r) = client.get(url).send().await else {
+        counts.other.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    let status = r.status().as_u16();
+    let body = r.bytes().await.ok()?.to_vec();
+    match status {
+        200 => {
+            counts.ok.fetch_add(1, Ordering::Relaxed);
+            Some(body)
+        }
+        403 => {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            assert!(
+                body.len() < 200 && body.starts_with(b"{"),
+                "a refusal carried {} bytes",
+                body.len()
+            );
+            None
+        }
+        _ => {
+            counts.other.fetch_add(1, Ordering::Relaxed);
+            *counts.statuses.lock().unwrap().entry(status).or_default() += 1;
+            None
+        }
+    }
+}
+
+async fn view(
+    base: String,
+    ts: bool,
+    counts: Arc<Counts>,
+    newest: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Received {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let playlist = format!("{base}/{}", if ts { "ts.m3u8" } else { "live.m3u8" });
+    let mut got = Received::default();
+    let mut round = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        let Some(body) = fetch(&client, &playlist, &counts).await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let text = String::from_utf8(body).expect("playlist is text");
+        for line in text.lines() {
+            if let Some(init) = line
+                .strip_prefix("#EXT-X-MAP:URI=\"")
+                .map(|l| l.trim_end_matches('"'))
+            {
+                if let Some(b) = fetch(&client, &format!("{base}/{init}"), &counts).await {
+                    got.inits.insert(b);
+                }
+            } else if !line.starts_with('#')
+                && !line.is_empty()
+                && let Some(b) = fetch(&client, &format!("{base}/{line}"), &counts).await
+            {
+                newest.fetch_max(segment_seq(line), Ordering::Relaxed);
+                got.segments.entry(line.to_string()).or_default().insert(b);
+            }
+        }
+        got.playlists.push(text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if round.is_multiple_of(5)
+            && let Some(b) = fetch(&client, &format!("{base}/snapshot.jpg"), &counts).await
+        {
+            got.snapshots.insert(b);
+        }
+    }
+    got
+}
+
+/// Decodes a stream (fMP4 or TS bytes) and returns its frames as RGB.
+fn decode(bytes: &[u8], ext: &str) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(format!("in.{ext}"));
+    std::fs::write(&p, bytes).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "quiet", "-i"])
+        .arg(&p)
+        .args([
+            "-an",
+            "-vf",
+            &format!("scale={W}:{H}"),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    out.stdout
+        .chunks_exact((W * H * 3) as usize)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Every readable picture in `frames` carries `expected`; returns how many did.
+fn check_frames(frames: &[Vec<u8>], expected: u32, what: &str) -> usize {
+    let mut ok = 0;
+    for f in frames {
+        if let Some(sig) = hearth_camera::read_signature(f, W, H) {
+            assert_eq!(sig, expected, "FOREIGN PICTURE reached a viewer: {what}");
+            ok += 1;
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_storm() {
+    require_tool("ffmpeg");
+    let mut s = Server::serve_with_env(&[("HEARTH_FAULT_P", "0.2")]);
+    assert!(
+        s.log().contains("FAULT INJECTION ENABLED"),
+        "the fault mode is not live:\n{}",
+        s.log()
+    );
+
+    let mut cameras = Vec::new();
+    for h in 0..HOUSEHOLDS {
+        let owner = format!("household{h}@example.com");
+        s.admin(
+            &["user", "add", "--email", &owner],
+            Some("a long password\n"),
+        );
+        for c in 0..CAMERAS_PER_HOUSEHOLD {
+            let out = s.admin(
+                &[
+                    "camera",
+                    "add",
+                    "--owner",
+                    &owner,
+                    "--name",
+                    &format!("cam {h}.{c}"),
+                ],
+                None,
+            );
+            let id = out
+                .lines()
+                .find_map(|l| l.strip_prefix("camera "))
+                .unwrap()
+                .to_string();
+            let ingest = out
+                .lines()
+                .find_map(|l| l.strip_prefix("ingest "))
+                .unwrap()
+                .to_string();
+            cameras.push(Camera {
+                signature: signature_of(&id),
+                id,
+                owner: owner.clone(),
+                ingest,
+            });
+        }
+    }
+    let sigs: HashSet<u32> = cameras.iter().map(|c| c.signature).collect();
+    assert_eq!(sigs.len(), cameras.len(), "signatures must be distinct");
+    let mut sims: Vec<Sim> = cameras.iter().map(simulate).collect();
+
+    let mut tokens = HashMap::new();
+    for c in &cameras {
+        if !tokens.contains_key(&c.owner) {
+            tokens.insert(c.owner.clone(), s.login(&c.owner, "a long password").await);
+        }
+    }
+    for c in &cameras {
+        let t = &tokens[&c.owner];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !s
+            .cameras(t)
+            .await
+            .iter()
+            .any(|x| x["id"] == c.id.as_str() && x["online"] == true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "camera {} never came online",
+                c.id
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // 100 viewers, five per camera, alternating fMP4 and MPEG-TS players.
+    let counts = Arc::new(Counts::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let newest_seq: Vec<Arc<AtomicU64>> = cameras.iter().map(|_| Arc::default()).collect();
+    let mut viewers = Vec::new();
+    for v in 0..VIEWERS {
+        let cam = &cameras[v % cameras.len()];
+        let g = s.grant(&tokens[&cam.owner], &cam.id).await;
+        let base = g["hls_url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches("/index.m3u8")
+            .to_string();
+        // Each camera gets both kinds of player.
+        let ts = (v / cameras.len()) % 2 == 1;
+        let newest = newest_seq[v % cameras.len()].clone();
+        let task = tokio::spawn(view(base, ts, counts.clone(), newest, stop.clone()));
+        viewers.push((v % cameras.len(), task));
+    }
+
+    // Phase 1: half the requests; then the reconnect storm; then the rest.
+    let started = Instant::now();
+    let limit = Duration::from_secs(300);
+    while counts.requests.load(Ordering::Relaxed) < REQUESTS / 2
+        || started.elapsed() < Duration::from_secs(10)
+    {
+        assert!(
+            started.elapsed() < limit,
+            "too slow: {} requests",
+            counts.requests.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let storm = Instant::now();
+    sims.clear(); // every camera drops
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sims = cameras.iter().map(simulate).collect(); // and reconnects
+    assert!(storm.elapsed() < Duration::from_secs(5));
+    let storm_at = std::time::SystemTime::now();
+    let before_storm: Vec<u64> = newest_seq
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .collect();
+    while counts.requests.load(Ordering::Relaxed) < REQUESTS
+        || storm.elapsed() < Duration::from_secs(10)
+    {
+        assert!(
+            started.elapsed() < limit,
+            "too slow: {} requests",
+            counts.requests.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let every stream show that it resumed after the storm.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut by_camera: Vec<Vec<Received>> = (0..cameras.len()).map(|_| Vec::new()).collect();
+    for (cam, task) in viewers {
+        by_camera[cam].push(task.await.expect("viewer task"));
+    }
+    drop(sims);
+    let requests = counts.requests.load(Ordering::Relaxed);
+    let refused = counts.refused.load(Ordering::Relaxed);
+    eprintln!(
+        "{requests} requests: {} ok, {refused} refused, {} other {:?}; storm at {storm_at:?}",
+        counts.ok.load(Ordering::Relaxed),
+        counts.other.load(Ordering::Relaxed),
+        counts.statuses.lock().unwrap()
+    );
+    assert!(requests >= REQUESTS);
+
+    // Judge by the bytes the viewers received.
+    let mut decoded_frames = 0;
+    for (i, cam) in cameras.iter().enumerate() {
+        let mut fmp4_inits = HashSet::new();
+        let mut m4s = BTreeMap::new();
+        let mut ts = BTreeMap::new();
+        let mut stills = HashSet::new();
+        for r in &by_camera[i] {
+            for p in &r.playlists {
+                for name in p.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+                    assert!(
+                        name.starts_with(&cam.id),
+                        "a playlist listed a foreign object: {name}"
+                    );
+                }
+            }
+            for (name, bodies) in &r.segments {
+                assert!(name.starts_with(&cam.id));
+                let into = if name.ends_with(".ts") {
+                    &mut ts
+                } else {
+                    &mut m4s
+                };
+                for b in bodies {
+                    into.entry(segment_seq(name))
+                        .or_insert_with(HashSet::new)
+                        .insert(b.clone());
+                }
+            }
+            fmp4_inits.extend(r.inits.iter().cloned());
+            stills.extend(r.snapshots.iter().cloned());
+        }
+        assert!(
+            !m4s.is_empty() && !ts.is_empty(),
+            "camera {i}: its viewers received no segments"
+        );
+        // Every distinct segment body, in sequence order, decoded as one stream.
+        let ts_bytes: Vec<u8> = ts
+            .values()
+            .flat_map(|set| set.iter().flatten().copied())
+            .collect::<Vec<u8>>();
+        let frames = decode(&ts_bytes, "ts");
+        let n = check_frames(&frames, cam.signature, &format!("camera {i} TS"));
+        assert!(n >= 20, "camera {i}: only {n} readable TS frames");
+        decoded_frames += n;
+        for init in &fmp4_inits {
+            let mut mp4 = init.clone();
+            for set in m4s.values() {
+                for b in set {
+                    mp4.extend_from_slice(b);
+                }
+            }
+            decoded_frames += check_frames(
+                &decode(&mp4, "mp4"),
+                cam.signature,
+                &format!("camera {i} fMP4"),
+            );
+        }
+        for jpeg in &stills {
+            let mut d = jpeg_decoder::Decoder::new(&jpeg[..]);
+            let rgb = d.decode().expect("a snapshot is a valid JPEG");
+            let info = d.info().unwrap();
+            let sig =
+                hearth_camera::read_signature(&rgb, u32::from(info.width), u32::from(info.height));
+            assert_eq!(
+                sig,
+                Some(cam.signature),
+                "camera {i}: a snapshot is not this camera's"
+            );
+        }
+        // The stream resumed after the storm: its viewers received several segments
+        // made after it.
+        let newest = newest_seq[i].load(Ordering::Relaxed);
+        assert!(
+            newest >= before_storm[i] + 3,
+            "camera {i} did not resume: {} -> {newest}",
+            before_storm[i]
+        );
+    }
+    eprintln!("{decoded_frames} decoded frames, every one this viewer's camera");
+    // Only now the counters: they show the fault was live, they prove nothing alone.
+    assert!(
+        refused > 0,
+        "no request was refused: the fault mode was not live"
+    );
+    let violations = s.log().matches("isolation violation blocked").count();
+    assert!(violations > 0, "the door never had to refuse anything");
+    eprintln!("{violations} isolation violations blocked at the door");
+    assert!(s.is_running());
+}
+
+fn segment_seq(name: &str) -> u64 {
+    name.rsplit('-')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
