@@ -29,6 +29,8 @@ pub enum MediaKind {
     InitSegment,
     Fmp4Segment,
     TsSegment,
+    /// An AES-128 segment key.
+    Key,
     Snapshot,
 }
 
@@ -39,6 +41,7 @@ impl MediaKind {
             MediaKind::InitSegment | MediaKind::Fmp4Segment => "video/mp4",
             MediaKind::TsSegment => "video/mp2t",
             MediaKind::Snapshot => "image/jpeg",
+            MediaKind::Key => "application/octet-stream",
         }
     }
 }
@@ -77,7 +80,8 @@ impl MediaObject {
         self.body.is_empty()
     }
 
-    /// For the server's own consumers (tests, the still decoder): not a way out.
+    /// For unit tests only: in the server, bytes leave through the door alone.
+    #[cfg(test)]
     pub(crate) fn body(&self) -> &Bytes {
         &self.body
     }
@@ -150,9 +154,10 @@ impl EgressGuard {
             .add(obj.body.len() as u64);
         let cache = match obj.kind {
             // Segments never change once named; playlists and stills do.
-            MediaKind::InitSegment | MediaKind::Fmp4Segment | MediaKind::TsSegment => {
-                "private, max-age=60, immutable"
-            }
+            // Segments are encrypted per camera and epoch: any cache may keep them.
+            MediaKind::Fmp4Segment | MediaKind::TsSegment => "public, max-age=3600, immutable",
+            // The init segment is clear (as HLS requires): private, but immutable.
+            MediaKind::InitSegment => "private, max-age=60, immutable",
             _ => "no-store",
         };
         let mut resp = (StatusCode::OK, obj.body.clone()).into_response();
@@ -204,7 +209,12 @@ mod tests {
 
     fn state() -> AppState {
         let store = hearth_store::SqliteStore::open_in_memory().unwrap();
-        AppState::new(Arc::new(store), GrantKey::random(), "http://x".into())
+        AppState::new(
+            Arc::new(store),
+            GrantKey::random(),
+            crate::keys::MediaKeys::random(),
+            "http://x".into(),
+        )
     }
 
     fn door(st: &AppState, camera: CameraId, epoch: u64) -> EgressGuard {

@@ -104,23 +104,7 @@ impl GrantKey {
 
     /// Loads the key from `path`, creating it (mode 0600) on first use.
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match std::fs::read(path) {
-            Ok(bytes) if bytes.len() == 32 => {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(&bytes);
-                Ok(Self(k))
-            }
-            Ok(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is not a 32-byte key", path.display()),
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::random();
-                write_private(path, &key.0)?;
-                Ok(key)
-            }
-            Err(e) => Err(e),
-        }
+        load_or_create_secret(path).map(Self)
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -175,6 +159,24 @@ impl GrantKey {
             return Err(GrantError::Expired);
         }
         Ok(VerifiedGrant { grant, tag })
+    }
+}
+
+/// Loads a 32-byte secret from `path`, creating a random one (mode 0600) on first use.
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.try_into().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a 32-byte key", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            write_private(path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
     }
 }
 

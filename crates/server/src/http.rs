@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/login", post(login))
         .route("/api/v1/cameras", get(list_cameras))
         .route("/api/v1/cameras/{id}/streams", post(create_stream))
+        .route("/api/v1/cameras/{id}/reports", post(client_report))
         .route("/media/{grant}/index.m3u8", get(master_playlist))
         .route("/media/{grant}/live.m3u8", get(fmp4_playlist))
         .route("/media/{grant}/ts.m3u8", get(ts_playlist))
@@ -126,6 +127,9 @@ struct StreamGrant {
     hls_ts_url: String,
     snapshot_url: String,
     expires_at: String,
+    /// What the segments' in-band provenance must name: players check it.
+    camera_id: CameraId,
+    epoch: hearth_model::BindingEpoch,
 }
 
 async fn create_stream(
@@ -156,7 +160,38 @@ async fn create_stream(
         hls_ts_url: format!("{base}/ts.m3u8"),
         snapshot_url: format!("{base}/snapshot.jpg"),
         expires_at: crate::clock::rfc3339(grant.expires_at),
+        camera_id: grant.camera,
+        epoch: grant.epoch,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientReport {
+    kind: String,
+    #[serde(default)]
+    detail: serde_json::Value,
+}
+
+/// A player reports something it refused (e.g. a segment whose in-band provenance
+/// names another camera). Logged as an error: it means a byte got past the door
+/// or was swapped after it, which must never happen.
+async fn client_report(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<axum::http::StatusCode, AppError> {
+    let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    st.db(move |s| s.camera_visible_to(user, camera))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let report: ClientReport = parse_json(&body)?;
+    if report.kind.len() > 64 {
+        return Err(AppError::BadRequest("kind too long".into()));
+    }
+    tracing::error!(viewer = ?user, camera = ?camera, kind = %report.kind, detail = %report.detail, "player refused media");
+    Ok(axum::http::StatusCode::ACCEPTED)
 }
 
 /// The hub of the grant's camera, if the grant is for the camera's current binding.
@@ -248,6 +283,8 @@ async fn media_object(
         (hub.ts_segment(&name), MediaKind::TsSegment)
     } else if name.starts_with("init-") && name.ends_with(".mp4") {
         (hub.init_segment(&name), MediaKind::InitSegment)
+    } else if name.starts_with("key-") && name.ends_with(".bin") {
+        (hub.key(&name), MediaKind::Key)
     } else {
         return Err(AppError::NotFound);
     };

@@ -14,12 +14,13 @@
 //! the lock and no media is copied per viewer.
 
 use crate::egress::{MediaKind, MediaObject};
+use crate::keys::{KeyId, MediaKeys};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use hearth_media::gop::GopCache;
 use hearth_media::h264::AvcConfig;
 use hearth_media::segmenter::{Segment, Segmenter, SegmenterConfig};
-use hearth_media::{AudioFrame, VideoFrame, playlist};
+use hearth_media::{AudioFrame, VideoFrame, crypt, fmp4, playlist, ts};
 use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,17 +35,18 @@ const RETAINED_SEGMENTS: usize = 8;
 const TARGET_DURATION_MS: u32 = 2000;
 
 /// All hubs of this process.
-#[derive(Default)]
 pub struct HubRegistry {
     hubs: RwLock<HashMap<CameraId, Arc<Hub>>>,
     metrics: Arc<Metrics>,
+    keys: Arc<MediaKeys>,
 }
 
 impl HubRegistry {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, keys: Arc<MediaKeys>) -> Self {
         Self {
             hubs: RwLock::default(),
             metrics,
+            keys,
         }
     }
 
@@ -65,7 +67,7 @@ impl HubRegistry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         hubs.entry(camera)
-            .or_insert_with(|| Arc::new(Hub::new(camera, self.metrics.clone())))
+            .or_insert_with(|| Arc::new(Hub::new(camera, self.metrics.clone(), self.keys.clone())))
             .clone()
     }
 
@@ -99,6 +101,7 @@ pub struct Hub {
     changed: watch::Sender<u64>,
     next_lease: AtomicU64,
     metrics: Arc<Metrics>,
+    keys: Arc<MediaKeys>,
     pub(crate) still: tokio::sync::Mutex<crate::still::StillState>,
 }
 
@@ -112,8 +115,28 @@ struct HubSegment {
     init_name: String,
     /// Starts a new timeline (`EXT-X-DISCONTINUITY` before it).
     discontinuity: bool,
+    /// The key that encrypts both flavours, and their IV.
+    key: KeyId,
+    iv: [u8; 16],
+    key_name: String,
     fmp4: Arc<MediaObject>,
     ts: Arc<MediaObject>,
+}
+
+/// An init segment: its name, the muxer's bytes (to notice a change) and the
+/// stamped object viewers get.
+struct Init {
+    name: String,
+    raw: Bytes,
+    object: Arc<MediaObject>,
+}
+
+/// A segment's two flavours, stamped and encrypted.
+struct Sealed {
+    fmp4: Bytes,
+    ts: Bytes,
+    key: KeyId,
+    iv: [u8; 16],
 }
 
 #[derive(Clone)]
@@ -149,7 +172,7 @@ struct HubInner {
     clock_anchor_ms: i64,
     init_version: u64,
     /// Init segments referenced by retained segments, oldest first.
-    inits: VecDeque<(String, Arc<MediaObject>)>,
+    inits: VecDeque<Init>,
     segments: VecDeque<HubSegment>,
     next_seq: u64,
     /// Discontinuities ever published; with the ones still listed this yields
@@ -165,13 +188,14 @@ struct HubInner {
 pub struct AlreadyLive;
 
 impl Hub {
-    fn new(camera: CameraId, metrics: Arc<Metrics>) -> Self {
+    fn new(camera: CameraId, metrics: Arc<Metrics>, keys: Arc<MediaKeys>) -> Self {
         Self {
             camera,
             inner: Mutex::new(HubInner::default()),
             changed: watch::channel(0).0,
             next_lease: AtomicU64::new(1),
             metrics,
+            keys,
             still: tokio::sync::Mutex::new(crate::still::StillState::default()),
         }
     }
@@ -277,13 +301,56 @@ impl Hub {
     pub fn any_object(&self, kind: MediaKind) -> Option<Arc<MediaObject>> {
         let inner = self.lock();
         match kind {
-            MediaKind::InitSegment => inner.inits.back().map(|(_, o)| o.clone()),
+            MediaKind::InitSegment => inner.inits.back().map(|i| i.object.clone()),
             MediaKind::Fmp4Segment => inner.segments.back().map(|s| s.fmp4.clone()),
             MediaKind::TsSegment => inner.segments.back().map(|s| s.ts.clone()),
             MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| p.master.clone()),
             MediaKind::MediaPlaylist => inner.playlists.as_ref().map(|p| p.fmp4.clone()),
+            MediaKind::Key => inner.segments.back().and_then(|s| self.key_for(&s.key)),
             MediaKind::Snapshot => None,
         }
+    }
+
+    /// The AES key named `name`, if this hub's retained segments use it. Keys are
+    /// media objects with this camera's provenance, so they leave only through the
+    /// egress door, under a grant for this camera and epoch.
+    pub fn key(&self, name: &str) -> Option<Arc<MediaObject>> {
+        let id = KeyId::parse(name)?;
+        if id.camera != self.camera {
+            return None;
+        }
+        let used = self.lock().segments.iter().any(|s| s.key == id);
+        if !used {
+            return None;
+        }
+        self.key_for(&id)
+    }
+
+    fn key_for(&self, id: &KeyId) -> Option<Arc<MediaObject>> {
+        let key = self.keys.segment_key(id);
+        let start = UnixMillis((id.period as i64).saturating_mul(crate::keys::KEY_PERIOD_MS));
+        let prov = self.provenance(id.epoch, id.period, start);
+        Some(MediaObject::new(
+            prov,
+            MediaKind::Key,
+            Bytes::copy_from_slice(&key),
+        ))
+    }
+
+    /// Stamps both flavours of a segment with their provenance and encrypts them
+    /// under the camera's key for this epoch and hour.
+    fn seal(&self, prov: &Provenance, seg: &Segment) -> Result<Sealed, hearth_media::MediaError> {
+        let key = KeyId::for_time(prov.camera, prov.epoch, prov.capture_time);
+        let aes = self.keys.segment_key(&key);
+        let iv = crypt::sequence_iv(prov.seq);
+        let fmp4 = fmp4::insert_provenance(&seg.fmp4, &self.keys.stamp(prov, &seg.fmp4))?;
+        let ts = ts::insert_provenance(&seg.ts, &self.keys.stamp(prov, &seg.ts))?;
+        Ok(Sealed {
+            fmp4: crypt::encrypt_segment(&aes, &iv, &fmp4),
+            ts: crypt::encrypt_segment(&aes, &iv, &ts),
+            key,
+            iv,
+        })
     }
 
     /// The still most recently made, if the still cache is not busy.
@@ -296,8 +363,8 @@ impl Hub {
         inner
             .inits
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, o)| o.clone())
+            .find(|i| i.name == name)
+            .map(|i| i.object.clone())
     }
 
     pub fn fmp4_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
@@ -353,24 +420,49 @@ impl Hub {
         let seq = inner.next_seq;
         inner.next_seq += 1;
         let pdt = UnixMillis(inner.clock_anchor_ms + seg.first_dts_ms);
+        drop(inner);
         let prov = self.provenance(epoch, seq, pdt);
+        // Stamping and encryption happen once per segment, outside the lock.
+        let sealed = match self.seal(&prov, &seg) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(camera = ?self.camera, seq, error = %e, "segment dropped: cannot seal it");
+                return;
+            }
+        };
+        let mut inner = self.lock();
+        if inner.lease != Some(lease) {
+            return;
+        }
 
         // Each segment carries the exact init it needs; a new one (first segment,
         // changed codec config) gets a new name and starts a new timeline.
-        let init_changed = inner
-            .inits
-            .back()
-            .is_none_or(|(_, o)| o.body() != &seg.init);
+        let init_changed = inner.inits.back().is_none_or(|i| i.raw != seg.init);
         if init_changed {
             inner.init_version += 1;
             let name = format!("init-{}-{}-{}.mp4", self.camera, epoch, inner.init_version);
-            let obj = MediaObject::new(prov, MediaKind::InitSegment, seg.init.clone());
-            inner.inits.push_back((name, obj));
+            // Init segments stay clear (RFC 8216 EXT-X-MAP) but carry provenance.
+            let stamped = match fmp4::insert_provenance(
+                &seg.init,
+                &self.keys.stamp(&prov, &seg.init),
+            ) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(camera = ?self.camera, error = %e, "segment dropped: cannot stamp init");
+                    return;
+                }
+            };
+            let object = MediaObject::new(prov, MediaKind::InitSegment, stamped);
+            inner.inits.push_back(Init {
+                name,
+                raw: seg.init.clone(),
+                object,
+            });
         }
         let init_name = inner
             .inits
             .back()
-            .map(|(n, _)| n.clone())
+            .map(|i| i.name.clone())
             .unwrap_or_default();
         let discontinuity = !inner.segments.is_empty()
             && (inner.pending_discontinuity || seg.discontinuity || init_changed);
@@ -388,8 +480,11 @@ impl Hub {
             program_date_time: pdt,
             init_name,
             discontinuity,
-            fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, seg.fmp4),
-            ts: MediaObject::new(prov, MediaKind::TsSegment, seg.ts),
+            key: sealed.key,
+            iv: sealed.iv,
+            key_name: sealed.key.name(),
+            fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, sealed.fmp4),
+            ts: MediaObject::new(prov, MediaKind::TsSegment, sealed.ts),
         });
         while inner.segments.len() > RETAINED_SEGMENTS {
             inner.segments.pop_front();
@@ -397,7 +492,7 @@ impl Hub {
         let HubInner {
             inits, segments, ..
         } = &mut *inner;
-        inits.retain(|(n, _)| segments.iter().any(|s| &s.init_name == n));
+        inits.retain(|i| segments.iter().any(|s| s.init_name == i.name));
         inner.playlists = Some(render_playlists(&inner, prov));
         drop(inner);
         self.metrics.segments_produced.inc();
@@ -435,22 +530,30 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             discontinuity: s.discontinuity,
         }
     }
-    let mapped: Vec<_> = listed
-        .iter()
-        .map(|s| playlist::MappedEntry {
-            map_uri: &s.init_name,
-            entry: entry(s, &s.fmp4_name),
-        })
-        .collect();
-    let ts_entries: Vec<_> = listed.iter().map(|s| entry(s, &s.ts_name)).collect();
-    let fmp4 =
-        playlist::media_playlist_mapped(target_s, media_sequence, discontinuity_sequence, &mapped);
-    let ts = playlist::media_playlist(
+    let keyed = |ts: bool| -> Vec<playlist::KeyedEntry<'_>> {
+        listed
+            .iter()
+            .map(|s| playlist::KeyedEntry {
+                map_uri: (!ts).then_some(s.init_name.as_str()),
+                key: Some(playlist::KeyRef {
+                    uri: &s.key_name,
+                    iv: s.iv,
+                }),
+                entry: entry(s, if ts { &s.ts_name } else { &s.fmp4_name }),
+            })
+            .collect()
+    };
+    let fmp4 = playlist::media_playlist_keyed(
         target_s,
         media_sequence,
         discontinuity_sequence,
-        None,
-        &ts_entries,
+        &keyed(false),
+    );
+    let ts = playlist::media_playlist_keyed(
+        target_s,
+        media_sequence,
+        discontinuity_sequence,
+        &keyed(true),
     );
     let bandwidth = listed
         .iter()
@@ -558,16 +661,29 @@ impl Drop for Publisher {
 mod tests {
     use super::*;
 
+    /// An ISO BMFF box.
+    fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    }
+
+    /// Structurally valid (if meaningless) segments: provenance insertion parses them.
     fn segment(first_dts_ms: i64, init: &'static [u8]) -> Segment {
+        let mut fmp4 = mp4_box(b"moof", &[0; 16]);
+        fmp4.extend(mp4_box(b"mdat", &[1; 100]));
+        let mut ts = vec![0x47, 0x01, 0x00, 0x10];
+        ts.resize(188, 0xff);
         Segment {
             seq: 0,
             first_dts_ms,
             duration_ms: 2000,
             discontinuity: false,
             init_version: 0,
-            init: Bytes::from_static(init),
-            fmp4: Bytes::from(vec![1u8; 100]),
-            ts: Bytes::from(vec![0x47u8; 188]),
+            init: Bytes::from(mp4_box(b"moov", init)),
+            fmp4: Bytes::from(fmp4),
+            ts: Bytes::from(ts),
             frame_count: 30,
             audio_frame_count: 0,
         }
@@ -578,7 +694,8 @@ mod tests {
     }
 
     fn hub() -> Arc<Hub> {
-        HubRegistry::new(Arc::default()).get_or_create(CameraId::random())
+        HubRegistry::new(Arc::default(), Arc::new(MediaKeys::random()))
+            .get_or_create(CameraId::random())
     }
 
     #[test]
@@ -668,7 +785,7 @@ mod tests {
             objects.push(h.fmp4_segment(n).unwrap());
             objects.push(h.ts_segment(&n.replace(".m4s", ".ts")).unwrap());
         }
-        let init = h.lock().inits[0].0.clone();
+        let init = h.lock().inits[0].name.clone();
         objects.push(h.init_segment(&init).unwrap());
         for o in objects {
             assert!(
@@ -683,5 +800,52 @@ mod tests {
         let before = h.lock().next_seq;
         h.publish_segment(1, segment(0, b"init"));
         assert_eq!(h.lock().next_seq, before);
+    }
+
+    #[test]
+    fn segments_are_stamped_then_encrypted_under_a_listed_key() {
+        let keys = Arc::new(MediaKeys::random());
+        let h = HubRegistry::new(Arc::default(), keys.clone()).get_or_create(CameraId::random());
+        let p = h.claim(BindingEpoch(4), UnixMillis(0)).unwrap();
+        h.publish_segment(p.lease, segment(0, b"init"));
+        let pl = text(&h.playlists().unwrap().fmp4);
+        let key_line = pl
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-KEY:METHOD=AES-128"))
+            .expect(&pl);
+        let key_name = key_line
+            .split("URI=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let name = pl.lines().find(|l| l.ends_with(".m4s")).unwrap();
+        let seg = h.fmp4_segment(name).unwrap();
+        let key = h.key(key_name).expect("the listed key is served");
+        assert!(key.provenance().belongs_to(h.camera(), BindingEpoch(4)));
+        let clear = crypt::decrypt_segment(
+            &key.body()[..].try_into().unwrap(),
+            &crypt::sequence_iv(seg.provenance().seq),
+            seg.body(),
+        )
+        .unwrap();
+        let (record, at) = fmp4::locate_provenance(&clear).expect("in-band provenance");
+        assert_eq!(record.provenance(), *seg.provenance());
+        assert!(keys.verify(&record, &[&clear[..at.start], &clear[at.end..]]));
+        // The init segment is clear but stamped too.
+        let init = h.lock().inits[0].object.clone();
+        assert!(fmp4::find_provenance(init.body()).is_some());
+        // Keys of other cameras, epochs or unused periods are not served.
+        let other = KeyId {
+            camera: CameraId::random(),
+            ..KeyId::parse(key_name).unwrap()
+        };
+        assert!(h.key(&other.name()).is_none());
+        let later = KeyId {
+            period: 99_999,
+            ..KeyId::parse(key_name).unwrap()
+        };
+        assert!(h.key(&later.name()).is_none());
     }
 }

@@ -17,6 +17,7 @@ pub mod grant;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod serve;
 pub mod state;

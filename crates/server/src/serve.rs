@@ -41,6 +41,7 @@ pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_s
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let store = open_store(&cfg.data_dir)?;
     let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
+    let media_keys = crate::keys::MediaKeys::load_or_create(&cfg.data_dir.join("media.key"))?;
     let http = TcpListener::bind(cfg.http)
         .await
         .map_err(|e| anyhow::anyhow!("binding HTTP {}: {e}", cfg.http))?;
@@ -48,7 +49,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", cfg.rtmp))?;
     let public_url = cfg.public_url_for(http.local_addr()?);
-    let state = AppState::new(store, key, public_url.clone());
+    let state = AppState::new(store, key, media_keys, public_url.clone());
     let running = Running {
         public_url,
         http: http.local_addr()?,

@@ -29,11 +29,16 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, grant_key: GrantKey, public_url: String) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        grant_key: GrantKey,
+        media_keys: crate::keys::MediaKeys,
+        public_url: String,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         Self(Arc::new(Inner {
             store,
-            hubs: HubRegistry::new(metrics.clone()),
+            hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)),
             grant_key,
             metrics,
             public_url: public_url.trim_end_matches('/').to_string(),

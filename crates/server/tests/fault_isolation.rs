@@ -58,6 +58,7 @@ struct Received {
     segments: BTreeMap<String, HashSet<Vec<u8>>>,
     inits: HashSet<Vec<u8>>,
     snapshots: HashSet<Vec<u8>>,
+    undecryptable: u64,
 }
 
 #[derive(Default)]
@@ -112,6 +113,7 @@ async fn view(
         .unwrap();
     let playlist = format!("{base}/{}", if ts { "ts.m3u8" } else { "live.m3u8" });
     let mut got = Received::default();
+    let mut keys: HashMap<String, [u8; 16]> = HashMap::new();
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
         round += 1;
@@ -120,7 +122,13 @@ async fn view(
             continue;
         };
         let text = String::from_utf8(body).expect("playlist is text");
+        // (key URI, IV) in force for the next segment, as a player tracks them.
+        let mut key: Option<(String, [u8; 16])> = None;
         for line in text.lines() {
+            if let Some(attrs) = line.strip_prefix("#EXT-X-KEY:") {
+                key = parse_key(attrs);
+                continue;
+            }
             if let Some(init) = line
                 .strip_prefix("#EXT-X-MAP:URI=\"")
                 .map(|l| l.trim_end_matches('"'))
@@ -132,8 +140,29 @@ async fn view(
                 && !line.is_empty()
                 && let Some(b) = fetch(&client, &format!("{base}/{line}"), &counts).await
             {
-                newest.fetch_max(segment_seq(line), Ordering::Relaxed);
-                got.segments.entry(line.to_string()).or_default().insert(b);
+                // Decrypt as a player would, with the key the playlist names.
+                let Some((uri, iv)) = &key else {
+                    panic!("segment {line} is not encrypted")
+                };
+                if !keys.contains_key(uri) {
+                    match fetch(&client, &format!("{base}/{uri}"), &counts).await {
+                        Some(k) if k.len() == 16 => {
+                            keys.insert(uri.clone(), k.try_into().unwrap());
+                        }
+                        _ => continue,
+                    }
+                }
+                match hearth_media::crypt::decrypt_segment(&keys[uri], iv, &b) {
+                    Ok(clear) => {
+                        newest.fetch_max(segment_seq(line), Ordering::Relaxed);
+                        got.segments
+                            .entry(line.to_string())
+                            .or_default()
+                            .insert(clear);
+                    }
+                    // Bytes that do not decrypt under this camera's key show nothing.
+                    Err(_) => got.undecryptable += 1,
+                }
             }
         }
         got.playlists.push(text);
@@ -356,6 +385,18 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
                     &mut m4s
                 };
                 for b in bodies {
+                    // The in-band provenance a client can check names this camera too.
+                    let record = if name.ends_with(".ts") {
+                        hearth_media::ts::find_provenance(b)
+                    } else {
+                        hearth_media::fmp4::find_provenance(b)
+                    };
+                    let record = record.unwrap_or_else(|| panic!("{name} carries no provenance"));
+                    assert_eq!(
+                        record.camera.to_string(),
+                        cam.id,
+                        "FOREIGN PROVENANCE reached a viewer"
+                    );
                     into.entry(segment_seq(name))
                         .or_insert_with(HashSet::new)
                         .insert(b.clone());
@@ -421,6 +462,20 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
     assert!(violations > 0, "the door never had to refuse anything");
     eprintln!("{violations} isolation violations blocked at the door");
     assert!(s.is_running());
+}
+
+/// `METHOD=AES-128,URI="...",IV=0x...` -> (URI, IV).
+fn parse_key(attrs: &str) -> Option<(String, [u8; 16])> {
+    if !attrs.starts_with("METHOD=AES-128") {
+        return None;
+    }
+    let uri = attrs.split("URI=\"").nth(1)?.split('"').next()?.to_string();
+    let hex = attrs.split("IV=0x").nth(1)?.get(..32)?;
+    let mut iv = [0u8; 16];
+    for (i, b) in iv.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some((uri, iv))
 }
 
 fn segment_seq(name: &str) -> u64 {

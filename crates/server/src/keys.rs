@@ -1,0 +1,203 @@
+//! Media secrets: segment encryption keys and provenance tags.
+//!
+//! Everything derives from one 32-byte master key in the data directory (mode 0600),
+//! so nothing per camera has to be stored and a lost database row cannot orphan a
+//! key. HMAC-SHA256 is the derivation function throughout:
+//!
+//! * the AES-128 key of a camera's segments for one binding epoch and one hour is
+//!   `HMAC(master, "hearth hls key v1" || camera || epoch || hour)[..16]` — keys
+//!   rotate hourly and a new epoch (transfer, reset) never reuses an old key;
+//! * a camera's provenance key is `HMAC(master, "hearth provenance v1" || camera ||
+//!   epoch)`, and an object's tag is `HMAC(provenance key, record fields || SHA-256 of
+//!   the object's bytes)`, stamped at ingest for publishers that cannot sign.
+
+use hearth_media::provenance::{ProvenanceRecord, content_digest};
+use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::path::Path;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Segment keys rotate this often.
+pub const KEY_PERIOD_MS: i64 = 3600 * 1000;
+
+#[derive(Clone)]
+pub struct MediaKeys {
+    master: [u8; 32],
+}
+
+impl std::fmt::Debug for MediaKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MediaKeys(<redacted>)")
+    }
+}
+
+/// Which key encrypts an object: one camera, one epoch, one key period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyId {
+    pub camera: CameraId,
+    pub epoch: BindingEpoch,
+    pub period: u64,
+}
+
+impl KeyId {
+    pub fn for_time(camera: CameraId, epoch: BindingEpoch, t: UnixMillis) -> Self {
+        Self {
+            camera,
+            epoch,
+            period: (t.0.max(0) / KEY_PERIOD_MS) as u64,
+        }
+    }
+
+    /// The key's name in playlists: it names the camera, so a key URL of another
+    /// camera is refused before any key is derived.
+    pub fn name(&self) -> String {
+        format!("key-{}-{}-{}.bin", self.camera, self.epoch, self.period)
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("key-")?.strip_suffix(".bin")?;
+        let mut parts = rest.split('-');
+        let camera = parts.next()?.parse().ok()?;
+        let epoch = BindingEpoch(parts.next()?.parse().ok()?);
+        let period = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Self {
+            camera,
+            epoch,
+            period,
+        })
+    }
+}
+
+impl MediaKeys {
+    pub fn random() -> Self {
+        Self {
+            master: rand::random(),
+        }
+    }
+
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            master: crate::grant::load_or_create_secret(path)?,
+        })
+    }
+
+    fn mac(key: &[u8]) -> HmacSha256 {
+        HmacSha256::new_from_slice(key).expect("HMAC takes any key length")
+    }
+
+    pub fn segment_key(&self, id: &KeyId) -> [u8; 16] {
+        let mut m = Self::mac(&self.master);
+        m.update(b"hearth hls key v1");
+        m.update(id.camera.as_bytes());
+        m.update(&id.epoch.0.to_be_bytes());
+        m.update(&id.period.to_be_bytes());
+        let out = m.finalize().into_bytes();
+        out[..16].try_into().expect("16 bytes")
+    }
+
+    fn provenance_key(&self, camera: CameraId, epoch: BindingEpoch) -> [u8; 32] {
+        let mut m = Self::mac(&self.master);
+        m.update(b"hearth provenance v1");
+        m.update(camera.as_bytes());
+        m.update(&epoch.0.to_be_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    /// The provenance record of an object with these bytes, tag included.
+    pub fn stamp(&self, p: &Provenance, bytes: &[u8]) -> ProvenanceRecord {
+        let unsigned = ProvenanceRecord::new(p, [0; 32]);
+        let mut m = Self::mac(&self.provenance_key(p.camera, p.epoch));
+        m.update(&unsigned.authenticated_fields());
+        m.update(&content_digest(&[bytes]));
+        ProvenanceRecord::new(p, m.finalize().into_bytes().into())
+    }
+
+    /// Whether `record` is a valid tag for an object whose bytes (without the
+    /// record itself) are `parts`. Constant-time.
+    pub fn verify(&self, record: &ProvenanceRecord, parts: &[&[u8]]) -> bool {
+        let mut m = Self::mac(&self.provenance_key(record.camera, record.epoch));
+        m.update(&record.authenticated_fields());
+        m.update(&content_digest(parts));
+        m.verify_slice(&record.tag).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prov(camera: CameraId, epoch: u64) -> Provenance {
+        Provenance {
+            camera,
+            epoch: BindingEpoch(epoch),
+            seq: 9,
+            capture_time: UnixMillis(5),
+        }
+    }
+
+    #[test]
+    fn keys_differ_by_camera_epoch_and_period() {
+        let k = MediaKeys::random();
+        let c = CameraId::random();
+        let base = KeyId {
+            camera: c,
+            epoch: BindingEpoch(1),
+            period: 7,
+        };
+        let a = k.segment_key(&base);
+        assert_eq!(a, k.segment_key(&base));
+        assert_ne!(
+            a,
+            k.segment_key(&KeyId {
+                camera: CameraId::random(),
+                ..base
+            })
+        );
+        assert_ne!(
+            a,
+            k.segment_key(&KeyId {
+                epoch: BindingEpoch(2),
+                ..base
+            })
+        );
+        assert_ne!(a, k.segment_key(&KeyId { period: 8, ..base }));
+        assert_ne!(a, MediaKeys::random().segment_key(&base));
+    }
+
+    #[test]
+    fn key_names_round_trip_and_reject_junk() {
+        let id = KeyId::for_time(
+            CameraId::random(),
+            BindingEpoch(3),
+            UnixMillis(KEY_PERIOD_MS * 5 + 1),
+        );
+        assert_eq!(id.period, 5);
+        assert_eq!(KeyId::parse(&id.name()), Some(id));
+        for junk in [
+            "key-.bin",
+            "key-x-1-2.bin",
+            &format!("{}x", id.name()),
+            "key-a-b-c-d.bin",
+        ] {
+            assert_eq!(KeyId::parse(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn tags_verify_only_for_their_bytes_and_identity() {
+        let k = MediaKeys::random();
+        let c = CameraId::random();
+        let r = k.stamp(&prov(c, 1), b"segment bytes");
+        assert!(k.verify(&r, &[b"segment ", b"bytes"]));
+        assert!(!k.verify(&r, &[b"segment bytez"]));
+        let mut other = r;
+        other.camera = CameraId::random();
+        assert!(!k.verify(&other, &[b"segment bytes"]));
+        let mut later = r;
+        later.epoch = BindingEpoch(2);
+        assert!(!k.verify(&later, &[b"segment bytes"]));
+        assert!(!MediaKeys::random().verify(&r, &[b"segment bytes"]));
+    }
+}
