@@ -218,6 +218,25 @@ class Grants {
 
 const grants = new Grants();
 
+// Tell the server that a segment failed the provenance check. Best effort: a
+// failure here changes nothing for the user (the stream is already refused), so
+// it bypasses api() and its sign-out on 401.
+async function postReport(cameraId, body) {
+  if (!session || !session.token) return;
+  try {
+    const res = await fetch(`/api/v1/cameras/${encodeURIComponent(cameraId)}/reports`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${session.token}` },
+      body: JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'same-origin',
+    });
+    if (res.status !== 202) console.warn(`[hearth] report answered ${res.status}`);
+  } catch (e) {
+    console.warn('[hearth] report not sent', e);
+  }
+}
+
 function withCacheBust(url) {
   return `${url}${url.includes('?') ? '&' : '?'}t=${Date.now()}`;
 }
@@ -367,7 +386,7 @@ function el(tag, attrs = {}, ...kids) {
 }
 
 function setBadge(badge, state) {
-  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', error: 'Error' };
+  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', error: 'Error', refused: 'Unavailable' };
   badge.className = `badge badge-${state}`;
   badge.textContent = labels[state] || state;
   badge.dataset.state = state;
@@ -569,17 +588,21 @@ function showPlayer(id) {
   foot.textContent = '';
 
   function setStatus(state, error, needsGesture) {
-    const map = { loading: 'loading', playing: 'live', offline: 'offline', error: 'error' };
+    const map = { loading: 'loading', playing: 'live', offline: 'offline', error: 'error', refused: 'refused' };
     setBadge(statusEl, map[state] || 'loading');
     statusEl.dataset.state = state;
-    overlay.classList.toggle('is-offline', state === 'offline');
+    overlay.classList.toggle('is-offline', state === 'offline' || state === 'refused');
     overlay.classList.toggle('is-error', state === 'error');
+    overlay.classList.toggle('is-refused', state === 'refused');
+    // Refused: the player has stopped for good; the details are in the console.
+    if (state === 'refused') needsGesture = false;
     playBtn.hidden = !needsGesture;
     if (state === 'playing' && !needsGesture) {
       overlay.hidden = true;
     } else {
       overlay.hidden = false;
-      overlayText.textContent = needsGesture ? 'Press play to start the live view.'
+      overlayText.textContent = state === 'refused' ? 'Stream unavailable'
+        : needsGesture ? 'Press play to start the live view.'
         : state === 'offline' ? 'The camera is offline. Retrying…'
           : state === 'error' ? `Cannot play this camera${error ? `: ${error}` : ''}. Retrying…`
             : 'Connecting to the camera…';
@@ -633,6 +656,8 @@ function showPlayer(id) {
       video,
       grants: grants.source(id),
       stats,
+      cameraId: id,
+      report: (body) => { postReport(id, body); },
       onState: ({ state, error, needsGesture }) => { if (alive) setStatus(state, error, needsGesture); },
     });
     updateClock();

@@ -14,6 +14,14 @@
 //    of the grant (app.js) is asked for one and the playlists are re-fetched.
 //  * When destroyed, nothing from this instance touches the <video> again
 //    (every await is followed by an `alive` check and fetches are aborted).
+//  * Provenance (DESIGN.md, isolation layer 1): every init and media segment
+//    carries a Hearth `uuid` box naming its camera and binding epoch. Each one is
+//    checked after decryption and before it goes anywhere near the SourceBuffer;
+//    a segment that is not the camera and epoch of our grant is never appended,
+//    the player stops for good ('refused') and reports it once. Chromium's MSE
+//    skips unknown top-level boxes (checked in Chromium 156, 32- and 64-bit box
+//    sizes: same buffered ranges and frames as without the box), so the box is
+//    left in place.
 
 const BACK_BUFFER_S = 10;        // keep this much behind currentTime
 const MAX_LIVE_LAG_S = 4.5;      // jump forward when further behind the live edge
@@ -34,6 +42,8 @@ export class HttpError extends Error {
 class StopError extends Error {
   constructor() { super('stopped'); this.name = 'StopError'; }
 }
+
+const CAMERA_ID_RE = /^[0-9a-f]{32}$/;
 
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   if (signal && signal.aborted) { reject(new StopError()); return; }
@@ -262,6 +272,97 @@ export function segmentStartTime(buf, timescales) {
   return best;
 }
 
+// ---------------------------------------------------------------------------
+// In-band provenance (fMP4 `uuid` box, see crates/media/src/fmp4.rs)
+
+export const HEARTH_UUID = '25ca0d1b351c445a8b156a3a89bd41dc';
+const PROVENANCE_RECORD_LEN = 73; // version 1
+
+function hexOf(bytes) {
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) out += hex2(bytes[i]);
+  return out;
+}
+
+/**
+ * The provenance record of a segment, or `{ record: null, reason }`.
+ * Same rules as the server's `locate_provenance`: the whole top-level box
+ * structure must be well formed (64-bit sizes and size 0 = "to the end"
+ * accepted), there must be exactly one Hearth `uuid` box, and its body must be
+ * exactly one version-1 record. Never throws.
+ */
+export function readProvenance(buf) {
+  try {
+    if (!(buf instanceof ArrayBuffer)) {
+      if (buf && buf.buffer instanceof ArrayBuffer) buf = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+      else return { record: null, reason: 'not bytes' };
+    }
+    const view = new DataView(buf);
+    const bytes = new Uint8Array(buf);
+    const len = buf.byteLength;
+    if (len === 0) return { record: null, reason: 'empty segment' };
+    let found = null;
+    let count = 0;
+    let p = 0;
+    while (p < len) {
+      if (len - p < 8) return { record: null, reason: `truncated box header at ${p}` };
+      let size = view.getUint32(p);
+      let header = 8;
+      if (size === 1) {
+        if (len - p < 16) return { record: null, reason: `truncated box size at ${p}` };
+        const big = view.getBigUint64(p + 8);
+        size = big > BigInt(len - p) ? Infinity : Number(big);
+        header = 16;
+      } else if (size === 0) {
+        size = len - p;
+      }
+      if (size < header || size > len - p) return { record: null, reason: `bad box size at ${p}` };
+      const isUuid = bytes[p + 4] === 0x75 && bytes[p + 5] === 0x75 && bytes[p + 6] === 0x69 && bytes[p + 7] === 0x64; // 'uuid'
+      if (isUuid && size >= header + 16 && hexOf(bytes.subarray(p + header, p + header + 16)) === HEARTH_UUID) {
+        count++;
+        found = { start: p + header + 16, end: p + size };
+      }
+      p += size;
+    }
+    if (count === 0) return { record: null, reason: 'no provenance box' };
+    if (count > 1) return { record: null, reason: 'more than one provenance box' };
+    const body = bytes.subarray(found.start, found.end);
+    if (body.length !== PROVENANCE_RECORD_LEN) return { record: null, reason: `provenance record of ${body.length} bytes` };
+    if (body[0] !== 1) return { record: null, reason: `unknown provenance version ${body[0]}` };
+    const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    return {
+      record: {
+        camera: hexOf(body.subarray(1, 17)),
+        epoch: dv.getBigUint64(17),
+        seq: dv.getBigUint64(25),
+        captureTime: dv.getBigInt64(33),
+      },
+      reason: null,
+    };
+  } catch (e) {
+    return { record: null, reason: `unreadable (${e && e.message})` };
+  }
+}
+
+// An epoch from JSON as an exact BigInt, or null (missing, negative, fractional,
+// or a number too large to be exact in JavaScript).
+export function exactEpoch(v) {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'string' && /^[0-9]{1,20}$/.test(v)) return BigInt(v);
+  return null;
+}
+
+// A BigInt as a JSON-safe value: a number when exact, otherwise a decimal string.
+function jsonInt(b) {
+  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString();
+}
+
+// The last path component of a URL ("seg-105.m4s"): names the object in a
+// report without the grant that is part of the path.
+function objectName(url) {
+  try { return decodeURIComponent(new URL(url).pathname.split('/').pop()) || '?'; } catch (_) { return '?'; }
+}
+
 export function mimeFor(codecs) {
   return `video/mp4; codecs="${codecs}"`;
 }
@@ -281,17 +382,25 @@ export function codecFamilies(codecs) {
  *        Source of stream grants ({hls_url, snapshot_url, expires_at}) for this camera.
  * @param {(state: object) => void} [opts.onState]
  * @param {object} [opts.stats]  object to mirror state into (window.hearthPlayer)
+ * @param {string} opts.cameraId  the camera this player was opened for (32 hex digits);
+ *        every segment must name it, and the grant must too.
+ * @param {(body: object) => void} [opts.report]  called at most once per player
+ *        with a `provenance_mismatch` report body for the server.
  */
 export class LivePlayer {
-  constructor({ video, grants, onState, stats }) {
+  constructor({ video, grants, onState, stats, cameraId, report }) {
     this.video = video;
     this.grants = grants;
     this.onState = onState || (() => {});
+    this.report = report || (() => {});
+    this.reported = false;
+    this.cameraId = String(cameraId || '').toLowerCase();
+    this.expect = null;         // { camera, epoch (BigInt), epochJson } from the current grant
     this.stats = stats || {};
     Object.assign(this.stats, {
       state: 'loading', segmentsAppended: 0, lastError: null,
       codecs: null, mediaSequence: null, jumps: 0, skipped: 0, discontinuities: 0,
-      quotaRecoveries: 0, grantSwitches: 0, restarts: 0,
+      quotaRecoveries: 0, grantSwitches: 0, restarts: 0, provenanceChecked: 0,
     });
     this.abort = new AbortController();
     this.alive = true;
@@ -327,6 +436,66 @@ export class LivePlayer {
   }
 
   // --- state --------------------------------------------------------------
+
+  // Stop for good: nothing more is fetched or appended, the picture is cleared.
+  // Only a new player (the user opening the camera again) tries again.
+  refuse(reason, reportBody) {
+    if (!this.alive) return;
+    console.error(`[hearth player] refused: ${reason}`, reportBody ? reportBody.detail : '');
+    this.stats.state = 'refused';
+    this.stats.lastError = reason;
+    this.onState({ state: 'refused', error: reason });
+    this.destroy();
+    if (reportBody && !this.reported) {
+      this.reported = true;
+      try { this.report(reportBody); } catch (e) { console.warn('[hearth player] report failed', e); }
+    }
+  }
+
+  // What segments of this grant must say; refuses (and returns null) when the
+  // grant itself does not name our camera and an exact epoch.
+  expectationFrom(grant) {
+    const gotCamera = typeof grant.camera_id === 'string' ? grant.camera_id.toLowerCase() : null;
+    const epoch = exactEpoch(grant.epoch);
+    if (!CAMERA_ID_RE.test(this.cameraId)) {
+      this.refuse(`not a camera id: ${JSON.stringify(this.cameraId)}`);
+      return null;
+    }
+    if (gotCamera === null || epoch === null) {
+      this.refuse(`stream grant lacks a camera_id or an exact epoch (${JSON.stringify(grant.epoch)}): cannot check provenance`);
+      return null;
+    }
+    if (gotCamera !== this.cameraId) {
+      this.refuse(`stream grant names camera ${gotCamera}, expected ${this.cameraId}`);
+      return null;
+    }
+    return { camera: this.cameraId, epoch, epochJson: grant.epoch };
+  }
+
+  // Checks one fetched (and decrypted) segment; throws StopError after refusing.
+  checkProvenance(buf, url) {
+    const expect = this.expect;
+    const { record, reason } = readProvenance(buf);
+    this.stats.provenanceChecked++;
+    let problem = null;
+    if (!expect) problem = 'no expectation';
+    else if (!record) problem = reason;
+    else if (record.camera !== expect.camera) problem = `camera ${record.camera}, expected ${expect.camera}`;
+    else if (record.epoch !== expect.epoch) problem = `epoch ${record.epoch}, expected ${expect.epoch}`;
+    if (problem === null) return;
+    const object = objectName(url);
+    this.refuse(`provenance check failed for ${object}: ${problem}`, {
+      kind: 'provenance_mismatch',
+      detail: {
+        expected_camera: this.cameraId,
+        got_camera: record ? record.camera : null,
+        expected_epoch: expect ? expect.epochJson : null,
+        got_epoch: record ? jsonInt(record.epoch) : null,
+        object,
+      },
+    });
+    throw new StopError();
+  }
 
   setState(state, error) {
     if (!this.alive) return;
@@ -450,6 +619,8 @@ export class LivePlayer {
     const grant = await this.grants.current();
     if (!this.alive) throw new StopError();
     this.grantDirty = false;
+    this.expect = this.expectationFrom(grant);
+    if (!this.expect) throw new StopError();
     if (!this.video.poster && grant.snapshot_url && this.stats.segmentsAppended === 0) {
       this.video.poster = grant.snapshot_url + (grant.snapshot_url.includes('?') ? '&' : '?') + 't=' + Date.now();
     }
@@ -536,6 +707,9 @@ export class LivePlayer {
     if (!this.alive) throw new StopError();
     const data = await this.decrypt(dataRaw, seg.key, seg.seq);
     if (!this.alive) throw new StopError();
+    // Nothing is appended (not even a good init) unless everything fetched checks out.
+    if (initBuf) this.checkProvenance(initBuf, seg.map.url);
+    this.checkProvenance(data, seg.url);
 
     if (initBuf) {
       const info = parseInit(initBuf);
