@@ -3,8 +3,9 @@
 //! cameras from the store when it needs them, so it picks changes up without a
 //! restart.
 
+use hearth_model::BindingEpoch;
 use hearth_model::RawToken;
-use hearth_store::{Camera, Store, User};
+use hearth_store::{Camera, Store, SuspensionKind, User};
 
 /// Creates a user with a household of their own.
 pub fn add_user(store: &dyn Store, email: &str, password: &str) -> anyhow::Result<User> {
@@ -73,4 +74,62 @@ pub fn camera_table(store: &dyn Store) -> anyhow::Result<String> {
         );
     }
     Ok(out)
+}
+
+fn camera_by_id_text(store: &dyn Store, camera: &str) -> anyhow::Result<Camera> {
+    let id: hearth_model::CameraId = camera
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{camera:?} is not a camera id"))?;
+    store
+        .camera_by_id(id)?
+        .ok_or_else(|| anyhow::anyhow!("no camera {camera}"))
+}
+
+/// Moves a camera to another user's household. Its binding epoch goes up: every
+/// grant, key and share of the old epoch stops working, and its publisher must
+/// reconnect. The stream key is kept; reset the camera too if the old owner must
+/// not be able to publish to it.
+pub fn transfer_camera(
+    store: &dyn Store,
+    camera: &str,
+    to_email: &str,
+) -> anyhow::Result<BindingEpoch> {
+    let cam = camera_by_id_text(store, camera)?;
+    let to = store
+        .user_by_email(to_email)?
+        .ok_or_else(|| anyhow::anyhow!("no user with email {to_email}"))?;
+    Ok(store.transfer_camera(cam.id, to.household)?)
+}
+
+/// Factory reset: a new stream key and a new binding epoch; shares are dropped.
+pub fn reset_camera(
+    store: &dyn Store,
+    camera: &str,
+) -> anyhow::Result<(Camera, BindingEpoch, RawToken)> {
+    let cam = camera_by_id_text(store, camera)?;
+    let key = RawToken::generate();
+    let epoch = store.reset_camera(cam.id, key.hash())?;
+    Ok((cam, epoch, key))
+}
+
+/// Resolves a kill-switch target as the operator names it (`integration app`,
+/// `household ID`, `camera ID`, `user EMAIL`).
+pub fn suspension_target(
+    store: &dyn Store,
+    kind: &str,
+    target: &str,
+) -> anyhow::Result<(SuspensionKind, String)> {
+    let kind = SuspensionKind::parse(kind).ok_or_else(|| {
+        anyhow::anyhow!("kind must be one of integration, household, camera, user")
+    })?;
+    let target = match kind {
+        SuspensionKind::User => store
+            .user_by_email(target)?
+            .ok_or_else(|| anyhow::anyhow!("no user with email {target}"))?
+            .id
+            .to_string(),
+        SuspensionKind::Camera => camera_by_id_text(store, target)?.id.to_string(),
+        SuspensionKind::Household | SuspensionKind::Integration => target.to_string(),
+    };
+    Ok((kind, target))
 }

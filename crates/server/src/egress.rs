@@ -189,6 +189,11 @@ impl FromRequestParts<AppState> for Egress {
         let presented = PresentedTag::of(token).ok_or(AppError::Forbidden)?;
         match state.grant_key.verify(token, crate::clock::now()) {
             Ok(v) => {
+                // Revocation, suspension and epoch changes, checked live.
+                if let Err(denied) = state.access.check(v.grant()) {
+                    tracing::info!(grant = ?v.grant().id, reason = %denied, "media request refused");
+                    return Err(AppError::Forbidden);
+                }
                 let v = state.faults.grant(v);
                 Ok(Egress(EgressGuard::new(v, presented, state.clone())))
             }

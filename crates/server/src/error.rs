@@ -37,6 +37,9 @@ pub enum AppError {
     Conflict(String),
     #[error("camera is offline")]
     CameraOffline,
+    /// A kill switch is on.
+    #[error("{0}")]
+    Suspended(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -58,7 +61,9 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized | AppError::BadLogin => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden | AppError::IsolationViolation => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::IsolationViolation | AppError::Suspended(_) => {
+                StatusCode::FORBIDDEN
+            }
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::CameraOffline => StatusCode::SERVICE_UNAVAILABLE,

@@ -40,6 +40,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/cameras", get(list_cameras))
         .route("/api/v1/cameras/{id}/streams", post(create_stream))
         .route("/api/v1/cameras/{id}/reports", post(client_report))
+        .route("/api/v1/cameras/{id}/shares", post(share).get(list_shares))
+        .route(
+            "/api/v1/cameras/{id}/shares/{user}",
+            axum::routing::delete(unshare),
+        )
         .route("/media/{grant}/index.m3u8", get(master_playlist))
         .route("/media/{grant}/live.m3u8", get(fmp4_playlist))
         .route("/media/{grant}/ts.m3u8", get(ts_playlist))
@@ -139,6 +144,11 @@ async fn create_stream(
 ) -> Result<Json<StreamGrant>, AppError> {
     // An unparsable id, an unknown camera and another household's camera look the same.
     let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    if st.access.integration_suspended(Integration::App) {
+        return Err(AppError::Suspended(
+            "the web app integration is suspended".into(),
+        ));
+    }
     let cam = st
         .db(move |s| s.camera_visible_to(user, camera))
         .await?
@@ -152,6 +162,12 @@ async fn create_stream(
         integration: Integration::App,
         expires_at: UnixMillis(now.0 + GRANT_TTL_MS),
     };
+    // The door checks the in-memory view, which may lag the store by one poll:
+    // make sure the grant we hand out opens it (and refuse if it still would not).
+    if st.access.check(&grant).is_err() {
+        st.refresh_access().await?;
+        st.access.check(&grant).map_err(|_| AppError::NotFound)?;
+    }
     let token = st.grant_key.sign(&grant);
     let base = format!("{}/media/{token}", st.public_url);
     tracing::info!(grant = ?grant.id, viewer = ?user, camera = ?cam.id, "grant issued");
@@ -163,6 +179,100 @@ async fn create_stream(
         camera_id: grant.camera,
         epoch: grant.epoch,
     }))
+}
+
+/// The camera, if `user` owns it (is in its household). A camera the user cannot
+/// see is a 404; one they only view through a share is a 403.
+async fn owned_camera(
+    st: &AppState,
+    user: hearth_model::UserId,
+    id: &str,
+) -> Result<hearth_store::Camera, AppError> {
+    let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    match st.db(move |s| s.camera_access(user, camera)).await? {
+        Some((cam, hearth_store::Access::Owner)) => Ok(cam),
+        Some((_, hearth_store::Access::Viewer)) => Err(AppError::Forbidden),
+        None => Err(AppError::NotFound),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareRequest {
+    email: String,
+}
+
+#[derive(Serialize)]
+struct ShareView {
+    user: hearth_model::UserId,
+    email: String,
+    created_at: String,
+}
+
+/// Shares a camera view-only with another account.
+async fn share(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<ShareView>), AppError> {
+    let cam = owned_camera(&st, user, &id).await?;
+    let req: ShareRequest = parse_json(&body)?;
+    let email = req.email.clone();
+    let target = st
+        .db(move |s| s.user_by_email(&email))
+        .await?
+        .ok_or_else(|| AppError::BadRequest("no account with that email".into()))?;
+    let now = crate::clock::now();
+    let target_id = target.id;
+    st.db(move |s| s.share_camera(cam.id, target_id, now))
+        .await?;
+    st.refresh_access().await?;
+    tracing::info!(camera = ?cam.id, by = ?user, with = ?target.id, "camera shared");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(ShareView {
+            user: target.id,
+            email: target.email,
+            created_at: crate::clock::rfc3339(now),
+        }),
+    ))
+}
+
+async fn list_shares(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<ShareView>>, AppError> {
+    let cam = owned_camera(&st, user, &id).await?;
+    let shares = st.db(move |s| s.shares_of(cam.id)).await?;
+    Ok(Json(
+        shares
+            .into_iter()
+            .map(|s| ShareView {
+                user: s.user,
+                email: s.email,
+                created_at: crate::clock::rfc3339(s.created_at),
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes a share. The viewer's live sessions are refused within a second (the
+/// access view follows the store).
+async fn unshare(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((id, target)): Path<(String, String)>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let cam = owned_camera(&st, user, &id).await?;
+    let target: hearth_model::UserId = target.parse().map_err(|_| AppError::NotFound)?;
+    if !st.db(move |s| s.unshare_camera(cam.id, target)).await? {
+        return Err(AppError::NotFound);
+    }
+    st.refresh_access().await?;
+    tracing::info!(camera = ?cam.id, by = ?user, with = ?target, "share revoked");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

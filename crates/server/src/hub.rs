@@ -75,6 +75,28 @@ impl HubRegistry {
         self.get(camera).is_some_and(|h| h.is_online())
     }
 
+    /// Ends the publisher of every camera whose binding epoch has changed (transfer,
+    /// reset): it must reconnect, and is checked again, under the new epoch.
+    pub fn disconnect_past_epochs(&self, view: &crate::access::AccessView) {
+        let hubs: Vec<Arc<Hub>> = self
+            .hubs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for hub in hubs {
+            let mut inner = hub.lock();
+            if inner.lease.is_some() && view.epoch_of(hub.camera).is_some_and(|e| e != inner.epoch)
+            {
+                tracing::info!(camera = ?hub.camera, "binding epoch changed: disconnecting its publisher");
+                inner.lease = None;
+                drop(inner);
+                hub.changed.send_modify(|v| *v += 1);
+            }
+        }
+    }
+
     /// Any hub but `camera`'s (fault injection picks its wrong answers here).
     pub fn random_other(&self, camera: CameraId) -> Option<Arc<Hub>> {
         let hubs = self
@@ -588,6 +610,11 @@ pub struct Publisher {
 impl Publisher {
     pub fn camera(&self) -> CameraId {
         self.hub.camera
+    }
+
+    /// False once the hub has taken the lease back (the camera's binding changed).
+    pub fn is_live(&self) -> bool {
+        self.hub.lock().lease == Some(self.lease)
     }
 
     pub fn epoch(&self) -> BindingEpoch {

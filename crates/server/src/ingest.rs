@@ -190,6 +190,9 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
                 None => bail!("peer closed before publishing"),
             };
         }
+        if publisher.as_ref().is_some_and(|p| !p.is_live()) {
+            bail!("publisher disconnected: the camera's binding changed");
+        }
         pending.extend_from_slice(&c.buf[..n]);
     }
 }

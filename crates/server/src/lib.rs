@@ -5,6 +5,7 @@
 //! done by `hearth-media`); `http` serves the API and media, where media handlers can
 //! only answer through `egress`, whose guard exists only for a verified `grant`.
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod clock;

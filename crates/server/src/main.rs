@@ -79,6 +79,25 @@ enum Command {
         #[command(subcommand)]
         cmd: CameraCmd,
     },
+    /// Kill switch: suspend an integration, household, camera or user. Live views
+    /// under it are refused within a second; the state survives restarts.
+    Suspend {
+        #[command(flatten)]
+        common: Common,
+        /// integration | household | camera | user
+        kind: String,
+        /// Integration name, household id, camera id or user email.
+        target: String,
+        #[arg(long, default_value = "suspended by operator")]
+        reason: String,
+    },
+    /// Lift a kill switch.
+    Resume {
+        #[command(flatten)]
+        common: Common,
+        kind: String,
+        target: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +124,22 @@ enum CameraCmd {
         #[arg(long, default_value = "UTC")]
         timezone: String,
     },
+    /// Move a camera to another user's household (new binding epoch).
+    Transfer {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        camera: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Factory-reset a camera: new stream key, new binding epoch, shares dropped.
+    Reset {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        camera: String,
+    },
     /// List all cameras.
     List {
         #[command(flatten)]
@@ -126,6 +161,19 @@ enum CameraCmd {
         #[arg(long)]
         signature: Option<u32>,
     },
+}
+
+/// Runs an admin operation against the data dir's store, off the runtime.
+async fn on_store<T: Send + 'static>(
+    common: &Common,
+    f: impl FnOnce(&dyn hearth_store::Store, &Config) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let cfg = common.resolve()?;
+    tokio::task::spawn_blocking(move || {
+        let store = hearth_server::serve::open_store(&cfg.data_dir)?;
+        f(store.as_ref(), &cfg)
+    })
+    .await?
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -221,6 +269,64 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("camera {}", cam.id);
             println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
             println!("(the stream key is shown only now; it is stored as a hash)");
+            Ok(())
+        }
+        Command::Camera {
+            cmd: CameraCmd::Transfer { common, camera, to },
+        } => {
+            let epoch = on_store(&common, move |s, _| {
+                hearth_server::admin::transfer_camera(s, &camera, &to)
+            })
+            .await?;
+            println!("transferred; binding epoch is now {epoch}");
+            Ok(())
+        }
+        Command::Camera {
+            cmd: CameraCmd::Reset { common, camera },
+        } => {
+            let (cam, epoch, key) = on_store(&common, move |s, _| {
+                hearth_server::admin::reset_camera(s, &camera)
+            })
+            .await?;
+            let cfg = common.resolve()?;
+            println!("camera {} reset; binding epoch is now {epoch}", cam.id);
+            println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
+            println!("(the new stream key is shown only now; the old one no longer works)");
+            Ok(())
+        }
+        Command::Suspend {
+            common,
+            kind,
+            target,
+            reason,
+        } => {
+            let now = hearth_server::clock::now();
+            let new = on_store(&common, move |s, _| {
+                let (kind, target) = hearth_server::admin::suspension_target(s, &kind, &target)?;
+                Ok(s.suspend(kind, &target, &reason, now)?)
+            })
+            .await?;
+            println!(
+                "{}",
+                if new {
+                    "suspended"
+                } else {
+                    "was already suspended"
+                }
+            );
+            Ok(())
+        }
+        Command::Resume {
+            common,
+            kind,
+            target,
+        } => {
+            let was = on_store(&common, move |s, _| {
+                let (kind, target) = hearth_server::admin::suspension_target(s, &kind, &target)?;
+                Ok(s.resume(kind, &target)?)
+            })
+            .await?;
+            println!("{}", if was { "resumed" } else { "was not suspended" });
             Ok(())
         }
         Command::Camera {

@@ -57,6 +57,15 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         state: state.clone(),
     };
 
+    // Access decisions must be loaded before anything is served.
+    {
+        let (view, store) = (state.access.clone(), state.store.clone());
+        tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
+    }
+    let st = state.clone();
+    tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
+        st.hubs.disconnect_past_epochs(view);
+    }));
     tokio::spawn(crate::ingest::serve(rtmp, state.clone()));
     tokio::spawn(serve_http(http, state.clone()));
     tokio::spawn(purge_sessions(state));

@@ -19,6 +19,8 @@ pub struct Inner {
     pub auth: crate::auth::PasswordHasher,
     /// Inert unless built with the `fault-injection` feature (tests only).
     pub faults: crate::fault::Faults,
+    /// Live access decisions (revocation, suspension, epochs), in memory.
+    pub access: Arc<crate::access::AccessView>,
 }
 
 impl std::ops::Deref for AppState {
@@ -44,7 +46,16 @@ impl AppState {
             public_url: public_url.trim_end_matches('/').to_string(),
             auth: crate::auth::PasswordHasher::default(),
             faults: crate::fault::Faults::from_env(),
+            access: Arc::default(),
         }))
+    }
+
+    /// Reloads the access view now (after a change made through this process), so
+    /// the change is in force before the request that made it is answered.
+    pub async fn refresh_access(&self) -> Result<(), crate::error::AppError> {
+        let (view, store) = (self.access.clone(), self.store.clone());
+        tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
+        Ok(())
     }
 
     /// Runs a store call off the async runtime.

@@ -68,8 +68,23 @@ impl Server {
     }
 
     fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        Self::spawn_in(tempfile::tempdir().expect("tempdir"), args, env)
+    }
+
+    /// Stops this server and starts `hearth serve` on the same data dir.
+    pub fn restart_serve(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        Self::spawn_in(dir, &["serve"], &[])
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("server.log"))
+            .expect("log file");
         let mut child = hearth()
             .args(args)
             .args([

@@ -1,0 +1,224 @@
+//! The access view: who may view which camera at which binding epoch, in memory.
+//!
+//! Grants are self-contained, so revocation needs a second, live check: every media
+//! request is checked against this view, which holds exactly the store's access
+//! rule (household members and share holders, minus suspended users, cameras and
+//! households) keyed by principal *and* camera *and* epoch, plus the suspended
+//! integrations. It is rebuilt from the store whenever the store's generation
+//! counter moves — polled every [`POLL_INTERVAL`], from this process or any other
+//! (`hearth suspend`, `hearth camera transfer`...) — so a revocation, suspension,
+//! transfer or reset refuses every request under an old grant within a fraction of
+//! a second. Checking is a hash lookup; the database is never on the media path.
+//! Until the first load succeeds, and whenever the store cannot be read, the view
+//! denies (on doubt, deny).
+
+use crate::grant::Grant;
+use hearth_model::{BindingEpoch, CameraId, Integration, UserId};
+use hearth_store::{Store, SuspensionKind};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Snapshot {
+    loaded: bool,
+    generation: u64,
+    allowed: HashMap<(UserId, CameraId), BindingEpoch>,
+    /// Current epoch of every camera someone may view.
+    epochs: HashMap<CameraId, BindingEpoch>,
+    integrations_suspended: HashSet<String>,
+}
+
+/// Why a grant no longer opens the door.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Denied {
+    #[error("access to this camera was revoked or its binding changed")]
+    Revoked,
+    #[error("integration {0} is suspended")]
+    IntegrationSuspended(&'static str),
+    #[error("access state not loaded yet")]
+    NotLoaded,
+}
+
+#[derive(Default)]
+pub struct AccessView {
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+impl AccessView {
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether `grant` still opens the door right now.
+    pub fn check(&self, grant: &Grant) -> Result<(), Denied> {
+        let s = self.current();
+        if !s.loaded {
+            return Err(Denied::NotLoaded);
+        }
+        if s.integrations_suspended
+            .contains(grant.integration.as_str())
+        {
+            return Err(Denied::IntegrationSuspended(grant.integration.as_str()));
+        }
+        match s.allowed.get(&(grant.viewer, grant.camera)) {
+            Some(epoch) if *epoch == grant.epoch => Ok(()),
+            _ => Err(Denied::Revoked),
+        }
+    }
+
+    pub fn integration_suspended(&self, integration: Integration) -> bool {
+        self.current()
+            .integrations_suspended
+            .contains(integration.as_str())
+    }
+
+    /// The camera's current epoch, if anyone may view it.
+    pub fn epoch_of(&self, camera: CameraId) -> Option<BindingEpoch> {
+        self.current().epochs.get(&camera).copied()
+    }
+
+    /// Reloads if the store changed. Blocking: call off the runtime.
+    pub fn refresh(&self, store: &dyn Store) -> Result<bool, hearth_store::StoreError> {
+        let generation = store.generation()?;
+        let old = self.current();
+        if old.loaded && old.generation == generation {
+            return Ok(false);
+        }
+        let mut next = Snapshot {
+            loaded: true,
+            generation,
+            ..Snapshot::default()
+        };
+        for (user, camera, epoch) in store.access_snapshot()? {
+            next.allowed.insert((user, camera), epoch);
+            next.epochs.insert(camera, epoch);
+        }
+        for s in store.suspensions()? {
+            if s.kind == SuspensionKind::Integration {
+                next.integrations_suspended.insert(s.target);
+            }
+        }
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+        Ok(true)
+    }
+
+    /// Keeps the view current until the process ends; after each change, calls
+    /// `on_change` (the server uses it to disconnect publishers of a past epoch).
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        on_change: impl Fn(&AccessView) + Send + 'static,
+    ) {
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (view, store2) = (self.clone(), store.clone());
+            match tokio::task::spawn_blocking(move || view.refresh(store2.as_ref())).await {
+                Ok(Ok(true)) => on_change(&self),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "access view refresh failed; denying until it succeeds");
+                    *self
+                        .snapshot
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Arc::new(Snapshot::default());
+                }
+                Err(e) => tracing::error!(error = %e, "access view refresh panicked"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_model::{GrantId, RawToken, UnixMillis};
+    use hearth_store::SqliteStore;
+
+    fn grant(viewer: UserId, camera: CameraId, epoch: BindingEpoch) -> Grant {
+        Grant {
+            id: GrantId::random(),
+            viewer,
+            camera,
+            epoch,
+            integration: Integration::App,
+            expires_at: UnixMillis(i64::MAX),
+        }
+    }
+
+    #[test]
+    fn follows_shares_suspensions_and_epochs() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let ha = store.create_household("a").unwrap();
+        let hb = store.create_household("b").unwrap();
+        let a = store.create_user("a@x.y", "$argon2id$x", ha.id).unwrap();
+        let b = store.create_user("b@x.y", "$argon2id$x", hb.id).unwrap();
+        let cam = store
+            .create_camera(ha.id, "c", "UTC", RawToken::generate().hash())
+            .unwrap();
+        let view = AccessView::default();
+        let ga = grant(a.id, cam.id, cam.epoch);
+        let gb = grant(b.id, cam.id, cam.epoch);
+        assert_eq!(view.check(&ga), Err(Denied::NotLoaded), "deny until loaded");
+
+        assert!(view.refresh(&store).unwrap());
+        assert!(!view.refresh(&store).unwrap(), "no change, no reload");
+        assert_eq!(view.check(&ga), Ok(()));
+        assert_eq!(view.check(&gb), Err(Denied::Revoked));
+
+        store.share_camera(cam.id, b.id, UnixMillis(0)).unwrap();
+        view.refresh(&store).unwrap();
+        assert_eq!(view.check(&gb), Ok(()));
+        store.unshare_camera(cam.id, b.id).unwrap();
+        view.refresh(&store).unwrap();
+        assert_eq!(view.check(&gb), Err(Denied::Revoked));
+
+        store
+            .suspend(SuspensionKind::Integration, "app", "test", UnixMillis(0))
+            .unwrap();
+        view.refresh(&store).unwrap();
+        assert_eq!(view.check(&ga), Err(Denied::IntegrationSuspended("app")));
+        store.resume(SuspensionKind::Integration, "app").unwrap();
+        store
+            .suspend(
+                SuspensionKind::Camera,
+                &cam.id.to_string(),
+                "test",
+                UnixMillis(0),
+            )
+            .unwrap();
+        view.refresh(&store).unwrap();
+        assert_eq!(view.check(&ga), Err(Denied::Revoked));
+        store
+            .resume(SuspensionKind::Camera, &cam.id.to_string())
+            .unwrap();
+        view.refresh(&store).unwrap();
+        assert_eq!(view.check(&ga), Ok(()));
+
+        let new_epoch = store.transfer_camera(cam.id, hb.id).unwrap();
+        view.refresh(&store).unwrap();
+        assert_eq!(
+            view.check(&ga),
+            Err(Denied::Revoked),
+            "old owner, old epoch"
+        );
+        assert_eq!(
+            view.check(&gb),
+            Err(Denied::Revoked),
+            "new owner, old epoch"
+        );
+        assert_eq!(view.check(&grant(b.id, cam.id, new_epoch)), Ok(()));
+        assert_eq!(view.epoch_of(cam.id), Some(new_epoch));
+    }
+}
