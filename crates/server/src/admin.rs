@@ -98,7 +98,14 @@ pub fn transfer_camera(
     let to = store
         .user_by_email(to_email)?
         .ok_or_else(|| anyhow::anyhow!("no user with email {to_email}"))?;
-    Ok(store.transfer_camera(cam.id, to.household)?)
+    let epoch = store.transfer_camera(cam.id, to.household)?;
+    record_admin(
+        store,
+        "transfer",
+        Some(cam.id),
+        serde_json::json!({"to": to.id, "epoch": epoch}),
+    )?;
+    Ok(epoch)
 }
 
 /// Factory reset: a new stream key and a new binding epoch; shares are dropped.
@@ -109,6 +116,12 @@ pub fn reset_camera(
     let cam = camera_by_id_text(store, camera)?;
     let key = RawToken::generate();
     let epoch = store.reset_camera(cam.id, key.hash())?;
+    record_admin(
+        store,
+        "reset",
+        Some(cam.id),
+        serde_json::json!({"epoch": epoch}),
+    )?;
     Ok((cam, epoch, key))
 }
 
@@ -132,4 +145,157 @@ pub fn suspension_target(
         SuspensionKind::Household | SuspensionKind::Integration => target.to_string(),
     };
     Ok((kind, target))
+}
+
+/// Records an operator action in the audit log (the CLI runs in its own process,
+/// so it writes directly rather than through the server's queue).
+pub fn record_admin(
+    store: &dyn Store,
+    kind: &str,
+    camera: Option<hearth_model::CameraId>,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    store.append_audit(&[hearth_store::AuditEvent {
+        at: crate::clock::now(),
+        kind: kind.to_string(),
+        camera,
+        user: None,
+        integration: Some("admin".into()),
+        grant: None,
+        detail,
+    }])?;
+    Ok(())
+}
+
+/// `--since`: unix milliseconds or an RFC 3339 time; default: the beginning.
+pub fn parse_since(since: Option<&str>) -> anyhow::Result<hearth_model::UnixMillis> {
+    let Some(s) = since else {
+        return Ok(hearth_model::UnixMillis(0));
+    };
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(hearth_model::UnixMillis(ms));
+    }
+    let t: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--since {s:?}: {e}"))?;
+    Ok(hearth_model::UnixMillis(t.as_millisecond()))
+}
+
+fn emails(
+    store: &dyn Store,
+) -> anyhow::Result<std::collections::HashMap<hearth_model::UserId, String>> {
+    Ok(store
+        .list_users()?
+        .into_iter()
+        .map(|u| (u.id, u.email))
+        .collect())
+}
+
+/// `hearth audit views`: every view of one camera.
+pub fn audit_views(
+    store: &dyn Store,
+    camera: &str,
+    since: hearth_model::UnixMillis,
+) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let cam = camera_by_id_text(store, camera)?;
+    let emails = emails(store)?;
+    let mut records = store.audit_for_camera(cam.id, since, u32::MAX)?;
+    records.reverse();
+    let mut out = format!("views of camera {} ({})\n", cam.id, cam.name);
+    for r in records {
+        let e = r.event;
+        if !matches!(
+            e.kind.as_str(),
+            "grant_issued" | "view_start" | "view_end" | "snapshot_served"
+        ) {
+            continue;
+        }
+        let who = e
+            .user
+            .map(|u| emails.get(&u).cloned().unwrap_or_else(|| u.to_string()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}  {:<16} {:<28} {:<6} {}",
+            crate::clock::rfc3339(e.at),
+            e.kind,
+            who,
+            e.integration.unwrap_or_default(),
+            e.detail
+        );
+    }
+    Ok(out)
+}
+
+/// `hearth audit exposure`: for each camera, every principal that was sent its
+/// bytes (and whether a grant for that principal and camera was issued), and every
+/// isolation violation that was blocked — what an operator needs to tell each user
+/// whether their footage was seen.
+pub fn audit_exposure(
+    store: &dyn Store,
+    since: hearth_model::UnixMillis,
+) -> anyhow::Result<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::fmt::Write;
+    let emails = emails(store)?;
+    let name = |u: &hearth_model::UserId| emails.get(u).cloned().unwrap_or_else(|| u.to_string());
+    let records = store.audit_since(since)?;
+    let mut out = String::new();
+    for cam in store.list_cameras()? {
+        let mut sent: BTreeMap<String, (u64, BTreeSet<String>, bool)> = BTreeMap::new();
+        let mut granted: BTreeSet<hearth_model::UserId> = BTreeSet::new();
+        let mut blocked: Vec<String> = Vec::new();
+        for r in &records {
+            let e = &r.event;
+            let mine = e.camera == Some(cam.id);
+            match e.kind.as_str() {
+                "grant_issued" if mine => {
+                    granted.extend(e.user);
+                }
+                "view_start" | "view_end" | "snapshot_served" if mine => {
+                    if let Some(u) = e.user {
+                        let entry = sent.entry(name(&u)).or_insert((0, BTreeSet::new(), false));
+                        entry.0 += e.detail["bytes"].as_u64().unwrap_or(0);
+                        entry.1.extend(e.integration.clone());
+                        entry.2 = granted.contains(&u);
+                    }
+                }
+                "isolation_violation" if e.detail["object_camera"] == serde_json::json!(cam.id) => {
+                    blocked.push(format!(
+                        "{} to {} (grant for camera {})",
+                        crate::clock::rfc3339(e.at),
+                        e.user.map(|u| name(&u)).unwrap_or_default(),
+                        e.detail["grant_camera"].as_str().unwrap_or("?")
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let _ = writeln!(out, "camera {} ({})", cam.id, cam.name);
+        if sent.is_empty() {
+            let _ = writeln!(out, "  sent to: nobody");
+        }
+        for (who, (bytes, via, had_grant)) in &sent {
+            let via: Vec<&str> = via.iter().map(String::as_str).collect();
+            let _ = writeln!(
+                out,
+                "  sent to {who}: {bytes} bytes via {} — {}",
+                via.join(","),
+                if *had_grant {
+                    "matches an issued grant"
+                } else {
+                    "NO MATCHING GRANT"
+                }
+            );
+        }
+        let _ = writeln!(out, "  isolation violations blocked: {}", blocked.len());
+        for b in blocked.iter().take(20) {
+            let _ = writeln!(out, "    {b}");
+        }
+        if blocked.len() > 20 {
+            let _ = writeln!(out, "    ... and {} more", blocked.len() - 20);
+        }
+    }
+    Ok(out)
 }

@@ -154,7 +154,8 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
     println!();
     println!("Press Ctrl-C to stop.");
 
-    tokio::signal::ctrl_c().await?;
+    crate::serve::shutdown_signal().await;
     let _ = stop_tx.send(true);
+    running.shutdown().await;
     Ok(())
 }

@@ -117,13 +117,29 @@ impl EgressGuard {
         self.grant.grant()
     }
 
+    /// Counts and records a refused object, with both identities.
+    fn violation(&self, obj: &MediaObject, reason: &str) {
+        let g = self.grant.grant();
+        self.state.metrics.isolation_violations.inc();
+        self.state.audit.record(crate::audit::event(
+            "isolation_violation",
+            Some(g),
+            serde_json::json!({
+                "reason": reason,
+                "grant_camera": g.camera, "grant_epoch": g.epoch,
+                "object_camera": obj.provenance.camera, "object_epoch": obj.provenance.epoch,
+                "object_seq": obj.provenance.seq, "object_kind": format!("{:?}", obj.kind),
+            }),
+        ));
+    }
+
     /// Writes `obj` to the viewer if and only if the grant is the one this request
     /// presented and the object's provenance matches it.
     pub fn write(&self, obj: &MediaObject) -> Result<MediaResponse, AppError> {
         let g = self.grant.grant();
         if !self.grant.is_presented(&self.presented) {
             // The grant lookup answered with someone else's grant.
-            self.state.metrics.isolation_violations.inc();
+            self.violation(obj, "grant is not the one the request presented");
             tracing::error!(
                 grant = ?g.id,
                 grant_camera = ?g.camera,
@@ -134,7 +150,7 @@ impl EgressGuard {
             return Err(AppError::IsolationViolation);
         }
         if !obj.provenance.belongs_to(g.camera, g.epoch) {
-            self.state.metrics.isolation_violations.inc();
+            self.violation(obj, "object does not belong to the grant");
             tracing::error!(
                 grant = ?g.id,
                 viewer = ?g.viewer,
@@ -152,6 +168,14 @@ impl EgressGuard {
             .metrics
             .media_bytes_out
             .add(obj.body.len() as u64);
+        self.state.audit.viewed(g, &obj.provenance, obj.body.len());
+        if obj.kind == MediaKind::Snapshot {
+            self.state.audit.record(crate::audit::event(
+                "snapshot_served",
+                Some(g),
+                serde_json::json!({"seq": obj.provenance.seq, "bytes": obj.body.len()}),
+            ));
+        }
         let cache = match obj.kind {
             // Segments never change once named; playlists and stills do.
             // Segments are encrypted per camera and epoch: any cache may keep them.

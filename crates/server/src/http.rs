@@ -5,6 +5,7 @@
 //! Request bodies are small JSON documents and are capped; every error is JSON and
 //! comes from [`AppError`].
 
+use crate::audit;
 use crate::auth::{AuthUser, new_session};
 use crate::egress::{Egress, MediaKind, MediaResponse};
 use crate::error::AppError;
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/cameras/{id}/streams", post(create_stream))
         .route("/api/v1/cameras/{id}/reports", post(client_report))
         .route("/api/v1/cameras/{id}/shares", post(share).get(list_shares))
+        .route("/api/v1/cameras/{id}/access-log", get(access_log))
         .route(
             "/api/v1/cameras/{id}/shares/{user}",
             axum::routing::delete(unshare),
@@ -86,13 +88,27 @@ async fn login(State(st): State<AppState>, body: Bytes) -> Result<Json<LoginResp
         .await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        _ => {
+        (_, known) => {
+            let user_id = known.map(|u| u.id);
+            let req_email = req.email;
             tracing::info!("login failed");
+            st.audit.record(hearth_store::AuditEvent {
+                user: user_id,
+                ..audit::event(
+                    "login_failure",
+                    None,
+                    serde_json::json!({"email": req_email}),
+                )
+            });
             return Err(AppError::BadLogin);
         }
     };
     let (token, expires) = new_session(&st, user.id).await?;
     tracing::info!(user = ?user.id, "login");
+    st.audit.record(hearth_store::AuditEvent {
+        user: Some(user.id),
+        ..audit::event("login", None, serde_json::json!({}))
+    });
     Ok(Json(LoginResponse {
         token: token.expose().to_string(),
         expires_at: crate::clock::rfc3339(expires),
@@ -171,6 +187,11 @@ async fn create_stream(
     let token = st.grant_key.sign(&grant);
     let base = format!("{}/media/{token}", st.public_url);
     tracing::info!(grant = ?grant.id, viewer = ?user, camera = ?cam.id, "grant issued");
+    st.audit.record(audit::event(
+        "grant_issued",
+        Some(&grant),
+        serde_json::json!({"expires_at": grant.expires_at.0}),
+    ));
     Ok(Json(StreamGrant {
         hls_url: format!("{base}/index.m3u8"),
         hls_ts_url: format!("{base}/ts.m3u8"),
@@ -194,6 +215,63 @@ async fn owned_camera(
         Some((_, hearth_store::Access::Viewer)) => Err(AppError::Forbidden),
         None => Err(AppError::NotFound),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinceQuery {
+    /// Unix milliseconds; default: everything.
+    since: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct AccessEntry {
+    at: String,
+    kind: String,
+    viewer: Option<String>,
+    integration: Option<String>,
+    detail: serde_json::Value,
+}
+
+/// Who watched this camera, when, and through what (owners only; newest first).
+async fn access_log(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
+) -> Result<Json<Vec<AccessEntry>>, AppError> {
+    let cam = owned_camera(&st, user, &id).await?;
+    let since = hearth_model::UnixMillis(q.since.unwrap_or(0));
+    let records = st
+        .db(move |s| s.audit_for_camera(cam.id, since, 1000))
+        .await?;
+    let ids: std::collections::HashSet<hearth_model::UserId> =
+        records.iter().filter_map(|r| r.event.user).collect();
+    let emails = st
+        .db(move |s| {
+            ids.into_iter()
+                .map(|id| Ok((id, s.user_by_id(id)?.map(|u| u.email))))
+                .collect::<Result<std::collections::HashMap<_, _>, hearth_store::StoreError>>()
+        })
+        .await?;
+    Ok(Json(
+        records
+            .into_iter()
+            .map(|r| AccessEntry {
+                at: crate::clock::rfc3339(r.event.at),
+                viewer: r.event.user.map(|u| {
+                    emails
+                        .get(&u)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| u.to_string())
+                }),
+                kind: r.event.kind,
+                integration: r.event.integration,
+                detail: r.event.detail,
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -229,6 +307,11 @@ async fn share(
         .await?;
     st.refresh_access().await?;
     tracing::info!(camera = ?cam.id, by = ?user, with = ?target.id, "camera shared");
+    st.audit.record(hearth_store::AuditEvent {
+        camera: Some(cam.id),
+        user: Some(user),
+        ..audit::event("share", None, serde_json::json!({"with": target.id}))
+    });
     Ok((
         axum::http::StatusCode::CREATED,
         Json(ShareView {
@@ -272,6 +355,11 @@ async fn unshare(
     }
     st.refresh_access().await?;
     tracing::info!(camera = ?cam.id, by = ?user, with = ?target, "share revoked");
+    st.audit.record(hearth_store::AuditEvent {
+        camera: Some(cam.id),
+        user: Some(user),
+        ..audit::event("unshare", None, serde_json::json!({"with": target}))
+    });
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -301,6 +389,15 @@ async fn client_report(
         return Err(AppError::BadRequest("kind too long".into()));
     }
     tracing::error!(viewer = ?user, camera = ?camera, kind = %report.kind, detail = %report.detail, "player refused media");
+    st.audit.record(hearth_store::AuditEvent {
+        camera: Some(camera),
+        user: Some(user),
+        ..audit::event(
+            "client_report",
+            None,
+            serde_json::json!({"kind": report.kind, "detail": report.detail}),
+        )
+    });
     Ok(axum::http::StatusCode::ACCEPTED)
 }
 

@@ -91,12 +91,38 @@ enum Command {
         #[arg(long, default_value = "suspended by operator")]
         reason: String,
     },
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// Lift a kill switch.
     Resume {
         #[command(flatten)]
         common: Common,
         kind: String,
         target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Every grant, view and snapshot of one camera.
+    Views {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        camera: String,
+        /// Unix milliseconds or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// For each camera: who was sent its bytes, and the isolation violations blocked.
+    Exposure {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        since: Option<String>,
     },
 }
 
@@ -217,7 +243,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 running.rtmp,
                 cfg.data_dir.display()
             );
-            tokio::signal::ctrl_c().await?;
+            hearth_server::serve::shutdown_signal().await;
+            running.shutdown().await;
             Ok(())
         }
         Command::Demo {
@@ -294,6 +321,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("(the new stream key is shown only now; the old one no longer works)");
             Ok(())
         }
+        Command::Audit {
+            cmd:
+                AuditCmd::Views {
+                    common,
+                    camera,
+                    since,
+                },
+        } => {
+            let out = on_store(&common, move |s, _| {
+                let since = hearth_server::admin::parse_since(since.as_deref())?;
+                hearth_server::admin::audit_views(s, &camera, since)
+            })
+            .await?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Audit {
+            cmd: AuditCmd::Exposure { common, since },
+        } => {
+            let out = on_store(&common, move |s, _| {
+                let since = hearth_server::admin::parse_since(since.as_deref())?;
+                hearth_server::admin::audit_exposure(s, since)
+            })
+            .await?;
+            print!("{out}");
+            Ok(())
+        }
         Command::Suspend {
             common,
             kind,
@@ -303,7 +357,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let now = hearth_server::clock::now();
             let new = on_store(&common, move |s, _| {
                 let (kind, target) = hearth_server::admin::suspension_target(s, &kind, &target)?;
-                Ok(s.suspend(kind, &target, &reason, now)?)
+                let new = s.suspend(kind, &target, &reason, now)?;
+                hearth_server::admin::record_admin(
+                    s,
+                    "suspend",
+                    target.parse().ok(),
+                    serde_json::json!({"kind": kind.as_str(), "target": target, "reason": reason}),
+                )?;
+                Ok(new)
             })
             .await?;
             println!(
@@ -323,7 +384,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let was = on_store(&common, move |s, _| {
                 let (kind, target) = hearth_server::admin::suspension_target(s, &kind, &target)?;
-                Ok(s.resume(kind, &target)?)
+                let was = s.resume(kind, &target)?;
+                hearth_server::admin::record_admin(
+                    s,
+                    "resume",
+                    target.parse().ok(),
+                    serde_json::json!({"kind": kind.as_str(), "target": target}),
+                )?;
+                Ok(was)
             })
             .await?;
             println!("{}", if was { "resumed" } else { "was not suspended" });

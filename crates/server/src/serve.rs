@@ -125,6 +125,29 @@ async fn serve_http(listener: TcpListener, state: AppState) {
     .await;
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl Running {
+    /// Clean shutdown: close open view sessions and write the audit queue out.
+    pub async fn shutdown(&self) {
+        tracing::info!("shutting down: flushing the audit log");
+        self.state.audit.shutdown().await;
+    }
+}
+
 async fn purge_sessions(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {

@@ -21,6 +21,8 @@ pub struct Inner {
     pub faults: crate::fault::Faults,
     /// Live access decisions (revocation, suspension, epochs), in memory.
     pub access: Arc<crate::access::AccessView>,
+    /// The audit log's batched writer and the open view sessions.
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl std::ops::Deref for AppState {
@@ -38,6 +40,7 @@ impl AppState {
         public_url: String,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
+        let audit = crate::audit::Audit::start(store.clone());
         Self(Arc::new(Inner {
             store,
             hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)),
@@ -47,6 +50,7 @@ impl AppState {
             auth: crate::auth::PasswordHasher::default(),
             faults: crate::fault::Faults::from_env(),
             access: Arc::default(),
+            audit,
         }))
     }
 

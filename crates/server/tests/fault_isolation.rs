@@ -461,6 +461,21 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
     let violations = s.log().matches("isolation violation blocked").count();
     assert!(violations > 0, "the door never had to refuse anything");
     eprintln!("{violations} isolation violations blocked at the door");
+    // The operator's exposure report: every principal sent a camera's bytes held a
+    // grant for it, and the blocked attempts are there.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let exposure = s.admin(&["audit", "exposure"], None);
+    assert!(!exposure.contains("NO MATCHING GRANT"), "{exposure}");
+    let blocked: usize = exposure
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("isolation violations blocked: "))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert!(
+        blocked > 0,
+        "no violation reached the audit log:\n{exposure}"
+    );
+    eprintln!("audit: {blocked} blocked violations recorded");
     assert!(s.is_running());
 }
 

@@ -71,6 +71,18 @@ impl Server {
         Self::spawn_in(tempfile::tempdir().expect("tempdir"), args, env)
     }
 
+    /// Asks the server to stop (SIGTERM, a clean shutdown) and waits for it.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let exited = wait_for(Duration::from_secs(15), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(exited, "hearth did not exit on SIGTERM");
+    }
+
     /// Stops this server and starts `hearth serve` on the same data dir.
     pub fn restart_serve(mut self) -> Server {
         let _ = self.child.kill();
