@@ -50,6 +50,15 @@ pub enum MediaError {
     /// (wrong length or bad padding: almost always the wrong key).
     #[error("segment decryption failed: {0}")]
     Decrypt(&'static str),
+    /// A signed stream's GOP signature did not check out (see [`crate::signing`]):
+    /// the publisher's media must be refused.
+    #[error("GOP signature check failed at keyframe {gop} of the connection: {reason}")]
+    SignatureMismatch {
+        /// 0-based number of the keyframe on the connection.
+        gop: u64,
+        /// What was wrong.
+        reason: crate::signing::SignatureFailure,
+    },
 }
 
 impl MediaError {

@@ -24,6 +24,9 @@
 //! hold; [`crypt`] encrypts segments for HLS `METHOD=AES-128`, listed by
 //! [`playlist::media_playlist_keyed`], so a misrouted segment shows nothing.
 //! This crate carries tags and applies keys; choosing them is the server's job.
+//! [`signing`] is the one exception with a fixed MAC: a camera signs each GOP
+//! at the source (an SEI per IDR, chained over the previous GOP) and ingest
+//! verifies it, both from a key derived from the stream key they share.
 //!
 //! Input from outside (publishers, files) is parsed with bounds checks only:
 //! malformed bytes give a [`MediaError`], never a panic.
@@ -40,6 +43,7 @@ pub mod playlist;
 pub mod provenance;
 pub mod segmenter;
 pub mod sei;
+pub mod signing;
 pub mod ts;
 
 pub use error::MediaError;
