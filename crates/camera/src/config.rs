@@ -4,6 +4,8 @@
 //! `camera add --timezone` or size is a clear error rather than a camera that silently
 //! never publishes.
 
+use hearth_model::CameraId;
+
 use crate::error::CameraError;
 
 /// Smallest picture the signature strip and text stay legible in.
@@ -30,6 +32,16 @@ pub struct SimCameraConfig {
     pub keyframe_interval_ms: u32,
     /// The 32-bit visual signature drawn into every picture; see [`crate::signature_for`].
     pub signature: u32,
+    /// The camera id named in the GOP signature records the camera puts in-band
+    /// (see `hearth_media::signing`), if the camera knows it; `None` (the default)
+    /// signs with the all-zero id. Ingest may compare it with the camera the
+    /// stream key belongs to.
+    pub camera_id: Option<CameraId>,
+    /// **For tests only.** `Some(n)`: on every connection, after `n` complete GOPs,
+    /// flip one byte of the next inter frame *after* signing it, so ingest that
+    /// verifies GOP signatures must refuse the stream at the following IDR. `None`
+    /// (the default) for any real use.
+    pub tamper_after_gops: Option<u64>,
 }
 
 impl SimCameraConfig {
@@ -43,6 +55,8 @@ impl SimCameraConfig {
             fps: 15,
             keyframe_interval_ms: 2000,
             signature,
+            camera_id: None,
+            tamper_after_gops: None,
         }
     }
 
@@ -108,6 +122,7 @@ mod tests {
         let cfg = SimCameraConfig::new("Porch", "Europe/Berlin", 7);
         assert_eq!((cfg.width, cfg.height, cfg.fps), (1280, 720, 15));
         assert_eq!(cfg.keyframe_interval_ms, 2000);
+        assert_eq!((cfg.camera_id, cfg.tamper_after_gops), (None, None));
         cfg.validate().unwrap();
     }
 

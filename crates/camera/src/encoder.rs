@@ -12,6 +12,7 @@
 //! a camera gets one core.
 
 use bytes::Bytes;
+use hearth_model::UnixMillis;
 use openh264::OpenH264API;
 use openh264::encoder::{
     BitRate, Complexity, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,
@@ -34,6 +35,9 @@ pub struct EncodedFrame {
     pub pts_ms: u64,
     /// 0 for the encoder's first frame.
     pub frame_index: u64,
+    /// Wall-clock time the picture shows (the `now` given to [`Encoder::next_frame`]);
+    /// signed into the GOP signature record of a keyframe.
+    pub capture_time: UnixMillis,
     /// The access unit as an Annex-B byte stream (4-byte start codes).
     pub annexb: Vec<u8>,
     /// The same NAL units, each prefixed by its 4-byte big-endian length.
@@ -176,6 +180,7 @@ impl Encoder {
             keyframe,
             pts_ms,
             frame_index: index,
+            capture_time: UnixMillis(now.as_millisecond()),
             annexb,
             avcc,
         })

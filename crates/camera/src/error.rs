@@ -64,6 +64,10 @@ pub enum CameraError {
     #[error("RTMP session error")]
     Session(#[from] rml_rtmp::sessions::ClientSessionError),
 
+    /// An encoded access unit could not be signed (malformed encoder output).
+    #[error("could not sign an access unit")]
+    Sign(#[source] hearth_media::MediaError),
+
     /// The server answered a `connect` or `publish` with a refusal.
     #[error("RTMP server refused {what}: {description}")]
     Rejected {

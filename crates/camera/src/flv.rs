@@ -28,6 +28,9 @@ pub const AVC_SEQUENCE_HEADER: u8 = 0;
 /// `AVCPacketType` of NAL units.
 pub const AVC_NALU: u8 = 1;
 
+/// Size of the NAL length prefix in this crate's AVCC data (`lengthSizeMinusOne` = 3).
+pub const NALU_LENGTH_SIZE: u8 = 4;
+
 /// NAL unit types this crate cares about.
 pub const NAL_IDR: u8 = 5;
 pub const NAL_SPS: u8 = 7;

@@ -14,7 +14,9 @@
 //! - [`signature`](signature_for) and [`read_signature`]: pure functions, no video.
 //! - [`Encoder`]: picture drawing (directly in I420) + OpenH264, no I/O, time is an input.
 //! - [`flv`]: FLV/RTMP video tag payloads, pure byte layout.
-//! - [`publish`]: the only part that touches sockets and the clock.
+//! - [`publish`]: the only part that touches sockets and the clock. It signs every GOP
+//!   at the source (`hearth_media::signing`: an SEI in each IDR, keyed by the stream
+//!   key) so ingest can refuse media that is not this camera's, unaltered.
 
 mod config;
 mod draw;

@@ -17,12 +17,19 @@
 //!   closes it, the reason is logged and it reconnects after 1 s, doubling to at most
 //!   5 s; a connection that got as far as publishing resets the backoff.
 //!
+//! Every access unit is signed at the source before it is sent: a
+//! [`GopSigner`] per connection (so each connection starts a new chain at GOP 0,
+//! with the IDR that starts it) puts a signature SEI into every IDR, keyed by
+//! [`gop_signing_key`] of the stream key, which the server knows too. See
+//! `hearth_media::signing` for what is covered and why.
+//!
 //! The stream key is the camera's credential, so [`RtmpUrl`] never prints it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hearth_media::signing::{GopSigner, gop_signing_key};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -300,6 +307,9 @@ async fn publish_once(
     source.discard_queued();
     source.request_keyframe();
     let mut base_pts_ms = None;
+    // A new chain per connection: the server's verifier is per connection too.
+    let mut signer = GopSigner::new(gop_signing_key(target.stream_key()), cfg.camera_id);
+    let mut tamper = Tamper::new(cfg.tamper_after_gops);
 
     loop {
         tokio::select! {
@@ -341,10 +351,66 @@ async fn publish_once(
                 };
                 // RTMP timestamps are 32-bit milliseconds and wrap after ~49 days.
                 let timestamp = RtmpTimestamp::new((frame.pts_ms - base) as u32);
-                let result = session.publish_video_data(frame.flv_video_tag(), timestamp, false)?;
+                let signed = signer
+                    .sign(&frame.avcc, flv::NALU_LENGTH_SIZE, frame.keyframe, frame.capture_time)
+                    .map_err(CameraError::Sign)?;
+                let signed = tamper.apply(frame.keyframe, signed);
+                let tag = flv::avc_video_tag(frame.keyframe, &signed);
+                let result = session.publish_video_data(tag, timestamp, false)?;
                 conn.send(vec![result], &mut events).await?;
             }
         }
+    }
+}
+
+/// The test-only tampering of [`SimCameraConfig::tamper_after_gops`], per connection.
+struct Tamper {
+    after_gops: Option<u64>,
+    gops: u64,
+    done: bool,
+}
+
+impl Tamper {
+    fn new(after_gops: Option<u64>) -> Self {
+        Self {
+            after_gops,
+            gops: 0,
+            done: false,
+        }
+    }
+
+    /// `au` as signed, or, once per connection, the first inter frame after the
+    /// configured number of complete GOPs with one byte of its slice data flipped.
+    fn apply(&mut self, keyframe: bool, au: bytes::Bytes) -> bytes::Bytes {
+        if keyframe {
+            self.gops += 1;
+            return au;
+        }
+        let Some(after) = self.after_gops else {
+            return au;
+        };
+        // `gops` counts IDRs sent, so GOP number `gops - 1` is the current one.
+        if self.done || self.gops != after + 1 {
+            return au;
+        }
+        // The middle of the last NAL unit's payload: inside the slice data, never a
+        // length prefix or NAL header (so the framing stays valid).
+        let Some(Ok(last)) = hearth_media::h264::nal_units(&au, flv::NALU_LENGTH_SIZE).last()
+        else {
+            return au;
+        };
+        if last.len() < 2 {
+            return au;
+        }
+        self.done = true;
+        let at = au.len() - last.len() + 1 + (last.len() - 1) / 2;
+        let mut out = au.to_vec();
+        out[at] ^= 0x01;
+        warn!(
+            gop = after,
+            "tampering with an inter frame after signing it (tamper_after_gops is for tests only)"
+        );
+        bytes::Bytes::from(out)
     }
 }
 

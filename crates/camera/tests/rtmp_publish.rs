@@ -1,5 +1,8 @@
 //! Publishing over real RTMP to a real server: ffmpeg listening as an RTMP server
 //! (`-listen 1`) records what it receives, and ffprobe/ffmpeg check the recording.
+//! The recording, relayed and remuxed by ffmpeg, must still carry the camera's GOP
+//! signatures, verifying under the key of the stream key it published with, and a
+//! camera told to tamper must fail verification where it tampered.
 
 mod common;
 
@@ -7,7 +10,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hearth_camera::{SimCameraConfig, publish, read_signature, signature_for_name};
+use hearth_media::MediaError;
+use hearth_media::flv::{self, FlvTagKind, FlvVideo};
+use hearth_media::signing::{GopVerifier, SignatureFailure, Verdict, gop_signing_key};
+use hearth_model::CameraId;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
@@ -127,6 +135,60 @@ fn check_recording(path: &Path, sig: u32, min_frames: u64) {
     }
 }
 
+/// Runs every video access unit of a recorded FLV through a [`GopVerifier`] for
+/// `stream_key`: the records of the GOPs that verified, or the first error with the
+/// index of the access unit that raised it (and the records verified before it).
+fn verify_recording(
+    path: &Path,
+    stream_key: &str,
+) -> (
+    Vec<hearth_media::provenance::ProvenanceRecord>,
+    Option<(usize, MediaError)>,
+) {
+    let tags = flv::read_flv_file(Bytes::from(std::fs::read(path).unwrap())).unwrap();
+    let mut verifier = GopVerifier::new(gop_signing_key(stream_key));
+    let (mut ls, mut records, mut index) = (4, Vec::new(), 0);
+    for tag in tags.into_iter().filter(|t| t.kind == FlvTagKind::Video) {
+        match flv::parse_video_tag(tag.payload).unwrap() {
+            FlvVideo::Config(c) => ls = c.nalu_length_size,
+            FlvVideo::Frame(f) => {
+                match verifier.push(&f.data, ls, f.keyframe) {
+                    Ok(Verdict::Verified { record, .. }) => records.push(record),
+                    Ok(Verdict::Pending) => {}
+                    Ok(Verdict::Unsigned) => panic!("unsigned access unit {index} in {path:?}"),
+                    Err(e) => return (records, Some((index, e))),
+                }
+                index += 1;
+            }
+            FlvVideo::EndOfSequence => {}
+        }
+    }
+    (records, None)
+}
+
+/// Every keyframe of the recording verifies, as a chain from GOP 0, naming `camera`.
+fn check_signed(path: &Path, camera: CameraId, min_gops: usize) {
+    let (records, error) = verify_recording(path, "cam-key");
+    assert_eq!(error, None, "{path:?}");
+    assert!(records.len() >= min_gops, "only {} GOPs", records.len());
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64);
+        assert_eq!(r.camera, camera);
+    }
+    // Not under another camera's stream key.
+    let (_, error) = verify_recording(path, "other-key");
+    assert!(matches!(
+        error,
+        Some((
+            0,
+            MediaError::SignatureMismatch {
+                gop: 0,
+                reason: SignatureFailure::BadTag
+            }
+        ))
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_to_an_rtmp_server_and_reconnects_when_it_goes_away() {
     init_logs();
@@ -134,7 +196,9 @@ async fn publishes_to_an_rtmp_server_and_reconnects_when_it_goes_away() {
     let (first_out, second_out) = (dir.path().join("first.flv"), dir.path().join("second.flv"));
     let port = free_port();
     let sig = signature_for_name("Porch");
-    let cfg = SimCameraConfig::new("Porch", "Europe/Berlin", sig);
+    let camera_id = CameraId::from_bytes([0x5c; 16]);
+    let mut cfg = SimCameraConfig::new("Porch", "Europe/Berlin", sig);
+    cfg.camera_id = Some(camera_id);
 
     let (stop, shutdown) = watch::channel(false);
     let url = format!("rtmp://127.0.0.1:{port}/live/cam-key");
@@ -163,6 +227,58 @@ async fn publishes_to_an_rtmp_server_and_reconnects_when_it_goes_away() {
 
     check_recording(&first_out, sig, 40);
     check_recording(&second_out, sig, 25);
+    // Each connection is its own chain from GOP 0 (2 s GOPs: 3 s and 2 s recorded).
+    check_signed(&first_out, camera_id, 2);
+    check_signed(&second_out, camera_id, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampering_camera_fails_verification_at_the_next_idr() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tampered.flv");
+    let port = free_port();
+    let mut cfg = SimCameraConfig::new("Tamper", "UTC", 9);
+    cfg.width = 320;
+    cfg.height = 180;
+    cfg.keyframe_interval_ms = 1000;
+    cfg.tamper_after_gops = Some(1);
+
+    let recorder = rtmp_recorder(port, 4, &out);
+    let (stop, shutdown) = watch::channel(false);
+    let url = format!("rtmp://127.0.0.1:{port}/live/cam-key");
+    let camera = tokio::spawn(async move { publish(&url, cfg, shutdown).await });
+    finish(recorder).await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), camera)
+        .await
+        .expect("publish did not stop after shutdown")
+        .unwrap()
+        .unwrap();
+
+    // IDRs 0 and 1 verify (the tag in IDR 1 covers GOP 0); a byte of GOP 1's first
+    // inter frame was flipped after signing, so IDR 2 does not verify. A camera
+    // without an id signs records naming the all-zero id.
+    let (records, error) = verify_recording(&out, "cam-key");
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.camera == CameraId::from_bytes([0; 16]))
+    );
+    let Some((index, error)) = error else {
+        panic!("the tampered recording verified")
+    };
+    assert_eq!(
+        error,
+        MediaError::SignatureMismatch {
+            gop: 2,
+            reason: SignatureFailure::BadTag
+        }
+    );
+    // At 15 fps and 1 s GOPs, IDR 2 is access unit 30 unless the camera dropped
+    // frames at the sensor.
+    assert!((20..=30).contains(&index), "failed at access unit {index}");
 }
 
 #[tokio::test]
