@@ -7,11 +7,18 @@
 //! fetch every new segment. After a warm-up it measures a fixed window and prints what
 //! it measured: it never asserts timings.
 //!
+//! `--compare` runs each scenario twice, guarded (normal) and unguarded
+//! (`HEARTH_BENCH_UNGUARDED=1`: no egress checks, access check, audit accounting,
+//! segment stamping or encryption), and prints the overhead of the guard. That needs a
+//! `hearth` built with the `bench-switches` feature.
+//!
 //! Build and run:
 //!
 //! ```text
 //! cargo build --release -p hearth-server -p hearth-bench
 //! target/release/hearth-bench [--sizes 4x20,16x100,32x400] [--duration 30] [--json]
+//! cargo build --release -p hearth-server --features bench-switches
+//! target/release/hearth-bench --compare --sizes 16x100,32x400
 //! ```
 
 mod procs;
@@ -71,6 +78,10 @@ struct Args {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     json: bool,
+    /// Run each scenario guarded and then unguarded (`HEARTH_BENCH_UNGUARDED=1`) and
+    /// print the overhead. Needs `hearth` built with `--features bench-switches`.
+    #[arg(long)]
+    compare: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,10 +117,13 @@ struct Ctx {
 /// What one scenario measured.
 struct Measured {
     scenario: Scenario,
+    /// Run with `HEARTH_BENCH_UNGUARDED=1`.
+    unguarded: bool,
     window_s: f64,
     segments: u64,
     bytes: u64,
     playlists: u64,
+    keys: u64,
     /// Over the whole scenario (warm-up included), not just the window.
     errors: u64,
     viewers_started: usize,
@@ -150,11 +164,13 @@ impl Measured {
         json!({
             "cameras": self.scenario.cameras,
             "viewers": self.scenario.viewers,
+            "guard": if self.unguarded { "off" } else { "on" },
             "window_s": self.window_s,
             "segments": self.segments,
             "segments_per_s": self.segments_per_s(),
             "bytes": self.bytes,
             "playlists": self.playlists,
+            "keys": self.keys,
             "gbit_per_s": self.gbit_per_s(),
             "ttfs_p50_ms": self.ttfs_p50_ms,
             "ttfs_p99_ms": self.ttfs_p99_ms,
@@ -180,6 +196,50 @@ fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0)
+}
+
+/// The guard's overhead: `on` (guarded) relative to `off` (unguarded), in percent.
+struct Overhead {
+    cpu_s_per_gbit_pct: Option<f64>,
+    segments_per_s_pct: Option<f64>,
+}
+
+impl Overhead {
+    fn of(on: &Measured, off: &Measured) -> Self {
+        let rel = |on: f64, off: f64| (off > 0.0).then(|| (on / off - 1.0) * 100.0);
+        Self {
+            cpu_s_per_gbit_pct: on
+                .cpu_s_per_gbit()
+                .zip(off.cpu_s_per_gbit())
+                .and_then(|(a, b)| rel(a, b)),
+            segments_per_s_pct: rel(on.segments_per_s(), off.segments_per_s()),
+        }
+    }
+
+    fn line(&self, on: &Measured, off: &Measured) -> String {
+        let pct = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:+.1}%"));
+        format!(
+            "overhead {}x{}: CPU-s/Gbit {} (on {} vs off {}); seg/s {} (on {:.1} vs off {:.1}); \
+             srv CPU% on {:.1} vs off {:.1}",
+            on.scenario.cameras,
+            on.scenario.viewers,
+            pct(self.cpu_s_per_gbit_pct),
+            opt(on.cpu_s_per_gbit(), 3),
+            opt(off.cpu_s_per_gbit(), 3),
+            pct(self.segments_per_s_pct),
+            on.segments_per_s(),
+            off.segments_per_s(),
+            on.pct(on.server_cpu_s),
+            off.pct(off.server_cpu_s),
+        )
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "cpu_s_per_gbit_pct": self.cpu_s_per_gbit_pct,
+            "segments_per_s_pct": self.segments_per_s_pct,
+        })
+    }
 }
 
 fn opt(v: Option<f64>, decimals: usize) -> String {
@@ -283,23 +343,59 @@ async fn main() -> anyhow::Result<()> {
         args.duration,
         args.poll
     );
+    // In compare mode each row starts with the guard's state.
+    let mode = |m: &Measured| match (args.compare, m.unguarded) {
+        (false, _) => "",
+        (true, false) => "  on  ",
+        (true, true) => "  off ",
+    };
     if !args.json {
         println!("{summary}");
-        println!("{TABLE_HEADER}");
+        println!("{}{TABLE_HEADER}", if args.compare { "guard " } else { "" });
     }
     let mut results = Vec::new();
+    let mut overheads = Vec::new();
+    let modes: &[bool] = if args.compare {
+        &[false, true]
+    } else {
+        &[false]
+    };
     for sc in &args.sizes {
-        eprintln!(
-            "scenario {}x{}: {} cameras, {} viewers",
-            sc.cameras, sc.viewers, sc.cameras, sc.viewers
-        );
-        let m = run_scenario(&ctx, *sc)
-            .await
-            .with_context(|| format!("scenario {}x{}", sc.cameras, sc.viewers))?;
-        if !args.json {
-            println!("{}", table_row(&m));
+        for &unguarded in modes {
+            eprintln!(
+                "scenario {}x{}: {} cameras, {} viewers{}",
+                sc.cameras,
+                sc.viewers,
+                sc.cameras,
+                sc.viewers,
+                if unguarded {
+                    ", UNGUARDED (HEARTH_BENCH_UNGUARDED=1)"
+                } else {
+                    ""
+                }
+            );
+            let m = run_scenario(&ctx, *sc, unguarded)
+                .await
+                .with_context(|| format!("scenario {}x{}", sc.cameras, sc.viewers))?;
+            if !args.json {
+                println!("{}{}", mode(&m), table_row(&m));
+            }
+            results.push(m);
         }
-        results.push(m);
+        if args.compare {
+            let [.., on, off] = &results[..] else {
+                unreachable!("two runs per scenario")
+            };
+            let o = Overhead::of(on, off);
+            if !args.json {
+                println!("{}", o.line(on, off));
+            }
+            overheads.push(json!({
+                "cameras": sc.cameras,
+                "viewers": sc.viewers,
+                "overhead": o.to_json(),
+            }));
+        }
     }
     if args.json {
         let doc = json!({
@@ -312,6 +408,7 @@ async fn main() -> anyhow::Result<()> {
             "duration_s": args.duration,
             "poll_s": args.poll,
             "scenarios": results.iter().map(Measured::to_json).collect::<Vec<_>>(),
+            "overheads": overheads,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
@@ -372,13 +469,14 @@ async fn cameras_online(
 }
 
 /// Waits until the camera has published its first segment, through a grant of its own.
+/// Returns whether its playlist lists an `EXT-X-KEY` (segments are encrypted).
 async fn wait_first_segment(
     client: &reqwest::Client,
     base: &str,
     token: &str,
     camera: &str,
     deadline: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     loop {
         let r = client
             .post(format!("{base}/api/v1/cameras/{camera}/streams"))
@@ -389,8 +487,11 @@ async fn wait_first_segment(
         let hls = v["hls_url"].as_str().context("hls_url")?;
         let url = format!("{}/live.m3u8", hls.rsplit_once('/').context("hls_url")?.0);
         let r = client.get(url).send().await?;
-        if r.status().is_success() && r.text().await?.contains(".m4s") {
-            return Ok(());
+        if r.status().is_success() {
+            let text = r.text().await?;
+            if text.contains(".m4s") {
+                return Ok(text.contains("#EXT-X-KEY:METHOD=AES-128"));
+            }
         }
         if Instant::now() > deadline {
             bail!("camera {camera} produced no segment");
@@ -399,8 +500,13 @@ async fn wait_first_segment(
     }
 }
 
-async fn run_scenario(ctx: &Ctx, sc: Scenario) -> anyhow::Result<Measured> {
-    let server = Server::start(&ctx.hearth)?;
+async fn run_scenario(ctx: &Ctx, sc: Scenario, unguarded: bool) -> anyhow::Result<Measured> {
+    let env: &[(&str, &str)] = if unguarded {
+        &[("HEARTH_BENCH_UNGUARDED", "1")]
+    } else {
+        &[]
+    };
+    let server = Server::start(&ctx.hearth, env)?;
     let users: Vec<String> = (0..sc.cameras.div_ceil(ctx.per_user))
         .map(|u| format!("household{u}@bench.invalid"))
         .collect();
@@ -461,9 +567,20 @@ async fn run_scenario(ctx: &Ctx, sc: Scenario) -> anyhow::Result<Measured> {
     }
     for (i, (id, _)) in cameras.iter().enumerate() {
         let token = &tokens[i / ctx.per_user];
-        wait_first_segment(&client, &server.base, token, id, deadline)
+        let encrypted = wait_first_segment(&client, &server.base, token, id, deadline)
             .await
             .with_context(|| server.log_tail(40))?;
+        // The switch is compiled in only with `bench-switches`: make sure it took.
+        if unguarded && encrypted {
+            bail!(
+                "HEARTH_BENCH_UNGUARDED=1 had no effect (segments are still encrypted): \
+                 build hearth with `cargo build --release -p hearth-server --features \
+                 bench-switches`"
+            );
+        }
+        if !unguarded && !encrypted {
+            bail!("the guarded server lists no EXT-X-KEY: is HEARTH_BENCH_UNGUARDED set?");
+        }
     }
     eprintln!("  all {} cameras online and segmenting", sc.cameras);
 
@@ -520,10 +637,12 @@ async fn run_scenario(ctx: &Ctx, sc: Scenario) -> anyhow::Result<Measured> {
     let secs = |ticks: u64| ticks as f64 / ctx.clk_tck;
     let m = Measured {
         scenario: sc,
+        unguarded,
         window_s: cpu1.at.duration_since(cpu0.at).as_secs_f64(),
         segments: c1.segments - c0.segments,
         bytes: c1.bytes - c0.bytes,
         playlists: c1.playlists - c0.playlists,
+        keys: c1.keys - c0.keys,
         errors: c1.errors,
         viewers_started: ttfs.len(),
         ttfs_p50_ms: percentile(&ttfs, 50.0),

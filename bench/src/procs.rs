@@ -48,7 +48,8 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(hearth: &Path) -> anyhow::Result<Server> {
+    /// Starts the server with `env` added to its environment.
+    pub fn start(hearth: &Path, env: &[(&str, &str)]) -> anyhow::Result<Server> {
         let dir = tempfile::Builder::new().prefix("hearth-bench-").tempdir()?;
         let data_dir = dir.path().join("data");
         let log = dir.path().join("server.log");
@@ -56,6 +57,7 @@ impl Server {
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)

@@ -1,6 +1,6 @@
 //! A simulated HLS viewer: asks for a stream grant, then polls the fMP4 media playlist
-//! and fetches the init segment and every new segment once, like a player that
-//! starts at the live edge.
+//! and fetches the init segment, each new AES-128 key (`EXT-X-KEY`) and every new
+//! segment once, like a player that starts at the live edge.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,8 @@ pub struct Counters {
     /// Every body received: segments, init segments, playlists.
     pub bytes: AtomicU64,
     pub playlists: AtomicU64,
+    /// AES-128 keys fetched (`EXT-X-KEY` URIs, once each per grant).
+    pub keys: AtomicU64,
     pub errors: AtomicU64,
     /// Time to first segment of each viewer that got one, in microseconds.
     pub ttfs_us: Mutex<Vec<u64>>,
@@ -29,6 +31,7 @@ pub struct Snapshot {
     pub segments: u64,
     pub bytes: u64,
     pub playlists: u64,
+    pub keys: u64,
     pub errors: u64,
 }
 
@@ -38,6 +41,7 @@ impl Counters {
             segments: self.segments.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             playlists: self.playlists.load(Ordering::Relaxed),
+            keys: self.keys.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
         }
     }
@@ -69,25 +73,38 @@ struct Entry {
     uri: String,
     /// The `EXT-X-MAP` in effect for it.
     map: Option<String>,
+    /// The `EXT-X-KEY` URI in effect for it (`None` when clear).
+    key: Option<String>,
+}
+
+/// The value of attribute `name` in an attribute list (URIs hold no commas here).
+fn attr(list: &str, name: &str) -> Option<String> {
+    list.split(',')
+        .find_map(|a| a.trim().strip_prefix(name)?.strip_prefix('='))
+        .map(|u| u.trim_matches('"').to_string())
 }
 
 fn parse_playlist(text: &str) -> Vec<Entry> {
     let mut seq = 0;
     let mut map = None;
+    let mut key = None;
     let mut out = Vec::new();
     for line in text.lines().map(str::trim) {
         if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
             seq = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
-            map = v
-                .split(',')
-                .find_map(|a| a.trim().strip_prefix("URI="))
-                .map(|u| u.trim_matches('"').to_string());
+            map = attr(v, "URI");
+        } else if let Some(v) = line.strip_prefix("#EXT-X-KEY:") {
+            key = match attr(v, "METHOD").as_deref() {
+                Some("NONE") | None => None,
+                Some(_) => attr(v, "URI"),
+            };
         } else if !line.is_empty() && !line.starts_with('#') {
             out.push(Entry {
                 seq,
                 uri: line.to_string(),
                 map: map.clone(),
+                key: key.clone(),
             });
             seq += 1;
         }
@@ -170,6 +187,8 @@ impl Viewer {
             }
         };
         let mut init: Option<String> = None;
+        // Key URIs fetched under the current grant; a player fetches each one once.
+        let mut keys: std::collections::HashSet<String> = Default::default();
         let mut last_seq: Option<u64> = None;
         loop {
             let renewed = if granted.elapsed() > GRANT_RENEW_AFTER {
@@ -182,6 +201,7 @@ impl Viewer {
                 granted = Instant::now();
                 // A new grant is a new URL space for the same objects.
                 init = None;
+                keys.clear();
             }
             let text = {
                 let resp = self.client.get(format!("{media}/live.m3u8")).send().await;
@@ -230,6 +250,13 @@ impl Viewer {
                     }
                     init = e.map.clone();
                 }
+                if let Some(k) = e.key.as_deref().filter(|k| !keys.contains(*k)) {
+                    if self.fetch(&format!("{media}/{k}"), "key").await.is_none() {
+                        break;
+                    }
+                    self.counters.keys.fetch_add(1, Ordering::Relaxed);
+                    keys.insert(k.to_string());
+                }
                 last_seq = Some(e.seq);
                 if self
                     .fetch(&format!("{media}/{}", e.uri), "segment")
@@ -263,5 +290,17 @@ mod tests {
         assert_eq!((e[0].seq, e[0].uri.as_str()), (7, "a-7.m4s"));
         assert_eq!(e[0].map.as_deref(), Some("init-a.mp4"));
         assert_eq!((e[1].seq, e[1].map.as_deref()), (8, Some("init-b.mp4")));
+        assert!(e.iter().all(|e| e.key.is_none()));
+    }
+
+    #[test]
+    fn parses_keys() {
+        let p = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+                 #EXT-X-KEY:METHOD=AES-128,URI=\"key-c-1-9.bin\",IV=0x0000000000000003\n\
+                 #EXTINF:2.000,\nc-3.m4s\n#EXT-X-KEY:METHOD=NONE\n#EXTINF:2.000,\nc-4.m4s\n";
+        let e = parse_playlist(p);
+        assert_eq!(e[0].key.as_deref(), Some("key-c-1-9.bin"));
+        assert_eq!(e[0].map.as_deref(), Some("init.mp4"));
+        assert_eq!(e[1].key, None);
     }
 }

@@ -13,6 +13,7 @@
 //! they read `Arc`s out of a short critical section, so no viewer work happens under
 //! the lock and no media is copied per viewer.
 
+use crate::bench_switch::BenchSwitch;
 use crate::egress::{MediaKind, MediaObject};
 use crate::keys::{KeyId, MediaKeys};
 use crate::metrics::Metrics;
@@ -39,6 +40,7 @@ pub struct HubRegistry {
     hubs: RwLock<HashMap<CameraId, Arc<Hub>>>,
     metrics: Arc<Metrics>,
     keys: Arc<MediaKeys>,
+    bench: BenchSwitch,
 }
 
 impl HubRegistry {
@@ -47,7 +49,14 @@ impl HubRegistry {
             hubs: RwLock::default(),
             metrics,
             keys,
+            bench: BenchSwitch::default(),
         }
+    }
+
+    /// Hubs made from now on follow `bench` (inert without `bench-switches`).
+    pub fn with_bench_switch(mut self, bench: BenchSwitch) -> Self {
+        self.bench = bench;
+        self
     }
 
     pub fn get(&self, camera: CameraId) -> Option<Arc<Hub>> {
@@ -67,7 +76,11 @@ impl HubRegistry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         hubs.entry(camera)
-            .or_insert_with(|| Arc::new(Hub::new(camera, self.metrics.clone(), self.keys.clone())))
+            .or_insert_with(|| {
+                let mut hub = Hub::new(camera, self.metrics.clone(), self.keys.clone());
+                hub.bench = self.bench;
+                Arc::new(hub)
+            })
             .clone()
     }
 
@@ -124,6 +137,8 @@ pub struct Hub {
     next_lease: AtomicU64,
     metrics: Arc<Metrics>,
     keys: Arc<MediaKeys>,
+    /// Benchmarks only: segments stored unstamped and clear (see `bench_switch`).
+    bench: BenchSwitch,
     pub(crate) still: tokio::sync::Mutex<crate::still::StillState>,
 }
 
@@ -141,6 +156,8 @@ struct HubSegment {
     key: KeyId,
     iv: [u8; 16],
     key_name: String,
+    /// False only under the bench switch: listed without `EXT-X-KEY`.
+    encrypted: bool,
     fmp4: Arc<MediaObject>,
     ts: Arc<MediaObject>,
 }
@@ -159,6 +176,7 @@ struct Sealed {
     ts: Bytes,
     key: KeyId,
     iv: [u8; 16],
+    encrypted: bool,
 }
 
 #[derive(Clone)]
@@ -218,6 +236,7 @@ impl Hub {
             next_lease: AtomicU64::new(1),
             metrics,
             keys,
+            bench: BenchSwitch::default(),
             still: tokio::sync::Mutex::new(crate::still::StillState::default()),
         }
     }
@@ -363,8 +382,18 @@ impl Hub {
     /// under the camera's key for this epoch and hour.
     fn seal(&self, prov: &Provenance, seg: &Segment) -> Result<Sealed, hearth_media::MediaError> {
         let key = KeyId::for_time(prov.camera, prov.epoch, prov.capture_time);
-        let aes = self.keys.segment_key(&key);
         let iv = crypt::sequence_iv(prov.seq);
+        if self.bench.unguarded() {
+            // Bench switch only (constant false in production builds): stored as muxed.
+            return Ok(Sealed {
+                fmp4: seg.fmp4.clone(),
+                ts: seg.ts.clone(),
+                key,
+                iv,
+                encrypted: false,
+            });
+        }
+        let aes = self.keys.segment_key(&key);
         let fmp4 = fmp4::insert_provenance(&seg.fmp4, &self.keys.stamp(prov, &seg.fmp4))?;
         let ts = ts::insert_provenance(&seg.ts, &self.keys.stamp(prov, &seg.ts))?;
         Ok(Sealed {
@@ -372,6 +401,7 @@ impl Hub {
             ts: crypt::encrypt_segment(&aes, &iv, &ts),
             key,
             iv,
+            encrypted: true,
         })
     }
 
@@ -505,6 +535,7 @@ impl Hub {
             key: sealed.key,
             iv: sealed.iv,
             key_name: sealed.key.name(),
+            encrypted: sealed.encrypted,
             fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, sealed.fmp4),
             ts: MediaObject::new(prov, MediaKind::TsSegment, sealed.ts),
         });
@@ -557,7 +588,7 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             .iter()
             .map(|s| playlist::KeyedEntry {
                 map_uri: (!ts).then_some(s.init_name.as_str()),
-                key: Some(playlist::KeyRef {
+                key: s.encrypted.then_some(playlist::KeyRef {
                     uri: &s.key_name,
                     iv: s.iv,
                 }),
@@ -827,6 +858,23 @@ mod tests {
         let before = h.lock().next_seq;
         h.publish_segment(1, segment(0, b"init"));
         assert_eq!(h.lock().next_seq, before);
+    }
+
+    #[cfg(feature = "bench-switches")]
+    #[test]
+    fn unguarded_segments_are_stored_clear_and_listed_without_keys() {
+        let h = HubRegistry::new(Arc::default(), Arc::new(MediaKeys::random()))
+            .with_bench_switch(BenchSwitch::unguarded_for_tests())
+            .get_or_create(CameraId::random());
+        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        h.publish_segment(p.lease, segment(0, b"init"));
+        let pl = text(&h.playlists().unwrap().fmp4);
+        assert!(!pl.contains("#EXT-X-KEY"), "{pl}");
+        let name = pl.lines().find(|l| l.ends_with(".m4s")).unwrap();
+        assert_eq!(
+            h.fmp4_segment(name).unwrap().body(),
+            &segment(0, b"init").fmp4
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Inner {
     pub auth: crate::auth::PasswordHasher,
     /// Inert unless built with the `fault-injection` feature (tests only).
     pub faults: crate::fault::Faults,
+    /// Inert unless built with the `bench-switches` feature (benchmarks only).
+    pub bench: crate::bench_switch::BenchSwitch,
     /// Live access decisions (revocation, suspension, epochs), in memory.
     pub access: Arc<crate::access::AccessView>,
     /// The audit log's batched writer and the open view sessions.
@@ -41,14 +43,16 @@ impl AppState {
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let audit = crate::audit::Audit::start(store.clone());
+        let bench = crate::bench_switch::BenchSwitch::from_env();
         Self(Arc::new(Inner {
             store,
-            hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)),
+            hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)).with_bench_switch(bench),
             grant_key,
             metrics,
             public_url: public_url.trim_end_matches('/').to_string(),
             auth: crate::auth::PasswordHasher::default(),
             faults: crate::fault::Faults::from_env(),
+            bench,
             access: Arc::default(),
             audit,
         }))
