@@ -124,6 +124,8 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
         sim.width = opts.width;
         sim.height = opts.height;
         sim.fps = opts.fps;
+        // The camera signs its GOPs at the source, naming itself.
+        sim.camera_id = Some(cam.id);
         let rx = stop_rx.clone();
         let name = cam.name.clone();
         tokio::spawn(async move {

@@ -44,6 +44,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/cameras/{id}/shares", post(share).get(list_shares))
         .route("/api/v1/cameras/{id}/access-log", get(access_log))
         .route(
+            "/api/v1/admin/suspensions",
+            post(crate::admin_api::suspend).get(crate::admin_api::list),
+        )
+        .route(
+            "/api/v1/admin/suspensions/{kind}/{target}",
+            axum::routing::delete(crate::admin_api::resume),
+        )
+        .route(
             "/api/v1/cameras/{id}/shares/{user}",
             axum::routing::delete(unshare),
         )

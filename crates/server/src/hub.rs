@@ -306,6 +306,7 @@ impl Hub {
             }),
             anchor: None,
             started: now,
+            flush_on_drop: true,
         })
     }
 
@@ -636,11 +637,19 @@ pub struct Publisher {
     /// Wall-clock ms minus RTMP ms, fixed at the first frame.
     anchor: Option<i64>,
     started: UnixMillis,
+    /// False once the open segment must not be published (see [`Publisher::discard`]).
+    flush_on_drop: bool,
 }
 
 impl Publisher {
     pub fn camera(&self) -> CameraId {
         self.hub.camera
+    }
+
+    /// Ends publishing without publishing the open segment: its media did not
+    /// verify, so it must never reach a viewer.
+    pub fn discard(mut self) {
+        self.flush_on_drop = false;
     }
 
     /// False once the hub has taken the lease back (the camera's binding changed).
@@ -708,7 +717,9 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        if let Some(seg) = self.segmenter.flush() {
+        if self.flush_on_drop
+            && let Some(seg) = self.segmenter.flush()
+        {
             self.hub.publish_segment(self.lease, seg);
         }
         self.hub.release(self.lease);

@@ -18,8 +18,9 @@ use crate::hub::Publisher;
 use crate::state::AppState;
 use anyhow::{Context, anyhow, bail};
 use hearth_media::flv::{FlvAudio, FlvVideo, parse_audio_tag, parse_video_tag};
+use hearth_media::signing::{GopVerifier, Verdict, gop_signing_key};
 use hearth_media::{AudioFrame, MediaError, VideoFrame};
-use hearth_model::RawToken;
+use hearth_model::{CameraId, RawToken};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
@@ -145,9 +146,7 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
         .map_err(|e| anyhow!("session setup: {e:?}"))?;
     c.send(initial).await?;
 
-    let mut publisher: Option<Publisher> = None;
-    let mut video_ts = Unwrap::default();
-    let mut audio_ts = Unwrap::default();
+    let mut st = Ingest::default();
     let publish_deadline = tokio::time::Instant::now() + PUBLISH_TIMEOUT;
     let mut pending = leftover;
 
@@ -157,32 +156,34 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
                 .map_err(|e| anyhow!("bad chunk stream: {e:?}"))?;
             pending.clear();
             for event in c.send(results).await? {
-                let flow = handle_event(
-                    &mut c,
-                    &mut session,
-                    state,
-                    &mut publisher,
-                    &mut video_ts,
-                    &mut audio_ts,
-                    event,
-                )
-                .await?;
+                let flow = match handle_event(&mut c, &mut session, state, &mut st, event).await {
+                    Ok(flow) => flow,
+                    Err(e) => {
+                        if st.unverified {
+                            // Never let a GOP whose signature failed become a segment.
+                            if let Some(p) = st.publisher.take() {
+                                p.discard();
+                            }
+                        }
+                        return Err(e);
+                    }
+                };
                 if flow == Flow::Finished {
                     return Ok(());
                 }
             }
         }
-        let timeout = match &publisher {
+        let timeout = match &st.publisher {
             Some(_) => IDLE_TIMEOUT,
             None => publish_deadline.saturating_duration_since(tokio::time::Instant::now()),
         };
-        let n = c.read(timeout).await.context(if publisher.is_some() {
+        let n = c.read(timeout).await.context(if st.publisher.is_some() {
             "publishing"
         } else {
             "waiting for publish"
         })?;
         if n == 0 {
-            return match publisher {
+            return match st.publisher {
                 Some(p) => {
                     tracing::info!(peer = %c.peer, camera = ?p.camera(), "publisher disconnected");
                     Ok(())
@@ -190,12 +191,28 @@ async fn handle(sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::
                 None => bail!("peer closed before publishing"),
             };
         }
-        if publisher.as_ref().is_some_and(|p| !p.is_live()) {
+        if st.publisher.as_ref().is_some_and(|p| !p.is_live()) {
             bail!("publisher disconnected: the camera's binding changed");
         }
         pending.extend_from_slice(&c.buf[..n]);
     }
 }
+
+/// What one publishing connection keeps between events.
+#[derive(Default)]
+struct Ingest {
+    publisher: Option<Publisher>,
+    video_ts: Unwrap,
+    audio_ts: Unwrap,
+    /// Checks the camera's in-band GOP signatures (keyed by its stream key).
+    verifier: Option<GopVerifier>,
+    nalu_length_size: u8,
+    /// A signature check failed: the open segment must be discarded, not flushed.
+    unverified: bool,
+}
+
+/// Signed GOPs older than this (by their capture time) are refused as replays.
+const MAX_SIGNED_AGE_MS: i64 = 5 * 60 * 1000;
 
 /// Whether the connection goes on after an event.
 #[derive(PartialEq, Eq)]
@@ -209,9 +226,7 @@ async fn handle_event(
     c: &mut Conn,
     session: &mut ServerSession,
     state: &AppState,
-    publisher: &mut Option<Publisher>,
-    video_ts: &mut Unwrap,
-    audio_ts: &mut Unwrap,
+    st: &mut Ingest,
     event: ServerSessionEvent,
 ) -> anyhow::Result<Flow> {
     match event {
@@ -240,10 +255,10 @@ async fn handle_event(
             stream_key,
             ..
         } => {
-            if publisher.is_some() {
+            if st.publisher.is_some() {
                 bail!("second publish on one connection");
             }
-            let hash = RawToken::from_client(stream_key).hash();
+            let hash = RawToken::from_client(stream_key.clone()).hash();
             let camera = state
                 .db(move |s| s.camera_by_stream_key(hash))
                 .await
@@ -266,7 +281,8 @@ async fn handle_event(
                         .map_err(|e| anyhow!("{e:?}"))?;
                     c.send(r).await?;
                     tracing::info!(peer = %c.peer, camera = ?camera.id, name = %camera.name, "camera live");
-                    *publisher = Some(p);
+                    st.verifier = Some(GopVerifier::new(gop_signing_key(&stream_key)));
+                    st.publisher = Some(p);
                 }
                 Err(e) => {
                     if let Ok(r) = session.reject_request(
@@ -283,10 +299,10 @@ async fn handle_event(
         ServerSessionEvent::VideoDataReceived {
             data, timestamp, ..
         } => {
-            let Some(p) = publisher.as_mut() else {
+            let Some(p) = st.publisher.as_mut() else {
                 bail!("video before publish")
             };
-            let dts = video_ts.get(timestamp.value);
+            let dts = st.video_ts.get(timestamp.value);
             let tag = match parse_video_tag(data) {
                 Ok(tag) => tag,
                 // Command frames and the like carry no picture: skip them.
@@ -297,26 +313,59 @@ async fn handle_event(
                 Err(e) => bail!("camera {:?}: bad video: {e}", p.camera()),
             };
             match tag {
-                FlvVideo::Config(cfg) => p.set_video_config(cfg),
-                FlvVideo::Frame(f) => p.push_video(
-                    VideoFrame {
-                        dts_ms: dts,
-                        pts_ms: dts + i64::from(f.cts_ms),
-                        keyframe: f.keyframe,
-                        data: f.data,
-                    },
-                    crate::clock::now(),
-                ),
+                FlvVideo::Config(cfg) => {
+                    st.nalu_length_size = cfg.nalu_length_size;
+                    p.set_video_config(cfg);
+                }
+                FlvVideo::Frame(f) => {
+                    let now = crate::clock::now();
+                    if let Some(v) = st.verifier.as_mut() {
+                        match v.push(&f.data, st.nalu_length_size, f.keyframe) {
+                            Ok(Verdict::Verified { record, gop }) => {
+                                let zero = CameraId::from_bytes([0; 16]);
+                                if record.camera != zero && record.camera != p.camera() {
+                                    st.unverified = true;
+                                    bail!(
+                                        "camera {:?}: signed GOP {gop} names camera {:?}",
+                                        p.camera(),
+                                        record.camera
+                                    );
+                                }
+                                if (now.0 - record.capture_time.0).abs() > MAX_SIGNED_AGE_MS {
+                                    st.unverified = true;
+                                    bail!(
+                                        "camera {:?}: signed GOP {gop} is stale (a replay?)",
+                                        p.camera()
+                                    );
+                                }
+                            }
+                            Ok(Verdict::Pending | Verdict::Unsigned) => {}
+                            Err(e) => {
+                                st.unverified = true;
+                                bail!("camera {:?}: signed GOP does not verify: {e}", p.camera());
+                            }
+                        }
+                    }
+                    p.push_video(
+                        VideoFrame {
+                            dts_ms: dts,
+                            pts_ms: dts + i64::from(f.cts_ms),
+                            keyframe: f.keyframe,
+                            data: f.data,
+                        },
+                        now,
+                    );
+                }
                 FlvVideo::EndOfSequence => {}
             }
         }
         ServerSessionEvent::AudioDataReceived {
             data, timestamp, ..
         } => {
-            let Some(p) = publisher.as_mut() else {
+            let Some(p) = st.publisher.as_mut() else {
                 bail!("audio before publish")
             };
-            let pts = audio_ts.get(timestamp.value);
+            let pts = st.audio_ts.get(timestamp.value);
             match parse_audio_tag(data)
                 .map_err(|e| anyhow!("camera {:?}: bad audio: {e}", p.camera()))?
             {
@@ -327,7 +376,7 @@ async fn handle_event(
             }
         }
         ServerSessionEvent::PublishStreamFinished { .. } => {
-            if let Some(p) = publisher.take() {
+            if let Some(p) = st.publisher.take() {
                 tracing::info!(peer = %c.peer, camera = ?p.camera(), "publisher finished");
                 return Ok(Flow::Finished);
             }

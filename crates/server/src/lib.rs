@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admin_api;
 pub mod audit;
 pub mod auth;
 pub mod bench_switch;

@@ -91,6 +91,11 @@ enum Command {
         #[arg(long, default_value = "suspended by operator")]
         reason: String,
     },
+    /// Create (or replace) the operator token for the admin API; shown once.
+    AdminToken {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Read the audit log.
     Audit {
         #[command(subcommand)]
@@ -319,6 +324,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("camera {} reset; binding epoch is now {epoch}", cam.id);
             println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
             println!("(the new stream key is shown only now; the old one no longer works)");
+            Ok(())
+        }
+        Command::AdminToken { common } => {
+            let cfg = common.resolve()?;
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let token = hearth_server::admin_api::create_token(&cfg.data_dir)?;
+            println!("admin token {}", token.expose());
+            println!("(shown only now; send it as 'Authorization: Bearer ...' to /api/v1/admin/*)");
             Ok(())
         }
         Command::Audit {

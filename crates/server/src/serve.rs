@@ -49,7 +49,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", cfg.rtmp))?;
     let public_url = cfg.public_url_for(http.local_addr()?);
-    let state = AppState::new(store, key, media_keys, public_url.clone());
+    let state = AppState::with_data_dir(
+        cfg.data_dir.clone(),
+        store,
+        key,
+        media_keys,
+        public_url.clone(),
+    );
     let running = Running {
         public_url,
         http: http.local_addr()?,

@@ -14,6 +14,8 @@ pub struct Inner {
     pub hubs: HubRegistry,
     pub grant_key: GrantKey,
     pub metrics: Arc<Metrics>,
+    /// The data directory (the operator token's hash lives there).
+    pub data_dir: std::path::PathBuf,
     /// Base for absolute URLs handed to clients, without a trailing slash.
     pub public_url: String,
     pub auth: crate::auth::PasswordHasher,
@@ -41,6 +43,23 @@ impl AppState {
         media_keys: crate::keys::MediaKeys,
         public_url: String,
     ) -> Self {
+        Self::with_data_dir(
+            std::path::PathBuf::new(),
+            store,
+            grant_key,
+            media_keys,
+            public_url,
+        )
+    }
+
+    /// As [`AppState::new`], for a server with a data directory (admin token).
+    pub fn with_data_dir(
+        data_dir: std::path::PathBuf,
+        store: Arc<dyn Store>,
+        grant_key: GrantKey,
+        media_keys: crate::keys::MediaKeys,
+        public_url: String,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let audit = crate::audit::Audit::start(store.clone());
         let bench = crate::bench_switch::BenchSwitch::from_env();
@@ -49,6 +68,7 @@ impl AppState {
             hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)).with_bench_switch(bench),
             grant_key,
             metrics,
+            data_dir,
             public_url: public_url.trim_end_matches('/').to_string(),
             auth: crate::auth::PasswordHasher::default(),
             faults: crate::fault::Faults::from_env(),

@@ -197,4 +197,55 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
         assert!(Instant::now() < deadline, "resume did not take effect");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The same kill switches over the admin API, with the operator token only.
+    let out = s.admin(&["admin-token"], None);
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token "))
+        .unwrap()
+        .to_string();
+    let url = format!("{}/api/v1/admin/suspensions", s.base);
+    let body = serde_json::json!({"kind": "user", "target": OWNER_B, "reason": "test"});
+    for bearer in [None, Some(b.as_str()), Some("not-the-token")] {
+        let mut req = client().post(&url).json(&body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            401,
+            "admin API without the operator token"
+        );
+    }
+    let r = client()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(
+        s.cameras(&b).await.is_empty(),
+        "suspension over the API is in force at once"
+    );
+    let list: Vec<serde_json::Value> = client()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.iter().any(|x| x["kind"] == "user"), "{list:?}");
+    let r = client()
+        .delete(format!("{url}/user/{OWNER_B}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(!s.cameras(&b).await.is_empty());
 }
