@@ -492,17 +492,18 @@ async fn media_object(
     Path((_, name)): Path<(String, String)>,
 ) -> Result<MediaResponse, AppError> {
     let hub = hub_for(&st, door.grant(), AppError::NotFound)?;
-    let (obj, kind) = if name.ends_with(".m4s") {
-        (hub.fmp4_segment(&name), MediaKind::Fmp4Segment)
+    let kind = if name.ends_with(".m4s") {
+        MediaKind::Fmp4Segment
     } else if name.ends_with(".ts") {
-        (hub.ts_segment(&name), MediaKind::TsSegment)
+        MediaKind::TsSegment
     } else if name.starts_with("init-") && name.ends_with(".mp4") {
-        (hub.init_segment(&name), MediaKind::InitSegment)
+        MediaKind::InitSegment
     } else if name.starts_with("key-") && name.ends_with(".bin") {
-        (hub.key(&name), MediaKind::Key)
+        MediaKind::Key
     } else {
         return Err(AppError::NotFound);
     };
+    let obj = hub.object(kind, &name);
     let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;
     door.write(&obj)

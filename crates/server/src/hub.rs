@@ -411,31 +411,32 @@ impl Hub {
         self.still.try_lock().ok().and_then(|s| s.cached_object())
     }
 
-    pub fn init_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
+    /// The named object of `kind` (init segment, either flavour of segment, or
+    /// key), if this hub holds it. Names embed the camera, so another camera's name
+    /// finds nothing here.
+    pub fn object(&self, kind: MediaKind, name: &str) -> Option<Arc<MediaObject>> {
+        if kind == MediaKind::Key {
+            return self.key(name);
+        }
         let inner = self.lock();
-        inner
-            .inits
-            .iter()
-            .find(|i| i.name == name)
-            .map(|i| i.object.clone())
-    }
-
-    pub fn fmp4_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
-        let inner = self.lock();
-        inner
-            .segments
-            .iter()
-            .find(|s| s.fmp4_name == name)
-            .map(|s| s.fmp4.clone())
-    }
-
-    pub fn ts_segment(&self, name: &str) -> Option<Arc<MediaObject>> {
-        let inner = self.lock();
-        inner
-            .segments
-            .iter()
-            .find(|s| s.ts_name == name)
-            .map(|s| s.ts.clone())
+        match kind {
+            MediaKind::InitSegment => inner
+                .inits
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.object.clone()),
+            MediaKind::Fmp4Segment => inner
+                .segments
+                .iter()
+                .find(|s| s.fmp4_name == name)
+                .map(|s| s.fmp4.clone()),
+            MediaKind::TsSegment => inner
+                .segments
+                .iter()
+                .find(|s| s.ts_name == name)
+                .map(|s| s.ts.clone()),
+            _ => None,
+        }
     }
 
     /// The newest GOP, for the still decoder. `None` while offline or before a keyframe.
@@ -833,7 +834,7 @@ mod tests {
             !new.contains(old_name),
             "old-epoch segment listed under the new epoch"
         );
-        assert!(h.fmp4_segment(old_name).is_none());
+        assert!(h.object(MediaKind::Fmp4Segment, old_name).is_none());
         assert_eq!(pl.fmp4.provenance().epoch, BindingEpoch(2));
     }
 
@@ -851,11 +852,14 @@ mod tests {
             .collect();
         let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone()];
         for n in &names {
-            objects.push(h.fmp4_segment(n).unwrap());
-            objects.push(h.ts_segment(&n.replace(".m4s", ".ts")).unwrap());
+            objects.push(h.object(MediaKind::Fmp4Segment, n).unwrap());
+            objects.push(
+                h.object(MediaKind::TsSegment, &n.replace(".m4s", ".ts"))
+                    .unwrap(),
+            );
         }
         let init = h.lock().inits[0].name.clone();
-        objects.push(h.init_segment(&init).unwrap());
+        objects.push(h.object(MediaKind::InitSegment, &init).unwrap());
         for o in objects {
             assert!(
                 o.provenance().belongs_to(h.camera(), BindingEpoch(3)),
@@ -883,7 +887,7 @@ mod tests {
         assert!(!pl.contains("#EXT-X-KEY"), "{pl}");
         let name = pl.lines().find(|l| l.ends_with(".m4s")).unwrap();
         assert_eq!(
-            h.fmp4_segment(name).unwrap().body(),
+            h.object(MediaKind::Fmp4Segment, name).unwrap().body(),
             &segment(0, b"init").fmp4
         );
     }
@@ -907,7 +911,7 @@ mod tests {
             .next()
             .unwrap();
         let name = pl.lines().find(|l| l.ends_with(".m4s")).unwrap();
-        let seg = h.fmp4_segment(name).unwrap();
+        let seg = h.object(MediaKind::Fmp4Segment, name).unwrap();
         let key = h.key(key_name).expect("the listed key is served");
         assert!(key.provenance().belongs_to(h.camera(), BindingEpoch(4)));
         let clear = crypt::decrypt_segment(

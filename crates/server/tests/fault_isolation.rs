@@ -232,27 +232,7 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
             Some("a long password\n"),
         );
         for c in 0..CAMERAS_PER_HOUSEHOLD {
-            let out = s.admin(
-                &[
-                    "camera",
-                    "add",
-                    "--owner",
-                    &owner,
-                    "--name",
-                    &format!("cam {h}.{c}"),
-                ],
-                None,
-            );
-            let id = out
-                .lines()
-                .find_map(|l| l.strip_prefix("camera "))
-                .unwrap()
-                .to_string();
-            let ingest = out
-                .lines()
-                .find_map(|l| l.strip_prefix("ingest "))
-                .unwrap()
-                .to_string();
+            let (id, ingest) = s.add_camera(&owner, &format!("cam {h}.{c}"));
             cameras.push(Camera {
                 signature: signature_of(&id),
                 id,

@@ -66,25 +66,11 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
     let second = Duration::from_secs(1);
 
     // Share view-only with B; B watches; A revokes.
-    let r = client()
-        .post(format!("{}/api/v1/cameras/{living}/shares", s.base))
-        .bearer_auth(&a)
-        .json(&serde_json::json!({"email": OWNER_B}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let share: serde_json::Value = r.json().await.unwrap();
+    let (st, share) = s.share(&a, &living, OWNER_B).await;
+    assert_eq!(st, 201);
     assert!(names(&s, &b).await.contains(&"Living room".to_string()));
     // A viewer cannot re-share or revoke.
-    let r = client()
-        .post(format!("{}/api/v1/cameras/{living}/shares", s.base))
-        .bearer_auth(&b)
-        .json(&serde_json::json!({"email": OWNER_A}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(s.share(&b, &living, OWNER_A).await.0, 403);
     let gb = s.grant(&b, &living).await;
     assert_eq!(
         get(&playlist(&gb)).await.0,

@@ -6,21 +6,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-async fn add_camera(s: &Server, owner: &str, name: &str) -> (String, String) {
-    let out = s.admin(&["camera", "add", "--owner", owner, "--name", name], None);
-    let id = out
-        .lines()
-        .find_map(|l| l.strip_prefix("camera "))
-        .unwrap()
-        .to_string();
-    let ingest = out
-        .lines()
-        .find_map(|l| l.strip_prefix("ingest "))
-        .unwrap()
-        .to_string();
-    (id, ingest)
-}
-
 fn camera(name: &str, id: &str) -> hearth_camera::SimCameraConfig {
     let mut cfg = hearth_camera::SimCameraConfig::new(name, "UTC", signature_of(id));
     cfg.width = 320;
@@ -35,8 +20,8 @@ async fn broken_signatures_are_cut_off_before_they_become_segments() {
         &["user", "add", "--email", "dana@example.com"],
         Some("a long password\n"),
     );
-    let (tampered_id, tampered_url) = add_camera(&s, "dana@example.com", "Tampered").await;
-    let (_, impostor_url) = add_camera(&s, "dana@example.com", "Impostor").await;
+    let (tampered_id, tampered_url) = s.add_camera("dana@example.com", "Tampered");
+    let (_, impostor_url) = s.add_camera("dana@example.com", "Impostor");
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     // Flips a byte in a P-frame of every connection's second GOP, after signing.

@@ -194,6 +194,31 @@ impl Server {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `hearth camera add`; returns the camera id and its ingest URL.
+    pub fn add_camera(&self, owner: &str, name: &str) -> (String, String) {
+        let out = self.admin(&["camera", "add", "--owner", owner, "--name", name], None);
+        let field = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+                .to_string()
+        };
+        (field("camera "), field("ingest "))
+    }
+
+    /// `POST /api/v1/cameras/{camera}/shares` as `token`; returns (status, body).
+    pub async fn share(&self, token: &str, camera: &str, email: &str) -> (u16, serde_json::Value) {
+        let r = client()
+            .post(format!("{}/api/v1/cameras/{camera}/shares", self.base))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> String {
         let r = client()
             .post(format!("{}/api/v1/login", self.base))
