@@ -110,6 +110,19 @@ impl Audit {
         s.seq_max = s.seq_max.max(p.seq);
     }
 
+    /// Ends the view session under `grant` now (the egress door refused an object
+    /// for it), recording why.
+    pub fn close_session(&self, grant: GrantId, reason: &str) {
+        let s = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&grant);
+        if let Some(s) = s {
+            self.record(end_event(&s, Some(reason)));
+        }
+    }
+
     fn end_sessions(&self, idle_before: Option<UnixMillis>) {
         let ended: Vec<Session> = {
             let mut sessions = self
@@ -124,14 +137,7 @@ impl Audit {
             ids.iter().filter_map(|id| sessions.remove(id)).collect()
         };
         for s in ended {
-            self.record(event(
-                "view_end",
-                Some(&s.grant),
-                serde_json::json!({
-                    "started_at": s.started.0, "last_at": s.last.0, "bytes": s.bytes,
-                    "objects": s.objects, "seq_min": s.seq_min, "seq_max": s.seq_max,
-                }),
-            ));
+            self.record(end_event(&s, None));
         }
     }
 
@@ -153,6 +159,18 @@ impl Audit {
             let _ = done.await;
         }
     }
+}
+
+fn end_event(s: &Session, closed_by: Option<&str>) -> AuditEvent {
+    event(
+        "view_end",
+        Some(&s.grant),
+        serde_json::json!({
+            "started_at": s.started.0, "last_at": s.last.0, "bytes": s.bytes,
+            "objects": s.objects, "seq_min": s.seq_min, "seq_max": s.seq_max,
+            "closed_by": closed_by,
+        }),
+    )
 }
 
 async fn sweep_sessions(audit: Arc<Audit>) {

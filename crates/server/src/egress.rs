@@ -121,6 +121,9 @@ impl EgressGuard {
     fn violation(&self, obj: &MediaObject, reason: &str) {
         let g = self.grant.grant();
         self.state.metrics.isolation_violations.inc();
+        // The viewer's session under this grant ends here; the connection closes
+        // with the refusal (see `AppError::IsolationViolation`).
+        self.state.audit.close_session(g.id, "isolation_violation");
         self.state.audit.record(crate::audit::event(
             "isolation_violation",
             Some(g),
@@ -312,6 +315,10 @@ mod tests {
                 .err()
                 .expect("a foreign object must be refused");
             assert!(matches!(err, AppError::IsolationViolation));
+            // The viewer's connection is closed with the refusal.
+            let resp = err.into_response();
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+            assert_eq!(resp.headers()[header::CONNECTION], "close");
         }
         assert_eq!(st.metrics.isolation_violations.get(), 3);
         assert_eq!(
