@@ -159,7 +159,25 @@ struct HubSegment {
     /// False only under the bench switch: listed without `EXT-X-KEY`.
     encrypted: bool,
     fmp4: Arc<MediaObject>,
-    ts: Arc<MediaObject>,
+    ts: Arc<LazyTs>,
+}
+
+/// The MPEG-TS flavour of a segment, sealed (stamped and encrypted) on its first
+/// request and then reused: browsers never ask for it, so only cameras someone
+/// casts pay for its crypto. Sealing happens under this segment's own lock, never
+/// the hub's.
+struct LazyTs(Mutex<TsState>);
+
+enum TsState {
+    Muxed {
+        bytes: Bytes,
+        prov: Provenance,
+        /// `None` only in the bench's unguarded mode.
+        key: Option<KeyId>,
+        iv: [u8; 16],
+    },
+    Sealed(Arc<MediaObject>),
+    Failed,
 }
 
 /// An init segment: its name, the muxer's bytes (to notice a change) and the
@@ -170,10 +188,9 @@ struct Init {
     object: Arc<MediaObject>,
 }
 
-/// A segment's two flavours, stamped and encrypted.
+/// A segment's fMP4 flavour, stamped and encrypted.
 struct Sealed {
     fmp4: Bytes,
-    ts: Bytes,
     key: KeyId,
     iv: [u8; 16],
     encrypted: bool,
@@ -345,7 +362,11 @@ impl Hub {
         match kind {
             MediaKind::InitSegment => inner.inits.back().map(|i| i.object.clone()),
             MediaKind::Fmp4Segment => inner.segments.back().map(|s| s.fmp4.clone()),
-            MediaKind::TsSegment => inner.segments.back().map(|s| s.ts.clone()),
+            MediaKind::TsSegment => {
+                let lazy = inner.segments.back().map(|s| s.ts.clone());
+                drop(inner);
+                lazy.and_then(|l| self.sealed_ts(&l))
+            }
             MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| p.master.clone()),
             MediaKind::MediaPlaylist => inner.playlists.as_ref().map(|p| p.fmp4.clone()),
             MediaKind::Key => inner.segments.back().and_then(|s| self.key_for(&s.key)),
@@ -388,7 +409,6 @@ impl Hub {
             // Bench switch only (constant false in production builds): stored as muxed.
             return Ok(Sealed {
                 fmp4: seg.fmp4.clone(),
-                ts: seg.ts.clone(),
                 key,
                 iv,
                 encrypted: false,
@@ -396,14 +416,47 @@ impl Hub {
         }
         let aes = self.keys.segment_key(&key);
         let fmp4 = fmp4::insert_provenance(&seg.fmp4, &self.keys.stamp(prov, &seg.fmp4))?;
-        let ts = ts::insert_provenance(&seg.ts, &self.keys.stamp(prov, &seg.ts))?;
         Ok(Sealed {
             fmp4: crypt::encrypt_segment(&aes, &iv, &fmp4),
-            ts: crypt::encrypt_segment(&aes, &iv, &ts),
             key,
             iv,
             encrypted: true,
         })
+    }
+
+    /// The sealed TS flavour, sealing it now if this is its first request.
+    fn sealed_ts(&self, lazy: &LazyTs) -> Option<Arc<MediaObject>> {
+        let mut state = lazy
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let TsState::Muxed {
+            bytes,
+            prov,
+            key,
+            iv,
+        } = &*state
+        {
+            let sealed = match key {
+                None => Ok(bytes.clone()),
+                Some(key) => {
+                    ts::insert_provenance(bytes, &self.keys.stamp(prov, bytes)).map(|stamped| {
+                        crypt::encrypt_segment(&self.keys.segment_key(key), iv, &stamped)
+                    })
+                }
+            };
+            *state = match sealed {
+                Ok(b) => TsState::Sealed(MediaObject::new(*prov, MediaKind::TsSegment, b)),
+                Err(e) => {
+                    tracing::error!(camera = ?self.camera, seq = prov.seq, error = %e, "TS segment cannot be sealed");
+                    TsState::Failed
+                }
+            };
+        }
+        match &*state {
+            TsState::Sealed(o) => Some(o.clone()),
+            _ => None,
+        }
     }
 
     /// The still most recently made, if the still cache is not busy.
@@ -418,6 +471,15 @@ impl Hub {
         if kind == MediaKind::Key {
             return self.key(name);
         }
+        if kind == MediaKind::TsSegment {
+            let lazy = self
+                .lock()
+                .segments
+                .iter()
+                .find(|s| s.ts_name == name)
+                .map(|s| s.ts.clone());
+            return lazy.and_then(|l| self.sealed_ts(&l));
+        }
         let inner = self.lock();
         match kind {
             MediaKind::InitSegment => inner
@@ -430,11 +492,6 @@ impl Hub {
                 .iter()
                 .find(|s| s.fmp4_name == name)
                 .map(|s| s.fmp4.clone()),
-            MediaKind::TsSegment => inner
-                .segments
-                .iter()
-                .find(|s| s.ts_name == name)
-                .map(|s| s.ts.clone()),
             _ => None,
         }
     }
@@ -539,7 +596,12 @@ impl Hub {
             key_name: sealed.key.name(),
             encrypted: sealed.encrypted,
             fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, sealed.fmp4),
-            ts: MediaObject::new(prov, MediaKind::TsSegment, sealed.ts),
+            ts: Arc::new(LazyTs(Mutex::new(TsState::Muxed {
+                bytes: seg.ts,
+                prov,
+                key: sealed.encrypted.then_some(sealed.key),
+                iv: sealed.iv,
+            }))),
         });
         while inner.segments.len() > RETAINED_SEGMENTS {
             inner.segments.pop_front();
@@ -937,5 +999,35 @@ mod tests {
             ..KeyId::parse(key_name).unwrap()
         };
         assert!(h.key(&later.name()).is_none());
+    }
+
+    #[test]
+    fn ts_is_sealed_once_on_first_request() {
+        let keys = Arc::new(MediaKeys::random());
+        let h = HubRegistry::new(Arc::default(), keys.clone()).get_or_create(CameraId::random());
+        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        h.publish_segment(p.lease, segment(0, b"init"));
+        let pl = text(&h.playlists().unwrap().ts);
+        let name = pl.lines().find(|l| l.ends_with(".ts")).unwrap();
+        let key_name = pl
+            .split("URI=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let first = h.object(MediaKind::TsSegment, name).unwrap();
+        let again = h.object(MediaKind::TsSegment, name).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "sealed once, then reused");
+        let key = h.key(key_name).unwrap();
+        let clear = crypt::decrypt_segment(
+            &key.body()[..].try_into().unwrap(),
+            &crypt::sequence_iv(first.provenance().seq),
+            first.body(),
+        )
+        .unwrap();
+        let (record, at) = ts::locate_provenance(&clear).expect("in-band provenance");
+        assert_eq!(record.provenance(), *first.provenance());
+        assert!(keys.verify(&record, &[&clear[..at.start], &clear[at.end..]]));
     }
 }
