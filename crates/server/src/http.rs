@@ -173,10 +173,12 @@ async fn create_stream(
             "the web app integration is suspended".into(),
         ));
     }
-    let cam = st
-        .db(move |s| s.camera_visible_to(user, camera))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let Some(cam) = st.db(move |s| s.camera_visible_to(user, camera)).await? else {
+        return Err(st
+            .db(move |s| suspension_of(s, user, camera))
+            .await?
+            .map_or(AppError::NotFound, AppError::Suspended));
+    };
     let now = crate::clock::now();
     let grant = Grant {
         id: GrantId::random(),
@@ -407,6 +409,35 @@ async fn client_report(
         )
     });
     Ok(axum::http::StatusCode::ACCEPTED)
+}
+
+/// Why `user` may not view `camera`, if the reason is a kill switch on their own
+/// account, their own household, or a camera of their own household. Anything else
+/// stays indistinguishable from "no such camera".
+fn suspension_of(
+    s: &dyn hearth_store::Store,
+    user: hearth_model::UserId,
+    camera: CameraId,
+) -> Result<Option<String>, hearth_store::StoreError> {
+    use hearth_store::SuspensionKind as K;
+    let Some(u) = s.user_by_id(user)? else {
+        return Ok(None);
+    };
+    let own_camera = s
+        .camera_by_id(camera)?
+        .filter(|c| c.household == u.household);
+    for sus in s.suspensions()? {
+        let reason = match sus.kind {
+            K::User if sus.target == user.to_string() => "your account is suspended",
+            K::Household if sus.target == u.household.to_string() => "your household is suspended",
+            K::Camera if own_camera.is_some() && sus.target == camera.to_string() => {
+                "this camera is suspended"
+            }
+            _ => continue,
+        };
+        return Ok(Some(format!("{reason}: {}", sus.reason)));
+    }
+    Ok(None)
 }
 
 /// The hub of the grant's camera, if the grant is for the camera's current binding.

@@ -116,6 +116,17 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
     let took = refused_within(&playlist(&ga), t, second).await;
     eprintln!("suspend camera -> refused in {took:?}");
     assert_eq!(names(&s, &a).await, ["Nursery"]);
+    // The owner is told why; nobody else learns that the camera exists.
+    let (st, body) = s.try_grant(&a, &living).await;
+    assert_eq!(st, 403);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("camera is suspended"),
+        "{body}"
+    );
+    assert_eq!(s.try_grant(&b, &living).await.0, 404);
     s.admin(&["resume", "camera", &living], None);
     let ga = grant_within(&s, &a, &living, second).await;
     assert_eq!(get(&playlist(&ga)).await.0, 200);
@@ -177,6 +188,15 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
     assert_eq!(r.status(), 200);
     let v: Vec<serde_json::Value> = r.json().await.unwrap();
     assert!(v.is_empty(), "a suspended user sees {v:?}");
+    let (st, body) = s.try_grant(&b, &living).await;
+    assert_eq!(st, 403);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("account is suspended"),
+        "{body}"
+    );
     s.admin(&["resume", "user", OWNER_B], None);
     let deadline = Instant::now() + second;
     while s.cameras(&b).await.is_empty() {
