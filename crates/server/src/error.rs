@@ -1,20 +1,12 @@
 //! The server's one error type, and the one place where an error becomes an HTTP status.
 //!
-//! Every error knows whose fault it is ([`Source`]): the viewer (bad input, bad or
+//! The variants say whose fault an error is: the viewer (bad input, bad or
 //! expired credentials), the camera (no stream), or us (internal). Clients get a short
 //! message; internal details go to the log only.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-
-/// Whose fault an error is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    Viewer,
-    Camera,
-    Internal,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -47,14 +39,6 @@ pub enum AppError {
 impl AppError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         AppError::Internal(e.into())
-    }
-
-    pub fn source_of_fault(&self) -> Source {
-        match self {
-            AppError::CameraOffline => Source::Camera,
-            AppError::Internal(_) | AppError::IsolationViolation => Source::Internal,
-            _ => Source::Viewer,
-        }
     }
 
     pub fn status(&self) -> StatusCode {

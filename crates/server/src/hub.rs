@@ -289,11 +289,7 @@ impl Hub {
     }
 
     /// Takes the publisher lease. A camera has at most one live publisher.
-    pub fn claim(
-        self: &Arc<Self>,
-        epoch: BindingEpoch,
-        now: UnixMillis,
-    ) -> Result<Publisher, AlreadyLive> {
+    pub fn claim(self: &Arc<Self>, epoch: BindingEpoch) -> Result<Publisher, AlreadyLive> {
         let mut inner = self.lock();
         if inner.lease.is_some() {
             return Err(AlreadyLive);
@@ -317,12 +313,10 @@ impl Hub {
         Ok(Publisher {
             hub: self.clone(),
             lease,
-            epoch,
             segmenter: Segmenter::new(SegmenterConfig {
                 target_duration_ms: TARGET_DURATION_MS,
             }),
             anchor: None,
-            started: now,
             flush_on_drop: true,
         })
     }
@@ -695,11 +689,9 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
 pub struct Publisher {
     hub: Arc<Hub>,
     lease: u64,
-    epoch: BindingEpoch,
     segmenter: Segmenter,
     /// Wall-clock ms minus RTMP ms, fixed at the first frame.
     anchor: Option<i64>,
-    started: UnixMillis,
     /// False once the open segment must not be published (see [`Publisher::discard`]).
     flush_on_drop: bool,
 }
@@ -718,14 +710,6 @@ impl Publisher {
     /// False once the hub has taken the lease back (the camera's binding changed).
     pub fn is_live(&self) -> bool {
         self.hub.lock().lease == Some(self.lease)
-    }
-
-    pub fn epoch(&self) -> BindingEpoch {
-        self.epoch
-    }
-
-    pub fn started(&self) -> UnixMillis {
-        self.started
     }
 
     pub fn set_video_config(&mut self, config: AvcConfig) {
@@ -825,6 +809,28 @@ mod tests {
         String::from_utf8(o.body().to_vec()).unwrap()
     }
 
+    /// Finds a segment's in-band provenance record and its byte range.
+    type Locate = fn(
+        &[u8],
+    ) -> Option<(
+        hearth_media::provenance::ProvenanceRecord,
+        std::ops::Range<usize>,
+    )>;
+
+    /// Decrypts `seg` with `key` as a player would, and checks that its in-band
+    /// provenance names the object and its tag verifies.
+    fn assert_opens(keys: &MediaKeys, key: &MediaObject, seg: &MediaObject, locate: Locate) {
+        let clear = crypt::decrypt_segment(
+            &key.body()[..].try_into().unwrap(),
+            &crypt::sequence_iv(seg.provenance().seq),
+            seg.body(),
+        )
+        .unwrap();
+        let (record, at) = locate(&clear).expect("in-band provenance");
+        assert_eq!(record.provenance(), *seg.provenance());
+        assert!(keys.verify(&record, &[&clear[..at.start], &clear[at.end..]]));
+    }
+
     fn hub() -> Arc<Hub> {
         HubRegistry::new(Arc::default(), Arc::new(MediaKeys::random()))
             .get_or_create(CameraId::random())
@@ -833,24 +839,24 @@ mod tests {
     #[test]
     fn one_publisher_at_a_time() {
         let h = hub();
-        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(1)).unwrap();
         assert!(h.is_online());
-        assert!(h.claim(BindingEpoch(1), UnixMillis(0)).is_err());
+        assert!(h.claim(BindingEpoch(1)).is_err());
         drop(p);
         assert!(!h.is_online());
         assert!(h.playlists().is_none(), "offline cameras have no playlists");
-        assert!(h.claim(BindingEpoch(1), UnixMillis(0)).is_ok());
+        assert!(h.claim(BindingEpoch(1)).is_ok());
     }
 
     #[test]
     fn reconnect_continues_the_window_with_a_discontinuity() {
         let h = hub();
-        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(1)).unwrap();
         for i in 0..3 {
             h.publish_segment(p.lease, segment(i * 2000, b"init-a"));
         }
         drop(p);
-        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(1)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init-b"));
         let pl = h.playlists().unwrap();
         let fmp4 = text(&pl.fmp4);
@@ -881,11 +887,11 @@ mod tests {
     #[test]
     fn a_new_epoch_starts_an_empty_window() {
         let h = hub();
-        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(1)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init"));
         let old = text(&h.playlists().unwrap().fmp4);
         drop(p);
-        let p = h.claim(BindingEpoch(2), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(2)).unwrap();
         assert!(h.playlists().is_none());
         h.publish_segment(p.lease, segment(0, b"init"));
         let pl = h.playlists().unwrap();
@@ -903,7 +909,7 @@ mod tests {
     #[test]
     fn every_object_carries_the_hub_camera_and_epoch() {
         let h = hub();
-        let p = h.claim(BindingEpoch(3), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(3)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init"));
         h.publish_segment(p.lease, segment(2000, b"init"));
         let pl = h.playlists().unwrap();
@@ -931,7 +937,7 @@ mod tests {
         }
         // A stale lease cannot publish.
         drop(p);
-        let _p2 = h.claim(BindingEpoch(3), UnixMillis(0)).unwrap();
+        let _p2 = h.claim(BindingEpoch(3)).unwrap();
         let before = h.lock().next_seq;
         h.publish_segment(1, segment(0, b"init"));
         assert_eq!(h.lock().next_seq, before);
@@ -943,7 +949,7 @@ mod tests {
         let h = HubRegistry::new(Arc::default(), Arc::new(MediaKeys::random()))
             .with_bench_switch(BenchSwitch::unguarded_for_tests())
             .get_or_create(CameraId::random());
-        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(1)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init"));
         let pl = text(&h.playlists().unwrap().fmp4);
         assert!(!pl.contains("#EXT-X-KEY"), "{pl}");
@@ -958,7 +964,7 @@ mod tests {
     fn segments_are_stamped_then_encrypted_under_a_listed_key() {
         let keys = Arc::new(MediaKeys::random());
         let h = HubRegistry::new(Arc::default(), keys.clone()).get_or_create(CameraId::random());
-        let p = h.claim(BindingEpoch(4), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(4)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init"));
         let pl = text(&h.playlists().unwrap().fmp4);
         let key_line = pl
@@ -976,15 +982,7 @@ mod tests {
         let seg = h.object(MediaKind::Fmp4Segment, name).unwrap();
         let key = h.key(key_name).expect("the listed key is served");
         assert!(key.provenance().belongs_to(h.camera(), BindingEpoch(4)));
-        let clear = crypt::decrypt_segment(
-            &key.body()[..].try_into().unwrap(),
-            &crypt::sequence_iv(seg.provenance().seq),
-            seg.body(),
-        )
-        .unwrap();
-        let (record, at) = fmp4::locate_provenance(&clear).expect("in-band provenance");
-        assert_eq!(record.provenance(), *seg.provenance());
-        assert!(keys.verify(&record, &[&clear[..at.start], &clear[at.end..]]));
+        assert_opens(&keys, &key, &seg, fmp4::locate_provenance);
         // The init segment is clear but stamped too.
         let init = h.lock().inits[0].object.clone();
         assert!(fmp4::find_provenance(init.body()).is_some());
@@ -1005,7 +1003,7 @@ mod tests {
     fn ts_is_sealed_once_on_first_request() {
         let keys = Arc::new(MediaKeys::random());
         let h = HubRegistry::new(Arc::default(), keys.clone()).get_or_create(CameraId::random());
-        let p = h.claim(BindingEpoch(1), UnixMillis(0)).unwrap();
+        let p = h.claim(BindingEpoch(1)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init"));
         let pl = text(&h.playlists().unwrap().ts);
         let name = pl.lines().find(|l| l.ends_with(".ts")).unwrap();
@@ -1020,14 +1018,6 @@ mod tests {
         let again = h.object(MediaKind::TsSegment, name).unwrap();
         assert!(Arc::ptr_eq(&first, &again), "sealed once, then reused");
         let key = h.key(key_name).unwrap();
-        let clear = crypt::decrypt_segment(
-            &key.body()[..].try_into().unwrap(),
-            &crypt::sequence_iv(first.provenance().seq),
-            first.body(),
-        )
-        .unwrap();
-        let (record, at) = ts::locate_provenance(&clear).expect("in-band provenance");
-        assert_eq!(record.provenance(), *first.provenance());
-        assert!(keys.verify(&record, &[&clear[..at.start], &clear[at.end..]]));
+        assert_opens(&keys, &key, &first, ts::locate_provenance);
     }
 }

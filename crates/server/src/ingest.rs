@@ -274,7 +274,7 @@ async fn handle_event(
                 bail!("publish refused: unknown stream key");
             };
             let hub = state.hubs.get_or_create(camera.id);
-            match hub.claim(camera.epoch, crate::clock::now()) {
+            match hub.claim(camera.epoch) {
                 Ok(p) => {
                     let r = session
                         .accept_request(request_id)
