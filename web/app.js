@@ -237,6 +237,12 @@ async function postReport(cameraId, body) {
   }
 }
 
+// Media URLs are bound to the session that got the grant: every media request
+// carries it (an <img src> could not, so stills are fetched, then shown).
+function sessionAuthorization() {
+  return session && session.token ? `Bearer ${session.token}` : null;
+}
+
 function withCacheBust(url) {
   return `${url}${url.includes('?') ? '&' : '?'}t=${Date.now()}`;
 }
@@ -486,36 +492,41 @@ function showGrid() {
       }
       if (!alive || gen !== c.gen) return;
       const url = withCacheBust(grant.snapshot_url);
-      const img = new Image();
-      img.className = 'thumb-img';
-      img.alt = `Latest picture from ${c.cam.name}`;
-      img.decoding = 'async';
-      img.referrerPolicy = 'no-referrer';
-      const ok = await new Promise((resolve) => {
-        img.onload = () => resolve(true);
-        img.onerror = () => resolve(false);
-        img.src = url;
-      });
-      if (!alive || gen !== c.gen) return;
-      if (ok) {
-        // Swap in the already-decoded image (no flicker, no second request).
-        if (c.img) c.img.replaceWith(img); else c.placeholder.after(img);
-        c.img = img;
-        c.placeholder.hidden = true;
-        if (c.badge.dataset.state !== 'live') updateCardState(c, 'live');
-        return;
-      }
-      // Find out why (an <img> does not tell): 403 = grant expired, 404/503 = offline.
       let status = 0;
+      let blob = null;
       try {
-        const r = await fetch(url, { cache: 'no-store', credentials: 'omit' });
+        const auth = sessionAuthorization();
+        const r = await fetch(url, { cache: 'no-store', credentials: 'omit', headers: auth ? { Authorization: auth } : {} });
         status = r.status;
+        if (r.ok) blob = await r.blob();
       } catch (_) { status = 0; }
       if (!alive || gen !== c.gen) return;
+      if (blob) {
+        const img = new Image();
+        img.className = 'thumb-img';
+        img.alt = `Latest picture from ${c.cam.name}`;
+        img.decoding = 'async';
+        const src = URL.createObjectURL(blob);
+        const ok = await new Promise((resolve) => {
+          img.onload = () => resolve(true);
+          img.onerror = () => resolve(false);
+          img.src = src;
+        });
+        if (!alive || gen !== c.gen || !ok) { URL.revokeObjectURL(src); if (!alive || gen !== c.gen) return; }
+        if (ok) {
+          // Swap in the already-decoded image (no flicker).
+          if (c.img) { URL.revokeObjectURL(c.img.src); c.img.replaceWith(img); } else c.placeholder.after(img);
+          c.img = img;
+          c.placeholder.hidden = true;
+          if (c.badge.dataset.state !== 'live') updateCardState(c, 'live');
+          return;
+        }
+      }
+      // Why not: 401/403 = grant expired or not ours, 404/503 = offline.
       if (status === 403 || status === 401) {
         await grants.refresh(id).catch(() => {});
       } else if (status === 404 || status === 503) {
-        if (c.img) { c.img.remove(); c.img = null; }
+        if (c.img) { URL.revokeObjectURL(c.img.src); c.img.remove(); c.img = null; }
         c.placeholder.hidden = false;
         c.placeholder.lastChild.textContent = 'Camera offline';
         updateCardState(c, 'offline');
@@ -658,6 +669,7 @@ function showPlayer(id) {
       stats,
       cameraId: id,
       report: (body) => { postReport(id, body); },
+      authorization: sessionAuthorization,
       onState: ({ state, error, needsGesture }) => { if (alive) setStatus(state, error, needsGesture); },
     });
     updateClock();

@@ -386,10 +386,13 @@ export function codecFamilies(codecs) {
  *        every segment must name it, and the grant must too.
  * @param {(body: object) => void} [opts.report]  called at most once per player
  *        with a `provenance_mismatch` report body for the server.
+ * @param {() => (string|null)} [opts.authorization]  the `Authorization` header of
+ *        the session that holds the grants: media URLs are refused without it.
  */
 export class LivePlayer {
-  constructor({ video, grants, onState, stats, cameraId, report }) {
+  constructor({ video, grants, onState, stats, cameraId, report, authorization }) {
     this.video = video;
+    this.authorization = authorization || (() => null);
     this.grants = grants;
     this.onState = onState || (() => {});
     this.report = report || (() => {});
@@ -525,6 +528,8 @@ export class LivePlayer {
     try {
       const headers = {};
       if (range) headers.Range = `bytes=${range.start}-${range.end - 1}`;
+      const auth = this.authorization();
+      if (auth) headers.Authorization = auth;
       const res = await fetch(url, { signal: ctl.signal, cache: 'no-store', credentials: 'omit', headers });
       if (!res.ok) {
         let msg = `HTTP ${res.status}`;

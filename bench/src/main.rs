@@ -486,7 +486,7 @@ async fn wait_first_segment(
         let v: Value = r.error_for_status()?.json().await?;
         let hls = v["hls_url"].as_str().context("hls_url")?;
         let url = format!("{}/live.m3u8", hls.rsplit_once('/').context("hls_url")?.0);
-        let r = client.get(url).send().await?;
+        let r = client.get(url).bearer_auth(token).send().await?;
         if r.status().is_success() {
             let text = r.text().await?;
             if text.contains(".m4s") {

@@ -115,7 +115,7 @@ fn parse_playlist(text: &str) -> Vec<Entry> {
 impl Viewer {
     /// GETs `url`; counts the body's bytes, or an error.
     async fn fetch(&self, url: &str, what: &str) -> Option<usize> {
-        let resp = match self.client.get(url).send().await {
+        let resp = match self.client.get(url).bearer_auth(&self.token).send().await {
             Ok(r) => r,
             Err(e) => {
                 self.counters.error(format!("{what}: {e}"));
@@ -204,7 +204,12 @@ impl Viewer {
                 keys.clear();
             }
             let text = {
-                let resp = self.client.get(format!("{media}/live.m3u8")).send().await;
+                let resp = self
+                    .client
+                    .get(format!("{media}/live.m3u8"))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await;
                 match resp {
                     Ok(r) if r.status().is_success() => match r.text().await {
                         Ok(t) => t,

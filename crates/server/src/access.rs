@@ -154,6 +154,7 @@ mod tests {
             epoch,
             integration: Integration::App,
             expires_at: UnixMillis(i64::MAX),
+            holder: crate::grant::Holder::of_session("test session"),
         }
     }
 

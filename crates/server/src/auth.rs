@@ -7,6 +7,7 @@
 //! is stored, and lookups compare hashes.
 
 use crate::error::AppError;
+use crate::grant::Holder;
 use crate::state::AppState;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -58,6 +59,17 @@ impl PasswordHasher {
     }
 }
 
+/// The session token a request carries in `Authorization: Bearer`, unchecked.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+}
+
 /// A request authenticated by a Bearer session token.
 #[derive(Clone, Copy, Debug)]
 pub struct AuthUser(pub UserId);
@@ -66,19 +78,31 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(AppError::Unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or(AppError::Unauthorized)?;
+        AuthSession::from_request_parts(parts, state)
+            .await
+            .map(|s| AuthUser(s.user))
+    }
+}
+
+/// A request authenticated by a Bearer session token, with the [`Holder`] of that
+/// session: what a grant issued to this request is bound to.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthSession {
+    pub user: UserId,
+    pub holder: Holder,
+}
+
+impl FromRequestParts<AppState> for AuthSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts).ok_or(AppError::Unauthorized)?;
+        let holder = Holder::of_session(token);
         let hash = RawToken::from_client(token).hash();
         let now = crate::clock::now();
         let user = state.db(move |s| s.session_user(hash, now)).await?;
-        user.map(AuthUser).ok_or(AppError::Unauthorized)
+        let user = user.ok_or(AppError::Unauthorized)?;
+        Ok(AuthSession { user, holder })
     }
 }
 

@@ -220,6 +220,21 @@ impl FromRequestParts<AppState> for Egress {
         let presented = PresentedTag::of(token).ok_or(AppError::Forbidden)?;
         match state.grant_key.verify(token, crate::clock::now()) {
             Ok(v) => {
+                // The grant is bound to the session that asked for it: a URL replayed
+                // by anyone else (another account included) stops here. Not skipped
+                // by the bench switch: it is part of the grant, not of the guard.
+                let holder = crate::auth::bearer(parts);
+                if !holder.is_some_and(|h| v.grant().holder.is_presented_by(h)) {
+                    state.metrics.grant_replays_refused.inc();
+                    tracing::warn!(
+                        grant = ?v.grant().id,
+                        viewer = ?v.grant().viewer,
+                        camera = ?v.grant().camera,
+                        session_presented = holder.is_some(),
+                        "media request refused: grant presented without its holder's session"
+                    );
+                    return Err(AppError::NotHolder);
+                }
                 // Revocation, suspension and epoch changes, checked live.
                 // Not checked only under the bench switch (constant false without
                 // `bench-switches`; see `bench_switch`).
@@ -268,6 +283,7 @@ mod tests {
             epoch: BindingEpoch(epoch),
             integration: Integration::App,
             expires_at: UnixMillis(i64::MAX / 2),
+            holder: crate::grant::Holder::of_session("test session"),
         };
         let token = st.grant_key.sign(&grant);
         let verified = st.grant_key.verify(&token, UnixMillis(0)).unwrap();

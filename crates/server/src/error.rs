@@ -18,6 +18,11 @@ pub enum AppError {
     BadLogin,
     #[error("forbidden")]
     Forbidden,
+    /// A valid grant presented without the session it was issued to.
+    #[error(
+        "this stream grant belongs to another session: send the session that requested it (Authorization: Bearer)"
+    )]
+    NotHolder,
     /// The egress door refused an object that does not belong to the grant. The
     /// connection is closed; nothing is retried.
     #[error("stream unavailable")]
@@ -45,9 +50,10 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized | AppError::BadLogin => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden | AppError::IsolationViolation | AppError::Suspended(_) => {
-                StatusCode::FORBIDDEN
-            }
+            AppError::Forbidden
+            | AppError::NotHolder
+            | AppError::IsolationViolation
+            | AppError::Suspended(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::CameraOffline => StatusCode::SERVICE_UNAVAILABLE,

@@ -10,6 +10,13 @@
 //! The only way to obtain a [`VerifiedGrant`] is [`GrantKey::verify`], and the only way
 //! to build an egress door is from a `VerifiedGrant`.
 //!
+//! A grant is also bound to its holder: the login session that asked for it. It
+//! carries a [`Holder`] digest of that session's token, and every media request must
+//! present the same session (`Authorization: Bearer`), so a grant URL that leaks —
+//! copied from a log, a screen share, a player's history — is refused to anyone who
+//! does not hold the session, another account included. The check is one hash and a
+//! constant-time comparison, no lookup.
+//!
 //! At expiry every URL under the grant answers 403 with no media bytes. Players that
 //! keep polling (HLS) stop at the next playlist refresh; the web app renews its grant
 //! well before expiry and switches URLs without a gap.
@@ -18,14 +25,40 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hearth_model::{BindingEpoch, CameraId, GrantId, Integration, UnixMillis, UserId};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: u8 = 1;
-/// version + grant + user + camera + epoch + expiry + integration
-const PAYLOAD_LEN: usize = 1 + 16 + 16 + 16 + 8 + 8 + 1;
+const VERSION: u8 = 2;
+/// version + grant + user + camera + epoch + expiry + integration + holder
+const PAYLOAD_LEN: usize = 1 + 16 + 16 + 16 + 8 + 8 + 1 + HOLDER_LEN;
+const HOLDER_LEN: usize = 16;
+
+/// Who may present a grant: a digest of the session token that requested it.
+///
+/// A domain-separated SHA-256 of the raw token, truncated to 128 bits. It is not
+/// the session's stored hash, and a digest of a 256-bit random token reveals nothing
+/// usable: presenting a grant takes the token itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder([u8; HOLDER_LEN]);
+
+impl Holder {
+    pub fn of_session(token: &str) -> Self {
+        let d = Sha256::new()
+            .chain_update(b"hearth grant holder v1\0")
+            .chain_update(token.as_bytes())
+            .finalize();
+        Self(d[..HOLDER_LEN].try_into().expect("16 of 32 bytes"))
+    }
+
+    /// Whether `presented` (a session token from the request) is this holder's,
+    /// in constant time.
+    pub fn is_presented_by(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        Self::of_session(presented).0.ct_eq(&self.0).into()
+    }
+}
 const TAG_LEN: usize = 32;
 
 /// What a grant says. Constructed by the issuer; read from a [`VerifiedGrant`].
@@ -37,6 +70,7 @@ pub struct Grant {
     pub epoch: BindingEpoch,
     pub integration: Integration,
     pub expires_at: UnixMillis,
+    pub holder: Holder,
 }
 
 /// A grant whose tag verified and which had not expired at verification time. It
@@ -121,6 +155,7 @@ impl GrantKey {
         p.extend_from_slice(&g.epoch.0.to_be_bytes());
         p.extend_from_slice(&g.expires_at.0.to_be_bytes());
         p.push(g.integration.code());
+        p.extend_from_slice(&g.holder.0);
         let mut mac = self.mac();
         mac.update(&p);
         p.extend_from_slice(&mac.finalize().into_bytes());
@@ -154,6 +189,7 @@ impl GrantKey {
             epoch: BindingEpoch(u64::from_be_bytes(u64at(49))),
             expires_at: UnixMillis(i64::from_be_bytes(u64at(57))),
             integration: Integration::from_code(payload[65]).ok_or(GrantError::Malformed)?,
+            holder: Holder(payload[66..66 + HOLDER_LEN].try_into().expect("16 bytes")),
         };
         if now >= grant.expires_at {
             return Err(GrantError::Expired);
@@ -207,7 +243,18 @@ mod tests {
             epoch: BindingEpoch(3),
             integration: Integration::App,
             expires_at: UnixMillis(expires),
+            holder: Holder::of_session("session"),
         }
+    }
+
+    #[test]
+    fn a_grant_names_its_holder() {
+        let k = GrantKey::random();
+        let v = k.verify(&k.sign(&grant(10_000)), UnixMillis(0)).unwrap();
+        assert!(v.grant().holder.is_presented_by("session"));
+        assert!(!v.grant().holder.is_presented_by("another session"));
+        assert!(!v.grant().holder.is_presented_by(""));
+        assert_ne!(Holder::of_session("a"), Holder::of_session("b"));
     }
 
     #[test]

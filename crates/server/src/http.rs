@@ -163,9 +163,10 @@ struct StreamGrant {
 
 async fn create_stream(
     State(st): State<AppState>,
-    AuthUser(user): AuthUser,
+    session: crate::auth::AuthSession,
     Path(id): Path<String>,
 ) -> Result<Json<StreamGrant>, AppError> {
+    let user = session.user;
     // An unparsable id, an unknown camera and another household's camera look the same.
     let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
     if st.access.integration_suspended(Integration::App) {
@@ -187,6 +188,7 @@ async fn create_stream(
         epoch: cam.epoch,
         integration: Integration::App,
         expires_at: UnixMillis(now.0 + GRANT_TTL_MS),
+        holder: session.holder,
     };
     // The door checks the in-memory view, which may lag the store by one poll:
     // make sure the grant we hand out opens it (and refuse if it still would not).

@@ -20,6 +20,8 @@ impl Counter {
 #[derive(Default, Debug)]
 pub struct Metrics {
     pub isolation_violations: Counter,
+    /// Valid grants presented without the session they were issued to.
+    pub grant_replays_refused: Counter,
     pub media_bytes_out: Counter,
     pub segments_produced: Counter,
     pub rtmp_connections_refused: Counter,

@@ -72,7 +72,7 @@ struct Counts {
 
 async fn fetch(client: &reqwest::Client, url: &str, counts: &Counts) -> Option<Vec<u8>> {
     counts.requests.fetch_add(1, Ordering::Relaxed);
-    let Ok(r) = client.get(url).send().await else {
+    let Ok(r) = media_get(client, url).send().await else {
         counts.other.fetch_add(1, Ordering::Relaxed);
         return None;
     };

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use hearth_model::{BindingEpoch, CameraId, GrantId, Integration, UnixMillis, UserId};
+use hearth_model::{BindingEpoch, CameraId, GrantId, UnixMillis};
 use hearth_server::grant::{Grant, GrantKey};
 use std::time::{Duration, Instant};
 
@@ -127,23 +127,18 @@ async fn households_cannot_reach_each_others_media() {
     altered[mid] = if altered[mid] == b'A' { b'B' } else { b'A' };
     let altered = String::from_utf8(altered).unwrap();
     let forged = "A".repeat(a_token.len());
+    // The variants below are A's own grant with one thing changed, presented with
+    // A's own session, so that each is refused for its own reason.
     let key = GrantKey::load_or_create(&s.data_dir().join("grant.key")).unwrap();
-    let living_id: CameraId = living.parse().unwrap();
+    let real = *key.verify(&a_token, UnixMillis(0)).unwrap().grant();
     let expired = key.sign(&Grant {
         id: GrantId::random(),
-        viewer: UserId::random(),
-        camera: living_id,
-        epoch: BindingEpoch(1),
-        integration: Integration::App,
         expires_at: UnixMillis(1_000),
+        ..real
     });
     let other_key = GrantKey::random().sign(&Grant {
         id: GrantId::random(),
-        viewer: UserId::random(),
-        camera: living_id,
-        epoch: BindingEpoch(1),
-        integration: Integration::App,
-        expires_at: UnixMillis(i64::MAX / 2),
+        ..real
     });
     for (what, token) in [
         ("altered", altered),
@@ -158,23 +153,111 @@ async fn households_cannot_reach_each_others_media() {
             "snapshot.jpg",
             &b_segments[0],
         ] {
-            let (st, body) = get(&format!("{media_root}{token}/{obj}")).await;
+            let (st, body) = get_as(&format!("{media_root}{token}/{obj}"), Some(&a)).await;
             assert_eq!(st, 403, "{what} grant, {obj}");
             assert_refused(&format!("{what} grant, {obj}"), st, &body);
+            assert!(
+                !is_not_holder(&body),
+                "{what} grant, {obj}: refused for the holder"
+            );
         }
     }
 
     // A grant for a past epoch names a camera state that no longer exists: refused at the door.
     let stale_epoch = key.sign(&Grant {
         id: GrantId::random(),
-        viewer: UserId::random(),
-        camera: living_id,
-        epoch: BindingEpoch(7),
-        integration: Integration::App,
-        expires_at: UnixMillis(i64::MAX / 2),
+        epoch: BindingEpoch(real.epoch.0 + 7),
+        ..real
     });
-    let (st, body) = get(&format!("{media_root}{stale_epoch}/live.m3u8")).await;
+    let (st, body) = get_as(&format!("{media_root}{stale_epoch}/live.m3u8"), Some(&a)).await;
     assert_refused("wrong-epoch grant", st, &body);
+    assert!(!is_not_holder(&body));
+    // The same grant at the right epoch opens (so the epoch alone was refused).
+    let right_epoch = key.sign(&Grant {
+        id: GrantId::random(),
+        ..real
+    });
+    let (st, _) = get_as(&format!("{media_root}{right_epoch}/live.m3u8"), Some(&a)).await;
+    assert_eq!(st, 200);
+}
+
+fn is_not_holder(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("belongs to another session")
+}
+
+/// A grant is bound to the session that asked for it: its URLs, replayed by
+/// another account (even one that may watch the same camera), by another session of
+/// the same account, or with no session at all, are refused with zero media bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_replayed_from_another_account_is_refused() {
+    let s = Server::demo(320, 180);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let b = s.login(OWNER_B, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    let living = s.camera_id(&a, "Living room").await;
+    let ga = s.grant(&a, &living).await;
+    let a_base = base_of(ga["hls_url"].as_str().unwrap());
+
+    // The holder plays: learn the object names (segment, init, key, TS segment).
+    let (st, pl) = get_as(&format!("{a_base}/live.m3u8"), Some(&a)).await;
+    assert_eq!(st, 200);
+    let (st, ts) = get_as(&format!("{a_base}/ts.m3u8"), Some(&a)).await;
+    assert_eq!(st, 200);
+    let segment = names_in(&pl, ".m4s").pop().expect("a segment");
+    let key = String::from_utf8_lossy(&pl)
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-KEY:"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .expect("an EXT-X-KEY URI")
+        .to_string();
+    let objects = [
+        "index.m3u8".to_string(),
+        "live.m3u8".into(),
+        "ts.m3u8".into(),
+        "snapshot.jpg".into(),
+        init_name(&pl),
+        segment,
+        key,
+        names_in(&ts, ".ts").pop().expect("a TS segment"),
+    ];
+    for obj in &objects {
+        let (st, body) = get_as(&format!("{a_base}/{obj}"), Some(&a)).await;
+        assert_eq!(st, 200, "the holder gets {obj}");
+        assert!(!body.is_empty());
+    }
+
+    // B may even watch this camera (A shares it): A's grant is still not B's.
+    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 201);
+    assert_eq!(s.try_grant(&b, &living).await.0, 200);
+    let a_again = s.login(OWNER_A, PASSWORD).await;
+    for (who, session) in [
+        ("another account", Some(b.as_str())),
+        (
+            "another session of the same account",
+            Some(a_again.as_str()),
+        ),
+        ("no session", None),
+        ("a made-up session", Some("not-a-session")),
+    ] {
+        for obj in &objects {
+            let (st, body) = get_as(&format!("{a_base}/{obj}"), session).await;
+            assert_eq!(st, 403, "{who}, {obj}");
+            assert_refused(&format!("{who}, {obj}"), st, &body);
+            assert!(
+                is_not_holder(&body),
+                "{who}, {obj}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    assert!(
+        s.log()
+            .contains("grant presented without its holder's session")
+    );
+    // The holder still plays.
+    let (st, _) = get_as(&format!("{a_base}/live.m3u8"), Some(&a)).await;
+    assert_eq!(st, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -125,8 +125,7 @@ async fn ffmpeg_publisher_becomes_its_camera_and_plays_back() {
 
     // The still-image cache decodes a real encoder's High-profile stream (CABAC,
     // B-frames) too.
-    let r = client()
-        .get(g["snapshot_url"].as_str().unwrap())
+    let r = media_get(&client(), g["snapshot_url"].as_str().unwrap())
         .send()
         .await
         .unwrap();

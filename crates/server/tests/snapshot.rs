@@ -9,8 +9,7 @@ const W: u32 = 640;
 const H: u32 = 360;
 
 async fn fetch_jpeg(url: &str) -> Vec<u8> {
-    let r = client()
-        .get(format!("{url}?t={}", rand_u64()))
+    let r = media_get(&client(), &format!("{url}?t={}", rand_u64()))
         .send()
         .await
         .unwrap();

@@ -9,6 +9,56 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Grants are bound to the session that asked for them: media requests must carry
+/// it. The harness remembers which session each grant it obtained belongs to (grant
+/// token -> session token), and [`get`], [`media_get`], [`ffprobe_video`] and
+/// [`decode_rgb`] present it for URLs under that grant, as a real client does.
+/// Tests of refusals build their requests by hand.
+static HOLDERS: std::sync::Mutex<Option<std::collections::HashMap<String, String>>> =
+    std::sync::Mutex::new(None);
+
+/// The grant token in a `/media/{grant}/...` URL.
+pub fn grant_token(url: &str) -> Option<&str> {
+    url.split("/media/").nth(1)?.split('/').next()
+}
+
+fn remember_holder(grant: &Value, session: &str) {
+    if let Some(token) = grant["hls_url"].as_str().and_then(grant_token) {
+        HOLDERS
+            .lock()
+            .unwrap()
+            .get_or_insert_default()
+            .insert(token.to_string(), session.to_string());
+    }
+}
+
+/// The session that holds the grant in `url`, if the harness obtained that grant.
+pub fn holder_of(url: &str) -> Option<String> {
+    let token = grant_token(url)?;
+    HOLDERS.lock().unwrap().as_ref()?.get(token).cloned()
+}
+
+/// A GET of a media URL carrying its grant holder's session, as players do.
+pub fn media_get(client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    let req = client.get(url);
+    match holder_of(url) {
+        Some(session) => req.bearer_auth(session),
+        None => req,
+    }
+}
+
+/// ffmpeg/ffprobe arguments that send the holder's session with every HLS request
+/// (the HLS demuxer passes `-headers` on to playlists, keys and segments).
+fn holder_args(url: &str) -> Vec<String> {
+    match holder_of(url) {
+        Some(session) => vec![
+            "-headers".into(),
+            format!("Authorization: Bearer {session}\r\n"),
+        ],
+        None => vec![],
+    }
+}
+
 pub const PASSWORD: &str = "correct horse battery";
 pub const OWNER_A: &str = "owner-a@example.com";
 pub const OWNER_B: &str = "owner-b@example.com";
@@ -261,7 +311,9 @@ impl Server {
             .await
             .unwrap();
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let v = r.json().await.unwrap_or(Value::Null);
+        remember_holder(&v, token);
+        (status, v)
     }
 
     pub async fn grant(&self, token: &str, camera: &str) -> Value {
@@ -315,7 +367,18 @@ pub fn client() -> reqwest::Client {
 
 /// GET returning (status, body bytes).
 pub async fn get(url: &str) -> (u16, Vec<u8>) {
-    let r = client().get(url).send().await.unwrap();
+    let r = media_get(&client(), url).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.bytes().await.unwrap().to_vec())
+}
+
+/// GET presenting exactly `session` (or no session), whoever holds the grant.
+pub async fn get_as(url: &str, session: Option<&str>) -> (u16, Vec<u8>) {
+    let mut req = client().get(url);
+    if let Some(t) = session {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
     let s = r.status().as_u16();
     (s, r.bytes().await.unwrap().to_vec())
 }
@@ -323,11 +386,9 @@ pub async fn get(url: &str) -> (u16, Vec<u8>) {
 /// (codec, width, height) of the first video stream, per ffprobe.
 pub fn ffprobe_video(url: &str) -> (String, u32, u32, Vec<String>) {
     let out = Command::new("ffprobe")
+        .args(["-v", "error", "-rw_timeout", "15000000"])
+        .args(holder_args(url))
         .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "15000000",
             "-show_entries",
             "stream=codec_type,codec_name,width,height",
             "-of",
@@ -362,17 +423,9 @@ pub fn ffprobe_video(url: &str) -> (String, u32, u32, Vec<String>) {
 /// Decodes `seconds` of video from `input` into RGB24 frames of `w`x`h`.
 pub fn decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
     let out = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "15000000",
-            "-i",
-            input,
-            "-t",
-            &seconds.to_string(),
-            "-an",
-        ])
+        .args(["-v", "error", "-rw_timeout", "15000000"])
+        .args(holder_args(input))
+        .args(["-i", input, "-t", &seconds.to_string(), "-an"])
         .args([
             "-vf",
             &format!("scale={w}:{h}"),
