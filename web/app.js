@@ -1,7 +1,7 @@
 // Hearth web app: login, camera grid with live thumbnails, live player.
 // Plain ES module, no dependencies. Hash routes: #/ (grid), #/camera/<id> (player).
 
-import { LivePlayer } from './player.js';
+import { LivePlayer, exactEpoch, readStillProvenance } from './player.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -502,6 +502,33 @@ function showGrid() {
       } catch (_) { status = 0; }
       if (!alive || gen !== c.gen) return;
       if (blob) {
+        // Whose picture is this? The still names its camera in-band: anything
+        // else is not shown, and is reported.
+        const { record, reason } = readStillProvenance(await blob.arrayBuffer());
+        if (!alive || gen !== c.gen) return;
+        const epoch = exactEpoch(grant.epoch);
+        let problem = null;
+        if (!record) problem = reason;
+        else if (record.camera !== String(id).toLowerCase()) problem = `camera ${record.camera}, expected ${id}`;
+        else if (epoch === null || record.epoch !== epoch) problem = `epoch ${record.epoch}, expected ${grant.epoch}`;
+        if (problem !== null) {
+          console.error(`[hearth] refused a still for ${id}: ${problem}`);
+          if (c.img) { URL.revokeObjectURL(c.img.src); c.img.remove(); c.img = null; }
+          c.placeholder.hidden = false;
+          c.placeholder.lastChild.textContent = 'Picture unavailable';
+          if (!c.reported) {
+            c.reported = true;
+            postReport(id, {
+              kind: 'provenance_mismatch',
+              detail: {
+                expected_camera: id, got_camera: record ? record.camera : null,
+                expected_epoch: grant.epoch, got_epoch: record ? Number(record.epoch) : null, object: 'snapshot.jpg',
+              },
+            });
+          }
+          c.nextTry = Date.now() + 10000;
+          return;
+        }
         const img = new Image();
         img.className = 'thumb-img';
         img.alt = `Latest picture from ${c.cam.name}`;

@@ -326,19 +326,57 @@ export function readProvenance(buf) {
     }
     if (count === 0) return { record: null, reason: 'no provenance box' };
     if (count > 1) return { record: null, reason: 'more than one provenance box' };
-    const body = bytes.subarray(found.start, found.end);
-    if (body.length !== PROVENANCE_RECORD_LEN) return { record: null, reason: `provenance record of ${body.length} bytes` };
-    if (body[0] !== 1) return { record: null, reason: `unknown provenance version ${body[0]}` };
-    const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    return {
-      record: {
-        camera: hexOf(body.subarray(1, 17)),
-        epoch: dv.getBigUint64(17),
-        seq: dv.getBigUint64(25),
-        captureTime: dv.getBigInt64(33),
-      },
-      reason: null,
-    };
+    return decodeRecord(bytes.subarray(found.start, found.end));
+  } catch (e) {
+    return { record: null, reason: `unreadable (${e && e.message})` };
+  }
+}
+
+function decodeRecord(body) {
+  if (body.length !== PROVENANCE_RECORD_LEN) return { record: null, reason: `provenance record of ${body.length} bytes` };
+  if (body[0] !== 1) return { record: null, reason: `unknown provenance version ${body[0]}` };
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  return {
+    record: {
+      camera: hexOf(body.subarray(1, 17)),
+      epoch: dv.getBigUint64(17),
+      seq: dv.getBigUint64(25),
+      captureTime: dv.getBigInt64(33),
+    },
+    reason: null,
+  };
+}
+
+/**
+ * The provenance record of a JPEG still, or `{ record: null, reason }`: exactly
+ * one APP11 segment starting with the Hearth UUID among the header segments
+ * (see crates/media/src/jpeg.rs). Never throws.
+ */
+export function readStillProvenance(buf) {
+  try {
+    const bytes = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
+    if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return { record: null, reason: 'not a JPEG' };
+    let p = 2;
+    let found = null;
+    let count = 0;
+    for (;;) {
+      if (p + 2 > bytes.length) return { record: null, reason: 'JPEG ends inside its header' };
+      if (bytes[p] !== 0xff) return { record: null, reason: `JPEG marker expected at ${p}` };
+      const marker = bytes[p + 1];
+      if (marker === 0xff) { p += 1; continue; }
+      if (marker === 0xda || marker === 0xd9) break; // SOS, EOI
+      if (p + 4 > bytes.length) return { record: null, reason: 'JPEG ends inside a marker' };
+      const len = (bytes[p + 2] << 8) | bytes[p + 3];
+      if (len < 2 || p + 2 + len > bytes.length) return { record: null, reason: `bad JPEG segment length at ${p}` };
+      if (marker === 0xeb && len >= 2 + 16 && hexOf(bytes.subarray(p + 4, p + 20)) === HEARTH_UUID) {
+        count++;
+        found = bytes.subarray(p + 20, p + 2 + len);
+      }
+      p += 2 + len;
+    }
+    if (count === 0) return { record: null, reason: 'no provenance segment' };
+    if (count > 1) return { record: null, reason: 'more than one provenance segment' };
+    return decodeRecord(found);
   } catch (e) {
     return { record: null, reason: `unreadable (${e && e.message})` };
   }

@@ -3,6 +3,7 @@
 //! Timestamps are milliseconds on the publisher's timeline (RTMP/FLV resolution).
 //! The muxers convert to 90 kHz (video, TS) or the audio sample rate (fMP4 audio).
 
+use crate::provenance::ProvenanceRecord;
 use bytes::Bytes;
 
 /// One H.264 access unit.
@@ -17,6 +18,10 @@ pub struct VideoFrame {
     /// AVCC: NAL units each prefixed by a big-endian length of
     /// [`AvcConfig::nalu_length_size`](crate::h264::AvcConfig::nalu_length_size) bytes.
     pub data: Bytes,
+    /// Whose picture this is, with a tag over `data`: set by whoever authenticated
+    /// the source (the server's ingest) before the frame goes anywhere else.
+    /// The muxers ignore it; caches that hand frames on check it.
+    pub provenance: Option<ProvenanceRecord>,
 }
 
 /// One raw AAC frame (no ADTS header), 1024 samples.
@@ -26,4 +31,6 @@ pub struct AudioFrame {
     pub pts_ms: i64,
     /// Raw AAC access unit.
     pub data: Bytes,
+    /// As for [`VideoFrame::provenance`].
+    pub provenance: Option<ProvenanceRecord>,
 }

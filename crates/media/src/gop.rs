@@ -96,6 +96,7 @@ mod tests {
             pts_ms: dts,
             keyframe: key,
             data: Bytes::from(vec![0; len]),
+            provenance: None,
         }
     }
 

@@ -39,6 +39,7 @@ pub mod fmp4;
 mod frame;
 pub mod gop;
 pub mod h264;
+pub mod jpeg;
 pub mod playlist;
 pub mod provenance;
 pub mod segmenter;

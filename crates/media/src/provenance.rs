@@ -9,10 +9,9 @@
 //!
 //! Why the tag is opaque here: who signs (the camera with its own key, or the
 //! ingest session with the server's key) and with what MAC is the caller's
-//! decision. This crate only carries the 32 tag bytes. It does offer the two
-//! inputs a MAC needs: [`ProvenanceRecord::authenticated_fields`] (everything but
-//! the tag) and [`content_digest`] (SHA-256 over the media bytes), so the camera
-//! and the server compute the same message.
+//! decision. This crate only carries the 32 tag bytes, and offers
+//! [`ProvenanceRecord::authenticated_fields`] (everything but the tag) as the
+//! fixed-length prefix of the message a MAC covers, followed by the media bytes.
 //!
 //! Layout, version 1 (73 bytes):
 //!
@@ -26,8 +25,6 @@
 //! | 41     | 32  | tag                                   |
 
 use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
-use sha2::{Digest, Sha256};
-
 use crate::MediaError;
 
 /// Identifies Hearth's in-band data: the fMP4 `uuid` box extended type, the
@@ -141,16 +138,6 @@ impl ProvenanceRecord {
     }
 }
 
-/// SHA-256 over the concatenation of `parts` (equal to hashing the joined bytes;
-/// parts only spare the caller a copy, e.g. a segment around its provenance box).
-pub fn content_digest(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -226,18 +213,5 @@ pub(crate) mod tests {
             }
             let _ = ProvenanceRecord::decode(&junk);
         }
-    }
-
-    #[test]
-    fn digest_is_sha256_of_concatenation() {
-        // SHA-256("abc")
-        let abc = [
-            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
-            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
-            0xf2, 0x00, 0x15, 0xad,
-        ];
-        assert_eq!(content_digest(&[b"abc"]), abc);
-        assert_eq!(content_digest(&[b"a", b"", b"bc"]), abc);
-        assert_ne!(content_digest(&[b"abd"]), abc);
     }
 }

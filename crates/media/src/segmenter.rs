@@ -548,12 +548,14 @@ mod tests {
             pts_ms: dts + 80,
             keyframe: key,
             data: Bytes::from_static(if key { IDR } else { P }),
+            provenance: None,
         }
     }
     fn af(pts: i64) -> AudioFrame {
         AudioFrame {
             pts_ms: pts,
             data: Bytes::from_static(&[0x21, 0x10, 0x04, 0x60]),
+            provenance: None,
         }
     }
 
@@ -716,6 +718,7 @@ mod tests {
             pts_ms: 0,
             keyframe: true,
             data: Bytes::from_static(&[0, 0, 0, 9, 0x65]),
+            provenance: None,
         });
         let st = s.stats();
         assert_eq!(

@@ -17,7 +17,7 @@ use std::process::Command;
 use bytes::Bytes;
 use hearth_media::flv::{self, FlvAudio, FlvTagKind, FlvVideo};
 use hearth_media::playlist::{self, KeyRef, KeyedEntry, PlaylistEntry};
-use hearth_media::provenance::{ProvenanceRecord, content_digest};
+use hearth_media::provenance::ProvenanceRecord;
 use hearth_media::{AudioFrame, Segment, Segmenter, SegmenterConfig, VideoFrame};
 use hearth_media::{crypt, fmp4, sei, ts};
 use hearth_model::{BindingEpoch, CameraId, UnixMillis};
@@ -34,6 +34,16 @@ fn record(seq: u64) -> ProvenanceRecord {
     }
 }
 const INIT_SEQ: u64 = u64::MAX;
+
+/// SHA-256 of the joined parts: deterministic filler for tags and IVs.
+fn content_digest(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
 const SEGMENT_SEQ_BASE: u64 = 1000;
 
 fn tool(name: &str) -> Command {
@@ -116,6 +126,7 @@ fn replay(flv_path: &Path, stamp: bool) -> Replay {
                         pts_ms: ts + i64::from(f.cts_ms),
                         keyframe: f.keyframe,
                         data,
+                        provenance: None,
                     })
                 }
                 FlvVideo::EndOfSequence => None,
@@ -127,7 +138,11 @@ fn replay(flv_path: &Path, stamp: bool) -> Replay {
                 }
                 FlvAudio::Frame(data) => {
                     audio_frames += 1;
-                    seg.push_audio(AudioFrame { pts_ms: ts, data })
+                    seg.push_audio(AudioFrame {
+                        pts_ms: ts,
+                        data,
+                        provenance: None,
+                    })
                 }
             },
         };

@@ -117,6 +117,24 @@ impl EgressGuard {
         self.grant.grant()
     }
 
+    /// Records a frame the still cache refused (it counted and logged it already):
+    /// an `isolation_violation` with both identities, and the viewer's session ends.
+    pub fn refuse_frame(&self, found: Option<Provenance>) -> AppError {
+        let g = self.grant.grant();
+        self.state.audit.close_session(g.id, "isolation_violation");
+        self.state.audit.record(crate::audit::event(
+            "isolation_violation",
+            Some(g),
+            serde_json::json!({
+                "reason": "a frame in the still cache does not carry the camera's stamp",
+                "grant_camera": g.camera, "grant_epoch": g.epoch,
+                "object_camera": found.map(|p| p.camera), "object_epoch": found.map(|p| p.epoch),
+                "object_seq": found.map(|p| p.seq), "object_kind": "AccessUnit",
+            }),
+        ));
+        AppError::IsolationViolation
+    }
+
     /// Counts and records a refused object, with both identities.
     fn violation(&self, obj: &MediaObject, reason: &str) {
         let g = self.grant.grant();

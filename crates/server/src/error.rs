@@ -27,6 +27,10 @@ pub enum AppError {
     /// connection is closed; nothing is retried.
     #[error("stream unavailable")]
     IsolationViolation,
+    /// The still-image cache found a frame without this camera's stamp (a cache or
+    /// mapping fault): refused like an isolation violation, after the door records it.
+    #[error("stream unavailable")]
+    ForeignFrame(Option<hearth_model::Provenance>),
     /// Unknown, or not visible to the caller: the two are deliberately indistinguishable.
     #[error("not found")]
     NotFound,
@@ -53,6 +57,7 @@ impl AppError {
             AppError::Forbidden
             | AppError::NotHolder
             | AppError::IsolationViolation
+            | AppError::ForeignFrame(_)
             | AppError::Suspended(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -86,7 +91,10 @@ impl IntoResponse for AppError {
         if let AppError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
-        let close = matches!(self, AppError::IsolationViolation);
+        let close = matches!(
+            self,
+            AppError::IsolationViolation | AppError::ForeignFrame(_)
+        );
         let mut resp = (
             status,
             Json(serde_json::json!({ "error": self.to_string() })),

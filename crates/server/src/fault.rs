@@ -4,9 +4,20 @@
 //! entry. With the `fault-injection` cargo feature (enabled by the test suite, never
 //! by a release build) and `HEARTH_FAULT_P=<probability>` in the environment, four
 //! lookups return another camera's entry with that probability: the grant lookup,
-//! the stream-hub lookup, the segment cache and the still-image cache. Without the
-//! feature, [`Faults::roll`] is a constant `false` and every fault point is the
-//! identity, so none of this can be switched on in production.
+//! the stream-hub lookup, the segment cache and the still-image cache.
+//! `HEARTH_FAULT_POINTS=<list>` (comma-separated `grant`, `hub`, `object`, `still`;
+//! default all four) limits the faults to some of them.
+//!
+//! `HEARTH_FAULT_DOOR_OPEN=1` opens the door itself: [`EgressGuard::write`] skips its
+//! comparison of the object's provenance with the grant (and only that), so the
+//! faults above deliver other cameras' media to viewers. It exists to prove the
+//! *client's* check (the web player's, `crates/server/tests/web_refusal.rs`).
+//!
+//! Without the feature, [`Faults::roll`] and [`Faults::door_open`] are a constant
+//! `false` and every fault point is the identity, so none of this can be switched
+//! on in production.
+//!
+//! [`EgressGuard::write`]: crate::egress::EgressGuard::write
 
 use crate::egress::{MediaKind, MediaObject};
 use crate::grant::VerifiedGrant;
@@ -18,45 +29,127 @@ use std::sync::Arc;
 pub struct Faults {
     #[cfg(feature = "fault-injection")]
     inner: Option<Inner>,
+    /// `HEARTH_FAULT_DOOR_OPEN=1`: the egress door skips its provenance comparison.
+    #[cfg(feature = "fault-injection")]
+    door_open: bool,
+}
+
+/// The lookups that can answer wrongly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+enum Point {
+    Grant,
+    Hub,
+    Object,
+    Still,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Point {
+    const ALL: [Point; 4] = [Point::Grant, Point::Hub, Point::Object, Point::Still];
+
+    fn name(self) -> &'static str {
+        match self {
+            Point::Grant => "grant",
+            Point::Hub => "hub",
+            Point::Object => "object",
+            Point::Still => "still",
+        }
+    }
+
+    /// `HEARTH_FAULT_POINTS`: which lookups may answer wrongly (all when unset).
+    /// A name that is not a fault point stops the server: a typo must not quietly
+    /// test less than it says.
+    fn from_env() -> Vec<Point> {
+        let Ok(list) = std::env::var("HEARTH_FAULT_POINTS") else {
+            return Point::ALL.to_vec();
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                Point::ALL
+                    .into_iter()
+                    .find(|p| p.name() == n)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "HEARTH_FAULT_POINTS: unknown fault point {n:?} \
+                             (expected grant, hub, object, still)"
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 #[cfg(feature = "fault-injection")]
 struct Inner {
     p: f64,
+    points: Vec<Point>,
     recent_grants: std::sync::Mutex<std::collections::VecDeque<VerifiedGrant>>,
 }
 
 impl Faults {
-    /// Reads `HEARTH_FAULT_P` when the feature is compiled in; inert otherwise.
+    /// Reads `HEARTH_FAULT_P`, `HEARTH_FAULT_POINTS` and `HEARTH_FAULT_DOOR_OPEN`
+    /// when the feature is compiled in; inert otherwise.
     pub fn from_env() -> Self {
         #[cfg(feature = "fault-injection")]
         {
+            let door_open = std::env::var("HEARTH_FAULT_DOOR_OPEN").is_ok_and(|v| v == "1");
+            if door_open {
+                tracing::warn!(
+                    "FAULT INJECTION: HEARTH_FAULT_DOOR_OPEN=1: THE EGRESS DOOR IS OPEN. It does \
+                     not compare provenance with the grant: other cameras' media WILL reach \
+                     viewers. Tests only."
+                );
+            }
             let p = std::env::var("HEARTH_FAULT_P")
                 .ok()
                 .and_then(|v| v.parse::<f64>().ok());
-            if let Some(p) = p.filter(|p| *p > 0.0) {
+            let inner = p.filter(|p| *p > 0.0).map(|p| {
+                let points = Point::from_env();
+                let names: Vec<&str> = points.iter().map(|p| p.name()).collect();
                 tracing::warn!(
                     p,
+                    points = %names.join(","),
                     "FAULT INJECTION ENABLED: lookups will return wrong entries"
                 );
-                return Self {
-                    inner: Some(Inner {
-                        p: p.min(1.0),
-                        recent_grants: Default::default(),
-                    }),
-                };
-            }
+                Inner {
+                    p: p.min(1.0),
+                    points,
+                    recent_grants: Default::default(),
+                }
+            });
+            Self { inner, door_open }
         }
-        Self::default()
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            Self::default()
+        }
+    }
+
+    /// Whether the egress door skips its provenance comparison
+    /// (`HEARTH_FAULT_DOOR_OPEN=1`). A constant `false` without the feature.
+    #[inline]
+    pub fn door_open(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            self.door_open
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            false
+        }
     }
 
     /// Whether this lookup should answer wrongly.
     #[inline]
-    fn roll(&self) -> bool {
+    fn roll(&self, point: Point) -> bool {
         #[cfg(feature = "fault-injection")]
         if let Some(i) = &self.inner {
-            return rand::random::<f64>() < i.p;
+            return i.points.contains(&point) && rand::random::<f64>() < i.p;
         }
+        let _ = point;
         false
     }
 
@@ -68,7 +161,7 @@ impl Faults {
                 .recent_grants
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let swapped = if self.roll() {
+            let swapped = if self.roll(Point::Grant) {
                 let others: Vec<_> = recent
                     .iter()
                     .filter(|g| g.grant().camera != real.grant().camera)
@@ -96,7 +189,7 @@ impl Faults {
         real: Option<Arc<Hub>>,
         hubs: &HubRegistry,
     ) -> Option<Arc<Hub>> {
-        if self.roll() {
+        if self.roll(Point::Hub) {
             return hubs.random_other(camera).or(real);
         }
         real
@@ -110,7 +203,7 @@ impl Faults {
         kind: MediaKind,
         hubs: &HubRegistry,
     ) -> Option<Arc<MediaObject>> {
-        if self.roll() {
+        if self.roll(Point::Object) {
             return hubs
                 .random_other(camera)
                 .and_then(|h| h.any_object(kind))
@@ -126,7 +219,7 @@ impl Faults {
         real: Arc<MediaObject>,
         hubs: &HubRegistry,
     ) -> Arc<MediaObject> {
-        if self.roll() {
+        if self.roll(Point::Still) {
             return hubs
                 .random_other(camera)
                 .and_then(|h| h.cached_still())

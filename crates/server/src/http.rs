@@ -514,7 +514,10 @@ async fn snapshot(
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
     let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
-    let still = crate::still::snapshot(&hub).await?;
+    let still = match crate::still::snapshot(&hub).await {
+        Err(AppError::ForeignFrame(found)) => return Err(door.refuse_frame(found)),
+        other => other?,
+    };
     let still = st.faults.still(door.grant().camera, still, &st.hubs);
     door.write(&still)
 }

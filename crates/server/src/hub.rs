@@ -15,11 +15,12 @@
 
 use crate::bench_switch::BenchSwitch;
 use crate::egress::{MediaKind, MediaObject};
-use crate::keys::{KeyId, MediaKeys};
+use crate::keys::{KeyId, MediaKeys, Stamper};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use hearth_media::gop::GopCache;
 use hearth_media::h264::AvcConfig;
+use hearth_media::provenance::ProvenanceRecord;
 use hearth_media::segmenter::{Segment, Segmenter, SegmenterConfig};
 use hearth_media::{AudioFrame, VideoFrame, crypt, fmp4, playlist, ts};
 use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
@@ -135,6 +136,8 @@ pub struct Hub {
     /// Bumped whenever the playlists change, so waiting viewers wake up.
     changed: watch::Sender<u64>,
     next_lease: AtomicU64,
+    /// Sequence numbers of access units (video and audio), across publishers.
+    next_access_unit: AtomicU64,
     metrics: Arc<Metrics>,
     keys: Arc<MediaKeys>,
     /// Benchmarks only: segments stored unstamped and clear (see `bench_switch`).
@@ -251,6 +254,7 @@ impl Hub {
             inner: Mutex::new(HubInner::default()),
             changed: watch::channel(0).0,
             next_lease: AtomicU64::new(1),
+            next_access_unit: AtomicU64::new(0),
             metrics,
             keys,
             bench: BenchSwitch::default(),
@@ -312,6 +316,7 @@ impl Hub {
         self.changed.send_modify(|v| *v += 1);
         Ok(Publisher {
             hub: self.clone(),
+            stamper: self.keys.stamper(self.camera, epoch),
             lease,
             segmenter: Segmenter::new(SegmenterConfig {
                 target_duration_ms: TARGET_DURATION_MS,
@@ -507,13 +512,19 @@ impl Hub {
         })
     }
 
-    pub(crate) fn still_provenance(
-        &self,
-        epoch: BindingEpoch,
-        seq: u64,
-        t: UnixMillis,
-    ) -> Provenance {
-        self.provenance(epoch, seq, t)
+    /// The stamper of this camera in `epoch`: what the still cache checks frames
+    /// with and stamps stills with.
+    pub(crate) fn stamper(&self, epoch: BindingEpoch) -> Stamper {
+        self.keys.stamper(self.camera, epoch)
+    }
+
+    /// Bench switch only (constant false in production builds).
+    pub(crate) fn unguarded(&self) -> bool {
+        self.bench.unguarded()
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn publish_segment(&self, lease: u64, seg: Segment) {
@@ -688,6 +699,8 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
 /// core); the hub only sees finished objects. Dropping it takes the camera offline.
 pub struct Publisher {
     hub: Arc<Hub>,
+    /// Tags every access unit with the camera's provenance as it arrives.
+    stamper: Stamper,
     lease: u64,
     segmenter: Segmenter,
     /// Wall-clock ms minus RTMP ms, fixed at the first frame.
@@ -736,8 +749,20 @@ impl Publisher {
         *self.anchor.get_or_insert(now.0 - dts_ms)
     }
 
-    pub fn push_video(&mut self, frame: VideoFrame, now: UnixMillis) {
+    /// The provenance record of an access unit of this camera: the stamp of the
+    /// connection that authenticated with the camera's credential (and, for a
+    /// signing camera, verified its GOP signatures). Outside the hub lock.
+    fn stamp(&self, capture_ms: i64, data: &[u8]) -> Option<ProvenanceRecord> {
+        if self.hub.bench.unguarded() {
+            return None; // bench switch only (constant false in production builds)
+        }
+        let seq = self.hub.next_access_unit.fetch_add(1, Ordering::Relaxed);
+        Some(self.stamper.stamp(seq, UnixMillis(capture_ms), data))
+    }
+
+    pub fn push_video(&mut self, mut frame: VideoFrame, now: UnixMillis) {
         let anchor = self.anchor(frame.dts_ms, now);
+        frame.provenance = self.stamp(anchor + frame.dts_ms, &frame.data);
         {
             let mut inner = self.hub.lock();
             if inner.lease != Some(self.lease) {
@@ -754,8 +779,9 @@ impl Publisher {
         }
     }
 
-    pub fn push_audio(&mut self, frame: AudioFrame, now: UnixMillis) {
-        self.anchor(frame.pts_ms, now);
+    pub fn push_audio(&mut self, mut frame: AudioFrame, now: UnixMillis) {
+        let anchor = self.anchor(frame.pts_ms, now);
+        frame.provenance = self.stamp(anchor + frame.pts_ms, &frame.data);
         if let Some(seg) = self.segmenter.push_audio(frame) {
             self.hub.publish_segment(self.lease, seg);
         }
@@ -776,6 +802,7 @@ impl Drop for Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AppError;
 
     /// An ISO BMFF box.
     fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
@@ -834,6 +861,59 @@ mod tests {
     fn hub() -> Arc<Hub> {
         HubRegistry::new(Arc::default(), Arc::new(MediaKeys::random()))
             .get_or_create(CameraId::random())
+    }
+
+    /// A cache or mapping fault that puts a frame into the wrong camera's GOP cache
+    /// (simulated by writing the cache directly) is caught by the still cache before
+    /// anything is decoded.
+    #[tokio::test]
+    async fn the_still_cache_decodes_only_frames_stamped_for_its_camera() {
+        let keys = Arc::new(MediaKeys::random());
+        let (a, b) = (CameraId::random(), CameraId::random());
+        let hub = HubRegistry::new(Arc::default(), keys.clone()).get_or_create(a);
+        let _publisher = hub.claim(BindingEpoch(1)).unwrap();
+        const IDR: &[u8] = &[0, 0, 0, 2, 0x65, 0x88];
+        let frame = |data: &'static [u8], stamper: Option<Stamper>| VideoFrame {
+            dts_ms: 0,
+            pts_ms: 0,
+            keyframe: true,
+            provenance: stamper.map(|s| s.stamp(0, UnixMillis(0), IDR)),
+            data: Bytes::from_static(data),
+        };
+        let set_gop = |f: VideoFrame| {
+            let mut inner = hub.lock();
+            inner.video_config = Some(AvcConfig {
+                profile_idc: 66,
+                constraint_flags: 0,
+                level_idc: 30,
+                nalu_length_size: 4,
+                sps: vec![],
+                pps: vec![],
+                width: 16,
+                height: 16,
+                record: Bytes::new(),
+            });
+            inner.gop.clear();
+            inner.gop_id += 1;
+            inner.gop.push(f);
+        };
+        for (what, f) in [
+            ("unstamped", frame(IDR, None)),
+            ("another camera's", frame(IDR, Some(keys.stamper(b, BindingEpoch(1))))),
+            ("another epoch's", frame(IDR, Some(keys.stamper(a, BindingEpoch(2))))),
+            ("altered", frame(&[0, 0, 0, 2, 0x65, 0x89], Some(keys.stamper(a, BindingEpoch(1))))),
+        ] {
+            set_gop(f);
+            let before = hub.metrics.isolation_violations.get();
+            let err = crate::still::snapshot(&hub).await.err().expect(what);
+            assert!(matches!(err, AppError::ForeignFrame(_)), "{what}: {err:?}");
+            assert_eq!(hub.metrics.isolation_violations.get(), before + 1, "{what}");
+        }
+        // Its own stamp passes the check and reaches the decoder (which these bytes
+        // do not satisfy: that is another error).
+        set_gop(frame(IDR, Some(hub.stamper(BindingEpoch(1)))));
+        let r = crate::still::snapshot(&hub).await;
+        assert!(!matches!(r, Err(AppError::ForeignFrame(_))));
     }
 
     #[test]

@@ -352,6 +352,7 @@ async fn handle_event(
                             pts_ms: dts + i64::from(f.cts_ms),
                             keyframe: f.keyframe,
                             data: f.data,
+                            provenance: None,
                         },
                         now,
                     );
@@ -371,7 +372,14 @@ async fn handle_event(
             {
                 FlvAudio::Config(cfg) => p.set_audio_config(cfg),
                 FlvAudio::Frame(data) => {
-                    p.push_audio(AudioFrame { pts_ms: pts, data }, crate::clock::now())
+                    p.push_audio(
+                        AudioFrame {
+                            pts_ms: pts,
+                            data,
+                            provenance: None,
+                        },
+                        crate::clock::now(),
+                    )
                 }
             }
         }

@@ -8,10 +8,16 @@
 //!   `HMAC(master, "hearth hls key v1" || camera || epoch || hour)[..16]` — keys
 //!   rotate hourly and a new epoch (transfer, reset) never reuses an old key;
 //! * a camera's provenance key is `HMAC(master, "hearth provenance v1" || camera ||
-//!   epoch)`, and an object's tag is `HMAC(provenance key, record fields || SHA-256 of
-//!   the object's bytes)`, stamped at ingest for publishers that cannot sign.
+//!   epoch)`, and an object's tag is keyed BLAKE3 under it over the record's fields
+//!   and the object's bytes ([`Stamper`]). Every access unit, segment, init segment
+//!   and still is stamped this way at ingest.
+//!
+//! Why BLAKE3 for the tags: they cover every media byte once per object kind, on the
+//! ingest path. Keyed BLAKE3 is a MAC, and it runs at about 6.4 GB/s here against
+//! 1.8 GB/s for SHA-256 with SHA-NI (HMAC-SHA256 is kept for key derivation, which
+//! hashes a few dozen bytes).
 
-use hearth_media::provenance::{ProvenanceRecord, content_digest};
+use hearth_media::provenance::ProvenanceRecord;
 use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -105,22 +111,79 @@ impl MediaKeys {
         m.finalize().into_bytes().into()
     }
 
+    /// The stamper of one camera and binding epoch (derives its key once).
+    pub fn stamper(&self, camera: CameraId, epoch: BindingEpoch) -> Stamper {
+        Stamper {
+            camera,
+            epoch,
+            key: self.provenance_key(camera, epoch),
+        }
+    }
+
     /// The provenance record of an object with these bytes, tag included.
     pub fn stamp(&self, p: &Provenance, bytes: &[u8]) -> ProvenanceRecord {
-        let unsigned = ProvenanceRecord::new(p, [0; 32]);
-        let mut m = Self::mac(&self.provenance_key(p.camera, p.epoch));
-        m.update(&unsigned.authenticated_fields());
-        m.update(&content_digest(&[bytes]));
-        ProvenanceRecord::new(p, m.finalize().into_bytes().into())
+        self.stamper(p.camera, p.epoch)
+            .stamp(p.seq, p.capture_time, bytes)
     }
 
     /// Whether `record` is a valid tag for an object whose bytes (without the
     /// record itself) are `parts`. Constant-time.
     pub fn verify(&self, record: &ProvenanceRecord, parts: &[&[u8]]) -> bool {
-        let mut m = Self::mac(&self.provenance_key(record.camera, record.epoch));
-        m.update(&record.authenticated_fields());
-        m.update(&content_digest(parts));
-        m.verify_slice(&record.tag).is_ok()
+        self.stamper(record.camera, record.epoch)
+            .verify(record, parts)
+    }
+}
+
+/// Stamps and checks the objects of one camera in one binding epoch.
+#[derive(Clone)]
+pub struct Stamper {
+    camera: CameraId,
+    epoch: BindingEpoch,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Stamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stamper({:?}, {}, <key redacted>)", self.camera, self.epoch)
+    }
+}
+
+impl Stamper {
+    fn tag(&self, record: &ProvenanceRecord, parts: &[&[u8]]) -> blake3::Hash {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        // Fixed-length fields first, then the bytes: the message is unambiguous.
+        h.update(&record.authenticated_fields());
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize()
+    }
+
+    /// The provenance of this camera's object `seq`, captured at `capture_time`.
+    pub fn provenance(&self, seq: u64, capture_time: UnixMillis) -> Provenance {
+        Provenance {
+            camera: self.camera,
+            epoch: self.epoch,
+            seq,
+            capture_time,
+        }
+    }
+
+    /// The provenance record, tag included, of this camera's object `seq` with
+    /// these bytes. (It can only name the stamper's own camera and epoch.)
+    pub fn stamp(&self, seq: u64, capture_time: UnixMillis, bytes: &[u8]) -> ProvenanceRecord {
+        let p = self.provenance(seq, capture_time);
+        let unsigned = ProvenanceRecord::new(&p, [0; 32]);
+        ProvenanceRecord::new(&p, *self.tag(&unsigned, &[bytes]).as_bytes())
+    }
+
+    /// Whether `record` names this stamper's camera and epoch and is a valid tag
+    /// for an object whose bytes (without the record itself) are `parts`.
+    /// Constant-time in the tag (`blake3::Hash` equality is).
+    pub fn verify(&self, record: &ProvenanceRecord, parts: &[&[u8]]) -> bool {
+        record.camera == self.camera
+            && record.epoch == self.epoch
+            && self.tag(record, parts) == blake3::Hash::from_bytes(record.tag)
     }
 }
 

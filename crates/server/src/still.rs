@@ -1,9 +1,12 @@
 //! The still-image cache: a camera's newest picture as JPEG.
 //!
 //! This is the kind of cache that leaked strangers' stills in 2019, so it is built
-//! like everything else: it lives inside the camera's own hub, every JPEG it makes is
-//! a [`MediaObject`] stamped with the camera's provenance, and it is only served
-//! through the egress door.
+//! like everything else: it lives inside the camera's own hub, it decodes only
+//! access units whose provenance tag verifies under this camera's key for the GOP's
+//! epoch (a foreign frame in the GOP cache is refused, counted and logged, never
+//! decoded), and every JPEG it makes is a [`MediaObject`] stamped with the camera's
+//! provenance, in-band too (an APP11 segment, see `hearth_media::jpeg`), and served
+//! only through the egress door.
 //!
 //! Decoding is lazy and incremental. Nothing is decoded until someone asks; a request
 //! decodes only the frames of the newest GOP that the cached decoder has not seen
@@ -95,6 +98,8 @@ fn decode_newest(
         state.gop_id = gop.gop_id;
         state.fed = 0;
     }
+    let stamper = hub.stamper(gop.epoch);
+    let guarded = !hub.unguarded();
     let decoder = state.decoder.as_mut().expect("decoder just set");
     let mut annexb = Vec::with_capacity(256 * 1024);
     if state.fed == 0 {
@@ -106,6 +111,25 @@ fn decode_newest(
     let mut picture: Option<(Vec<u8>, usize, usize)> = None;
     let mut picture_dts = None;
     for f in &gop.frames[state.fed..] {
+        if guarded
+            && !f
+                .provenance
+                .is_some_and(|r| stamper.verify(&r, &[&f.data]))
+        {
+            let found = f.provenance.map(|r| r.provenance());
+            hub.metrics().isolation_violations.inc();
+            tracing::error!(
+                camera = ?hub.camera(),
+                epoch = %gop.epoch,
+                frame_camera = ?found.map(|p| p.camera),
+                frame_epoch = ?found.map(|p| p.epoch),
+                dts_ms = f.dts_ms,
+                "isolation violation blocked in the still cache: a frame without this camera's stamp"
+            );
+            state.decoder = None;
+            state.cached = None;
+            return Err(AppError::ForeignFrame(found));
+        }
         hearth_media::h264::avcc_to_annexb(&f.data, gop.config.nalu_length_size, &mut annexb)
             .map_err(|e| AppError::internal(anyhow::anyhow!("still: bad access unit: {e}")))?;
         match decoder.decode(&annexb) {
@@ -143,7 +167,14 @@ fn decode_newest(
     enc.encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| AppError::internal(anyhow::anyhow!("jpeg: {e}")))?;
     let capture = UnixMillis(gop.clock_anchor_ms + dts);
-    let prov = hub.still_provenance(gop.epoch, (gop.gop_id << 16) | state.fed as u64, capture);
+    let seq = (gop.gop_id << 16) | state.fed as u64;
+    let prov = stamper.provenance(seq, capture);
+    let jpeg = if guarded {
+        hearth_media::jpeg::insert_provenance(&jpeg, &stamper.stamp(seq, capture, &jpeg))
+            .map_err(|e| AppError::internal(anyhow::anyhow!("still: {e}")))?
+    } else {
+        jpeg
+    };
     let object = MediaObject::new(prov, MediaKind::Snapshot, Bytes::from(jpeg));
     state.cached = Some(Cached {
         gop_id: gop.gop_id,

@@ -59,6 +59,19 @@ async fn snapshot_is_the_right_camera_and_stays_fresh() {
     );
 
     let other = fetch_jpeg(&url_b).await;
+
+    // Each still names its camera in-band (an APP11 segment), with a tag that
+    // verifies under the server's media key over the rest of the image.
+    let keys = hearth_server::keys::MediaKeys::load_or_create(&s.data_dir().join("media.key"))
+        .unwrap();
+    for (jpeg, camera) in [(&first, &living), (&other, &front)] {
+        let (record, at) =
+            hearth_media::jpeg::locate_provenance(jpeg).expect("in-band provenance in the still");
+        assert_eq!(record.camera.to_string(), *camera);
+        assert!(keys.verify(&record, &[&jpeg[..at.start], &jpeg[at.end..]]));
+        assert!(!keys.verify(&record, &[&jpeg[..at.start], &jpeg[at.end + 1..]]));
+    }
+
     let rgb_b = tokio::task::spawn_blocking(move || decode_image(&other, W, H))
         .await
         .unwrap();
