@@ -172,7 +172,10 @@ impl EgressGuard {
             );
             return Err(AppError::IsolationViolation);
         }
-        if !unguarded && !obj.provenance.belongs_to(g.camera, g.epoch) {
+        // Tests only (constant false without `fault-injection`): HEARTH_FAULT_DOOR_OPEN=1
+        // skips this one comparison, to prove the client's own check (see `fault`).
+        let door_open = self.state.faults.door_open();
+        if !unguarded && !door_open && !obj.provenance.belongs_to(g.camera, g.epoch) {
             self.violation(obj, "object does not belong to the grant");
             tracing::error!(
                 grant = ?g.id,
