@@ -5,8 +5,10 @@
 //! startup and logged at WARN, the server runs **unguarded**:
 //!
 //! - [`Hub`](crate::hub::Hub) stores segments as the muxer made them: no in-band
-//!   provenance stamp (HMAC) and no AES-128 encryption, and playlists carry no
-//!   `EXT-X-KEY` lines. (Init segments, made once per publisher, are still stamped.)
+//!   provenance stamp (keyed BLAKE3) and no AES-128 encryption, and playlists carry
+//!   no `EXT-X-KEY` lines. (Init segments, made once per publisher, are still
+//!   stamped.) Access units are not stamped, the still cache does not check their
+//!   stamps, and stills carry no in-band record.
 //! - [`EgressGuard::write`](crate::egress::EgressGuard::write) skips the presented-tag
 //!   check, the provenance check and the audit accounting (`Audit::viewed`).
 //! - The [`Egress`](crate::egress::Egress) extractor skips the live access check.
