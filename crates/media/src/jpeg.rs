@@ -53,7 +53,9 @@ fn header_segments(jpeg: &[u8]) -> Result<Vec<(u8, Range<usize>)>, MediaError> {
         };
         let len = usize::from(u16::from_be_bytes([hi, lo]));
         if len < 2 || pos + 2 + len > jpeg.len() {
-            return Err(MediaError::InvalidProvenance("JPEG segment length out of range"));
+            return Err(MediaError::InvalidProvenance(
+                "JPEG segment length out of range",
+            ));
         }
         out.push((marker, pos..pos + 2 + len));
         pos += 2 + len;

@@ -24,8 +24,8 @@
 //! | 33     | 8   | capture time, unix ms, i64 big-endian |
 //! | 41     | 32  | tag                                   |
 
-use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
 use crate::MediaError;
+use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
 
 /// Identifies Hearth's in-band data: the fMP4 `uuid` box extended type, the
 /// prefix of the TS private data and the SEI `uuid_iso_iec_11578`.

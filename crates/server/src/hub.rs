@@ -899,13 +899,25 @@ mod tests {
         };
         for (what, f) in [
             ("unstamped", frame(IDR, None)),
-            ("another camera's", frame(IDR, Some(keys.stamper(b, BindingEpoch(1))))),
-            ("another epoch's", frame(IDR, Some(keys.stamper(a, BindingEpoch(2))))),
-            ("altered", frame(&[0, 0, 0, 2, 0x65, 0x89], Some(keys.stamper(a, BindingEpoch(1))))),
+            (
+                "another camera's",
+                frame(IDR, Some(keys.stamper(b, BindingEpoch(1)))),
+            ),
+            (
+                "another epoch's",
+                frame(IDR, Some(keys.stamper(a, BindingEpoch(2)))),
+            ),
+            (
+                "altered",
+                frame(
+                    &[0, 0, 0, 2, 0x65, 0x89],
+                    Some(keys.stamper(a, BindingEpoch(1))),
+                ),
+            ),
         ] {
             set_gop(f);
             let before = hub.metrics.isolation_violations.get();
-            let err = crate::still::snapshot(&hub).await.err().expect(what);
+            let err = crate::still::snapshot(&hub).await.expect_err(what);
             assert!(matches!(err, AppError::ForeignFrame(_)), "{what}: {err:?}");
             assert_eq!(hub.metrics.isolation_violations.get(), before + 1, "{what}");
         }

@@ -371,16 +371,14 @@ async fn handle_event(
                 .map_err(|e| anyhow!("camera {:?}: bad audio: {e}", p.camera()))?
             {
                 FlvAudio::Config(cfg) => p.set_audio_config(cfg),
-                FlvAudio::Frame(data) => {
-                    p.push_audio(
-                        AudioFrame {
-                            pts_ms: pts,
-                            data,
-                            provenance: None,
-                        },
-                        crate::clock::now(),
-                    )
-                }
+                FlvAudio::Frame(data) => p.push_audio(
+                    AudioFrame {
+                        pts_ms: pts,
+                        data,
+                        provenance: None,
+                    },
+                    crate::clock::now(),
+                ),
             }
         }
         ServerSessionEvent::PublishStreamFinished { .. } => {

@@ -144,7 +144,11 @@ pub struct Stamper {
 
 impl std::fmt::Debug for Stamper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Stamper({:?}, {}, <key redacted>)", self.camera, self.epoch)
+        write!(
+            f,
+            "Stamper({:?}, {}, <key redacted>)",
+            self.camera, self.epoch
+        )
     }
 }
 

@@ -111,11 +111,7 @@ fn decode_newest(
     let mut picture: Option<(Vec<u8>, usize, usize)> = None;
     let mut picture_dts = None;
     for f in &gop.frames[state.fed..] {
-        if guarded
-            && !f
-                .provenance
-                .is_some_and(|r| stamper.verify(&r, &[&f.data]))
-        {
+        if guarded && !f.provenance.is_some_and(|r| stamper.verify(&r, &[&f.data])) {
             let found = f.provenance.map(|r| r.provenance());
             hub.metrics().isolation_violations.inc();
             tracing::error!(
