@@ -10,8 +10,8 @@
 //! Why the tag is opaque here: who signs (the camera with its own key, or the
 //! ingest session with the server's key) and with what MAC is the caller's
 //! decision. This crate only carries the 32 tag bytes, and offers
-//! [`ProvenanceRecord::authenticated_fields`] (everything but the tag) as the
-//! fixed-length prefix of the message a MAC covers, followed by the media bytes.
+//! [`ProvenanceRecord::authenticated_fields`] (everything but the tag): the
+//! fixed-length part of the message a MAC covers, together with the media bytes.
 //!
 //! Layout, version 1 (73 bytes):
 //!

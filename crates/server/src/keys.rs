@@ -8,8 +8,8 @@
 //!   `HMAC(master, "hearth hls key v1" || camera || epoch || hour)[..16]` — keys
 //!   rotate hourly and a new epoch (transfer, reset) never reuses an old key;
 //! * a camera's provenance key is `HMAC(master, "hearth provenance v1" || camera ||
-//!   epoch)`, and an object's tag is keyed BLAKE3 under it over the record's fields
-//!   and the object's bytes ([`Stamper`]). Every access unit, segment, init segment
+//!   epoch)`, and an object's tag is keyed BLAKE3 under it over the object's bytes
+//!   followed by the record's fields ([`Stamper`]). Every access unit, segment, init segment
 //!   and still is stamped this way at ingest.
 //!
 //! Why BLAKE3 for the tags: they cover every media byte once per object kind, on the
@@ -155,11 +155,14 @@ impl std::fmt::Debug for Stamper {
 impl Stamper {
     fn tag(&self, record: &ProvenanceRecord, parts: &[&[u8]]) -> blake3::Hash {
         let mut h = blake3::Hasher::new_keyed(&self.key);
-        // Fixed-length fields first, then the bytes: the message is unambiguous.
-        h.update(&record.authenticated_fields());
+        // The bytes, then the fixed-length fields: unambiguous read from the end.
+        // Bytes first keeps them aligned to BLAKE3's 1 KiB chunks, so every whole
+        // chunk goes through the SIMD path (fields first would push the first chunk
+        // of every access unit through the one-block-at-a-time path).
         for p in parts {
             h.update(p);
         }
+        h.update(&record.authenticated_fields());
         h.finalize()
     }
 
