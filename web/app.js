@@ -748,6 +748,13 @@ function route() {
 function init() {
   $('login-form').addEventListener('submit', onLoginSubmit);
   $('logout-button').addEventListener('click', () => {
+    // End the session on the server too (its token and every stream grant it
+    // holds stop working), then forget it here whatever the answer.
+    const token = session && session.token;
+    if (token) {
+      fetch('/api/v1/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, cache: 'no-store', credentials: 'same-origin' })
+        .catch((e) => console.warn('[hearth] logout not sent', e));
+    }
     endSession();
     if (location.hash !== '#/') history.replaceState(null, '', '#/');
   });

@@ -11,9 +11,13 @@
 //! a second. Checking is a hash lookup; the database is never on the media path.
 //! Until the first load succeeds, and whenever the store cannot be read, the view
 //! denies (on doubt, deny).
+//!
+//! It also remembers the sessions signed out through this server
+//! ([`AccessView::end_holder`]) for as long as a grant bound to one could live, so
+//! signing out stops that session's streams at once, not at grant expiry.
 
-use crate::grant::Grant;
-use hearth_model::{BindingEpoch, CameraId, Integration, UserId};
+use crate::grant::{Grant, Holder};
+use hearth_model::{BindingEpoch, CameraId, Integration, UnixMillis, UserId};
 use hearth_store::{Store, SuspensionKind};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -40,11 +44,15 @@ pub enum Denied {
     IntegrationSuspended(&'static str),
     #[error("access state not loaded yet")]
     NotLoaded,
+    #[error("the session that holds this grant has signed out")]
+    SignedOut,
 }
 
 #[derive(Default)]
 pub struct AccessView {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Signed-out sessions, until the last grant they could hold has expired.
+    ended_holders: RwLock<HashMap<Holder, UnixMillis>>,
 }
 
 impl AccessView {
@@ -61,6 +69,14 @@ impl AccessView {
         if !s.loaded {
             return Err(Denied::NotLoaded);
         }
+        if self
+            .ended_holders
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&grant.holder)
+        {
+            return Err(Denied::SignedOut);
+        }
         if s.integrations_suspended
             .contains(grant.integration.as_str())
         {
@@ -70,6 +86,18 @@ impl AccessView {
             Some(epoch) if *epoch == grant.epoch => Ok(()),
             _ => Err(Denied::Revoked),
         }
+    }
+
+    /// Refuses every grant bound to `holder` (a session that signed out) from now
+    /// until `until`, when the last of them has expired anyway.
+    pub fn end_holder(&self, holder: Holder, until: UnixMillis) {
+        let now = crate::clock::now();
+        let mut ended = self
+            .ended_holders
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended.retain(|_, t| *t > now);
+        ended.insert(holder, until);
     }
 
     pub fn integration_suspended(&self, integration: Integration) -> bool {
@@ -156,6 +184,28 @@ mod tests {
             expires_at: UnixMillis(i64::MAX),
             holder: crate::grant::Holder::of_session("test session"),
         }
+    }
+
+    #[test]
+    fn a_signed_out_session_holds_no_grant() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let h = store.create_household("a").unwrap();
+        let a = store.create_user("a@x.y", "$argon2id$x", h.id).unwrap();
+        let cam = store
+            .create_camera(h.id, "c", "UTC", RawToken::generate().hash())
+            .unwrap();
+        let view = AccessView::default();
+        view.refresh(&store).unwrap();
+        let g = grant(a.id, cam.id, cam.epoch);
+        assert_eq!(view.check(&g), Ok(()));
+        view.end_holder(g.holder, UnixMillis(crate::clock::now().0 + 60_000));
+        assert_eq!(view.check(&g), Err(Denied::SignedOut));
+        // The same viewer's grant held by another session still opens.
+        let other = Grant {
+            holder: Holder::of_session("another session"),
+            ..g
+        };
+        assert_eq!(view.check(&other), Ok(()));
     }
 
     #[test]

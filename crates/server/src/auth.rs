@@ -14,7 +14,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use hearth_model::{RawToken, UnixMillis, UserId};
+use hearth_model::{RawToken, TokenHash, UnixMillis, UserId};
 
 /// Login sessions last this long.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
@@ -90,6 +90,8 @@ impl FromRequestParts<AppState> for AuthUser {
 pub struct AuthSession {
     pub user: UserId,
     pub holder: Holder,
+    /// The stored form of the session's token.
+    pub token: TokenHash,
 }
 
 impl FromRequestParts<AppState> for AuthSession {
@@ -102,7 +104,11 @@ impl FromRequestParts<AppState> for AuthSession {
         let now = crate::clock::now();
         let user = state.db(move |s| s.session_user(hash, now)).await?;
         let user = user.ok_or(AppError::Unauthorized)?;
-        Ok(AuthSession { user, holder })
+        Ok(AuthSession {
+            user,
+            holder,
+            token: hash,
+        })
     }
 }
 

@@ -40,7 +40,7 @@ const HOLDER_LEN: usize = 16;
 /// A domain-separated SHA-256 of the raw token, truncated to 128 bits. It is not
 /// the session's stored hash, and a digest of a 256-bit random token reveals nothing
 /// usable: presenting a grant takes the token itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Holder([u8; HOLDER_LEN]);
 
 impl Holder {

@@ -38,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/player.js", get(web_player_js))
         .route("/app.css", get(web_css))
         .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
         .route("/api/v1/cameras", get(list_cameras))
         .route("/api/v1/cameras/{id}/streams", post(create_stream))
         .route("/api/v1/cameras/{id}/reports", post(client_report))
@@ -121,6 +122,24 @@ async fn login(State(st): State<AppState>, body: Bytes) -> Result<Json<LoginResp
         token: token.expose().to_string(),
         expires_at: crate::clock::rfc3339(expires),
     }))
+}
+
+/// Ends the caller's session: its token stops working, and every stream grant it
+/// holds is refused from now on (live players stop at their next request).
+async fn logout(
+    State(st): State<AppState>,
+    session: crate::auth::AuthSession,
+) -> Result<axum::http::StatusCode, AppError> {
+    let hash = session.token;
+    st.db(move |s| s.delete_session(hash)).await?;
+    let until = UnixMillis(crate::clock::now().0 + GRANT_TTL_MS);
+    st.access.end_holder(session.holder, until);
+    tracing::info!(user = ?session.user, "logout");
+    st.audit.record(hearth_store::AuditEvent {
+        user: Some(session.user),
+        ..audit::event("logout", None, serde_json::json!({}))
+    });
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize)]

@@ -317,3 +317,47 @@ async fn login_does_not_reveal_which_emails_exist() {
         .unwrap();
     assert_eq!(r.status(), 413);
 }
+
+/// Signing out ends the session on the server: its token stops working and every
+/// stream grant it holds is refused at once, with no media. Other sessions of the
+/// same account carry on.
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_stops_that_sessions_streams_at_once() {
+    let s = Server::demo(320, 180);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let other = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    let living = s.camera_id(&a, "Living room").await;
+    let ga = s.grant(&a, &living).await;
+    let go = s.grant(&other, &living).await;
+    let a_live = format!("{}/live.m3u8", base_of(ga["hls_url"].as_str().unwrap()));
+    let o_live = format!("{}/live.m3u8", base_of(go["hls_url"].as_str().unwrap()));
+    assert_eq!(get_as(&a_live, Some(&a)).await.0, 200);
+    assert_eq!(get_as(&o_live, Some(&other)).await.0, 200);
+
+    let logout = |token: String| {
+        let url = format!("{}/api/v1/logout", s.base);
+        async move {
+            let r = client().post(url).bearer_auth(token).send().await.unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(logout(a.clone()).await, 204);
+    // The token is gone...
+    let r = client()
+        .get(format!("{}/api/v1/cameras", s.base))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(logout(a.clone()).await, 401);
+    // ...and so is every stream it held, although the grant has not expired.
+    for obj in ["live.m3u8", "index.m3u8", "snapshot.jpg"] {
+        let url = a_live.replace("live.m3u8", obj);
+        let (st, body) = get_as(&url, Some(&a)).await;
+        assert_refused(&format!("signed-out session, {obj}"), st, &body);
+    }
+    // The account's other session still plays.
+    assert_eq!(get_as(&o_live, Some(&other)).await.0, 200);
+}
