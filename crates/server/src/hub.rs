@@ -4,8 +4,10 @@
 //! GOP (for the still-image cache and instant start), a sliding window of HLS
 //! segments in two flavours (fMP4/CMAF for browsers, MPEG-TS for Cast receivers), the
 //! init segment and pre-rendered playlists. Every object is an immutable
-//! [`MediaObject`] stamped with the camera's [`Provenance`] when it is made, so the
-//! egress door can check it no matter how it was found.
+//! [`MediaObject`] stamped with the camera's [`Provenance`], so the egress door can
+//! check it no matter how it was found. Segments are muxed at ingest and sealed
+//! (tagged in-band, encrypted) on their first request ([`LazySegment`]), so segment
+//! crypto is paid only for cameras someone watches.
 //!
 //! Exactly one ingest connection may publish to a hub at a time: it holds a
 //! [`Publisher`] lease, and a second publisher is refused. Dropping the lease flushes
@@ -161,18 +163,42 @@ struct HubSegment {
     key_name: String,
     /// False only under the bench switch: listed without `EXT-X-KEY`.
     encrypted: bool,
-    fmp4: Arc<MediaObject>,
-    ts: Arc<LazyTs>,
+    /// Bytes of the muxed fMP4 flavour (for the master playlist's BANDWIDTH).
+    fmp4_len: usize,
+    fmp4: Arc<LazySegment>,
+    ts: Arc<LazySegment>,
 }
 
-/// The MPEG-TS flavour of a segment, sealed (stamped and encrypted) on its first
-/// request and then reused: browsers never ask for it, so only cameras someone
-/// casts pay for its crypto. Sealing happens under this segment's own lock, never
-/// the hub's.
-struct LazyTs(Mutex<TsState>);
+impl HubSegment {
+    fn name(&self, kind: MediaKind) -> &str {
+        if kind == MediaKind::TsSegment {
+            &self.ts_name
+        } else {
+            &self.fmp4_name
+        }
+    }
 
-enum TsState {
+    fn flavour(&self, kind: MediaKind) -> Arc<LazySegment> {
+        if kind == MediaKind::TsSegment {
+            self.ts.clone()
+        } else {
+            self.fmp4.clone()
+        }
+    }
+}
+
+/// One flavour of a segment, sealed (stamped and encrypted) on its first request
+/// and then reused. Cameras nobody watches — most of a vendor's cameras at any
+/// moment — pay no segment crypto at all, and a watched one pays only for the
+/// flavours its players ask for (browsers never ask for TS). Sealing happens under
+/// this segment's own lock, never the hub's; viewers asking for the same new
+/// segment at once wait for one sealing.
+struct LazySegment(Mutex<SegmentState>);
+
+enum SegmentState {
     Muxed {
+        /// [`MediaKind::Fmp4Segment`] or [`MediaKind::TsSegment`].
+        kind: MediaKind,
         bytes: Bytes,
         prov: Provenance,
         /// `None` only in the bench's unguarded mode.
@@ -183,6 +209,24 @@ enum TsState {
     Failed,
 }
 
+impl LazySegment {
+    fn new(
+        kind: MediaKind,
+        bytes: Bytes,
+        prov: Provenance,
+        key: Option<KeyId>,
+        iv: [u8; 16],
+    ) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(SegmentState::Muxed {
+            kind,
+            bytes,
+            prov,
+            key,
+            iv,
+        })))
+    }
+}
+
 /// An init segment: its name, the muxer's bytes (to notice a change) and the
 /// stamped object viewers get.
 struct Init {
@@ -191,9 +235,8 @@ struct Init {
     object: Arc<MediaObject>,
 }
 
-/// A segment's fMP4 flavour, stamped and encrypted.
-struct Sealed {
-    fmp4: Bytes,
+/// How a segment is encrypted.
+struct Keying {
     key: KeyId,
     iv: [u8; 16],
     encrypted: bool,
@@ -360,11 +403,10 @@ impl Hub {
         let inner = self.lock();
         match kind {
             MediaKind::InitSegment => inner.inits.back().map(|i| i.object.clone()),
-            MediaKind::Fmp4Segment => inner.segments.back().map(|s| s.fmp4.clone()),
-            MediaKind::TsSegment => {
-                let lazy = inner.segments.back().map(|s| s.ts.clone());
+            MediaKind::Fmp4Segment | MediaKind::TsSegment => {
+                let lazy = inner.segments.back().map(|s| s.flavour(kind));
                 drop(inner);
-                lazy.and_then(|l| self.sealed_ts(&l))
+                lazy.and_then(|l| self.sealed(&l))
             }
             MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| p.master.clone()),
             MediaKind::MediaPlaylist => inner.playlists.as_ref().map(|p| p.fmp4.clone()),
@@ -399,37 +441,26 @@ impl Hub {
         ))
     }
 
-    /// Stamps both flavours of a segment with their provenance and encrypts them
-    /// under the camera's key for this epoch and hour.
-    fn seal(&self, prov: &Provenance, seg: &Segment) -> Result<Sealed, hearth_media::MediaError> {
-        let key = KeyId::for_time(prov.camera, prov.epoch, prov.capture_time);
-        let iv = crypt::sequence_iv(prov.seq);
-        if self.bench.unguarded() {
-            // Bench switch only (constant false in production builds): stored as muxed.
-            return Ok(Sealed {
-                fmp4: seg.fmp4.clone(),
-                key,
-                iv,
-                encrypted: false,
-            });
+    /// The key and IV of a segment; nothing is encrypted yet (see [`LazySegment`]).
+    fn keying(&self, prov: &Provenance) -> Keying {
+        Keying {
+            key: KeyId::for_time(prov.camera, prov.epoch, prov.capture_time),
+            iv: crypt::sequence_iv(prov.seq),
+            // Bench switch only (constant true in production builds).
+            encrypted: !self.bench.unguarded(),
         }
-        let aes = self.keys.segment_key(&key);
-        let fmp4 = fmp4::insert_provenance(&seg.fmp4, &self.keys.stamp(prov, &seg.fmp4))?;
-        Ok(Sealed {
-            fmp4: crypt::encrypt_segment(&aes, &iv, &fmp4),
-            key,
-            iv,
-            encrypted: true,
-        })
     }
 
-    /// The sealed TS flavour, sealing it now if this is its first request.
-    fn sealed_ts(&self, lazy: &LazyTs) -> Option<Arc<MediaObject>> {
+    /// A segment flavour, sealed: stamped with its provenance (in-band) and
+    /// encrypted under the camera's key for its epoch and hour, on its first
+    /// request, once.
+    fn sealed(&self, lazy: &LazySegment) -> Option<Arc<MediaObject>> {
         let mut state = lazy
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let TsState::Muxed {
+        if let SegmentState::Muxed {
+            kind,
             bytes,
             prov,
             key,
@@ -439,21 +470,27 @@ impl Hub {
             let sealed = match key {
                 None => Ok(bytes.clone()),
                 Some(key) => {
-                    ts::insert_provenance(bytes, &self.keys.stamp(prov, bytes)).map(|stamped| {
+                    let record = self.keys.stamp(prov, bytes);
+                    let stamped = if *kind == MediaKind::TsSegment {
+                        ts::insert_provenance(bytes, &record)
+                    } else {
+                        fmp4::insert_provenance(bytes, &record)
+                    };
+                    stamped.map(|stamped| {
                         crypt::encrypt_segment(&self.keys.segment_key(key), iv, &stamped)
                     })
                 }
             };
             *state = match sealed {
-                Ok(b) => TsState::Sealed(MediaObject::new(*prov, MediaKind::TsSegment, b)),
+                Ok(b) => SegmentState::Sealed(MediaObject::new(*prov, *kind, b)),
                 Err(e) => {
-                    tracing::error!(camera = ?self.camera, seq = prov.seq, error = %e, "TS segment cannot be sealed");
-                    TsState::Failed
+                    tracing::error!(camera = ?self.camera, seq = prov.seq, ?kind, error = %e, "segment cannot be sealed");
+                    SegmentState::Failed
                 }
             };
         }
         match &*state {
-            TsState::Sealed(o) => Some(o.clone()),
+            SegmentState::Sealed(o) => Some(o.clone()),
             _ => None,
         }
     }
@@ -470,15 +507,6 @@ impl Hub {
         if kind == MediaKind::Key {
             return self.key(name);
         }
-        if kind == MediaKind::TsSegment {
-            let lazy = self
-                .lock()
-                .segments
-                .iter()
-                .find(|s| s.ts_name == name)
-                .map(|s| s.ts.clone());
-            return lazy.and_then(|l| self.sealed_ts(&l));
-        }
         let inner = self.lock();
         match kind {
             MediaKind::InitSegment => inner
@@ -486,11 +514,15 @@ impl Hub {
                 .iter()
                 .find(|i| i.name == name)
                 .map(|i| i.object.clone()),
-            MediaKind::Fmp4Segment => inner
-                .segments
-                .iter()
-                .find(|s| s.fmp4_name == name)
-                .map(|s| s.fmp4.clone()),
+            MediaKind::Fmp4Segment | MediaKind::TsSegment => {
+                let lazy = inner
+                    .segments
+                    .iter()
+                    .find(|s| s.name(kind) == name)
+                    .map(|s| s.flavour(kind));
+                drop(inner);
+                lazy.and_then(|l| self.sealed(&l))
+            }
             _ => None,
         }
     }
@@ -538,14 +570,7 @@ impl Hub {
         let pdt = UnixMillis(inner.clock_anchor_ms + seg.first_dts_ms);
         drop(inner);
         let prov = self.provenance(epoch, seq, pdt);
-        // Stamping and encryption happen once per segment, outside the lock.
-        let sealed = match self.seal(&prov, &seg) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(camera = ?self.camera, seq, error = %e, "segment dropped: cannot seal it");
-                return;
-            }
-        };
+        let keying = self.keying(&prov);
         let mut inner = self.lock();
         if inner.lease != Some(lease) {
             return;
@@ -596,17 +621,25 @@ impl Hub {
             program_date_time: pdt,
             init_name,
             discontinuity,
-            key: sealed.key,
-            iv: sealed.iv,
-            key_name: sealed.key.name(),
-            encrypted: sealed.encrypted,
-            fmp4: MediaObject::new(prov, MediaKind::Fmp4Segment, sealed.fmp4),
-            ts: Arc::new(LazyTs(Mutex::new(TsState::Muxed {
-                bytes: seg.ts,
+            key: keying.key,
+            iv: keying.iv,
+            key_name: keying.key.name(),
+            encrypted: keying.encrypted,
+            fmp4_len: seg.fmp4.len(),
+            fmp4: LazySegment::new(
+                MediaKind::Fmp4Segment,
+                seg.fmp4,
                 prov,
-                key: sealed.encrypted.then_some(sealed.key),
-                iv: sealed.iv,
-            }))),
+                keying.encrypted.then_some(keying.key),
+                keying.iv,
+            ),
+            ts: LazySegment::new(
+                MediaKind::TsSegment,
+                seg.ts,
+                prov,
+                keying.encrypted.then_some(keying.key),
+                keying.iv,
+            ),
         });
         while inner.segments.len() > RETAINED_SEGMENTS {
             inner.segments.pop_front();
@@ -679,7 +712,7 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
     );
     let bandwidth = listed
         .iter()
-        .map(|s| s.fmp4.len() as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
+        .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
         .max()
         .unwrap_or(1_000_000);
     let master = playlist::master_playlist(
@@ -1092,24 +1125,45 @@ mod tests {
     }
 
     #[test]
-    fn ts_is_sealed_once_on_first_request() {
+    fn segments_are_sealed_once_on_first_request() {
         let keys = Arc::new(MediaKeys::random());
         let h = HubRegistry::new(Arc::default(), keys.clone()).get_or_create(CameraId::random());
         let p = h.claim(BindingEpoch(1)).unwrap();
         h.publish_segment(p.lease, segment(0, b"init"));
-        let pl = text(&h.playlists().unwrap().ts);
-        let name = pl.lines().find(|l| l.ends_with(".ts")).unwrap();
-        let key_name = pl
-            .split("URI=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        let first = h.object(MediaKind::TsSegment, name).unwrap();
-        let again = h.object(MediaKind::TsSegment, name).unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "sealed once, then reused");
-        let key = h.key(key_name).unwrap();
-        assert_opens(&keys, &key, &first, ts::locate_provenance);
+        let pls = h.playlists().unwrap();
+        let flavours: [(&MediaObject, &str, MediaKind, Locate); 2] = [
+            (
+                &pls.fmp4,
+                ".m4s",
+                MediaKind::Fmp4Segment,
+                fmp4::locate_provenance,
+            ),
+            (&pls.ts, ".ts", MediaKind::TsSegment, ts::locate_provenance),
+        ];
+        for (playlist, ext, kind, locate) in flavours {
+            let pl = text(playlist);
+            let name = pl.lines().find(|l| l.ends_with(ext)).unwrap();
+            let key_name = pl
+                .lines()
+                .find(|l| l.starts_with("#EXT-X-KEY:"))
+                .and_then(|l| l.split("URI=\"").nth(1))
+                .and_then(|r| r.split('"').next())
+                .unwrap();
+            // Nothing is sealed until someone asks.
+            let lazy = h.lock().segments.back().unwrap().flavour(kind);
+            assert!(matches!(
+                &*lazy.0.lock().unwrap(),
+                SegmentState::Muxed { .. }
+            ));
+            let first = h.object(kind, name).unwrap();
+            let again = h.object(kind, name).unwrap();
+            assert!(
+                Arc::ptr_eq(&first, &again),
+                "{ext}: sealed once, then reused"
+            );
+            assert_eq!(first.kind(), kind);
+            let key = h.key(key_name).unwrap();
+            assert_opens(&keys, &key, &first, locate);
+        }
     }
 }
