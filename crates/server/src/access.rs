@@ -12,12 +12,12 @@
 //! Until the first load succeeds, and whenever the store cannot be read, the view
 //! denies (on doubt, deny).
 //!
-//! It also remembers the sessions signed out through this server
-//! ([`AccessView::end_holder`]) for as long as a grant bound to one could live, so
-//! signing out stops that session's streams at once, not at grant expiry.
+//! It also holds the sessions that signed out (by the [`Holder`] digest their
+//! grants carry) for as long as a grant bound to one could live, so signing out
+//! stops that session's streams at once, in every process and across restarts.
 
 use crate::grant::{Grant, Holder};
-use hearth_model::{BindingEpoch, CameraId, Integration, UnixMillis, UserId};
+use hearth_model::{BindingEpoch, CameraId, Integration, UserId};
 use hearth_store::{Store, SuspensionKind};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -33,6 +33,8 @@ struct Snapshot {
     /// Current epoch of every camera someone may view.
     epochs: HashMap<CameraId, BindingEpoch>,
     integrations_suspended: HashSet<String>,
+    /// Signed-out sessions whose grants may still be live.
+    ended_holders: HashSet<Holder>,
 }
 
 /// Why a grant no longer opens the door.
@@ -51,8 +53,6 @@ pub enum Denied {
 #[derive(Default)]
 pub struct AccessView {
     snapshot: RwLock<Arc<Snapshot>>,
-    /// Signed-out sessions, until the last grant they could hold has expired.
-    ended_holders: RwLock<HashMap<Holder, UnixMillis>>,
 }
 
 impl AccessView {
@@ -69,12 +69,7 @@ impl AccessView {
         if !s.loaded {
             return Err(Denied::NotLoaded);
         }
-        if self
-            .ended_holders
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(&grant.holder)
-        {
+        if s.ended_holders.contains(&grant.holder) {
             return Err(Denied::SignedOut);
         }
         if s.integrations_suspended
@@ -86,18 +81,6 @@ impl AccessView {
             Some(epoch) if *epoch == grant.epoch => Ok(()),
             _ => Err(Denied::Revoked),
         }
-    }
-
-    /// Refuses every grant bound to `holder` (a session that signed out) from now
-    /// until `until`, when the last of them has expired anyway.
-    pub fn end_holder(&self, holder: Holder, until: UnixMillis) {
-        let now = crate::clock::now();
-        let mut ended = self
-            .ended_holders
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        ended.retain(|_, t| *t > now);
-        ended.insert(holder, until);
     }
 
     pub fn integration_suspended(&self, integration: Integration) -> bool {
@@ -127,6 +110,11 @@ impl AccessView {
             next.allowed.insert((user, camera), epoch);
             next.epochs.insert(camera, epoch);
         }
+        next.ended_holders = store
+            .ended_grant_holders(crate::clock::now())?
+            .into_iter()
+            .map(Holder::from_bytes)
+            .collect();
         for s in store.suspensions()? {
             if s.kind == SuspensionKind::Integration {
                 next.integrations_suspended.insert(s.target);
@@ -198,7 +186,19 @@ mod tests {
         view.refresh(&store).unwrap();
         let g = grant(a.id, cam.id, cam.epoch);
         assert_eq!(view.check(&g), Ok(()));
-        view.end_holder(g.holder, UnixMillis(crate::clock::now().0 + 60_000));
+        let now = crate::clock::now();
+        store
+            .sign_out(
+                RawToken::generate().hash(),
+                g.holder.to_bytes(),
+                UnixMillis(now.0 + 60_000),
+                now,
+            )
+            .unwrap();
+        assert!(
+            view.refresh(&store).unwrap(),
+            "a sign-out moves the generation"
+        );
         assert_eq!(view.check(&g), Err(Denied::SignedOut));
         // The same viewer's grant held by another session still opens.
         let other = Grant {

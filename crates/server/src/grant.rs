@@ -52,6 +52,15 @@ impl Holder {
         Self(d[..HOLDER_LEN].try_into().expect("16 of 32 bytes"))
     }
 
+    /// The digest, as the store keeps it for signed-out sessions.
+    pub fn to_bytes(self) -> [u8; HOLDER_LEN] {
+        self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; HOLDER_LEN]) -> Self {
+        Self(bytes)
+    }
+
     /// Whether `presented` (a session token from the request) is this holder's,
     /// in constant time.
     pub fn is_presented_by(&self, presented: &str) -> bool {

@@ -130,10 +130,13 @@ async fn logout(
     State(st): State<AppState>,
     session: crate::auth::AuthSession,
 ) -> Result<axum::http::StatusCode, AppError> {
-    let hash = session.token;
-    st.db(move |s| s.delete_session(hash)).await?;
-    let until = UnixMillis(crate::clock::now().0 + GRANT_TTL_MS);
-    st.access.end_holder(session.holder, until);
+    let (hash, holder) = (session.token, session.holder.to_bytes());
+    let now = crate::clock::now();
+    let until = UnixMillis(now.0 + GRANT_TTL_MS);
+    // One transaction: the session and every grant it holds end together.
+    st.db(move |s| s.sign_out(hash, holder, until, now)).await?;
+    // Apply it now rather than at the next poll.
+    st.refresh_access().await?;
     tracing::info!(user = ?session.user, "logout");
     st.audit.record(hearth_store::AuditEvent {
         user: Some(session.user),

@@ -356,8 +356,26 @@ async fn signing_out_stops_that_sessions_streams_at_once() {
     for obj in ["live.m3u8", "index.m3u8", "snapshot.jpg"] {
         let url = a_live.replace("live.m3u8", obj);
         let (st, body) = get_as(&url, Some(&a)).await;
+        assert_eq!(st, 403, "signed-out session, {obj}");
         assert_refused(&format!("signed-out session, {obj}"), st, &body);
     }
     // The account's other session still plays.
     assert_eq!(get_as(&o_live, Some(&other)).await.0, 200);
+
+    // The sign-out is in the database: after a restart the grant is still refused,
+    // while the other session's grant still opens the door (the camera is offline
+    // now, so the snapshot is a 503, not a refusal).
+    let still = |live: &str| {
+        live.split_once("/media/")
+            .unwrap()
+            .1
+            .replace("live.m3u8", "snapshot.jpg")
+    };
+    let (a_still, o_still) = (still(&a_live), still(&o_live));
+    let s = s.restart_serve();
+    let (st, body) = get_as(&format!("{}/media/{a_still}", s.base), Some(&a)).await;
+    assert_eq!(st, 403, "signed-out session after a restart");
+    assert_refused("signed-out session after a restart", st, &body);
+    let (st, _) = get_as(&format!("{}/media/{o_still}", s.base), Some(&other)).await;
+    assert_eq!(st, 503, "the other session after a restart");
 }

@@ -377,6 +377,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<UserId>, StoreError>;
     /// Idempotent: deleting an unknown session is not an error.
     fn delete_session(&self, token_hash: TokenHash) -> Result<(), StoreError>;
+    /// Signs a session out, in one transaction: deletes it and records `holder`
+    /// (the digest its stream grants carry) as ended until `until`, which bumps
+    /// the generation. Ended holders whose time has passed at `now` are forgotten.
+    /// Idempotent.
+    fn sign_out(
+        &self,
+        token_hash: TokenHash,
+        holder: [u8; 16],
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Holders of signed-out sessions whose grants may still be live at `now`.
+    fn ended_grant_holders(&self, now: UnixMillis) -> Result<Vec<[u8; 16]>, StoreError>;
     /// Ends every session of `user` (logout everywhere, password change); returns
     /// how many there were.
     fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError>;

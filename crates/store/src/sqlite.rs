@@ -912,6 +912,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn sign_out(
+        &self,
+        token_hash: TokenHash,
+        holder: [u8; 16],
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM sessions WHERE token_hash = ?1",
+            [token_hash.as_bytes()],
+        )?;
+        tx.execute("DELETE FROM ended_grant_holders WHERE until <= ?1", [now.0])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO ended_grant_holders (holder, until) VALUES (?1, ?2)",
+            params![&holder[..], until.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn ended_grant_holders(&self, now: UnixMillis) -> Result<Vec<[u8; 16]>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT holder FROM ended_grant_holders WHERE until > ?1")?;
+        let rows = stmt.query_map([now.0], |row| row.get::<_, [u8; 16]>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError> {
         let deleted = self.conn().execute(
             "DELETE FROM sessions WHERE user_id = ?1",

@@ -359,6 +359,44 @@ fn deleted_session_is_gone_and_deleting_is_idempotent() {
 }
 
 #[test]
+fn signing_out_ends_the_session_and_records_its_holder_until_its_grants_expire() {
+    let s = store();
+    let (_, u) = household_with_user(&s, "alice@example.com");
+    s.create_session(u.id, key(1), UnixMillis(0), UnixMillis(10_000))
+        .unwrap();
+    s.create_session(u.id, key(2), UnixMillis(0), UnixMillis(10_000))
+        .unwrap();
+    let before = s.generation().unwrap();
+    s.sign_out(key(1), [7; 16], UnixMillis(500), UnixMillis(100))
+        .unwrap();
+    assert!(
+        s.generation().unwrap() > before,
+        "the access view must notice"
+    );
+    assert_eq!(s.session_user(key(1), UnixMillis(200)).unwrap(), None);
+    assert_eq!(s.session_user(key(2), UnixMillis(200)).unwrap(), Some(u.id));
+    assert_eq!(
+        s.ended_grant_holders(UnixMillis(499)).unwrap(),
+        vec![[7; 16]]
+    );
+    assert!(s.ended_grant_holders(UnixMillis(500)).unwrap().is_empty());
+    // Idempotent; a later sign-out forgets holders whose time has passed.
+    s.sign_out(key(1), [7; 16], UnixMillis(900), UnixMillis(200))
+        .unwrap();
+    s.sign_out(key(2), [8; 16], UnixMillis(2_000), UnixMillis(1_000))
+        .unwrap();
+    let count: i64 = s
+        .conn()
+        .query_row("SELECT count(*) FROM ended_grant_holders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(
+        s.ended_grant_holders(UnixMillis(1_000)).unwrap(),
+        vec![[8; 16]]
+    );
+}
+
+#[test]
 fn session_creation_is_checked() {
     let s = store();
     let (_, u) = household_with_user(&s, "alice@example.com");
