@@ -456,6 +456,7 @@ export class LivePlayer {
     this.resync = true;         // next segment: start at newest, re-append init, realign
     this.grantDirty = false;
     this.keyCache = new Map();
+    this.posterUrl = null;     // blob URL of a checked still shown as the poster
     this.segTimes = [];         // [{start, end, pdt}] for wall-clock display
     this.lastProgress = { t: -1, at: performance.now() };
     this.userPaused = false;
@@ -658,6 +659,21 @@ export class LivePlayer {
     try { await sleep(ms, this.abort.signal); } catch (_) { /* stopped */ }
   }
 
+  // The camera's still as the poster while the first segment loads: fetched with
+  // the session like every media request, and shown only if its in-band
+  // provenance names this camera and epoch (the segments will be checked too).
+  async loadPoster(url) {
+    try {
+      const { body } = await this.fetchBytes(`${url}${url.includes('?') ? '&' : '?'}t=${Date.now()}`);
+      const expect = this.expect;
+      if (!this.alive || this.stats.segmentsAppended > 0 || this.video.poster || !expect) return;
+      const { record } = readStillProvenance(body);
+      if (!record || record.camera !== expect.camera || record.epoch !== expect.epoch) return;
+      this.posterUrl = URL.createObjectURL(new Blob([body], { type: 'image/jpeg' }));
+      this.video.poster = this.posterUrl;
+    } catch (_) { /* no poster: not an error */ }
+  }
+
   async session() {
     const grant = await this.grants.current();
     if (!this.alive) throw new StopError();
@@ -665,7 +681,7 @@ export class LivePlayer {
     this.expect = this.expectationFrom(grant);
     if (!this.expect) throw new StopError();
     if (!this.video.poster && grant.snapshot_url && this.stats.segmentsAppended === 0) {
-      this.video.poster = grant.snapshot_url + (grant.snapshot_url.includes('?') ? '&' : '?') + 't=' + Date.now();
+      this.loadPoster(grant.snapshot_url);
     }
     const m = await this.fetchBytes(grant.hls_url, { text: true });
     const master = parseMaster(m.body, m.url);
@@ -851,6 +867,7 @@ export class LivePlayer {
     // Clear the element so no frame of this stream can stay on screen.
     this.video.removeAttribute('src');
     this.video.removeAttribute('poster');
+    if (this.posterUrl) { URL.revokeObjectURL(this.posterUrl); this.posterUrl = null; }
     try { this.video.load(); } catch (_) { /* ignore */ }
   }
 

@@ -234,6 +234,42 @@ async fn the_web_player_refuses_and_reports_another_cameras_stream() {
         "{log}"
     );
     let (a, b) = (&t.a, &t.b);
+
+    // On the grid, A's thumbnail request is answered with B's still: the app checks
+    // the still's in-band provenance, never shows it, and reports it.
+    let probe = format!(
+        "const c = document.querySelector(\"[data-testid=camera-card][data-camera-id='{a}']\");
+         return c ? {{text: c.querySelector('.thumb-placeholder').textContent,
+                      img: !!c.querySelector('.thumb-img')}} : null;"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let card = t.d.js(&probe).await;
+        if !card.is_null() {
+            assert_eq!(card["img"], false, "a still is shown in A's card: {card}");
+            if card["text"] == "Picture unavailable" {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A's card never refused B's still: {card}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t
+        .client_reports()
+        .await
+        .iter()
+        .any(|r| r["detail"]["detail"]["object"] == "snapshot.jpg")
+    {
+        assert!(Instant::now() < deadline, "no still report from the grid");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // (`player_reports` checks that every still report names B.)
+    assert!(t.player_reports().await.is_empty());
+
     t.open_player().await;
     let st = t
         .wait_state("refused", "playing", Duration::from_secs(20))
