@@ -5,8 +5,10 @@
 //! by a release build) and `HEARTH_FAULT_P=<probability>` in the environment, four
 //! lookups return another camera's entry with that probability: the grant lookup,
 //! the stream-hub lookup, the segment cache and the still-image cache.
-//! `HEARTH_FAULT_POINTS=<list>` (comma-separated `grant`, `hub`, `object`, `still`;
-//! default all four) limits the faults to some of them.
+//! A fifth point works below the caches: the frame cache (`frame`) may hand the
+//! still decoder another camera's frames. `HEARTH_FAULT_POINTS=<list>`
+//! (comma-separated `grant`, `hub`, `object`, `still`, `frame`; default all five)
+//! limits the faults to some of them.
 //!
 //! `HEARTH_FAULT_DOOR_OPEN=1` opens the door itself: [`EgressGuard::write`] skips its
 //! comparison of the object's provenance with the grant (and only that), so the
@@ -21,7 +23,7 @@
 
 use crate::egress::{MediaKind, MediaObject};
 use crate::grant::VerifiedGrant;
-use crate::hub::{Hub, HubRegistry};
+use crate::hub::{GopSnapshot, Hub, HubRegistry};
 use hearth_model::CameraId;
 use std::sync::Arc;
 
@@ -42,11 +44,18 @@ enum Point {
     Hub,
     Object,
     Still,
+    Frame,
 }
 
 #[cfg(feature = "fault-injection")]
 impl Point {
-    const ALL: [Point; 4] = [Point::Grant, Point::Hub, Point::Object, Point::Still];
+    const ALL: [Point; 5] = [
+        Point::Grant,
+        Point::Hub,
+        Point::Object,
+        Point::Still,
+        Point::Frame,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -54,6 +63,7 @@ impl Point {
             Point::Hub => "hub",
             Point::Object => "object",
             Point::Still => "still",
+            Point::Frame => "frame",
         }
     }
 
@@ -74,7 +84,7 @@ impl Point {
                     .unwrap_or_else(|| {
                         panic!(
                             "HEARTH_FAULT_POINTS: unknown fault point {n:?} \
-                             (expected grant, hub, object, still)"
+                             (expected grant, hub, object, still, frame)"
                         )
                     })
             })
@@ -213,6 +223,22 @@ impl Faults {
     }
 
     /// The still-image cache: may answer with another camera's still.
+    /// The frame cache, as the still decoder reads it: may hand over another
+    /// camera's newest frames under this camera's GOP.
+    pub fn frames(
+        &self,
+        camera: CameraId,
+        mut gop: GopSnapshot,
+        hubs: &HubRegistry,
+    ) -> GopSnapshot {
+        if self.roll(Point::Frame)
+            && let Some(other) = hubs.random_other(camera).and_then(|h| h.newest_gop())
+        {
+            gop.frames = other.frames;
+        }
+        gop
+    }
+
     pub fn still(
         &self,
         camera: CameraId,

@@ -536,7 +536,9 @@ async fn snapshot(
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
     let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
-    let still = match crate::still::snapshot(&hub).await {
+    let camera = door.grant().camera;
+    let frames = |gop| st.faults.frames(camera, gop, &st.hubs);
+    let still = match crate::still::snapshot(&hub, frames).await {
         Err(AppError::ForeignFrame(found)) => return Err(door.refuse_frame(found)),
         other => other?,
     };

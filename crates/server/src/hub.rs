@@ -950,14 +950,14 @@ mod tests {
         ] {
             set_gop(f);
             let before = hub.metrics.isolation_violations.get();
-            let err = crate::still::snapshot(&hub).await.expect_err(what);
+            let err = crate::still::snapshot(&hub, |g| g).await.expect_err(what);
             assert!(matches!(err, AppError::ForeignFrame(_)), "{what}: {err:?}");
             assert_eq!(hub.metrics.isolation_violations.get(), before + 1, "{what}");
         }
         // Its own stamp passes the check and reaches the decoder (which these bytes
         // do not satisfy: that is another error).
         set_gop(frame(IDR, Some(hub.stamper(BindingEpoch(1)))));
-        let r = crate::still::snapshot(&hub).await;
+        let r = crate::still::snapshot(&hub, |g| g).await;
         assert!(!matches!(r, Err(AppError::ForeignFrame(_))));
     }
 

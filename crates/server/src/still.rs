@@ -49,9 +49,14 @@ struct Cached {
     object: Arc<MediaObject>,
 }
 
-/// The camera's newest still, decoding what is needed.
-pub async fn snapshot(hub: &Arc<Hub>) -> Result<Arc<MediaObject>, AppError> {
-    let gop = newest_gop(hub).await.ok_or(AppError::CameraOffline)?;
+/// The camera's newest still, decoding what is needed. `frames` sees the GOP as
+/// read from the frame cache (the identity, except where fault injection swaps
+/// frames to prove the check below).
+pub async fn snapshot(
+    hub: &Arc<Hub>,
+    frames: impl FnOnce(GopSnapshot) -> GopSnapshot,
+) -> Result<Arc<MediaObject>, AppError> {
+    let gop = frames(newest_gop(hub).await.ok_or(AppError::CameraOffline)?);
     let newest_dts = gop.frames.last().map_or(0, |f| f.dts_ms);
     let mut guard = hub.still.lock().await;
     if let Some(c) = &guard.cached

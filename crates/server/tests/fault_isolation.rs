@@ -1,8 +1,8 @@
 //! The isolation invariant under injected faults.
 //!
 //! The server runs with `HEARTH_FAULT_P=0.2`: the grant lookup, the stream-hub
-//! lookup, the segment cache and the still-image cache each answer with another
-//! camera's entry one time in five. 20 cameras in 10 households stream while 100
+//! lookup, the segment cache, the still-image cache and the frame cache under the
+//! still decoder each answer with another camera's entry one time in five. 20 cameras in 10 households stream while 100
 //! viewers make more than 50,000 media requests; then every camera drops and
 //! reconnects within 5 s while the viewers keep watching. Nothing is judged by the
 //! server's own counters: every byte a viewer received is decoded and the pictures
@@ -438,8 +438,15 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
         refused > 0,
         "no request was refused: the fault mode was not live"
     );
-    let violations = s.log().matches("isolation violation blocked").count();
+    let log = s.log();
+    let violations = log.matches("isolation violation blocked").count();
     assert!(violations > 0, "the door never had to refuse anything");
+    // Foreign frames handed to the still decoder were refused before decoding.
+    let frames_refused = log
+        .matches("isolation violation blocked in the still cache")
+        .count();
+    assert!(frames_refused > 0, "the frame fault was never live");
+    eprintln!("{frames_refused} of them foreign frames refused by the still cache");
     eprintln!("{violations} isolation violations blocked at the door");
     // The operator's exposure report: every principal sent a camera's bytes held a
     // grant for it, and the blocked attempts are there.
