@@ -1,7 +1,7 @@
 // Hearth web app: login, camera grid with live thumbnails, live player.
 // Plain ES module, no dependencies. Hash routes: #/ (grid), #/camera/<id> (player).
 
-import { LivePlayer, exactEpoch, readStillProvenance } from './player.js';
+import { LivePlayer, exactEpoch, checkStill } from './player.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -504,13 +504,8 @@ function showGrid() {
       if (blob) {
         // Whose picture is this? The still names its camera in-band: anything
         // else is not shown, and is reported.
-        const { record, reason } = readStillProvenance(await blob.arrayBuffer());
+        const { record, problem } = checkStill(await blob.arrayBuffer(), String(id).toLowerCase(), exactEpoch(grant.epoch));
         if (!alive || gen !== c.gen) return;
-        const epoch = exactEpoch(grant.epoch);
-        let problem = null;
-        if (!record) problem = reason;
-        else if (record.camera !== String(id).toLowerCase()) problem = `camera ${record.camera}, expected ${id}`;
-        else if (epoch === null || record.epoch !== epoch) problem = `epoch ${record.epoch}, expected ${grant.epoch}`;
         if (problem !== null) {
           console.error(`[hearth] refused a still for ${id}: ${problem}`);
           if (c.img) { URL.revokeObjectURL(c.img.src); c.img.remove(); c.img = null; }

@@ -348,6 +348,20 @@ function decodeRecord(body) {
 }
 
 /**
+ * Whether a still may be shown as camera `camera` (32 lowercase hex digits) at
+ * `epoch` (a BigInt, or null when unknown): `{ record, problem }`, where
+ * `problem` is null only when the still's in-band record names exactly those.
+ */
+export function checkStill(buf, camera, epoch) {
+  const { record, reason } = readStillProvenance(buf);
+  let problem = null;
+  if (!record) problem = reason;
+  else if (record.camera !== camera) problem = `camera ${record.camera}, expected ${camera}`;
+  else if (epoch === null || record.epoch !== epoch) problem = `epoch ${record.epoch}, expected ${epoch}`;
+  return { record, problem };
+}
+
+/**
  * The provenance record of a JPEG still, or `{ record: null, reason }`: exactly
  * one APP11 segment starting with the Hearth UUID among the header segments
  * (see crates/media/src/jpeg.rs). Never throws.
@@ -667,8 +681,7 @@ export class LivePlayer {
       const { body } = await this.fetchBytes(`${url}${url.includes('?') ? '&' : '?'}t=${Date.now()}`);
       const expect = this.expect;
       if (!this.alive || this.stats.segmentsAppended > 0 || this.video.poster || !expect) return;
-      const { record } = readStillProvenance(body);
-      if (!record || record.camera !== expect.camera || record.epoch !== expect.epoch) return;
+      if (checkStill(body, expect.camera, expect.epoch).problem !== null) return;
       this.posterUrl = URL.createObjectURL(new Blob([body], { type: 'image/jpeg' }));
       this.video.poster = this.posterUrl;
     } catch (_) { /* no poster: not an error */ }

@@ -120,27 +120,25 @@ impl EgressGuard {
     /// Records a frame the still cache refused (it counted and logged it already):
     /// an `isolation_violation` with both identities, and the viewer's session ends.
     pub fn refuse_frame(&self, found: Option<Provenance>) -> AppError {
-        let g = self.grant.grant();
-        self.state.audit.close_session(g.id, "isolation_violation");
-        self.state.audit.record(crate::audit::event(
-            "isolation_violation",
-            Some(g),
-            serde_json::json!({
-                "reason": "a frame in the still cache does not carry the camera's stamp",
-                "grant_camera": g.camera, "grant_epoch": g.epoch,
-                "object_camera": found.map(|p| p.camera), "object_epoch": found.map(|p| p.epoch),
-                "object_seq": found.map(|p| p.seq), "object_kind": "AccessUnit",
-            }),
-        ));
+        self.record_violation(
+            found.as_ref(),
+            "AccessUnit",
+            "a frame in the still cache does not carry the camera's stamp",
+        );
         AppError::IsolationViolation
     }
 
     /// Counts and records a refused object, with both identities.
     fn violation(&self, obj: &MediaObject, reason: &str) {
-        let g = self.grant.grant();
         self.state.metrics.isolation_violations.inc();
-        // The viewer's session under this grant ends here; the connection closes
-        // with the refusal (see `AppError::IsolationViolation`).
+        self.record_violation(Some(&obj.provenance), &format!("{:?}", obj.kind), reason);
+    }
+
+    /// The `isolation_violation` audit event, with both identities. The viewer's
+    /// session under this grant ends here; the connection closes with the refusal
+    /// (see `AppError::IsolationViolation`).
+    fn record_violation(&self, object: Option<&Provenance>, kind: &str, reason: &str) {
+        let g = self.grant.grant();
         self.state.audit.close_session(g.id, "isolation_violation");
         self.state.audit.record(crate::audit::event(
             "isolation_violation",
@@ -148,8 +146,8 @@ impl EgressGuard {
             serde_json::json!({
                 "reason": reason,
                 "grant_camera": g.camera, "grant_epoch": g.epoch,
-                "object_camera": obj.provenance.camera, "object_epoch": obj.provenance.epoch,
-                "object_seq": obj.provenance.seq, "object_kind": format!("{:?}", obj.kind),
+                "object_camera": object.map(|p| p.camera), "object_epoch": object.map(|p| p.epoch),
+                "object_seq": object.map(|p| p.seq), "object_kind": kind,
             }),
         ));
     }

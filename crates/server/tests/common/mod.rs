@@ -365,11 +365,9 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// GET returning (status, body bytes).
+/// GET returning (status, body bytes), presenting the grant holder's session.
 pub async fn get(url: &str) -> (u16, Vec<u8>) {
-    let r = media_get(&client(), url).send().await.unwrap();
-    let s = r.status().as_u16();
-    (s, r.bytes().await.unwrap().to_vec())
+    get_as(url, holder_of(url).as_deref()).await
 }
 
 /// GET presenting exactly `session` (or no session), whoever holds the grant.
