@@ -96,6 +96,13 @@ uuid_id!(
     "grant"
 );
 
+uuid_id!(
+    /// An account link: one user's authorization of one smart-display integration
+    /// (Google Home, Alexa) for the cameras they consented to.
+    LinkId,
+    "link"
+);
+
 /// The binding epoch of a camera: incremented whenever the camera changes hands or
 /// is reset, so that every grant, key and session of an older epoch stops working.
 #[derive(

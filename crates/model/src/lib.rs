@@ -12,7 +12,7 @@ mod ids;
 mod provenance;
 mod token;
 
-pub use ids::{BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, UserId};
+pub use ids::{BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, UserId};
 pub use provenance::{Provenance, UnixMillis};
 pub use token::{RawToken, TokenHash};
 
@@ -24,6 +24,10 @@ pub enum Integration {
     App,
     /// A direct API client.
     Api,
+    /// Google Home (Nest Hub, Chromecast) through an account link.
+    Google,
+    /// Alexa (Echo Show, Fire TV) through an account link.
+    Alexa,
 }
 
 impl Integration {
@@ -31,6 +35,8 @@ impl Integration {
         match self {
             Integration::App => "app",
             Integration::Api => "api",
+            Integration::Google => "google",
+            Integration::Alexa => "alexa",
         }
     }
 
@@ -38,6 +44,8 @@ impl Integration {
         match code {
             0 => Some(Integration::App),
             1 => Some(Integration::Api),
+            2 => Some(Integration::Google),
+            3 => Some(Integration::Alexa),
             _ => None,
         }
     }
@@ -46,6 +54,27 @@ impl Integration {
         match self {
             Integration::App => 0,
             Integration::Api => 1,
+            Integration::Google => 2,
+            Integration::Alexa => 3,
         }
+    }
+
+    /// The integrations reached through an OAuth account link (a smart-display
+    /// platform), as opposed to Hearth's own clients.
+    pub const LINKED: [Integration; 2] = [Integration::Google, Integration::Alexa];
+
+    pub fn is_linked(self) -> bool {
+        Self::LINKED.contains(&self)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Integration::App,
+            Integration::Api,
+            Integration::Google,
+            Integration::Alexa,
+        ]
+        .into_iter()
+        .find(|i| i.as_str() == s)
     }
 }

@@ -41,7 +41,9 @@ mod sqlite;
 use std::fmt;
 
 pub use error::StoreError;
-pub use hearth_model::{BindingEpoch, CameraId, HouseholdId, TokenHash, UnixMillis, UserId};
+pub use hearth_model::{
+    BindingEpoch, CameraId, HouseholdId, Integration, LinkId, TokenHash, UnixMillis, UserId,
+};
 pub use sqlite::{DB_FILE_NAME, SqliteStore};
 
 /// A household: the tenant that owns cameras and to which users belong.
@@ -191,6 +193,73 @@ pub struct Suspension {
 /// Inputs are normalized where stated (emails are trimmed and lower-cased); empty
 /// names, emails and time zones, and password hashes that are not PHC strings
 /// (they must start with `$`), are rejected with [`StoreError::InvalidInput`].
+/// An OAuth client registered by the operator for a linked integration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub integration: Integration,
+    pub client_id: String,
+    pub secret_hash: TokenHash,
+    /// Matched exactly.
+    pub redirect_uris: Vec<String>,
+    pub created_at: UnixMillis,
+}
+
+impl fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("integration", &self.integration)
+            .field("client_id", &self.client_id)
+            .field("redirect_uris", &self.redirect_uris)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an authorization code stands for: a user's consent, for one client and
+/// redirect URI, with the PKCE challenge if the client sent one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthCode {
+    pub integration: Integration,
+    pub client_id: String,
+    pub user: UserId,
+    pub cameras: Vec<CameraId>,
+    pub redirect_uri: String,
+    /// BASE64URL(SHA-256(code_verifier)) (PKCE S256).
+    pub code_challenge: Option<String>,
+    pub expires_at: UnixMillis,
+}
+
+/// An account link: a user's authorization of one integration for some cameras.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub id: LinkId,
+    pub integration: Integration,
+    pub user: UserId,
+    /// The consented cameras (whether the user may still see each is the access
+    /// rule's business).
+    pub cameras: Vec<CameraId>,
+    pub created_at: UnixMillis,
+}
+
+/// A pair of tokens to store for a link (hashes only).
+#[derive(Clone, Copy, Debug)]
+pub struct TokenPair {
+    pub access: TokenHash,
+    pub access_expires: UnixMillis,
+    pub refresh: TokenHash,
+    pub refresh_expires: UnixMillis,
+}
+
+/// What presenting a single-use credential (a code, a refresh token) found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redeemed<T> {
+    /// Valid and unused; it is now used.
+    Fresh(T),
+    /// Used before: a replay. The link it produced has been revoked.
+    Replayed,
+    /// Unknown or expired.
+    Invalid,
+}
+
 pub trait Store: Send + Sync + 'static {
     // --- households ---
 
@@ -395,4 +464,53 @@ pub trait Store: Send + Sync + 'static {
     fn delete_user_sessions(&self, user: UserId) -> Result<u64, StoreError>;
     /// Deletes sessions with `expires_at <= now`; returns how many.
     fn purge_expired_sessions(&self, now: UnixMillis) -> Result<u64, StoreError>;
+
+    // --- smart-display integrations: OAuth clients, codes, links, tokens ---
+
+    fn rename_camera(&self, camera: CameraId, name: &str) -> Result<(), StoreError>;
+    /// Registers or replaces the integration's client (its links stay).
+    fn put_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError>;
+    fn oauth_client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError>;
+    fn oauth_clients(&self) -> Result<Vec<OAuthClient>, StoreError>;
+    fn create_auth_code(&self, code_hash: TokenHash, code: &AuthCode) -> Result<(), StoreError>;
+    /// Marks the code used and returns it; a second use revokes the link the first
+    /// one created.
+    fn redeem_auth_code(
+        &self,
+        code_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Redeemed<AuthCode>, StoreError>;
+    /// In one transaction: replaces the user's link to the integration with `link`,
+    /// stores its consents and tokens, and notes it on the code that created it.
+    fn create_link(
+        &self,
+        code_hash: TokenHash,
+        link: &Link,
+        tokens: &TokenPair,
+    ) -> Result<(), StoreError>;
+    /// The link an unexpired access token belongs to.
+    fn link_by_access_token(
+        &self,
+        token_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<Link>, StoreError>;
+    /// Rotates a refresh token: the old one is marked used, `next` is stored. A
+    /// rotated token presented again revokes the link.
+    fn rotate_refresh_token(
+        &self,
+        token_hash: TokenHash,
+        next: &TokenPair,
+        now: UnixMillis,
+    ) -> Result<Redeemed<Link>, StoreError>;
+    /// RFC 7009: revoking a refresh token revokes the link (the whole grant);
+    /// revoking an access token revokes that token. Returns the token's link, if
+    /// the token was known.
+    fn revoke_oauth_token(&self, token_hash: TokenHash) -> Result<Option<Link>, StoreError>;
+    fn link_by_id(&self, id: LinkId) -> Result<Option<Link>, StoreError>;
+    fn links_of_user(&self, user: UserId) -> Result<Vec<Link>, StoreError>;
+    /// Every link (the access view loads them).
+    fn links(&self) -> Result<Vec<Link>, StoreError>;
+    fn set_link_cameras(&self, link: LinkId, cameras: &[CameraId]) -> Result<(), StoreError>;
+    /// Deletes a link with its tokens and consents.
+    fn delete_link(&self, link: LinkId) -> Result<bool, StoreError>;
 }

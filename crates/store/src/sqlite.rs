@@ -59,8 +59,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::migrations;
 use crate::{
-    Access, AuditEvent, AuditRecord, BindingEpoch, Camera, CameraId, Household, HouseholdId, Share,
-    Store, StoreError, Suspension, SuspensionKind, TokenHash, UnixMillis, User, UserId,
+    Access, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId, Household,
+    HouseholdId, Link, LinkId, OAuthClient, Redeemed, Share, Store, StoreError, Suspension,
+    SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -605,6 +606,11 @@ impl Store for SqliteStore {
             "DELETE FROM shares WHERE camera_id = ?1",
             [camera.to_string()],
         )?;
+        // Third-party links of the old binding lose the camera too.
+        tx.execute(
+            "DELETE FROM link_cameras WHERE camera_id = ?1",
+            [camera.to_string()],
+        )?;
         tx.commit()?;
         Ok(epoch_to_sql(epoch, 0)?)
     }
@@ -630,6 +636,11 @@ impl Store for SqliteStore {
         };
         tx.execute(
             "DELETE FROM shares WHERE camera_id = ?1",
+            [camera.to_string()],
+        )?;
+        // Third-party links of the old binding lose the camera too.
+        tx.execute(
+            "DELETE FROM link_cameras WHERE camera_id = ?1",
             [camera.to_string()],
         )?;
         tx.commit()?;
@@ -956,7 +967,95 @@ impl Store for SqliteStore {
             .execute("DELETE FROM sessions WHERE expires_at <= ?1", [now.0])?;
         Ok(deleted as u64)
     }
+
+    fn rename_camera(&self, camera: CameraId, name: &str) -> Result<(), StoreError> {
+        let name = non_empty(name, "camera name")?.trim();
+        let changed = self.conn().execute(
+            "UPDATE cameras SET name = ?1 WHERE id = ?2",
+            params![name, camera.to_string()],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: "camera" });
+        }
+        Ok(())
+    }
+
+    fn put_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError> {
+        links::put_client(&mut self.conn(), client)
+    }
+
+    fn oauth_client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        links::client_by_id(&self.conn(), client_id)
+    }
+
+    fn oauth_clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
+        links::clients(&self.conn())
+    }
+
+    fn create_auth_code(&self, code_hash: TokenHash, code: &AuthCode) -> Result<(), StoreError> {
+        links::create_code(&mut self.conn(), code_hash, code, now())
+    }
+
+    fn redeem_auth_code(
+        &self,
+        code_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Redeemed<AuthCode>, StoreError> {
+        links::redeem_code(&mut self.conn(), code_hash, now)
+    }
+
+    fn create_link(
+        &self,
+        code_hash: TokenHash,
+        link: &Link,
+        tokens: &TokenPair,
+    ) -> Result<(), StoreError> {
+        links::create_link(&mut self.conn(), code_hash, link, tokens, now())
+    }
+
+    fn link_by_access_token(
+        &self,
+        token_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<Link>, StoreError> {
+        links::link_by_access_token(&self.conn(), token_hash, now)
+    }
+
+    fn rotate_refresh_token(
+        &self,
+        token_hash: TokenHash,
+        next: &TokenPair,
+        now: UnixMillis,
+    ) -> Result<Redeemed<Link>, StoreError> {
+        links::rotate_refresh(&mut self.conn(), token_hash, next, now)
+    }
+
+    fn revoke_oauth_token(&self, token_hash: TokenHash) -> Result<Option<Link>, StoreError> {
+        links::revoke_token(&mut self.conn(), token_hash)
+    }
+
+    fn link_by_id(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
+        links::link_by_id(&self.conn(), id)
+    }
+
+    fn links_of_user(&self, user: UserId) -> Result<Vec<Link>, StoreError> {
+        links::links_of_user(&self.conn(), user)
+    }
+
+    fn links(&self) -> Result<Vec<Link>, StoreError> {
+        links::links(&self.conn())
+    }
+
+    fn set_link_cameras(&self, link: LinkId, cameras: &[CameraId]) -> Result<(), StoreError> {
+        links::set_link_cameras(&mut self.conn(), link, cameras)
+    }
+
+    fn delete_link(&self, link: LinkId) -> Result<bool, StoreError> {
+        links::delete_link(&self.conn(), link)
+    }
 }
+
+mod links;
 
 #[cfg(test)]
 mod tests;

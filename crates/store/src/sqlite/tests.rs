@@ -11,6 +11,7 @@ use std::sync::Arc;
 mod access;
 mod audit;
 mod generation;
+mod links;
 
 const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 

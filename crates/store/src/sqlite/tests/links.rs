@@ -1,0 +1,208 @@
+//! OAuth clients, codes, links and tokens: single use, rotation, replay, revocation,
+//! and the generation moving with every change a live stream depends on.
+
+use super::*;
+use crate::Integration;
+
+fn client(s: &dyn Store, integration: Integration) -> OAuthClient {
+    let c = OAuthClient {
+        integration,
+        client_id: format!("{}-client", integration.as_str()),
+        secret_hash: key(9),
+        redirect_uris: vec!["https://example.com/cb".into()],
+        created_at: UnixMillis(1),
+    };
+    s.put_oauth_client(&c).unwrap();
+    c
+}
+
+fn code_for(user: UserId, cameras: Vec<CameraId>) -> AuthCode {
+    AuthCode {
+        integration: Integration::Google,
+        client_id: "google-client".into(),
+        user,
+        cameras,
+        redirect_uri: "https://example.com/cb".into(),
+        code_challenge: Some("challenge".into()),
+        expires_at: UnixMillis(now().0 + 60_000),
+    }
+}
+
+fn pair(n: u8) -> TokenPair {
+    let later = UnixMillis(now().0 + 3_600_000);
+    TokenPair {
+        access: key(n),
+        access_expires: later,
+        refresh: key(n + 100),
+        refresh_expires: later,
+    }
+}
+
+fn link(user: UserId, cameras: Vec<CameraId>) -> Link {
+    Link {
+        id: LinkId::random(),
+        integration: Integration::Google,
+        user,
+        cameras,
+        created_at: now(),
+    }
+}
+
+#[test]
+fn clients_are_registered_replaced_and_found_by_id() {
+    let s = store();
+    let mut c = client(&s, Integration::Google);
+    assert_eq!(
+        s.oauth_client_by_id("google-client").unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(s.oauth_client_by_id("nobody").unwrap(), None);
+    c.redirect_uris = vec!["https://a/1".into(), "https://a/2".into()];
+    c.client_id = "new-id".into();
+    s.put_oauth_client(&c).unwrap();
+    assert_eq!(s.oauth_clients().unwrap(), vec![c]);
+    let app = OAuthClient {
+        integration: Integration::App,
+        client_id: "x".into(),
+        secret_hash: key(1),
+        redirect_uris: vec!["https://x".into()],
+        created_at: UnixMillis(0),
+    };
+    assert!(matches!(
+        s.put_oauth_client(&app),
+        Err(StoreError::InvalidInput { .. })
+    ));
+}
+
+#[test]
+fn a_code_is_redeemed_once_and_a_replay_revokes_its_link() {
+    let s = store();
+    client(&s, Integration::Google);
+    let (h, u) = household_with_user(&s, "a@x.y");
+    let cam = s.create_camera(h.id, "door", "UTC", key(1)).unwrap();
+    s.create_auth_code(key(50), &code_for(u.id, vec![cam.id]))
+        .unwrap();
+    let Redeemed::Fresh(code) = s.redeem_auth_code(key(50), now()).unwrap() else {
+        panic!("a fresh code redeems")
+    };
+    assert_eq!(code.cameras, vec![cam.id]);
+    let l = link(u.id, code.cameras);
+    let g0 = s.generation().unwrap();
+    s.create_link(key(50), &l, &pair(1)).unwrap();
+    assert!(
+        s.generation().unwrap() > g0,
+        "a new link moves the generation"
+    );
+    assert_eq!(
+        s.link_by_access_token(key(1), now()).unwrap(),
+        Some(l.clone())
+    );
+    assert_eq!(s.links().unwrap(), vec![l.clone()]);
+
+    assert_eq!(
+        s.redeem_auth_code(key(50), now()).unwrap(),
+        Redeemed::Replayed
+    );
+    assert_eq!(
+        s.link_by_id(l.id).unwrap(),
+        None,
+        "the replay revoked the link"
+    );
+    assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
+    assert_eq!(
+        s.redeem_auth_code(key(51), now()).unwrap(),
+        Redeemed::Invalid
+    );
+
+    let mut expired = code_for(u.id, vec![]);
+    expired.expires_at = UnixMillis(now().0 - 1);
+    s.create_auth_code(key(52), &expired).unwrap();
+    assert_eq!(
+        s.redeem_auth_code(key(52), now()).unwrap(),
+        Redeemed::Invalid
+    );
+}
+
+#[test]
+fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
+    let s = store();
+    client(&s, Integration::Google);
+    let (_, u) = household_with_user(&s, "a@x.y");
+    let l = link(u.id, vec![]);
+    s.create_link(key(50), &l, &pair(1)).unwrap();
+    let Redeemed::Fresh(found) = s.rotate_refresh_token(key(101), &pair(2), now()).unwrap() else {
+        panic!("the refresh token rotates")
+    };
+    assert_eq!(found.id, l.id);
+    assert!(s.link_by_access_token(key(2), now()).unwrap().is_some());
+    assert_eq!(
+        s.rotate_refresh_token(key(1), &pair(3), now()).unwrap(),
+        Redeemed::Invalid,
+        "an access token is not a refresh token"
+    );
+    // The old refresh token again: a copy exists somewhere; everything goes.
+    assert_eq!(
+        s.rotate_refresh_token(key(101), &pair(4), now()).unwrap(),
+        Redeemed::Replayed
+    );
+    assert_eq!(s.link_by_id(l.id).unwrap(), None);
+    assert_eq!(s.link_by_access_token(key(2), now()).unwrap(), None);
+}
+
+#[test]
+fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
+    let s = store();
+    client(&s, Integration::Google);
+    let (_, u) = household_with_user(&s, "a@x.y");
+    let l = link(u.id, vec![]);
+    s.create_link(key(50), &l, &pair(1)).unwrap();
+    assert_eq!(
+        s.revoke_oauth_token(key(1)).unwrap().map(|l| l.id),
+        Some(l.id)
+    );
+    assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
+    assert!(s.link_by_id(l.id).unwrap().is_some());
+    assert!(s.revoke_oauth_token(key(101)).unwrap().is_some());
+    assert_eq!(s.link_by_id(l.id).unwrap(), None);
+    assert_eq!(s.revoke_oauth_token(key(77)).unwrap(), None);
+}
+
+#[test]
+fn relinking_replaces_the_link_and_consents_follow_transfer() {
+    let s = store();
+    client(&s, Integration::Google);
+    client(&s, Integration::Alexa);
+    let (h, u) = household_with_user(&s, "a@x.y");
+    let (h2, _) = household_with_user(&s, "b@x.y");
+    let a = s.create_camera(h.id, "a", "UTC", key(1)).unwrap();
+    let b = s.create_camera(h.id, "b", "UTC", key(2)).unwrap();
+    let first = link(u.id, vec![a.id]);
+    s.create_link(key(50), &first, &pair(1)).unwrap();
+    let second = link(u.id, vec![a.id, b.id]);
+    s.create_link(key(51), &second, &pair(2)).unwrap();
+    assert_eq!(s.links_of_user(u.id).unwrap().len(), 1);
+    assert_eq!(s.link_by_id(first.id).unwrap(), None);
+    assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
+
+    let g0 = s.generation().unwrap();
+    s.set_link_cameras(second.id, &[b.id]).unwrap();
+    assert!(
+        s.generation().unwrap() > g0,
+        "consent changes move the generation"
+    );
+    assert_eq!(
+        s.link_by_id(second.id).unwrap().unwrap().cameras,
+        vec![b.id]
+    );
+    s.transfer_camera(b.id, h2.id).unwrap();
+    assert!(s.link_by_id(second.id).unwrap().unwrap().cameras.is_empty());
+
+    let g1 = s.generation().unwrap();
+    assert!(s.delete_link(second.id).unwrap());
+    assert!(s.generation().unwrap() > g1);
+    assert!(!s.delete_link(second.id).unwrap());
+    assert!(matches!(
+        s.set_link_cameras(second.id, &[]),
+        Err(StoreError::NotFound { .. })
+    ));
+}
