@@ -12,12 +12,17 @@
 //! Until the first load succeeds, and whenever the store cannot be read, the view
 //! denies (on doubt, deny).
 //!
+//! It holds the account links of the smart-display integrations (by the
+//! [`Holder`] their grants carry): a linked grant opens the door only while its
+//! link exists, is the viewer's, is of the grant's integration and includes the
+//! camera (see [`Holder::of_link`]).
+//!
 //! It also holds the sessions that signed out (by the [`Holder`] digest their
 //! grants carry) for as long as a grant bound to one could live, so signing out
 //! stops that session's streams at once, in every process and across restarts.
 
 use crate::grant::{Grant, Holder};
-use hearth_model::{BindingEpoch, CameraId, Integration, UserId};
+use hearth_model::{BindingEpoch, CameraId, Integration, LinkId, UserId};
 use hearth_store::{Store, SuspensionKind};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -35,6 +40,18 @@ struct Snapshot {
     integrations_suspended: HashSet<String>,
     /// Signed-out sessions whose grants may still be live.
     ended_holders: HashSet<Holder>,
+    /// Account links, by the holder their grants carry.
+    links: HashMap<Holder, LinkEntry>,
+}
+
+/// One account link as the door sees it.
+#[derive(Clone, Debug)]
+pub struct LinkEntry {
+    pub id: LinkId,
+    pub integration: Integration,
+    pub user: UserId,
+    /// Consented cameras.
+    pub cameras: HashSet<CameraId>,
 }
 
 /// Why a grant no longer opens the door.
@@ -48,6 +65,8 @@ pub enum Denied {
     NotLoaded,
     #[error("the session that holds this grant has signed out")]
     SignedOut,
+    #[error("the account link that holds this grant is gone or no longer includes the camera")]
+    Unlinked,
 }
 
 #[derive(Default)]
@@ -77,6 +96,15 @@ impl AccessView {
         {
             return Err(Denied::IntegrationSuspended(grant.integration.as_str()));
         }
+        if grant.integration.is_linked() {
+            match s.links.get(&grant.holder) {
+                Some(l)
+                    if l.integration == grant.integration
+                        && l.user == grant.viewer
+                        && l.cameras.contains(&grant.camera) => {}
+                _ => return Err(Denied::Unlinked),
+            }
+        }
         match s.allowed.get(&(grant.viewer, grant.camera)) {
             Some(epoch) if *epoch == grant.epoch => Ok(()),
             _ => Err(Denied::Revoked),
@@ -87,6 +115,32 @@ impl AccessView {
         self.current()
             .integrations_suspended
             .contains(integration.as_str())
+    }
+
+    /// Whether `user` may view `camera` at `epoch` right now (the store's rule,
+    /// kill switches on users, cameras and households included).
+    pub fn may_view(&self, user: UserId, camera: CameraId) -> Option<BindingEpoch> {
+        let s = self.current();
+        s.allowed.get(&(user, camera)).copied()
+    }
+
+    /// The links of `integration`, each with the consented cameras its user may
+    /// still view (what the platform should list).
+    pub fn links_of(&self, integration: Integration) -> Vec<LinkEntry> {
+        let s = self.current();
+        s.links
+            .values()
+            .filter(|l| l.integration == integration)
+            .map(|l| LinkEntry {
+                cameras: l
+                    .cameras
+                    .iter()
+                    .filter(|c| s.allowed.contains_key(&(l.user, **c)))
+                    .copied()
+                    .collect(),
+                ..l.clone()
+            })
+            .collect()
     }
 
     /// The camera's current epoch, if anyone may view it.
@@ -115,6 +169,17 @@ impl AccessView {
             .into_iter()
             .map(Holder::from_bytes)
             .collect();
+        for link in store.links()? {
+            next.links.insert(
+                Holder::of_link(link.id),
+                LinkEntry {
+                    id: link.id,
+                    integration: link.integration,
+                    user: link.user,
+                    cameras: link.cameras.into_iter().collect(),
+                },
+            );
+        }
         for s in store.suspensions()? {
             if s.kind == SuspensionKind::Integration {
                 next.integrations_suspended.insert(s.target);

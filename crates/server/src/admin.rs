@@ -149,6 +149,43 @@ pub fn suspension_target(
 
 /// Records an operator action in the audit log (the CLI runs in its own process,
 /// so it writes directly rather than through the server's queue).
+/// Checks an operator's registration of an integration's OAuth client.
+pub fn oauth_client(
+    integration: &str,
+    client_id: &str,
+    secret: &str,
+    redirect_uris: Vec<String>,
+) -> anyhow::Result<hearth_store::OAuthClient> {
+    let integration = hearth_model::Integration::parse(integration)
+        .filter(|i| i.is_linked())
+        .ok_or_else(|| anyhow::anyhow!("integration must be google or alexa"))?;
+    anyhow::ensure!(
+        !client_id.trim().is_empty() && client_id.len() <= 256,
+        "--client-id must be 1 to 256 characters"
+    );
+    anyhow::ensure!(
+        secret.len() >= crate::oauth::MIN_CLIENT_SECRET_LEN,
+        "the client secret must be at least {} characters (generate one: openssl rand -base64 32)",
+        crate::oauth::MIN_CLIENT_SECRET_LEN
+    );
+    for u in &redirect_uris {
+        let ok = u.starts_with("https://")
+            || u.starts_with("http://127.0.0.1")
+            || u.starts_with("http://localhost");
+        anyhow::ensure!(
+            ok && !u.contains('#'),
+            "redirect URI {u:?} must be https:// (http only on loopback) without a fragment"
+        );
+    }
+    Ok(hearth_store::OAuthClient {
+        integration,
+        client_id: client_id.to_string(),
+        secret_hash: crate::oauth::secret_hash(secret),
+        redirect_uris,
+        created_at: crate::clock::now(),
+    })
+}
+
 pub fn record_admin(
     store: &dyn Store,
     kind: &str,

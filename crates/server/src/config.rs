@@ -6,6 +6,10 @@
 //! rtmp = "127.0.0.1:1935"        # RTMP ingest
 //! data_dir = "./hearth-data"     # database, grant key
 //! public_url = "http://cams.example.com"  # base of absolute URLs; default from `http`
+//!
+//! [google]                       # optional: report to Google's HomeGraph
+//! homegraph_url = "https://homegraph.googleapis.com"   # the default
+//! homegraph_token_command = "gcloud auth print-access-token --impersonate-service-account=hearth@PROJECT.iam.gserviceaccount.com"
 //! ```
 
 use serde::Deserialize;
@@ -23,6 +27,8 @@ pub struct FileConfig {
     pub rtmp: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub public_url: Option<String>,
+    /// Google Home: HomeGraph reporting. Absent: Hearth does not report state.
+    pub google: Option<crate::homegraph::GoogleConfig>,
 }
 
 impl FileConfig {
@@ -41,6 +47,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Explicit base URL; when `None` it is derived from the bound HTTP address.
     pub public_url: Option<String>,
+    pub google: Option<crate::homegraph::GoogleConfig>,
 }
 
 impl Config {
@@ -69,6 +76,7 @@ impl Config {
             rtmp,
             data_dir,
             public_url,
+            google: file.google,
         }
     }
 

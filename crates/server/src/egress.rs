@@ -242,8 +242,12 @@ impl FromRequestParts<AppState> for Egress {
                 // The grant is bound to the session that asked for it: a URL replayed
                 // by anyone else (another account included) stops here. Not skipped
                 // by the bench switch: it is part of the grant, not of the guard.
+                // A linked grant (Google Home, Alexa) is fetched by a display that
+                // cannot send headers: its holder is its account link, checked live
+                // by the access view below.
                 let holder = crate::auth::bearer(parts);
-                if !holder.is_some_and(|h| v.grant().holder.is_presented_by(h)) {
+                let linked = v.grant().integration.is_linked();
+                if !linked && !holder.is_some_and(|h| v.grant().holder.is_presented_by(h)) {
                     state.metrics.grant_replays_refused.inc();
                     tracing::warn!(
                         grant = ?v.grant().id,

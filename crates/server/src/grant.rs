@@ -52,6 +52,22 @@ impl Holder {
         Self(d[..HOLDER_LEN].try_into().expect("16 of 32 bytes"))
     }
 
+    /// The holder of a grant issued through an account link (Google Home, Alexa).
+    ///
+    /// Smart displays and Cast receivers fetch the stream URL as it is, without
+    /// headers, so such a grant cannot demand a session. It names its link instead,
+    /// and the access view lets it open the door only while that link exists,
+    /// belongs to the grant's viewer and integration, and still includes the camera:
+    /// unlinking, DISCONNECT, revoking the refresh token or leaving the camera out
+    /// stops the stream at its next request.
+    pub fn of_link(link: hearth_model::LinkId) -> Self {
+        let d = Sha256::new()
+            .chain_update(b"hearth link holder v1\0")
+            .chain_update(link.as_bytes())
+            .finalize();
+        Self(d[..HOLDER_LEN].try_into().expect("16 of 32 bytes"))
+    }
+
     /// The digest, as the store keeps it for signed-out sessions.
     pub fn to_bytes(self) -> [u8; HOLDER_LEN] {
         self.0

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/cameras", get(list_cameras))
+        .route("/api/v1/cameras/{id}", axum::routing::patch(rename_camera))
         .route("/api/v1/cameras/{id}/streams", post(create_stream))
         .route("/api/v1/cameras/{id}/reports", post(client_report))
         .route("/api/v1/cameras/{id}/shares", post(share).get(list_shares))
@@ -55,6 +56,29 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/cameras/{id}/shares/{user}",
             axum::routing::delete(unshare),
+        )
+        .route("/link.js", get(web_link_js))
+        .route("/oauth/authorize", get(crate::oauth::authorize_page))
+        .route("/oauth/token", post(crate::oauth::token))
+        .route("/oauth/revoke", post(crate::oauth::revoke))
+        .route("/api/v1/oauth/request", get(crate::oauth::consent_request))
+        .route("/api/v1/oauth/authorize", post(crate::oauth::consent))
+        .route("/api/v1/integrations", get(crate::links::list))
+        .route(
+            "/api/v1/integrations/{integration}",
+            axum::routing::delete(crate::links::delete),
+        )
+        .route(
+            "/api/v1/integrations/{integration}/cameras",
+            axum::routing::put(crate::links::set_cameras),
+        )
+        .route(
+            "/integrations/google/fulfillment",
+            post(crate::google::fulfillment),
+        )
+        .route(
+            "/integrations/alexa/directives",
+            post(crate::alexa::directive),
         )
         .route("/media/{grant}/index.m3u8", get(master_playlist))
         .route("/media/{grant}/live.m3u8", get(fmp4_playlist))
@@ -249,6 +273,43 @@ async fn owned_camera(
         Some((_, hearth_store::Access::Viewer)) => Err(AppError::Forbidden),
         None => Err(AppError::NotFound),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    name: String,
+}
+
+/// Renames a camera (owners only). Linked platforms are told to re-sync.
+async fn rename_camera(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CameraView>, AppError> {
+    let cam = owned_camera(&st, user, &id).await?;
+    let req: RenameRequest = parse_json(&body)?;
+    let name = req.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::BadRequest("a name is 1 to 100 characters".into()));
+    }
+    let n = name.clone();
+    st.db(move |s| s.rename_camera(cam.id, &n)).await?;
+    st.homegraph.camera_renamed(cam.id);
+    tracing::info!(camera = ?cam.id, by = ?user, "camera renamed");
+    st.audit.record(hearth_store::AuditEvent {
+        camera: Some(cam.id),
+        user: Some(user),
+        ..audit::event("camera_renamed", None, serde_json::json!({"name": name}))
+    });
+    Ok(Json(CameraView {
+        online: st.hubs.is_online(cam.id),
+        id: cam.id,
+        name,
+        household: cam.household,
+        timezone: cam.timezone,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -589,6 +650,11 @@ fn static_file(body: &'static str, content_type: &'static str) -> Response {
 }
 
 async fn web_index() -> Response {
+    web_index_response()
+}
+
+/// The web app's page (also the OAuth authorization page).
+pub fn web_index_response() -> Response {
     static_file(
         include_str!("../../../web/index.html"),
         "text/html; charset=utf-8",
@@ -597,6 +663,12 @@ async fn web_index() -> Response {
 async fn web_app_js() -> Response {
     static_file(
         include_str!("../../../web/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+async fn web_link_js() -> Response {
+    static_file(
+        include_str!("../../../web/link.js"),
         "text/javascript; charset=utf-8",
     )
 }

@@ -321,6 +321,11 @@ impl Hub {
         self.lock().lease.is_some()
     }
 
+    /// The picture size of the current stream, once its SPS has been seen.
+    pub fn resolution(&self) -> Option<(u32, u32)> {
+        self.lock().resolution
+    }
+
     /// The binding epoch of the current (or last) publisher.
     pub fn epoch(&self) -> BindingEpoch {
         self.lock().epoch

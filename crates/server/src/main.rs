@@ -101,6 +101,11 @@ enum Command {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// Smart-display integrations (Google Home, Alexa): their OAuth clients.
+    Integration {
+        #[command(subcommand)]
+        cmd: IntegrationCmd,
+    },
     /// Lift a kill switch.
     Resume {
         #[command(flatten)]
@@ -128,6 +133,32 @@ enum AuditCmd {
         common: Common,
         #[arg(long)]
         since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntegrationCmd {
+    /// Register (or replace) the OAuth client that google or alexa uses for account
+    /// linking. Existing links stay.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// google | alexa
+        integration: String,
+        /// The client id you enter in the platform's console.
+        #[arg(long)]
+        client_id: String,
+        /// Read the client secret (at least 32 characters) from the first line of stdin.
+        #[arg(long, required = true)]
+        client_secret_stdin: bool,
+        /// A redirect URI the platform uses, matched exactly; repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+    },
+    /// List the registered clients (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -266,6 +297,54 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 fps,
             };
             hearth_server::demo::run(cfg, opts).await
+        }
+        Command::Integration {
+            cmd:
+                IntegrationCmd::Add {
+                    common,
+                    integration,
+                    client_id,
+                    client_secret_stdin: _,
+                    redirect_uris,
+                },
+        } => {
+            let mut secret = String::new();
+            std::io::stdin().lock().read_line(&mut secret)?;
+            let secret = secret.trim_end_matches(['\r', '\n']).to_string();
+            let client = hearth_server::admin::oauth_client(
+                &integration,
+                &client_id,
+                &secret,
+                redirect_uris,
+            )?;
+            let shown = format!("{} {}", client.integration.as_str(), client.client_id);
+            on_store(&common, move |s, _| {
+                s.put_oauth_client(&client)?;
+                hearth_server::admin::record_admin(
+                    s,
+                    "integration_client_registered",
+                    None,
+                    serde_json::json!({"integration": client.integration.as_str(), "client_id": client.client_id, "redirect_uris": client.redirect_uris}),
+                )?;
+                Ok(())
+            })
+            .await?;
+            println!("integration {shown}");
+            Ok(())
+        }
+        Command::Integration {
+            cmd: IntegrationCmd::List { common },
+        } => {
+            let clients = on_store(&common, |s, _| Ok(s.oauth_clients()?)).await?;
+            for c in clients {
+                println!(
+                    "{} client_id={} redirect_uris={}",
+                    c.integration.as_str(),
+                    c.client_id,
+                    c.redirect_uris.join(",")
+                );
+            }
+            Ok(())
         }
         Command::User {
             cmd: UserCmd::Add { common, email },

@@ -74,6 +74,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }));
     tokio::spawn(crate::ingest::serve(rtmp, state.clone()));
     tokio::spawn(serve_http(http, state.clone()));
+    if let Some(g) = cfg.google.clone() {
+        state.homegraph.configure(g);
+    }
+    tokio::spawn(crate::homegraph::run(state.clone()));
     tokio::spawn(purge_sessions(state));
     Ok(running)
 }

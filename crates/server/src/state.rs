@@ -27,6 +27,8 @@ pub struct Inner {
     pub access: Arc<crate::access::AccessView>,
     /// The audit log's batched writer and the open view sessions.
     pub audit: Arc<crate::audit::Audit>,
+    /// Reporting to Google's HomeGraph (off unless configured).
+    pub homegraph: crate::homegraph::HomeGraph,
 }
 
 impl std::ops::Deref for AppState {
@@ -75,6 +77,7 @@ impl AppState {
             bench,
             access: Arc::default(),
             audit,
+            homegraph: Default::default(),
         }))
     }
 

@@ -503,9 +503,14 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<Redeemed<Link>, StoreError>;
     /// RFC 7009: revoking a refresh token revokes the link (the whole grant);
-    /// revoking an access token revokes that token. Returns the token's link, if
-    /// the token was known.
-    fn revoke_oauth_token(&self, token_hash: TokenHash) -> Result<Option<Link>, StoreError>;
+    /// revoking an access token revokes that token. Only a token of a link of
+    /// `integration` (the client asking) is revoked. Returns the token's link, if
+    /// one was revoked.
+    fn revoke_oauth_token(
+        &self,
+        token_hash: TokenHash,
+        integration: Integration,
+    ) -> Result<Option<Link>, StoreError>;
     fn link_by_id(&self, id: LinkId) -> Result<Option<Link>, StoreError>;
     fn links_of_user(&self, user: UserId) -> Result<Vec<Link>, StoreError>;
     /// Every link (the access view loads them).

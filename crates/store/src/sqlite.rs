@@ -60,8 +60,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::migrations;
 use crate::{
     Access, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId, Household,
-    HouseholdId, Link, LinkId, OAuthClient, Redeemed, Share, Store, StoreError, Suspension,
-    SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId,
+    HouseholdId, Integration, Link, LinkId, OAuthClient, Redeemed, Share, Store, StoreError,
+    Suspension, SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -1030,8 +1030,12 @@ impl Store for SqliteStore {
         links::rotate_refresh(&mut self.conn(), token_hash, next, now)
     }
 
-    fn revoke_oauth_token(&self, token_hash: TokenHash) -> Result<Option<Link>, StoreError> {
-        links::revoke_token(&mut self.conn(), token_hash)
+    fn revoke_oauth_token(
+        &self,
+        token_hash: TokenHash,
+        integration: Integration,
+    ) -> Result<Option<Link>, StoreError> {
+        links::revoke_token(&mut self.conn(), token_hash, integration)
     }
 
     fn link_by_id(&self, id: LinkId) -> Result<Option<Link>, StoreError> {

@@ -392,6 +392,7 @@ pub(super) fn rotate_refresh(
 pub(super) fn revoke_token(
     conn: &mut Connection,
     hash: TokenHash,
+    integration: Integration,
 ) -> Result<Option<Link>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: Option<(LinkId, String)> = tx
@@ -405,6 +406,9 @@ pub(super) fn revoke_token(
         return Ok(None);
     };
     let link = link_by_id(&tx, id)?;
+    if link.as_ref().is_none_or(|l| l.integration != integration) {
+        return Ok(None);
+    }
     if kind == "refresh" {
         tx.execute(
             "DELETE FROM integration_links WHERE id = ?1",

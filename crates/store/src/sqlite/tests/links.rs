@@ -157,14 +157,28 @@ fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
     let l = link(u.id, vec![]);
     s.create_link(key(50), &l, &pair(1)).unwrap();
     assert_eq!(
-        s.revoke_oauth_token(key(1)).unwrap().map(|l| l.id),
+        s.revoke_oauth_token(key(101), Integration::Alexa).unwrap(),
+        None,
+        "only the client the token was issued to may revoke it"
+    );
+    assert_eq!(
+        s.revoke_oauth_token(key(1), Integration::Google)
+            .unwrap()
+            .map(|l| l.id),
         Some(l.id)
     );
     assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
     assert!(s.link_by_id(l.id).unwrap().is_some());
-    assert!(s.revoke_oauth_token(key(101)).unwrap().is_some());
+    assert!(
+        s.revoke_oauth_token(key(101), Integration::Google)
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(s.link_by_id(l.id).unwrap(), None);
-    assert_eq!(s.revoke_oauth_token(key(77)).unwrap(), None);
+    assert_eq!(
+        s.revoke_oauth_token(key(77), Integration::Google).unwrap(),
+        None
+    );
 }
 
 #[test]

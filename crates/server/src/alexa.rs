@@ -1,0 +1,319 @@
+//! Alexa Smart Home (payload version 3) for cameras: `Alexa.Discovery`,
+//! `Alexa.CameraStreamController.InitializeCameraStreams`, `Alexa.ReportState`
+//! (endpoint health), `Alexa.Authorization.AcceptGrant`, and `Alexa.ErrorResponse`.
+//!
+//! Alexa delivers smart-home directives to an AWS Lambda function, not to a URL;
+//! the operator's Lambda forwards each directive unchanged to
+//! `POST /integrations/alexa/directives` and returns our answer (docs/integrations.md
+//! has the ten-line function). Authentication is the link's access token that
+//! Alexa puts in the directive (`endpoint.scope`, or `payload.scope` for Discovery,
+//! `payload.grantee` for AcceptGrant); an unknown, expired or revoked one is
+//! `INVALID_AUTHORIZATION_CREDENTIAL`.
+//!
+//! A stream is a grant for exactly that camera, link and integration, the same as
+//! for Google (see `links::issue_stream`), served as HLS with MPEG-TS segments; its
+//! `expirationTime` is the grant's. While the `alexa` kill switch is on, every
+//! directive answers `INSUFFICIENT_PERMISSIONS` and live streams are refused.
+//!
+//! Not done: Hearth does not exchange AcceptGrant's code for Login with Amazon
+//! tokens, so it sends no proactive events (ChangeReport, AddOrUpdateReport) to
+//! Alexa's event gateway; Alexa learns of changes by re-discovery and ReportState.
+
+use crate::error::AppError;
+use crate::links::{self, StreamRefusal};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hearth_model::{CameraId, Integration};
+use hearth_store::Link;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+struct Envelope {
+    directive: Directive,
+}
+
+#[derive(Deserialize)]
+struct Directive {
+    header: Header,
+    #[serde(default)]
+    endpoint: Option<Endpoint>,
+    #[serde(default)]
+    payload: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    namespace: String,
+    name: String,
+    #[serde(default)]
+    correlation_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Endpoint {
+    endpoint_id: String,
+    #[serde(default)]
+    scope: Option<Scope>,
+}
+
+#[derive(Deserialize)]
+struct Scope {
+    token: String,
+}
+
+/// An event's header: a fresh message id, the directive's correlation token.
+fn header(namespace: &str, name: &str, correlation: Option<&str>) -> Value {
+    let mut h = json!({
+        "namespace": namespace,
+        "name": name,
+        "payloadVersion": "3",
+        "messageId": uuid::Uuid::new_v4().to_string(),
+    });
+    if let Some(c) = correlation {
+        h["correlationToken"] = json!(c);
+    }
+    h
+}
+
+fn error_event(
+    correlation: Option<&str>,
+    endpoint: Option<&str>,
+    kind: &str,
+    message: &str,
+) -> Value {
+    let mut event = json!({
+        "header": header("Alexa", "ErrorResponse", correlation),
+        "payload": {"type": kind, "message": message},
+    });
+    if let Some(e) = endpoint {
+        event["endpoint"] = json!({"endpointId": e});
+    }
+    json!({ "event": event })
+}
+
+/// `POST /integrations/alexa/directives`.
+pub async fn directive(State(st): State<AppState>, body: Bytes) -> Result<Response, AppError> {
+    let env: Envelope = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::info!(error = %e, "alexa directive refused: malformed");
+            let ev = error_event(
+                None,
+                None,
+                "INVALID_DIRECTIVE",
+                &format!("malformed directive: {e}"),
+            );
+            return Ok((StatusCode::BAD_REQUEST, Json(ev)).into_response());
+        }
+    };
+    Ok(Json(handle(&st, env.directive).await?).into_response())
+}
+
+async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
+    let corr = d.header.correlation_token.as_deref();
+    let endpoint_id = d.endpoint.as_ref().map(|e| e.endpoint_id.clone());
+    let ep = endpoint_id.as_deref();
+    let token = match (d.header.namespace.as_str(), d.header.name.as_str()) {
+        ("Alexa.Discovery", "Discover") => d.payload.pointer("/scope/token"),
+        ("Alexa.Authorization", "AcceptGrant") => d.payload.pointer("/grantee/token"),
+        _ => None,
+    }
+    .and_then(Value::as_str)
+    .map(str::to_owned)
+    .or_else(|| {
+        d.endpoint
+            .as_ref()
+            .and_then(|e| e.scope.as_ref())
+            .map(|s| s.token.clone())
+    });
+    let link = match token {
+        Some(t) => links::link_for_token(st, Integration::Alexa, &t).await?,
+        None => None,
+    };
+    let Some(link) = link else {
+        tracing::info!(namespace = %d.header.namespace, name = %d.header.name, "alexa directive refused: invalid access token");
+        if d.header.namespace == "Alexa.Authorization" {
+            return Ok(json!({"event": {
+                "header": header("Alexa.Authorization", "ErrorResponse", corr),
+                "payload": {"type": "ACCEPT_GRANT_FAILED", "message": "the grantee token is not a live Hearth link"},
+            }}));
+        }
+        return Ok(error_event(
+            corr,
+            ep,
+            "INVALID_AUTHORIZATION_CREDENTIAL",
+            "missing, expired or revoked access token",
+        ));
+    };
+    if st.access.integration_suspended(Integration::Alexa) {
+        tracing::info!(link = ?link.id, "alexa directive refused: integration suspended");
+        return Ok(error_event(
+            corr,
+            ep,
+            "INSUFFICIENT_PERMISSIONS",
+            "the alexa integration is suspended by the operator",
+        ));
+    }
+    match (d.header.namespace.as_str(), d.header.name.as_str()) {
+        ("Alexa.Discovery", "Discover") => discover(st, &link).await,
+        ("Alexa.Authorization", "AcceptGrant") => Ok(json!({"event": {
+            "header": header("Alexa.Authorization", "AcceptGrant.Response", corr),
+            "payload": {},
+        }})),
+        ("Alexa.CameraStreamController", "InitializeCameraStreams") => {
+            Ok(initialize(st, &link, corr, ep, &d.payload).await)
+        }
+        ("Alexa", "ReportState") => Ok(report_state(st, &link, corr, ep)),
+        (ns, name) => Ok(error_event(
+            corr,
+            ep,
+            "INVALID_DIRECTIVE",
+            &format!("{ns}.{name} is not supported"),
+        )),
+    }
+}
+
+fn resolution(st: &AppState, camera: CameraId) -> (u32, u32) {
+    st.hubs
+        .get(camera)
+        .and_then(|h| h.resolution())
+        .unwrap_or((1280, 720))
+}
+
+async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
+    let user = link.user;
+    let cams = st.db(move |s| s.cameras_visible_to(user)).await?;
+    let endpoints: Vec<Value> = cams
+        .into_iter()
+        .filter(|c| links::consented(st, link, c.id))
+        .map(|c| {
+            let (w, h) = resolution(st, c.id);
+            json!({
+                "endpointId": c.id,
+                "manufacturerName": "Hearth",
+                "friendlyName": c.name,
+                "description": "Hearth camera",
+                "displayCategories": ["CAMERA"],
+                "cookie": {},
+                "capabilities": [
+                    {
+                        "type": "AlexaInterface",
+                        "interface": "Alexa.CameraStreamController",
+                        "version": "3",
+                        "cameraStreamConfigurations": [{
+                            "protocols": ["HLS"],
+                            "resolutions": [{"width": w, "height": h}],
+                            "authorizationTypes": ["NONE"],
+                            "videoCodecs": ["H264"],
+                            "audioCodecs": ["AAC"],
+                        }],
+                    },
+                    {
+                        "type": "AlexaInterface",
+                        "interface": "Alexa.EndpointHealth",
+                        "version": "3",
+                        "properties": {
+                            "supported": [{"name": "connectivity"}],
+                            "proactivelyReported": false,
+                            "retrievable": true,
+                        },
+                    },
+                    {"type": "AlexaInterface", "interface": "Alexa", "version": "3"},
+                ],
+            })
+        })
+        .collect();
+    Ok(json!({"event": {
+        "header": header("Alexa.Discovery", "Discover.Response", None),
+        "payload": {"endpoints": endpoints},
+    }}))
+}
+
+fn device(st: &AppState, link: &Link, endpoint: Option<&str>) -> Option<CameraId> {
+    endpoint?
+        .parse()
+        .ok()
+        .filter(|c| links::consented(st, link, *c))
+}
+
+async fn initialize(
+    st: &AppState,
+    link: &Link,
+    corr: Option<&str>,
+    ep: Option<&str>,
+    payload: &Value,
+) -> Value {
+    let Some(camera) = device(st, link, ep) else {
+        return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
+    };
+    let wants_hls = payload
+        .get("cameraStreams")
+        .and_then(Value::as_array)
+        .is_none_or(|s| s.iter().any(|s| s["protocol"] == "HLS"));
+    if !wants_hls {
+        return error_event(corr, ep, "INVALID_VALUE", "only HLS streams are served");
+    }
+    let stream = match links::issue_stream(st, link, camera).await {
+        Ok(s) => s,
+        Err(StreamRefusal::NotFound) => {
+            return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
+        }
+        Err(StreamRefusal::Offline) => {
+            return error_event(corr, ep, "ENDPOINT_UNREACHABLE", "the camera is offline");
+        }
+        Err(StreamRefusal::Suspended) => {
+            return error_event(
+                corr,
+                ep,
+                "INSUFFICIENT_PERMISSIONS",
+                "the alexa integration is suspended",
+            );
+        }
+    };
+    let (w, h) = resolution(st, camera);
+    json!({"event": {
+        "header": header("Alexa.CameraStreamController", "Response", corr),
+        "endpoint": {"endpointId": camera},
+        "payload": {
+            "cameraStreams": [{
+                "uri": format!("{}/ts.m3u8", stream.base),
+                "expirationTime": crate::clock::rfc3339(stream.grant.expires_at),
+                "idleTimeoutSeconds": 30,
+                "protocol": "HLS",
+                "resolution": {"width": w, "height": h},
+                "authorizationType": "NONE",
+                "videoCodec": "H264",
+                "audioCodec": "AAC",
+            }],
+            "imageUri": format!("{}/snapshot.jpg", stream.base),
+        },
+    }})
+}
+
+fn report_state(st: &AppState, link: &Link, corr: Option<&str>, ep: Option<&str>) -> Value {
+    let Some(camera) = device(st, link, ep) else {
+        return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
+    };
+    let online = st.hubs.is_online(camera);
+    json!({
+        "event": {
+            "header": header("Alexa", "StateReport", corr),
+            "endpoint": {"endpointId": camera},
+            "payload": {},
+        },
+        "context": {"properties": [{
+            "namespace": "Alexa.EndpointHealth",
+            "name": "connectivity",
+            "value": {"value": if online { "OK" } else { "UNREACHABLE" }},
+            "timeOfSample": crate::clock::rfc3339(crate::clock::now()),
+            "uncertaintyInMilliseconds": 0,
+        }]},
+    })
+}
