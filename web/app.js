@@ -1,7 +1,9 @@
-// Hearth web app: login, camera grid with live thumbnails, live player.
-// Plain ES module, no dependencies. Hash routes: #/ (grid), #/camera/<id> (player).
+// Hearth web app: login, camera grid with live thumbnails, live player, and the
+// account-linking consent page. Plain ES module, no dependencies. Hash routes:
+// #/ (grid), #/camera/<id> (player); the path /oauth/authorize is the consent page.
 
 import { LivePlayer, exactEpoch, checkStill } from './player.js';
+import { isLinkPage, showConsent, mountIntegrations } from './link.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -56,6 +58,7 @@ function endSession(message) {
   grants.clear();
   cameraCache = null;
   $('camera-grid').replaceChildren();
+  $('integrations-list').replaceChildren();
   showLogin(message);
 }
 
@@ -288,7 +291,7 @@ function leaveView() {
 }
 
 function showOnly(viewId) {
-  for (const id of ['login-view', 'grid-view', 'player-view']) $(id).hidden = id !== viewId;
+  for (const id of ['login-view', 'grid-view', 'player-view', 'consent-view']) $(id).hidden = id !== viewId;
   const signedIn = !!session;
   $('user-area').hidden = !signedIn;
   $('user-email').textContent = signedIn ? (session.email || '') : '';
@@ -305,6 +308,7 @@ function showLogin(message) {
   leaveView();
   showOnly('login-view');
   document.title = 'Sign in · Hearth';
+  $('login-lead').textContent = isLinkPage() ? 'Sign in to choose the cameras to link.' : 'Watch your cameras live.';
   const err = $('login-error');
   if (message) {
     err.textContent = message;
@@ -354,11 +358,23 @@ async function onLoginSubmit(ev) {
 
 // --- Camera list --------------------------------------------------------------
 
-async function loadCameras() {
-  const { data } = await api('GET', '/api/v1/cameras');
-  if (!Array.isArray(data)) throw new ApiError(500, 'Unexpected answer from the server.');
-  cameraCache = data;
-  return data;
+let camerasInflight = null;
+
+/** The camera list (one request at a time: the grid and the panel share it). */
+function loadCameras() {
+  if (!camerasInflight) {
+    camerasInflight = (async () => {
+      try {
+        const { data } = await api('GET', '/api/v1/cameras');
+        if (!Array.isArray(data)) throw new ApiError(500, 'Unexpected answer from the server.');
+        cameraCache = data;
+        return data;
+      } finally {
+        camerasInflight = null;
+      }
+    })();
+  }
+  return camerasInflight;
 }
 
 const CAMERA_ICON = 'M4 7a2 2 0 0 1 2-2h8a2 2 0 0 1 2 2v1.5l4-2.5v12l-4-2.5V17a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2z';
@@ -409,10 +425,16 @@ function showGrid() {
   const cards = new Map(); // id -> card state
   let snapTimer = null;
   let listTimer = null;
+  const panel = mountIntegrations({
+    api,
+    el,
+    cameras: () => (cameraCache ? Promise.resolve(cameraCache) : loadCameras()),
+  });
 
   const view = {
     leave() {
       alive = false;
+      panel.leave();
       clearInterval(snapTimer);
       clearInterval(listTimer);
       document.removeEventListener('visibilitychange', onVisibility);
@@ -728,6 +750,12 @@ function showPlayer(id) {
 
 function route() {
   if (!session) { showLogin(); return; }
+  if (isLinkPage()) {
+    leaveView();
+    showOnly('consent-view');
+    current = showConsent({ api, el });
+    return;
+  }
   const m = location.hash.match(/^#\/camera\/([^/?#]+)/);
   if (m) {
     let id;
@@ -753,7 +781,8 @@ function init() {
     endSession();
     if (location.hash !== '#/') history.replaceState(null, '', '#/');
   });
-  window.addEventListener('hashchange', route);
+  // The consent page has no hash routes: its state is in the query string.
+  if (!isLinkPage()) window.addEventListener('hashchange', route);
   armSessionTimer();
   route();
 }
