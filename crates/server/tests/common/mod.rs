@@ -103,6 +103,22 @@ impl Server {
         ])
     }
 
+    /// `hearth demo` with extra arguments (e.g. `--config`) and environment.
+    pub fn demo_with(width: u32, height: u32, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let size = format!("{width}x{height}");
+        let mut args = vec![
+            "demo",
+            "--demo-password",
+            PASSWORD,
+            "--size",
+            &size,
+            "--fps",
+            "15",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn_env(&args, env)
+    }
+
     /// `hearth serve` with an empty data dir.
     pub fn serve() -> Server {
         Self::spawn(&["serve"])

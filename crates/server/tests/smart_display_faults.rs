@@ -1,0 +1,103 @@
+//! The isolation fault mode while smart displays play: with `HEARTH_FAULT_P=0.3`
+//! the grant lookup, hub lookup, segment cache, still cache and the still
+//! decoder's frames answer with another camera's entry three times in ten. Two
+//! households' Google links and an Alexa link play their stream URLs with ffmpeg
+//! (no headers, as displays do) and fetch Alexa's `imageUri` stills. A fault may
+//! make a display show nothing; every picture that does decode must be the linked
+//! camera's own.
+
+mod common;
+#[path = "common/hub_emulator.rs"]
+mod hub_emulator;
+use common::*;
+use hub_emulator::*;
+use std::process::{Command, Stdio};
+
+const W: u32 = 320;
+const H: u32 = 180;
+
+/// ffmpeg on `url` for `seconds`; whatever decoded, even if a refusal ended it early.
+fn decode_what_plays(url: &str, seconds: f64) -> Vec<Vec<u8>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-rw_timeout", "10000000", "-i", url])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-an",
+            "-vf",
+            &format!("scale={W}:{H}"),
+        ])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg");
+    let size = (W * H * 3) as usize;
+    out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect()
+}
+
+/// Frames whose signature is readable must all be `expected`'s; returns how many.
+fn own_frames(frames: &[Vec<u8>], expected: u32, what: &str) -> usize {
+    let mut n = 0;
+    for f in frames {
+        if let Some(sig) = hearth_camera::read_signature(f, W, H) {
+            assert_eq!(sig, expected, "{what}: a display was shown a foreign frame");
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn displays_show_their_own_camera_or_nothing_under_faults() {
+    require_tool("ffmpeg");
+    let s = Server::demo_with(W, H, &[], &[("HEARTH_FAULT_P", "0.3")]);
+    let google_p = register(&s, "google");
+    let alexa_p = register(&s, "alexa");
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let b = s.login(OWNER_B, PASSWORD).await;
+    for (t, name) in [(&a, "Living room"), (&a, "Nursery"), (&b, "Front door")] {
+        s.wait_online(t, name).await;
+    }
+    let living = s.camera_id(&a, "Living room").await;
+    let nursery = s.camera_id(&a, "Nursery").await;
+    let front = s.camera_id(&b, "Front door").await;
+    let ga = link(&s, &google_p, OWNER_A, Some(&["Living room"])).await;
+    let gb = link(&s, &google_p, OWNER_B, None).await;
+    let xa = link(&s, &alexa_p, OWNER_A, Some(&["Nursery"])).await;
+
+    let (mut frames_seen, mut stills_seen, mut refused) = (0, 0, 0);
+    for round in 0..4 {
+        for (token, camera) in [(&ga.access, &living), (&gb.access, &front)] {
+            let r = google_stream(&s, token, camera).await;
+            assert_eq!(r["status"], "SUCCESS", "{r}");
+            let url = r["states"]["cameraStreamAccessUrl"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5))
+                .await
+                .unwrap();
+            frames_seen += own_frames(&frames, signature_of(camera), &format!("round {round}"));
+        }
+        let init = alexa(&s, initialize_streams(&xa.access, &nursery)).await;
+        let image = init["event"]["payload"]["imageUri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{init}"))
+            .to_string();
+        for _ in 0..8 {
+            let (status, jpeg) = get_as(&image, None).await;
+            if status != 200 {
+                refused += 1;
+                continue;
+            }
+            let still = decode_image(&jpeg, W, H);
+            stills_seen += own_frames(&[still], signature_of(&nursery), "alexa still");
+        }
+    }
+    println!(
+        "own frames decoded: {frames_seen}, own stills: {stills_seen}, stills refused: {refused}"
+    );
+    assert!(frames_seen > 0, "the displays showed nothing at all");
+    assert!(stills_seen > 0, "no still got through");
+    assert!(refused > 0, "the fault mode refused nothing: is it on?");
+}
