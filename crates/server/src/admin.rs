@@ -169,12 +169,19 @@ pub fn oauth_client(
         crate::oauth::MIN_CLIENT_SECRET_LEN
     );
     for u in &redirect_uris {
-        let ok = u.starts_with("https://")
-            || u.starts_with("http://127.0.0.1")
-            || u.starts_with("http://localhost");
+        // http only to this machine: the authority must be exactly a loopback host.
+        let loopback = u.strip_prefix("http://").is_some_and(|rest| {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let host = match authority.rsplit_once(':') {
+                Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+                _ => authority,
+            };
+            host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+        });
+        let ok = (u.starts_with("https://") && !u.contains('@')) || loopback;
         anyhow::ensure!(
-            ok && !u.contains('#'),
-            "redirect URI {u:?} must be https:// (http only on loopback) without a fragment"
+            ok && !u.contains('#') && !u.chars().any(char::is_whitespace),
+            "redirect URI {u:?} must be https:// (http only on loopback), without a fragment"
         );
     }
     Ok(hearth_store::OAuthClient {

@@ -154,6 +154,12 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
     };
     if st.access.integration_suspended(Integration::Alexa) {
         tracing::info!(link = ?link.id, "alexa directive refused: integration suspended");
+        if d.header.namespace == "Alexa.Authorization" {
+            return Ok(json!({"event": {
+                "header": header("Alexa.Authorization", "ErrorResponse", corr),
+                "payload": {"type": "ACCEPT_GRANT_FAILED", "message": "the alexa integration is suspended by the operator"},
+            }}));
+        }
         return Ok(error_event(
             corr,
             ep,

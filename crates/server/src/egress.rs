@@ -221,6 +221,14 @@ impl EgressGuard {
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
+        // Cast receivers and smart displays fetch playlists, keys and segments from
+        // their own origin. Opening CORS to any origin lends nothing: the grant is
+        // in the URL, and a session-held grant needs a header no other origin can
+        // send without a preflight, which is not answered.
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
         Ok(MediaResponse(resp))
     }
 }

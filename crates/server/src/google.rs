@@ -186,12 +186,22 @@ fn query(st: &AppState, link: &Link, payload: QueryPayload) -> Value {
     json!({"devices": out})
 }
 
+/// At most this many (device, command) pairs are answered per request: a display
+/// asks for one stream at a time.
+const MAX_EXECUTIONS: usize = 64;
+
 async fn execute(st: &AppState, link: &Link, payload: ExecutePayload) -> Value {
     let mut results = Vec::new();
-    for cmd in payload.commands.into_iter().take(100) {
-        for d in cmd.devices.iter().take(1000) {
+    let mut seen = std::collections::HashSet::new();
+    'all: for cmd in &payload.commands {
+        for d in &cmd.devices {
             for ex in &cmd.execution {
-                results.push(execute_one(st, link, &d.id, ex).await);
+                if results.len() == MAX_EXECUTIONS {
+                    break 'all;
+                }
+                if seen.insert((d.id.as_str(), ex.command.as_str())) {
+                    results.push(execute_one(st, link, &d.id, ex).await);
+                }
             }
         }
     }

@@ -294,6 +294,9 @@ fn parse_query(raw: Option<&str>) -> Result<AuthorizeParams, String> {
     }
     let mut p = AuthorizeParams::default();
     for (k, v) in pairs {
+        if v.is_empty() {
+            continue; // RFC 6749 3.1: a parameter without a value is omitted
+        }
         let slot = match k.as_str() {
             "response_type" => &mut p.response_type,
             "client_id" => &mut p.client_id,
@@ -533,7 +536,11 @@ async fn authenticate_client(
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "));
+        .and_then(|v| {
+            // The scheme name is case-insensitive (RFC 7235 2.1).
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then_some(rest)
+        });
     let (id, secret) = match (basic, form.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
@@ -656,7 +663,13 @@ async fn exchange_code(
     form: &HashMap<String, String>,
 ) -> Result<Response, TokenError> {
     let code = RawToken::from_client(required(form, "code")?);
-    let redirect_uri = required(form, "redirect_uri")?.to_string();
+    // RFC 6749 4.1.3: required if the authorization request had it. Hearth lets it
+    // be left out there only when the client has a single redirect URI.
+    let redirect_uri = match form.get("redirect_uri").filter(|u| !u.is_empty()) {
+        Some(u) => u.clone(),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => return Err(OAuthError::invalid_request("redirect_uri is missing").into()),
+    };
     let verifier = form.get("code_verifier").cloned();
     if verifier.as_deref().is_some_and(|v| !valid_pkce_string(v)) {
         return Err(OAuthError::invalid_request("code_verifier is malformed").into());
@@ -712,7 +725,16 @@ async fn exchange_code(
     };
     let (access, refresh, pair) = new_tokens();
     let (l, code_hash) = (link.clone(), hash);
-    st.db(move |s| s.create_link(code_hash, &l, &pair)).await?;
+    match st.db(move |s| s.create_link(code_hash, &l, &pair)).await {
+        Ok(()) => {}
+        // The code was replayed meanwhile, or a consented camera or the user is gone.
+        Err(AppError::Conflict(_) | AppError::NotFound | AppError::BadRequest(_)) => {
+            return Err(
+                OAuthError::invalid_grant("the authorization code can no longer be used").into(),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
     st.refresh_access().await?;
     tracing::info!(user = ?link.user, integration = link.integration.as_str(), link = ?link.id, "account linked");
     st.audit.record(hearth_store::AuditEvent {
@@ -744,9 +766,7 @@ async fn refresh(
         }
         Redeemed::Fresh(link) => {
             // Another client's token: it leaked. Revoke what it opens.
-            st.db(move |s| s.delete_link(link.id)).await?;
-            st.refresh_access().await?;
-            tracing::warn!(link = ?link.id, "refresh token presented by another client; link revoked");
+            crate::links::unlink(st, &link, "refresh token presented by another client").await?;
             Err(OAuthError::invalid_grant("unknown refresh token").into())
         }
         Redeemed::Replayed => {
@@ -783,6 +803,15 @@ pub async fn revoke(
     if let Some(link) = found {
         st.refresh_access().await?;
         tracing::info!(link = ?link.id, integration = integration.as_str(), "oauth token revoked");
+        st.audit.record(hearth_store::AuditEvent {
+            user: Some(link.user),
+            integration: Some(integration.as_str().into()),
+            ..crate::audit::event(
+                "oauth_token_revoked",
+                None,
+                serde_json::json!({"link": link.id}),
+            )
+        });
     }
     Ok(no_store(StatusCode::OK.into_response()))
 }

@@ -692,10 +692,20 @@ impl Store for SqliteStore {
     }
 
     fn unshare_camera(&self, camera: CameraId, user: UserId) -> Result<bool, StoreError> {
-        let deleted = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = tx.execute(
             "DELETE FROM shares WHERE camera_id = ?1 AND user_id = ?2",
             [camera.to_string(), user.to_string()],
         )?;
+        // The viewer's platform links lose the camera too: sharing it again must
+        // not put it back on their displays without a new consent.
+        tx.execute(
+            "DELETE FROM link_cameras WHERE camera_id = ?1 \
+             AND link_id IN (SELECT id FROM integration_links WHERE user_id = ?2)",
+            [camera.to_string(), user.to_string()],
+        )?;
+        tx.commit()?;
         Ok(deleted > 0)
     }
 

@@ -43,14 +43,16 @@ CREATE TABLE link_cameras (
 CREATE INDEX link_cameras_by_camera ON link_cameras (camera_id);
 
 -- Access and refresh tokens of a link. A refresh token that was exchanged stays,
--- marked rotated, until it expires: presenting it again is a replay, and revokes
--- the link.
+-- marked rotated and naming its successor, until it expires. Presented again
+-- before the successor was ever used, it is a client's retry (a lost response)
+-- and rotates again; presented after, it is a replay and revokes the link.
 CREATE TABLE oauth_tokens (
     token_hash BLOB    PRIMARY KEY CHECK (length(token_hash) = 32),
     link_id    TEXT    NOT NULL REFERENCES integration_links (id) ON DELETE CASCADE,
     kind       TEXT    NOT NULL CHECK (kind IN ('access', 'refresh')),
     expires_at INTEGER NOT NULL,
-    rotated    INTEGER NOT NULL DEFAULT 0 CHECK (rotated IN (0, 1))
+    rotated    INTEGER NOT NULL DEFAULT 0 CHECK (rotated IN (0, 1)),
+    successor  BLOB
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX oauth_tokens_by_link ON oauth_tokens (link_id);

@@ -198,9 +198,18 @@ pub(super) fn redeem_code(
     let result = match found {
         None => Redeemed::Invalid,
         Some((_, true, link)) => {
-            // RFC 6749 4.1.2: a code used twice revokes what it produced.
-            if let Some(link) = link {
-                tx.execute("DELETE FROM integration_links WHERE id = ?1", [link])?;
+            // RFC 6749 4.1.2: a code used twice revokes what it produced, or, if
+            // the first use has not produced its link yet, forbids it to.
+            match link {
+                Some(link) => {
+                    tx.execute("DELETE FROM integration_links WHERE id = ?1", [link])?;
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE oauth_codes SET link_id = '' WHERE code_hash = ?1",
+                        [hash.as_bytes()],
+                    )?;
+                }
             }
             Redeemed::Replayed
         }
@@ -275,10 +284,17 @@ pub(super) fn create_link(
     .map_err(|e| constraint_error(e, "link", "user or integration client"))?;
     insert_cameras(&tx, link.id, &link.cameras)?;
     insert_tokens(&tx, link.id, tokens)?;
-    tx.execute(
-        "UPDATE oauth_codes SET link_id = ?1 WHERE code_hash = ?2",
+    // The code must still be unclaimed: a replay between its redemption and now
+    // marked it, and then no link may come of it.
+    let claimed = tx.execute(
+        "UPDATE oauth_codes SET link_id = ?1 WHERE code_hash = ?2 AND link_id IS NULL",
         params![link.id.to_string(), code.as_bytes()],
     )?;
+    if claimed != 1 {
+        return Err(StoreError::Conflict {
+            what: "authorization code",
+        });
+    }
     tx.commit()?;
     Ok(())
 }
@@ -353,17 +369,26 @@ pub(super) fn rotate_refresh(
     now: UnixMillis,
 ) -> Result<Redeemed<Link>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: Option<(LinkId, i64, bool)> = tx
+    let found: Option<(LinkId, i64, bool, Option<Vec<u8>>)> = tx
         .query_row(
-            "SELECT link_id, expires_at, rotated FROM oauth_tokens \
+            "SELECT link_id, expires_at, rotated, successor FROM oauth_tokens \
              WHERE token_hash = ?1 AND kind = 'refresh'",
             [hash.as_bytes()],
-            |r| Ok((get_id(r, 0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((get_id(r, 0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
+    // A rotated token whose successor was never used: the client lost our answer
+    // and retries. The unused successor is dropped and the token rotates again.
+    let retry = match &found {
+        Some((_, expires, true, Some(next))) if *expires > now.0 => tx.execute(
+            "DELETE FROM oauth_tokens WHERE token_hash = ?1 AND kind = 'refresh' AND rotated = 0",
+            [next],
+        )? == 1,
+        _ => false,
+    };
     let result = match found {
         None => Redeemed::Invalid,
-        Some((link, _, true)) => {
+        Some((link, _, true, _)) if !retry => {
             // A rotated refresh token came back: someone holds a copy. Revoke all.
             tx.execute(
                 "DELETE FROM integration_links WHERE id = ?1",
@@ -371,11 +396,11 @@ pub(super) fn rotate_refresh(
             )?;
             Redeemed::Replayed
         }
-        Some((_, expires, false)) if expires <= now.0 => Redeemed::Invalid,
-        Some((link, _, false)) => {
+        Some((_, expires, false, _)) if expires <= now.0 => Redeemed::Invalid,
+        Some((link, _, _, _)) => {
             tx.execute(
-                "UPDATE oauth_tokens SET rotated = 1 WHERE token_hash = ?1",
-                [hash.as_bytes()],
+                "UPDATE oauth_tokens SET rotated = 1, successor = ?2 WHERE token_hash = ?1",
+                params![hash.as_bytes(), next.refresh.as_bytes()],
             )?;
             tx.execute("DELETE FROM oauth_tokens WHERE expires_at <= ?1", [now.0])?;
             insert_tokens(&tx, link, next)?;

@@ -48,6 +48,18 @@ fn link(user: UserId, cameras: Vec<CameraId>) -> Link {
     }
 }
 
+/// Creates a link the way the server does: a code is issued and redeemed first.
+fn linked(s: &dyn Store, code: TokenHash, l: &Link, tokens: &TokenPair) {
+    let mut c = code_for(l.user, l.cameras.clone());
+    c.integration = l.integration;
+    s.create_auth_code(code, &c).unwrap();
+    assert!(matches!(
+        s.redeem_auth_code(code, now()).unwrap(),
+        Redeemed::Fresh(_)
+    ));
+    s.create_link(code, l, tokens).unwrap();
+}
+
 #[test]
 fn clients_are_registered_replaced_and_found_by_id() {
     let s = store();
@@ -114,6 +126,23 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_its_link() {
         Redeemed::Invalid
     );
 
+    // A replay between a code's redemption and its link: no link may come of it.
+    s.create_auth_code(key(53), &code_for(u.id, vec![]))
+        .unwrap();
+    assert!(matches!(
+        s.redeem_auth_code(key(53), now()).unwrap(),
+        Redeemed::Fresh(_)
+    ));
+    assert_eq!(
+        s.redeem_auth_code(key(53), now()).unwrap(),
+        Redeemed::Replayed
+    );
+    assert!(matches!(
+        s.create_link(key(53), &link(u.id, vec![]), &pair(3)),
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(s.links_of_user(u.id).unwrap().is_empty());
+
     let mut expired = code_for(u.id, vec![]);
     expired.expires_at = UnixMillis(now().0 - 1);
     s.create_auth_code(key(52), &expired).unwrap();
@@ -129,7 +158,7 @@ fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
     client(&s, Integration::Google);
     let (_, u) = household_with_user(&s, "a@x.y");
     let l = link(u.id, vec![]);
-    s.create_link(key(50), &l, &pair(1)).unwrap();
+    linked(&s, key(50), &l, &pair(1));
     let Redeemed::Fresh(found) = s.rotate_refresh_token(key(101), &pair(2), now()).unwrap() else {
         panic!("the refresh token rotates")
     };
@@ -140,9 +169,24 @@ fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
         Redeemed::Invalid,
         "an access token is not a refresh token"
     );
-    // The old refresh token again: a copy exists somewhere; everything goes.
-    assert_eq!(
+    // The old refresh token again before its successor (key 102) was used: a
+    // retry. The unused successor goes; the retry gets a new pair.
+    assert!(matches!(
         s.rotate_refresh_token(key(101), &pair(4), now()).unwrap(),
+        Redeemed::Fresh(_)
+    ));
+    assert_eq!(
+        s.rotate_refresh_token(key(102), &pair(5), now()).unwrap(),
+        Redeemed::Invalid,
+        "the dropped successor is dead"
+    );
+    // The newest one is used; now the old one is a replay: everything goes.
+    assert!(matches!(
+        s.rotate_refresh_token(key(104), &pair(6), now()).unwrap(),
+        Redeemed::Fresh(_)
+    ));
+    assert_eq!(
+        s.rotate_refresh_token(key(101), &pair(7), now()).unwrap(),
         Redeemed::Replayed
     );
     assert_eq!(s.link_by_id(l.id).unwrap(), None);
@@ -155,7 +199,7 @@ fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
     client(&s, Integration::Google);
     let (_, u) = household_with_user(&s, "a@x.y");
     let l = link(u.id, vec![]);
-    s.create_link(key(50), &l, &pair(1)).unwrap();
+    linked(&s, key(50), &l, &pair(1));
     assert_eq!(
         s.revoke_oauth_token(key(101), Integration::Alexa).unwrap(),
         None,
@@ -191,9 +235,9 @@ fn relinking_replaces_the_link_and_consents_follow_transfer() {
     let a = s.create_camera(h.id, "a", "UTC", key(1)).unwrap();
     let b = s.create_camera(h.id, "b", "UTC", key(2)).unwrap();
     let first = link(u.id, vec![a.id]);
-    s.create_link(key(50), &first, &pair(1)).unwrap();
+    linked(&s, key(50), &first, &pair(1));
     let second = link(u.id, vec![a.id, b.id]);
-    s.create_link(key(51), &second, &pair(2)).unwrap();
+    linked(&s, key(51), &second, &pair(2));
     assert_eq!(s.links_of_user(u.id).unwrap().len(), 1);
     assert_eq!(s.link_by_id(first.id).unwrap(), None);
     assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
@@ -207,6 +251,27 @@ fn relinking_replaces_the_link_and_consents_follow_transfer() {
     assert_eq!(
         s.link_by_id(second.id).unwrap().unwrap().cameras,
         vec![b.id]
+    );
+    let (_, viewer) = household_with_user(&s, "c@x.y");
+    let vlink = Link {
+        integration: Integration::Alexa,
+        ..link(viewer.id, vec![])
+    };
+    s.share_camera(a.id, viewer.id, now()).unwrap();
+    linked(
+        &s,
+        key(52),
+        &Link {
+            cameras: vec![a.id],
+            ..vlink.clone()
+        },
+        &pair(7),
+    );
+    s.unshare_camera(a.id, viewer.id).unwrap();
+    s.share_camera(a.id, viewer.id, now()).unwrap();
+    assert!(
+        s.link_by_id(vlink.id).unwrap().unwrap().cameras.is_empty(),
+        "sharing again does not restore the consent"
     );
     s.transfer_camera(b.id, h2.id).unwrap();
     assert!(s.link_by_id(second.id).unwrap().unwrap().cameras.is_empty());
