@@ -7,8 +7,9 @@
 //! `POST /integrations/alexa/directives` and returns our answer (docs/integrations.md
 //! has the ten-line function). Authentication is the link's access token that
 //! Alexa puts in the directive (`endpoint.scope`, or `payload.scope` for Discovery,
-//! `payload.grantee` for AcceptGrant); an unknown, expired or revoked one is
-//! `INVALID_AUTHORIZATION_CREDENTIAL`.
+//! `payload.grantee` for AcceptGrant); an expired one is
+//! `EXPIRED_AUTHORIZATION_CREDENTIAL` (Alexa refreshes and retries), an unknown or
+//! revoked one `INVALID_AUTHORIZATION_CREDENTIAL`.
 //!
 //! A stream is a grant for exactly that camera, link and integration, the same as
 //! for Google (see `links::issue_stream`), served as HLS with MPEG-TS segments; its
@@ -28,7 +29,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hearth_model::{CameraId, Integration};
-use hearth_store::Link;
+use hearth_store::{AccessToken, Link};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -133,24 +134,37 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
             .and_then(|e| e.scope.as_ref())
             .map(|s| s.token.clone())
     });
-    let link = match token {
+    let found = match token {
         Some(t) => links::link_for_token(st, Integration::Alexa, &t).await?,
-        None => None,
+        None => AccessToken::Unknown,
     };
-    let Some(link) = link else {
-        tracing::info!(namespace = %d.header.namespace, name = %d.header.name, "alexa directive refused: invalid access token");
-        if d.header.namespace == "Alexa.Authorization" {
-            return Ok(json!({"event": {
-                "header": header("Alexa.Authorization", "ErrorResponse", corr),
-                "payload": {"type": "ACCEPT_GRANT_FAILED", "message": "the grantee token is not a live Hearth link"},
-            }}));
+    let link = match found {
+        AccessToken::Live(link) => link,
+        refused => {
+            tracing::info!(namespace = %d.header.namespace, name = %d.header.name, expired = refused == AccessToken::Expired, "alexa directive refused: invalid access token");
+            if d.header.namespace == "Alexa.Authorization" {
+                return Ok(json!({"event": {
+                    "header": header("Alexa.Authorization", "ErrorResponse", corr),
+                    "payload": {"type": "ACCEPT_GRANT_FAILED", "message": "the grantee token is not a live Hearth link"},
+                }}));
+            }
+            return Ok(if refused == AccessToken::Expired {
+                // Alexa refreshes and retries.
+                error_event(
+                    corr,
+                    ep,
+                    "EXPIRED_AUTHORIZATION_CREDENTIAL",
+                    "the access token has expired",
+                )
+            } else {
+                error_event(
+                    corr,
+                    ep,
+                    "INVALID_AUTHORIZATION_CREDENTIAL",
+                    "missing or revoked access token",
+                )
+            });
         }
-        return Ok(error_event(
-            corr,
-            ep,
-            "INVALID_AUTHORIZATION_CREDENTIAL",
-            "missing, expired or revoked access token",
-        ));
     };
     if st.access.integration_suspended(Integration::Alexa) {
         tracing::info!(link = ?link.id, "alexa directive refused: integration suspended");

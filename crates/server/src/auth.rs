@@ -12,6 +12,7 @@ use crate::state::AppState;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use hearth_model::{RawToken, TokenHash, UnixMillis, UserId};
@@ -59,15 +60,13 @@ impl PasswordHasher {
     }
 }
 
-/// The session token a request carries in `Authorization: Bearer`, unchecked.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .filter(|t| !t.is_empty() && t.len() <= 256)
+/// The token a request carries in `Authorization: Bearer`, unchecked. The scheme
+/// name is case-insensitive (RFC 7235 2.1).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, token) = headers.get(AUTHORIZATION)?.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
+        .then_some(token)
 }
 
 /// A request authenticated by a Bearer session token.
@@ -98,7 +97,7 @@ impl FromRequestParts<AppState> for AuthSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(parts).ok_or(AppError::Unauthorized)?;
+        let token = bearer(&parts.headers).ok_or(AppError::Unauthorized)?;
         let holder = Holder::of_session(token);
         let hash = RawToken::from_client(token).hash();
         let now = crate::clock::now();

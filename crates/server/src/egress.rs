@@ -253,7 +253,7 @@ impl FromRequestParts<AppState> for Egress {
                 // A linked grant (Google Home, Alexa) is fetched by a display that
                 // cannot send headers: its holder is its account link, checked live
                 // by the access view below.
-                let holder = crate::auth::bearer(parts);
+                let holder = crate::auth::bearer(&parts.headers);
                 let linked = v.grant().integration.is_linked();
                 if !linked && !holder.is_some_and(|h| v.grant().holder.is_presented_by(h)) {
                     state.metrics.grant_replays_refused.inc();

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_model::{CameraId, Integration};
-use hearth_store::Link;
+use hearth_store::{AccessToken, Link};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -91,14 +91,14 @@ fn unauthorized() -> Response {
     r
 }
 
-/// The request's access token, checked against the store.
+/// The link behind the request's Bearer access token, if it is live. Expired and
+/// unknown tokens are both 401: Google refreshes, or asks the user to re-link.
 async fn link_of(st: &AppState, headers: &HeaderMap) -> Result<Option<Link>, AppError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
-        Some(t) => links::link_for_token(st, Integration::Google, t).await,
+    match crate::auth::bearer(headers) {
+        Some(t) => match links::link_for_token(st, Integration::Google, t).await? {
+            AccessToken::Live(link) => Ok(Some(link)),
+            AccessToken::Expired | AccessToken::Unknown => Ok(None),
+        },
         None => Ok(None),
     }
 }

@@ -5,9 +5,11 @@
 //!
 //! One task compares, twice a second, each Google link's cameras and their
 //! online state (both in memory: the access view and the hubs) with what it last
-//! reported, and sends the differences. A failed call is logged and retried after
-//! a pause; the state is only taken as reported once Google accepted it. The
-//! first pass records the state without reporting it (Google SYNCs and QUERYs by
+//! reported, and sends the differences. The comparing is [`Reporter`], which does
+//! no I/O and takes time as an input. A link whose call fails is retried on its
+//! own after a pause that doubles up to 5 minutes; other links are not held up.
+//! The state is only taken as reported once Google accepted it. The first pass,
+//! and a new link, are recorded without a report (Google SYNCs and QUERYs by
 //! itself after linking).
 //!
 //! HomeGraph calls need an OAuth access token of the operator's Google service
@@ -26,13 +28,15 @@ use crate::state::AppState;
 use hearth_model::{CameraId, Integration, LinkId, UserId};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_BASE_URL: &str = "https://homegraph.googleapis.com";
 const TICK: Duration = Duration::from_millis(500);
-const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The pause after a link's first failed call; it doubles with each further one.
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// The `[google]` table of the config file.
@@ -77,7 +81,7 @@ impl HomeGraph {
 }
 
 /// What was last reported for one link.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Reported {
     agent: String,
     /// Camera -> online.
@@ -200,6 +204,127 @@ impl Client {
     }
 }
 
+/// One link's report that is due: what to send, and the state it reports.
+#[derive(Debug, PartialEq)]
+struct Due {
+    link: LinkId,
+    request_sync: bool,
+    /// Device id -> `{"online": bool}`, for cameras whose state changed.
+    states: serde_json::Map<String, serde_json::Value>,
+    now: Reported,
+}
+
+/// A link whose last call failed: not retried before `until`.
+struct Backoff {
+    until: Instant,
+    pause: Duration,
+}
+
+/// Decides, from snapshots of every Google link, what HomeGraph must be told;
+/// sans-IO: the caller makes the calls and hands back each outcome.
+#[derive(Default)]
+struct Reporter {
+    /// What Google accepted last, per link; `None` before the first snapshot.
+    reported: Option<HashMap<LinkId, Reported>>,
+    /// Links with a renamed camera, until a requestSync for them succeeds.
+    resync: HashSet<LinkId>,
+    backoff: HashMap<LinkId, Backoff>,
+}
+
+impl Reporter {
+    /// The reports due at `t`, given every link's current state and the cameras
+    /// renamed since the last poll.
+    fn poll(
+        &mut self,
+        current: &HashMap<LinkId, Reported>,
+        renamed: &HashSet<CameraId>,
+        t: Instant,
+    ) -> Vec<Due> {
+        let Some(reported) = &mut self.reported else {
+            self.reported = Some(current.clone());
+            return Vec::new();
+        };
+        reported.retain(|id, _| current.contains_key(id));
+        self.resync.retain(|id| current.contains_key(id));
+        self.backoff.retain(|id, _| current.contains_key(id));
+        let mut due = Vec::new();
+        for (id, now) in current {
+            if now.cameras.keys().any(|c| renamed.contains(c)) {
+                self.resync.insert(*id);
+            }
+            let Some(before) = reported.get(id) else {
+                reported.insert(*id, now.clone());
+                continue;
+            };
+            if self.backoff.get(id).is_some_and(|b| t < b.until) {
+                continue;
+            }
+            let request_sync =
+                self.resync.contains(id) || !now.cameras.keys().eq(before.cameras.keys());
+            let states: serde_json::Map<_, _> = now
+                .cameras
+                .iter()
+                .filter(|(c, online)| before.cameras.get(c) != Some(online))
+                .map(|(c, online)| (c.to_string(), json!({"online": online})))
+                .collect();
+            if request_sync || !states.is_empty() {
+                due.push(Due {
+                    link: *id,
+                    request_sync,
+                    states,
+                    now: now.clone(),
+                });
+            }
+        }
+        due
+    }
+
+    /// The outcome of sending `due` at `t`.
+    fn done(&mut self, due: Due, ok: bool, t: Instant) {
+        let Some(reported) = &mut self.reported else {
+            return;
+        };
+        if ok {
+            self.backoff.remove(&due.link);
+            if due.request_sync {
+                self.resync.remove(&due.link);
+            }
+            reported.insert(due.link, due.now);
+        } else {
+            let pause = self
+                .backoff
+                .get(&due.link)
+                .map_or(RETRY_FIRST, |b| (b.pause * 2).min(RETRY_MAX));
+            self.backoff.insert(
+                due.link,
+                Backoff {
+                    until: t + pause,
+                    pause,
+                },
+            );
+        }
+    }
+}
+
+/// Sends one due report: requestSync first, then the state changes.
+async fn send_due(client: &mut Client, due: &Due) -> anyhow::Result<()> {
+    if due.request_sync {
+        let body = json!({"agentUserId": due.now.agent, "async": true});
+        client.post("requestSync", body).await?;
+        tracing::info!(link = ?due.link, "HomeGraph requestSync sent");
+    }
+    if !due.states.is_empty() {
+        let body = json!({
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "agentUserId": due.now.agent,
+            "payload": {"devices": {"states": due.states}},
+        });
+        client.post("reportStateAndNotification", body).await?;
+        tracing::info!(link = ?due.link, devices = due.states.len(), "HomeGraph state reported");
+    }
+    Ok(())
+}
+
 /// Runs until the process ends, if HomeGraph is configured.
 pub async fn run(st: AppState) {
     let Some(cfg) = st.homegraph.config.get().cloned() else {
@@ -219,61 +344,16 @@ pub async fn run(st: AppState) {
             "google.homegraph_token_command is not set: HomeGraph calls carry no credentials (fine for a local recorder, refused by Google)"
         );
     }
-    let mut reported: Option<HashMap<LinkId, Reported>> = None;
+    let mut reporter = Reporter::default();
     loop {
         tokio::time::sleep(TICK).await;
-        let now = current(&st);
-        let Some(last) = &mut reported else {
-            reported = Some(now);
-            continue;
-        };
         let renamed: HashSet<CameraId> = std::mem::take(&mut *st.homegraph.lock_renamed());
-        let mut failed = false;
-        for (id, cur) in &now {
-            let prev = last.get(id);
-            let Some(prev) = prev else {
-                // A new link: Google syncs it by itself.
-                last.insert(*id, cur.clone());
-                continue;
-            };
-            let devices: BTreeSet<_> = cur.cameras.keys().collect();
-            let before: BTreeSet<_> = prev.cameras.keys().collect();
-            let resync = devices != before || cur.cameras.keys().any(|c| renamed.contains(c));
-            if resync {
-                let body = json!({"agentUserId": cur.agent, "async": true});
-                if let Err(e) = client.post("requestSync", body).await {
-                    tracing::warn!(error = %e, "HomeGraph requestSync failed; will retry");
-                    failed = true;
-                    // Renames are not visible in the snapshot: keep them for the retry.
-                    st.homegraph.lock_renamed().extend(renamed.iter().copied());
-                    continue;
-                }
-                tracing::info!(link = ?id, "HomeGraph requestSync sent");
+        for due in reporter.poll(&current(&st), &renamed, Instant::now()) {
+            let result = send_due(&mut client, &due).await;
+            if let Err(e) = &result {
+                tracing::warn!(link = ?due.link, error = %e, "HomeGraph call failed; this link is retried later");
             }
-            let changed: serde_json::Map<String, serde_json::Value> = cur
-                .cameras
-                .iter()
-                .filter(|(c, online)| prev.cameras.get(c) != Some(online))
-                .map(|(c, online)| (c.to_string(), json!({"online": online})))
-                .collect();
-            if !changed.is_empty() {
-                let body = json!({
-                    "requestId": uuid::Uuid::new_v4().to_string(),
-                    "agentUserId": cur.agent,
-                    "payload": {"devices": {"states": changed}},
-                });
-                if let Err(e) = client.post("reportStateAndNotification", body).await {
-                    tracing::warn!(error = %e, "HomeGraph reportState failed; will retry");
-                    failed = true;
-                    continue;
-                }
-                tracing::info!(link = ?id, devices = changed.len(), "HomeGraph state reported");
-            }
-            last.insert(*id, cur.clone());
-        }
-        last.retain(|id, _| now.contains_key(id));
-        if failed {
-            tokio::time::sleep(RETRY_AFTER).await;
+            reporter.done(due, result.is_ok(), Instant::now());
         }
     }
 }
@@ -297,4 +377,101 @@ fn current(st: &AppState) -> HashMap<LinkId, Reported> {
 
 fn agent(user: UserId) -> String {
     crate::links::agent_user_id(Integration::Google, user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(agent: &str, cams: &[(CameraId, bool)]) -> Reported {
+        Reported {
+            agent: agent.into(),
+            cameras: cams.iter().copied().collect(),
+        }
+    }
+
+    fn ids(due: &[Due]) -> Vec<LinkId> {
+        due.iter().map(|d| d.link).collect()
+    }
+
+    #[test]
+    fn reports_changes_per_link_and_a_failing_link_holds_up_no_other() {
+        let (a, b) = (LinkId::random(), LinkId::random());
+        let (c1, c2, c3) = (CameraId::random(), CameraId::random(), CameraId::random());
+        let none = HashSet::new();
+        let t0 = Instant::now();
+        let mut r = Reporter::default();
+        let mut cur = HashMap::from([
+            (a, state("agent-a", &[(c1, true)])),
+            (b, state("agent-b", &[(c2, true)])),
+        ]);
+        assert!(
+            r.poll(&cur, &none, t0).is_empty(),
+            "the first pass only records"
+        );
+        assert!(r.poll(&cur, &none, t0).is_empty(), "nothing changed");
+
+        // c1 goes offline; b consents to c3 as well.
+        cur.insert(a, state("agent-a", &[(c1, false)]));
+        cur.insert(b, state("agent-b", &[(c2, true), (c3, true)]));
+        let due = r.poll(&cur, &none, t0);
+        let da = due.iter().find(|d| d.link == a).unwrap();
+        assert!(!da.request_sync);
+        assert_eq!(da.states[&c1.to_string()], json!({"online": false}));
+        let db = due.iter().find(|d| d.link == b).unwrap();
+        assert!(db.request_sync, "the device list changed");
+        assert_eq!(db.states[&c3.to_string()], json!({"online": true}));
+
+        // Google refuses a's report and accepts b's.
+        for d in due {
+            let ok = d.link == b;
+            r.done(d, ok, t0);
+        }
+        assert!(r.poll(&cur, &none, t0).is_empty(), "b is done, a waits");
+        // b changes again meanwhile: it is reported while a still waits.
+        cur.insert(b, state("agent-b", &[(c2, false), (c3, true)]));
+        assert_eq!(
+            ids(&r.poll(&cur, &none, t0 + Duration::from_secs(1))),
+            vec![b]
+        );
+        // After the pause a's report is due again, unchanged.
+        let due = r.poll(&cur, &none, t0 + RETRY_FIRST);
+        let da = due.iter().find(|d| d.link == a).expect("a is retried");
+        assert_eq!(da.states[&c1.to_string()], json!({"online": false}));
+        // A second failure doubles the pause.
+        let t1 = t0 + RETRY_FIRST;
+        let da = due.into_iter().find(|d| d.link == a).unwrap();
+        r.done(da, false, t1);
+        assert!(!ids(&r.poll(&cur, &none, t1 + RETRY_FIRST)).contains(&a));
+        assert!(ids(&r.poll(&cur, &none, t1 + 2 * RETRY_FIRST)).contains(&a));
+    }
+
+    #[test]
+    fn a_rename_resyncs_the_links_showing_that_camera_until_it_succeeds() {
+        let (a, b, fresh) = (LinkId::random(), LinkId::random(), LinkId::random());
+        let (c1, c2) = (CameraId::random(), CameraId::random());
+        let t = Instant::now();
+        let mut r = Reporter::default();
+        let mut cur = HashMap::from([
+            (a, state("agent-a", &[(c1, true)])),
+            (b, state("agent-b", &[(c2, true)])),
+        ]);
+        r.poll(&cur, &HashSet::new(), t);
+        let due = r.poll(&cur, &HashSet::from([c1]), t);
+        assert_eq!(ids(&due), vec![a], "only the link showing the camera");
+        assert!(due[0].request_sync && due[0].states.is_empty());
+        r.done(due.into_iter().next().unwrap(), false, t);
+        // The rename is remembered across the failure.
+        let due = r.poll(&cur, &HashSet::new(), t + RETRY_FIRST);
+        assert_eq!(ids(&due), vec![a]);
+        assert!(due[0].request_sync);
+        r.done(due.into_iter().next().unwrap(), true, t + RETRY_FIRST);
+        assert!(r.poll(&cur, &HashSet::new(), t + RETRY_FIRST).is_empty());
+
+        // A new link is recorded, not reported; a link gone is forgotten.
+        cur.insert(fresh, state("agent-a", &[(c1, true)]));
+        cur.remove(&b);
+        assert!(r.poll(&cur, &HashSet::new(), t + RETRY_FIRST).is_empty());
+        assert!(!r.reported.as_ref().unwrap().contains_key(&b));
+    }
 }

@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_model::{CameraId, GrantId, Integration, RawToken, UnixMillis};
-use hearth_store::Link;
+use hearth_store::{AccessToken, Link};
 use serde::{Deserialize, Serialize};
 
 /// How long a stream grant handed to a display lasts. Longer than the web app's
@@ -27,20 +27,24 @@ use serde::{Deserialize, Serialize};
 /// for it: the link is checked at every request.
 pub const LINKED_GRANT_TTL_MS: i64 = 30 * 60 * 1000;
 
-/// The link an integration's access token belongs to, if the token is live and
-/// was issued to that integration.
+/// The link behind an integration's access token. A live token issued to another
+/// integration is `Unknown` here: an Alexa token opens nothing at Google.
 pub async fn link_for_token(
     st: &AppState,
     integration: Integration,
     token: &str,
-) -> Result<Option<Link>, AppError> {
+) -> Result<AccessToken, AppError> {
     if token.is_empty() || token.len() > 256 {
-        return Ok(None);
+        return Ok(AccessToken::Unknown);
     }
     let hash = RawToken::from_client(token).hash();
     let now = crate::clock::now();
-    let link = st.db(move |s| s.link_by_access_token(hash, now)).await?;
-    Ok(link.filter(|l| l.integration == integration))
+    Ok(
+        match st.db(move |s| s.link_by_access_token(hash, now)).await? {
+            AccessToken::Live(l) if l.integration != integration => AccessToken::Unknown,
+            found => found,
+        },
+    )
 }
 
 /// A stable, opaque name for a user towards a platform (Google's `agentUserId`):

@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hearth_model::{CameraId, Integration, LinkId, RawToken, UnixMillis};
-use hearth_store::{AuthCode, Link, OAuthClient, Redeemed, TokenPair};
+use hearth_store::{AuthCode, Link, OAuthClient, Redeemed, Revocation, TokenPair};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -786,7 +786,9 @@ async fn refresh(
     }
 }
 
-/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was known.
+/// `POST /oauth/revoke` (RFC 7009): 200 whether or not the token was known. A
+/// token issued to the other platform's client is refused (`unauthorized_client`,
+/// 2.1), and its link is revoked: that client should never have seen it.
 pub async fn revoke(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -796,22 +798,32 @@ pub async fn revoke(
     let client = authenticate_client(&st, &headers, &form).await?;
     let hash = RawToken::from_client(required(&form, "token")?).hash();
     let integration = client.integration;
-    // Only the client the token was issued to may revoke it.
-    let found = st
+    match st
         .db(move |s| s.revoke_oauth_token(hash, integration))
-        .await?;
-    if let Some(link) = found {
-        st.refresh_access().await?;
-        tracing::info!(link = ?link.id, integration = integration.as_str(), "oauth token revoked");
-        st.audit.record(hearth_store::AuditEvent {
-            user: Some(link.user),
-            integration: Some(integration.as_str().into()),
-            ..crate::audit::event(
-                "oauth_token_revoked",
-                None,
-                serde_json::json!({"link": link.id}),
+        .await?
+    {
+        Revocation::Unknown => {}
+        Revocation::Revoked(link) => {
+            st.refresh_access().await?;
+            tracing::info!(link = ?link.id, integration = integration.as_str(), "oauth token revoked");
+            st.audit.record(hearth_store::AuditEvent {
+                user: Some(link.user),
+                integration: Some(integration.as_str().into()),
+                ..crate::audit::event(
+                    "oauth_token_revoked",
+                    None,
+                    serde_json::json!({"link": link.id}),
+                )
+            });
+        }
+        Revocation::OtherClient(link) => {
+            crate::links::unlink(&st, &link, "token presented by another client to revoke").await?;
+            return Err(OAuthError::new(
+                "unauthorized_client",
+                "the token was not issued to this client",
             )
-        });
+            .into());
+        }
     }
     Ok(no_store(StatusCode::OK.into_response()))
 }

@@ -357,7 +357,8 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
     let v = alexa(&s, discover(&xa.access)).await;
     assert_eq!(
         alexa_error_type(&v),
-        Some("INVALID_AUTHORIZATION_CREDENTIAL")
+        Some("EXPIRED_AUTHORIZATION_CREDENTIAL"),
+        "Alexa is told to refresh: {v}"
     );
     let (st, v) = refresh(&s, &google_p, &ga.refresh).await;
     assert_eq!(st, 200, "{v}");
@@ -579,32 +580,32 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
             .finish();
         let url = format!("{}/oauth/revoke", s.base);
         async move {
-            client()
+            let r = client()
                 .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body)
                 .send()
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    assert_eq!(revoke(&alexa_p, &xa.access).await, 200);
+    assert_eq!(revoke(&alexa_p, &xa.access).await.0, 200);
     let v = alexa(&s, discover(&xa.access)).await;
     assert_eq!(
         alexa_error_type(&v),
         Some("INVALID_AUTHORIZATION_CREDENTIAL"),
         "a revoked access token"
     );
-    assert_eq!(revoke(&alexa_p, &xa.refresh).await, 200);
+    assert_eq!(revoke(&alexa_p, &xa.refresh).await.0, 200);
     refused_within(&nursery_url, Duration::from_secs(2)).await;
     assert_eq!(
         refresh(&s, &alexa_p, &xa.refresh).await.1["error"],
         "invalid_grant"
     );
     assert_eq!(
-        revoke(&alexa_p, "unknown-token").await,
+        revoke(&alexa_p, "unknown-token").await.0,
         200,
         "RFC 7009: unknown tokens are fine"
     );
@@ -645,6 +646,14 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         "another client's token"
     );
     assert_eq!(google(&s, &gb3.access, sync()).await.0, 401);
+    // ...and another client asking to revoke a link's token (RFC 7009 2.1).
+    let gb4 = link(&s, &google_p, OWNER_B, None).await;
+    let (st, v) = revoke(&alexa_p, &gb4.access).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    assert_eq!(google(&s, &gb4.access, sync()).await.0, 401);
 
     let links: Vec<Value> = client()
         .get(format!("{}/api/v1/integrations", s.base))

@@ -260,6 +260,31 @@ pub enum Redeemed<T> {
     Invalid,
 }
 
+/// What presenting an access token found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessToken {
+    /// Unexpired, of this link.
+    Live(Link),
+    /// Known but past its expiry (until expired rows are swept): the client
+    /// should refresh.
+    Expired,
+    /// Never issued, revoked, or swept.
+    Unknown,
+}
+
+/// What a revocation request (RFC 7009) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// The token was the asking client's: an access token is revoked, a refresh
+    /// token takes its whole link with it.
+    Revoked(Link),
+    /// The token was issued to another client's link: nothing is revoked here;
+    /// the caller decides (it leaked: the server unlinks).
+    OtherClient(Link),
+    /// Unknown or already revoked: nothing to do.
+    Unknown,
+}
+
 pub trait Store: Send + Sync + 'static {
     // --- households ---
 
@@ -493,7 +518,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: TokenHash,
         now: UnixMillis,
-    ) -> Result<Option<Link>, StoreError>;
+    ) -> Result<AccessToken, StoreError>;
     /// Rotates a refresh token: the old one is marked used, `next` is stored. A
     /// rotated token presented again revokes the link.
     fn rotate_refresh_token(
@@ -503,14 +528,13 @@ pub trait Store: Send + Sync + 'static {
         now: UnixMillis,
     ) -> Result<Redeemed<Link>, StoreError>;
     /// RFC 7009: revoking a refresh token revokes the link (the whole grant);
-    /// revoking an access token revokes that token. Only a token of a link of
-    /// `integration` (the client asking) is revoked. Returns the token's link, if
-    /// one was revoked.
+    /// revoking an access token revokes that token. `integration` is the client
+    /// asking; a token of another integration's link is left alone and reported.
     fn revoke_oauth_token(
         &self,
         token_hash: TokenHash,
         integration: Integration,
-    ) -> Result<Option<Link>, StoreError>;
+    ) -> Result<Revocation, StoreError>;
     fn link_by_id(&self, id: LinkId) -> Result<Option<Link>, StoreError>;
     fn links_of_user(&self, user: UserId) -> Result<Vec<Link>, StoreError>;
     /// Every link (the access view loads them).

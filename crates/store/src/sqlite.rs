@@ -59,9 +59,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::migrations;
 use crate::{
-    Access, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId, Household,
-    HouseholdId, Integration, Link, LinkId, OAuthClient, Redeemed, Share, Store, StoreError,
-    Suspension, SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId,
+    Access, AccessToken, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
+    Household, HouseholdId, Integration, Link, LinkId, OAuthClient, Redeemed, Revocation, Share,
+    Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -1027,7 +1027,7 @@ impl Store for SqliteStore {
         &self,
         token_hash: TokenHash,
         now: UnixMillis,
-    ) -> Result<Option<Link>, StoreError> {
+    ) -> Result<AccessToken, StoreError> {
         links::link_by_access_token(&self.conn(), token_hash, now)
     }
 
@@ -1044,7 +1044,7 @@ impl Store for SqliteStore {
         &self,
         token_hash: TokenHash,
         integration: Integration,
-    ) -> Result<Option<Link>, StoreError> {
+    ) -> Result<Revocation, StoreError> {
         links::revoke_token(&mut self.conn(), token_hash, integration)
     }
 

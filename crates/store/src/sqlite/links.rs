@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::{constraint_error, get_id, non_empty};
 use crate::{
-    AuthCode, CameraId, Integration, Link, LinkId, OAuthClient, Redeemed, StoreError, TokenHash,
-    TokenPair, UnixMillis, UserId,
+    AccessToken, AuthCode, CameraId, Integration, Link, LinkId, OAuthClient, Redeemed, Revocation,
+    StoreError, TokenHash, TokenPair, UnixMillis, UserId,
 };
 
 fn integration_from(row: &Row<'_>, idx: usize) -> rusqlite::Result<Integration> {
@@ -348,18 +348,19 @@ pub(super) fn link_by_access_token(
     conn: &Connection,
     hash: TokenHash,
     now: UnixMillis,
-) -> Result<Option<Link>, StoreError> {
-    let id: Option<LinkId> = conn
+) -> Result<AccessToken, StoreError> {
+    let found: Option<(LinkId, i64)> = conn
         .prepare_cached(
-            "SELECT link_id FROM oauth_tokens \
-             WHERE token_hash = ?1 AND kind = 'access' AND expires_at > ?2",
+            "SELECT link_id, expires_at FROM oauth_tokens \
+             WHERE token_hash = ?1 AND kind = 'access'",
         )?
-        .query_row(params![hash.as_bytes(), now.0], |r| get_id(r, 0))
+        .query_row([hash.as_bytes()], |r| Ok((get_id(r, 0)?, r.get(1)?)))
         .optional()?;
-    match id {
-        Some(id) => link_by_id(conn, id),
-        None => Ok(None),
-    }
+    Ok(match found {
+        None => AccessToken::Unknown,
+        Some((_, expires)) if expires <= now.0 => AccessToken::Expired,
+        Some((id, _)) => link_by_id(conn, id)?.map_or(AccessToken::Unknown, AccessToken::Live),
+    })
 }
 
 pub(super) fn rotate_refresh(
@@ -418,7 +419,7 @@ pub(super) fn revoke_token(
     conn: &mut Connection,
     hash: TokenHash,
     integration: Integration,
-) -> Result<Option<Link>, StoreError> {
+) -> Result<Revocation, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: Option<(LinkId, String)> = tx
         .query_row(
@@ -427,17 +428,21 @@ pub(super) fn revoke_token(
             |r| Ok((get_id(r, 0)?, r.get(1)?)),
         )
         .optional()?;
-    let Some((id, kind)) = found else {
-        return Ok(None);
+    let Some(link) = found
+        .as_ref()
+        .map(|(id, _)| link_by_id(&tx, *id))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(Revocation::Unknown);
     };
-    let link = link_by_id(&tx, id)?;
-    if link.as_ref().is_none_or(|l| l.integration != integration) {
-        return Ok(None);
+    if link.integration != integration {
+        return Ok(Revocation::OtherClient(link));
     }
-    if kind == "refresh" {
+    if found.as_ref().is_some_and(|(_, kind)| kind == "refresh") {
         tx.execute(
             "DELETE FROM integration_links WHERE id = ?1",
-            [id.to_string()],
+            [link.id.to_string()],
         )?;
     } else {
         tx.execute(
@@ -446,7 +451,7 @@ pub(super) fn revoke_token(
         )?;
     }
     tx.commit()?;
-    Ok(link)
+    Ok(Revocation::Revoked(link))
 }
 
 pub(super) fn set_link_cameras(

@@ -107,7 +107,18 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_its_link() {
     );
     assert_eq!(
         s.link_by_access_token(key(1), now()).unwrap(),
-        Some(l.clone())
+        AccessToken::Live(l.clone())
+    );
+    assert_eq!(
+        s.link_by_access_token(key(1), UnixMillis(now().0 + 3_600_001))
+            .unwrap(),
+        AccessToken::Expired,
+        "an hour later"
+    );
+    assert_eq!(
+        s.link_by_access_token(key(101), now()).unwrap(),
+        AccessToken::Unknown,
+        "a refresh token is not an access token"
     );
     assert_eq!(s.links().unwrap(), vec![l.clone()]);
 
@@ -120,7 +131,10 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_its_link() {
         None,
         "the replay revoked the link"
     );
-    assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
+    assert_eq!(
+        s.link_by_access_token(key(1), now()).unwrap(),
+        AccessToken::Unknown
+    );
     assert_eq!(
         s.redeem_auth_code(key(51), now()).unwrap(),
         Redeemed::Invalid
@@ -163,7 +177,10 @@ fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
         panic!("the refresh token rotates")
     };
     assert_eq!(found.id, l.id);
-    assert!(s.link_by_access_token(key(2), now()).unwrap().is_some());
+    assert!(matches!(
+        s.link_by_access_token(key(2), now()).unwrap(),
+        AccessToken::Live(_)
+    ));
     assert_eq!(
         s.rotate_refresh_token(key(1), &pair(3), now()).unwrap(),
         Redeemed::Invalid,
@@ -190,39 +207,55 @@ fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
         Redeemed::Replayed
     );
     assert_eq!(s.link_by_id(l.id).unwrap(), None);
-    assert_eq!(s.link_by_access_token(key(2), now()).unwrap(), None);
+    assert_eq!(
+        s.link_by_access_token(key(2), now()).unwrap(),
+        AccessToken::Unknown
+    );
 }
 
 #[test]
 fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
     let s = store();
     client(&s, Integration::Google);
+    client(&s, Integration::Alexa);
     let (_, u) = household_with_user(&s, "a@x.y");
     let l = link(u.id, vec![]);
     linked(&s, key(50), &l, &pair(1));
     assert_eq!(
-        s.revoke_oauth_token(key(101), Integration::Alexa).unwrap(),
-        None,
-        "only the client the token was issued to may revoke it"
+        s.revoke_oauth_token(key(1), Integration::Google).unwrap(),
+        Revocation::Revoked(l.clone())
     );
     assert_eq!(
-        s.revoke_oauth_token(key(1), Integration::Google)
-            .unwrap()
-            .map(|l| l.id),
-        Some(l.id)
+        s.link_by_access_token(key(1), now()).unwrap(),
+        AccessToken::Unknown
     );
-    assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
     assert!(s.link_by_id(l.id).unwrap().is_some());
-    assert!(
-        s.revoke_oauth_token(key(101), Integration::Google)
-            .unwrap()
-            .is_some()
+    assert_eq!(
+        s.revoke_oauth_token(key(101), Integration::Google).unwrap(),
+        Revocation::Revoked(l.clone())
     );
     assert_eq!(s.link_by_id(l.id).unwrap(), None);
     assert_eq!(
-        s.revoke_oauth_token(key(77), Integration::Google).unwrap(),
-        None
+        s.revoke_oauth_token(key(101), Integration::Google).unwrap(),
+        Revocation::Unknown,
+        "already revoked"
     );
+    assert_eq!(
+        s.revoke_oauth_token(key(77), Integration::Google).unwrap(),
+        Revocation::Unknown
+    );
+
+    // Another client presenting a link's token: reported, not revoked here.
+    let l = link(u.id, vec![]);
+    linked(&s, key(51), &l, &pair(2));
+    assert_eq!(
+        s.revoke_oauth_token(key(2), Integration::Alexa).unwrap(),
+        Revocation::OtherClient(l.clone())
+    );
+    assert!(matches!(
+        s.link_by_access_token(key(2), now()).unwrap(),
+        AccessToken::Live(_)
+    ));
 }
 
 #[test]
@@ -240,7 +273,10 @@ fn relinking_replaces_the_link_and_consents_follow_transfer() {
     linked(&s, key(51), &second, &pair(2));
     assert_eq!(s.links_of_user(u.id).unwrap().len(), 1);
     assert_eq!(s.link_by_id(first.id).unwrap(), None);
-    assert_eq!(s.link_by_access_token(key(1), now()).unwrap(), None);
+    assert_eq!(
+        s.link_by_access_token(key(1), now()).unwrap(),
+        AccessToken::Unknown
+    );
 
     let g0 = s.generation().unwrap();
     s.set_link_cameras(second.id, &[b.id]).unwrap();
