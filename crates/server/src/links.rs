@@ -152,6 +152,32 @@ pub async fn unlink(st: &AppState, link: &Link, why: &str) -> Result<(), AppErro
     Ok(())
 }
 
+/// The cameras a user chose to show a platform (at consent, or later in the web
+/// app), sorted and without repeats; each must be one the user can view.
+pub async fn chosen_cameras(
+    st: &AppState,
+    user: hearth_model::UserId,
+    mut cameras: Vec<CameraId>,
+) -> Result<Vec<CameraId>, AppError> {
+    if cameras.len() > 1000 {
+        return Err(AppError::BadRequest("too many cameras".into()));
+    }
+    cameras.sort();
+    cameras.dedup();
+    let visible: std::collections::HashSet<CameraId> = st
+        .db(move |s| s.cameras_visible_to(user))
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if cameras.iter().any(|c| !visible.contains(c)) {
+        return Err(AppError::BadRequest(
+            "a chosen camera is not one of yours".into(),
+        ));
+    }
+    Ok(cameras)
+}
+
 // --- the web app's view of a user's links ---
 
 #[derive(Serialize)]
@@ -227,28 +253,18 @@ pub async fn set_cameras(
     let link = user_link(&st, user, &name).await?;
     let body: CamerasBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let visible: std::collections::HashSet<CameraId> = st
-        .db(move |s| s.cameras_visible_to(user))
-        .await?
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    if body.cameras.iter().any(|c| !visible.contains(c)) {
-        return Err(AppError::BadRequest(
-            "a chosen camera is not one of yours".into(),
-        ));
-    }
-    let (id, cameras) = (link.id, body.cameras.clone());
+    let chosen = chosen_cameras(&st, user, body.cameras).await?;
+    let (id, cameras) = (link.id, chosen.clone());
     st.db(move |s| s.set_link_cameras(id, &cameras)).await?;
     st.refresh_access().await?;
-    tracing::info!(link = ?link.id, cameras = body.cameras.len(), "link cameras changed");
+    tracing::info!(link = ?link.id, cameras = chosen.len(), "link cameras changed");
     st.audit.record(hearth_store::AuditEvent {
         user: Some(user),
         integration: Some(link.integration.as_str().into()),
         ..audit::event(
             "integration_cameras_changed",
             None,
-            serde_json::json!({"link": link.id, "cameras": body.cameras}),
+            serde_json::json!({"link": link.id, "cameras": chosen}),
         )
     });
     Ok(StatusCode::NO_CONTENT)

@@ -432,9 +432,6 @@ pub async fn consent(
 ) -> Result<Json<ConsentRedirect>, AppError> {
     let answer: ConsentAnswer = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
-    if answer.cameras.len() > 1000 {
-        return Err(AppError::BadRequest("too many cameras".into()));
-    }
     let params = AuthorizeParams {
         response_type: Some("code".into()),
         client_id: answer.client_id,
@@ -466,20 +463,7 @@ pub async fn consent(
             redirect: error_redirect(&a.redirect_uri, a.state.as_deref(), &e),
         }));
     }
-    let mut cameras = answer.cameras;
-    cameras.sort();
-    cameras.dedup();
-    let visible: std::collections::HashSet<CameraId> = st
-        .db(move |s| s.cameras_visible_to(user))
-        .await?
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    if cameras.iter().any(|c| !visible.contains(c)) {
-        return Err(AppError::BadRequest(
-            "a chosen camera is not one of yours".into(),
-        ));
-    }
+    let cameras = crate::links::chosen_cameras(&st, user, answer.cameras).await?;
     let code = RawToken::generate();
     let record = AuthCode {
         integration,
