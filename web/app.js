@@ -276,6 +276,11 @@ function formatShortTime(ms, timeZone) {
   }
 }
 
+/** Under a shared camera's name: who shares it; nothing for the household's own. */
+function sharedLabel(cam) {
+  return cam.shared_by ? `Shared by ${cam.shared_by}` : '';
+}
+
 // ---------------------------------------------------------------------------
 // Views
 
@@ -453,7 +458,7 @@ function showGrid() {
     const thumb = el('div', { class: 'thumb' }, placeholder, badge);
     const title = el('span', { class: 'card-title', text: cam.name });
     const clock = el('span', { class: 'card-clock' });
-    const sub = el('span', { class: 'card-sub' }, el('span', { text: cam.household || '' }), clock);
+    const sub = el('span', { class: 'card-sub' }, el('span', { text: sharedLabel(cam) }), clock);
     const link = el('a', {
       class: 'camera-card',
       href: `#/camera/${encodeURIComponent(cam.id)}`,
@@ -470,7 +475,7 @@ function showGrid() {
 
   function updateCardState(c, state) {
     setBadge(c.badge, state);
-    c.link.setAttribute('aria-label', `${c.cam.name}, ${state === 'live' ? 'live' : 'offline'}${c.cam.household ? `, ${c.cam.household}` : ''}. Open live view.`);
+    c.link.setAttribute('aria-label', `${c.cam.name}, ${state === 'live' ? 'live' : 'offline'}${c.cam.shared_by ? `, ${sharedLabel(c.cam)}` : ''}. Open live view.`);
     c.link.dataset.state = state;
   }
 
@@ -480,7 +485,7 @@ function showGrid() {
     for (const cam of list) {
       seen.add(cam.id);
       let c = cards.get(cam.id);
-      if (c && (c.cam.name !== cam.name || c.cam.household !== cam.household)) {
+      if (c && (c.cam.name !== cam.name || c.cam.shared_by !== cam.shared_by)) {
         // Renamed: rebuild the card (never reuse an image across identities).
         c.gen++; grants.release(c.cam.id); cards.delete(cam.id); c = null;
       }
@@ -672,7 +677,7 @@ function showPlayer(id) {
     if (!alive) return;
     const tz = cam && cam.timezone;
     const parts = [];
-    if (cam && cam.household) parts.push(cam.household);
+    if (cam && cam.shared_by) parts.push(sharedLabel(cam));
     if (tz) parts.push(`${formatShortTime(Date.now(), tz)} local time`);
     metaEl.textContent = parts.join(' · ');
     const ft = player && stats.state === 'playing' ? player.currentFrameTime() : null;

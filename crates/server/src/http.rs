@@ -174,6 +174,8 @@ struct CameraView {
     id: CameraId,
     name: String,
     household: hearth_model::HouseholdId,
+    /// For a camera shared with the caller: the name of the household sharing it.
+    shared_by: Option<String>,
     online: bool,
     timezone: String,
 }
@@ -182,11 +184,25 @@ async fn list_cameras(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<Vec<CameraView>>, AppError> {
-    let cams = st.db(move |s| s.cameras_visible_to(user)).await?;
+    let (cams, sharers) = st
+        .db(move |s| {
+            let cams = s.cameras_visible_with_access(user)?;
+            let mut sharers = std::collections::HashMap::new();
+            for (c, access) in &cams {
+                if *access == hearth_store::Access::Viewer && !sharers.contains_key(&c.household) {
+                    let name = s.household_by_id(c.household)?.map(|h| h.name);
+                    sharers.insert(c.household, name.unwrap_or_default());
+                }
+            }
+            Ok((cams, sharers))
+        })
+        .await?;
     Ok(Json(
         cams.into_iter()
-            .map(|c| CameraView {
+            .map(|(c, access)| CameraView {
                 online: st.hubs.is_online(c.id),
+                shared_by: (access == hearth_store::Access::Viewer)
+                    .then(|| sharers.get(&c.household).cloned().unwrap_or_default()),
                 id: c.id,
                 name: c.name,
                 household: c.household,
@@ -305,6 +321,7 @@ async fn rename_camera(
     });
     Ok(Json(CameraView {
         online: st.hubs.is_online(cam.id),
+        shared_by: None, // only owners rename
         id: cam.id,
         name,
         household: cam.household,

@@ -69,6 +69,11 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
     let (st, share) = s.share(&a, &living, OWNER_B).await;
     assert_eq!(st, 201);
     assert!(names(&s, &b).await.contains(&"Living room".to_string()));
+    let listed = s.cameras(&b).await;
+    let shared = listed.iter().find(|c| c["id"] == living.as_str()).unwrap();
+    assert_eq!(shared["shared_by"], OWNER_A, "B is told who shares it");
+    let own = listed.iter().find(|c| c["name"] == "Front door").unwrap();
+    assert!(own["shared_by"].is_null(), "{own}");
     // A viewer cannot re-share or revoke.
     assert_eq!(s.share(&b, &living, OWNER_A).await.0, 403);
     let gb = s.grant(&b, &living).await;
