@@ -607,10 +607,7 @@ impl Store for SqliteStore {
             [camera.to_string()],
         )?;
         // Third-party links of the old binding lose the camera too.
-        tx.execute(
-            "DELETE FROM link_cameras WHERE camera_id = ?1",
-            [camera.to_string()],
-        )?;
+        links::forget_consents(&tx, camera, None)?;
         tx.commit()?;
         Ok(epoch_to_sql(epoch, 0)?)
     }
@@ -639,10 +636,7 @@ impl Store for SqliteStore {
             [camera.to_string()],
         )?;
         // Third-party links of the old binding lose the camera too.
-        tx.execute(
-            "DELETE FROM link_cameras WHERE camera_id = ?1",
-            [camera.to_string()],
-        )?;
+        links::forget_consents(&tx, camera, None)?;
         tx.commit()?;
         Ok(epoch_to_sql(epoch, 0)?)
     }
@@ -700,11 +694,7 @@ impl Store for SqliteStore {
         )?;
         // The viewer's platform links lose the camera too: sharing it again must
         // not put it back on their displays without a new consent.
-        tx.execute(
-            "DELETE FROM link_cameras WHERE camera_id = ?1 \
-             AND link_id IN (SELECT id FROM integration_links WHERE user_id = ?2)",
-            [camera.to_string(), user.to_string()],
-        )?;
+        links::forget_consents(&tx, camera, Some(user))?;
         tx.commit()?;
         Ok(deleted > 0)
     }

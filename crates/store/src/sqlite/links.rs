@@ -226,6 +226,19 @@ pub(super) fn redeem_code(
     Ok(result)
 }
 
+/// How long an expired token's hash is kept: while it is, presenting it is
+/// answered as expired (Alexa refreshes) rather than unknown, and a link can
+/// still be DISCONNECTed with it.
+const EXPIRED_TOKEN_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+fn sweep_tokens(tx: &Transaction<'_>, now: UnixMillis) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM oauth_tokens WHERE expires_at <= ?1",
+        [now.0 - EXPIRED_TOKEN_GRACE_MS],
+    )?;
+    Ok(())
+}
+
 fn insert_tokens(tx: &Transaction<'_>, link: LinkId, t: &TokenPair) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO oauth_tokens (token_hash, link_id, kind, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -241,19 +254,48 @@ fn insert_tokens(tx: &Transaction<'_>, link: LinkId, t: &TokenPair) -> Result<()
     Ok(())
 }
 
+/// Stores the link's consents. A camera is kept only if it is, at this moment,
+/// in the link user's household or shared with them: a consent given before an
+/// unshare or a transfer cannot come back through a late insert. (Suspensions are
+/// not checked: they pause viewing, they do not undo consent.)
 fn insert_cameras(
     tx: &Transaction<'_>,
     link: LinkId,
     cameras: &[CameraId],
 ) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO link_cameras (link_id, camera_id) VALUES (?1, ?2)",
+        "INSERT OR IGNORE INTO link_cameras (link_id, camera_id) \
+         SELECT l.id, c.id FROM integration_links l JOIN users u ON u.id = l.user_id \
+         JOIN cameras c ON c.id = ?2 \
+         WHERE l.id = ?1 AND (c.household_id = u.household_id OR EXISTS \
+         (SELECT 1 FROM shares s WHERE s.camera_id = c.id AND s.user_id = u.id))",
     )?;
     for c in cameras {
-        insert
-            .execute([link.to_string(), c.to_string()])
-            .map_err(|e| constraint_error(e, "camera", "camera"))?;
+        insert.execute([link.to_string(), c.to_string()])?;
     }
+    Ok(())
+}
+
+/// After an unshare (`user`: the viewer), a transfer or a factory reset (`None`:
+/// everyone), the camera leaves the consents of those users' links, and every
+/// authorization code naming it that has not yet become a link is void: only a
+/// new consent can put it on a display again.
+pub(super) fn forget_consents(
+    tx: &Transaction<'_>,
+    camera: CameraId,
+    user: Option<UserId>,
+) -> Result<(), StoreError> {
+    let (camera, user) = (camera.to_string(), user.map(|u| u.to_string()));
+    tx.execute(
+        "DELETE FROM link_cameras WHERE camera_id = ?1 AND (?2 IS NULL OR link_id IN \
+         (SELECT id FROM integration_links WHERE user_id = ?2))",
+        params![camera, user],
+    )?;
+    tx.execute(
+        "DELETE FROM oauth_codes WHERE link_id IS NULL AND (?2 IS NULL OR user_id = ?2) \
+         AND EXISTS (SELECT 1 FROM json_each(oauth_codes.cameras) WHERE value = ?1)",
+        params![camera, user],
+    )?;
     Ok(())
 }
 
@@ -266,7 +308,7 @@ pub(super) fn create_link(
 ) -> Result<(), StoreError> {
     let integration = linked(link.integration)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute("DELETE FROM oauth_tokens WHERE expires_at <= ?1", [now.0])?;
+    sweep_tokens(&tx, now)?;
     tx.execute(
         "DELETE FROM integration_links WHERE integration = ?1 AND user_id = ?2",
         params![integration, link.user.to_string()],
@@ -379,10 +421,13 @@ pub(super) fn rotate_refresh(
         )
         .optional()?;
     // A rotated token whose successor was never used: the client lost our answer
-    // and retries. The unused successor is dropped and the token rotates again.
+    // and retries. The token rotates again; the unused successor stays as a
+    // tombstone (rotated, no successor of its own), so if it ever turns up, it
+    // was not lost but taken, and presenting it revokes the link.
     let retry = match &found {
         Some((_, expires, true, Some(next))) if *expires > now.0 => tx.execute(
-            "DELETE FROM oauth_tokens WHERE token_hash = ?1 AND kind = 'refresh' AND rotated = 0",
+            "UPDATE oauth_tokens SET rotated = 1, successor = NULL \
+             WHERE token_hash = ?1 AND kind = 'refresh' AND rotated = 0",
             [next],
         )? == 1,
         _ => false,
@@ -403,7 +448,7 @@ pub(super) fn rotate_refresh(
                 "UPDATE oauth_tokens SET rotated = 1, successor = ?2 WHERE token_hash = ?1",
                 params![hash.as_bytes(), next.refresh.as_bytes()],
             )?;
-            tx.execute("DELETE FROM oauth_tokens WHERE expires_at <= ?1", [now.0])?;
+            sweep_tokens(&tx, now)?;
             insert_tokens(&tx, link, next)?;
             match link_by_id(&tx, link)? {
                 Some(l) => Redeemed::Fresh(l),
