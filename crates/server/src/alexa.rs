@@ -9,12 +9,14 @@
 //! Alexa puts in the directive (`endpoint.scope`, or `payload.scope` for Discovery,
 //! `payload.grantee` for AcceptGrant); an expired one is
 //! `EXPIRED_AUTHORIZATION_CREDENTIAL` (Alexa refreshes and retries), an unknown or
-//! revoked one `INVALID_AUTHORIZATION_CREDENTIAL`.
+//! revoked one `INVALID_AUTHORIZATION_CREDENTIAL`. Discovery is the exception: as
+//! Alexa's contract asks, a refused Discover is answered with no endpoints.
 //!
 //! A stream is a grant for exactly that camera, link and integration, the same as
 //! for Google (see `links::issue_stream`), served as HLS with MPEG-TS segments; its
 //! `expirationTime` is the grant's. While the `alexa` kill switch is on, every
-//! directive answers `INSUFFICIENT_PERMISSIONS` and live streams are refused.
+//! directive answers `INSUFFICIENT_PERMISSIONS` (Discover: no endpoints) and live
+//! streams are refused.
 //!
 //! Not done: Hearth does not exchange AcceptGrant's code for Login with Amazon
 //! tokens, so it sends no proactive events (ChangeReport, AddOrUpdateReport) to
@@ -138,49 +140,40 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
         Some(t) => links::link_for_token(st, Integration::Alexa, &t).await?,
         None => AccessToken::Unknown,
     };
-    let link = match found {
-        AccessToken::Live(link) => link,
-        refused => {
-            tracing::info!(namespace = %d.header.namespace, name = %d.header.name, expired = refused == AccessToken::Expired, "alexa directive refused: invalid access token");
-            if d.header.namespace == "Alexa.Authorization" {
-                return Ok(json!({"event": {
+    let checked = match found {
+        AccessToken::Live(link) if !st.access.integration_suspended(Integration::Alexa) => Ok(link),
+        AccessToken::Live(_) => Err((
+            "INSUFFICIENT_PERMISSIONS",
+            "the alexa integration is suspended by the operator",
+        )),
+        // Alexa refreshes and retries.
+        AccessToken::Expired(_) => Err((
+            "EXPIRED_AUTHORIZATION_CREDENTIAL",
+            "the access token has expired",
+        )),
+        AccessToken::Unknown => Err((
+            "INVALID_AUTHORIZATION_CREDENTIAL",
+            "missing or revoked access token",
+        )),
+    };
+    let link = match checked {
+        Ok(link) => link,
+        Err((kind, message)) => {
+            tracing::info!(namespace = %d.header.namespace, name = %d.header.name, kind, "alexa directive refused");
+            return Ok(if d.header.namespace == "Alexa.Authorization" {
+                json!({"event": {
                     "header": header("Alexa.Authorization", "ErrorResponse", corr),
-                    "payload": {"type": "ACCEPT_GRANT_FAILED", "message": "the grantee token is not a live Hearth link"},
-                }}));
-            }
-            return Ok(if refused == AccessToken::Expired {
-                // Alexa refreshes and retries.
-                error_event(
-                    corr,
-                    ep,
-                    "EXPIRED_AUTHORIZATION_CREDENTIAL",
-                    "the access token has expired",
-                )
+                    "payload": {"type": "ACCEPT_GRANT_FAILED", "message": message},
+                }})
+            } else if d.header.namespace == "Alexa.Discovery" {
+                // Alexa's Discovery contract: on an error such as an expired
+                // token, answer with no endpoints, not with an ErrorResponse.
+                discovery_response(Vec::new())
             } else {
-                error_event(
-                    corr,
-                    ep,
-                    "INVALID_AUTHORIZATION_CREDENTIAL",
-                    "missing or revoked access token",
-                )
+                error_event(corr, ep, kind, message)
             });
         }
     };
-    if st.access.integration_suspended(Integration::Alexa) {
-        tracing::info!(link = ?link.id, "alexa directive refused: integration suspended");
-        if d.header.namespace == "Alexa.Authorization" {
-            return Ok(json!({"event": {
-                "header": header("Alexa.Authorization", "ErrorResponse", corr),
-                "payload": {"type": "ACCEPT_GRANT_FAILED", "message": "the alexa integration is suspended by the operator"},
-            }}));
-        }
-        return Ok(error_event(
-            corr,
-            ep,
-            "INSUFFICIENT_PERMISSIONS",
-            "the alexa integration is suspended by the operator",
-        ));
-    }
     match (d.header.namespace.as_str(), d.header.name.as_str()) {
         ("Alexa.Discovery", "Discover") => discover(st, &link).await,
         ("Alexa.Authorization", "AcceptGrant") => Ok(json!({"event": {
@@ -250,10 +243,14 @@ async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
             })
         })
         .collect();
-    Ok(json!({"event": {
+    Ok(discovery_response(endpoints))
+}
+
+fn discovery_response(endpoints: Vec<Value>) -> Value {
+    json!({"event": {
         "header": header("Alexa.Discovery", "Discover.Response", None),
         "payload": {"endpoints": endpoints},
-    }}))
+    }})
 }
 
 fn device(st: &AppState, link: &Link, endpoint: Option<&str>) -> Option<CameraId> {

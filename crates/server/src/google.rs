@@ -91,26 +91,24 @@ fn unauthorized() -> Response {
     r
 }
 
-/// The link behind the request's Bearer access token, if it is live. Expired and
-/// unknown tokens are both 401: Google refreshes, or asks the user to re-link.
-async fn link_of(st: &AppState, headers: &HeaderMap) -> Result<Option<Link>, AppError> {
-    match crate::auth::bearer(headers) {
-        Some(t) => match links::link_for_token(st, Integration::Google, t).await? {
-            AccessToken::Live(link) => Ok(Some(link)),
-            AccessToken::Expired | AccessToken::Unknown => Ok(None),
-        },
-        None => Ok(None),
-    }
-}
-
 pub async fn fulfillment(
     State(st): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let Some(link) = link_of(&st, &headers).await? else {
-        tracing::info!("google fulfillment refused: invalid access token");
-        return Ok(unauthorized());
+    let token = match crate::auth::bearer(&headers) {
+        Some(t) => links::link_for_token(&st, Integration::Google, t).await?,
+        None => AccessToken::Unknown,
+    };
+    // Expired and unknown tokens are both 401 (Google refreshes, or asks the user
+    // to re-link), except that an expired one may still DISCONNECT its link.
+    let (link, live) = match token {
+        AccessToken::Live(link) => (link, true),
+        AccessToken::Expired(link) => (link, false),
+        AccessToken::Unknown => {
+            tracing::info!("google fulfillment refused: unknown access token");
+            return Ok(unauthorized());
+        }
     };
     let req: Request = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("not a fulfillment request: {e}")))?;
@@ -118,10 +116,19 @@ pub async fn fulfillment(
         return Err(AppError::BadRequest("inputs is empty".into()));
     };
     let request_id = req.request_id;
-    if let Input::Disconnect = input {
-        links::unlink(&st, &link, "DISCONNECT from Google").await?;
-        return Ok(Json(json!({})).into_response());
-    }
+    let input = match input {
+        Input::Disconnect => {
+            links::unlink(&st, &link, "DISCONNECT from Google").await?;
+            return Ok(Json(json!({})).into_response());
+        }
+        _ if !live => {
+            tracing::info!(link = ?link.id, "google fulfillment refused: expired access token");
+            return Ok(unauthorized());
+        }
+        Input::Sync => Intent::Sync,
+        Input::Query { payload } => Intent::Query(payload),
+        Input::Execute { payload } => Intent::Execute(payload),
+    };
     if st.access.integration_suspended(Integration::Google) {
         tracing::info!(link = ?link.id, "google fulfillment refused: integration suspended");
         return Ok(Json(json!({
@@ -131,12 +138,18 @@ pub async fn fulfillment(
         .into_response());
     }
     let payload = match input {
-        Input::Sync => sync(&st, &link).await?,
-        Input::Query { payload } => query(&st, &link, payload),
-        Input::Execute { payload } => execute(&st, &link, payload).await,
-        Input::Disconnect => unreachable!("handled above"),
+        Intent::Sync => sync(&st, &link).await?,
+        Intent::Query(payload) => query(&st, &link, payload),
+        Intent::Execute(payload) => execute(&st, &link, payload).await,
     };
     Ok(Json(json!({"requestId": request_id, "payload": payload})).into_response())
+}
+
+/// The intents answered with a payload (DISCONNECT is answered with `{}`).
+enum Intent {
+    Sync,
+    Query(QueryPayload),
+    Execute(ExecutePayload),
 }
 
 async fn sync(st: &AppState, link: &Link) -> Result<Value, AppError> {

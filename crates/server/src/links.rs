@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 /// for it: the link is checked at every request.
 pub const LINKED_GRANT_TTL_MS: i64 = 30 * 60 * 1000;
 
-/// The link behind an integration's access token. A live token issued to another
+/// The link behind an integration's access token. A token issued to another
 /// integration is `Unknown` here: an Alexa token opens nothing at Google.
 pub async fn link_for_token(
     st: &AppState,
@@ -41,7 +41,9 @@ pub async fn link_for_token(
     let now = crate::clock::now();
     Ok(
         match st.db(move |s| s.link_by_access_token(hash, now)).await? {
-            AccessToken::Live(l) if l.integration != integration => AccessToken::Unknown,
+            AccessToken::Live(l) | AccessToken::Expired(l) if l.integration != integration => {
+                AccessToken::Unknown
+            }
             found => found,
         },
     )

@@ -240,6 +240,13 @@ async fn check_authorize(st: &AppState, p: AuthorizeParams) -> Result<Authorize,
         state: p.state.clone(),
         error,
     };
+    if st.access.integration_suspended(client.integration) {
+        // RFC 6749 4.1.2.1; the kill switch lets no new link start either.
+        return Err(refuse(OAuthError::new(
+            "temporarily_unavailable",
+            "linking is suspended by the operator",
+        )));
+    }
     match p.response_type.as_deref() {
         Some("code") => {}
         None => {
@@ -525,7 +532,7 @@ async fn authenticate_client(
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then_some(rest)
         });
-    let (id, secret) = match (basic, form.get("client_secret")) {
+    let (id, secrets) = match (basic, form.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not two",
@@ -547,26 +554,31 @@ async fn authenticate_client(
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default()
             };
-            (dec(id), dec(secret))
+            // RFC 6749 2.3.1 form-encodes both before Basic; many clients do not.
+            // The form-decoded secret is tried, and the raw one (a secret with
+            // `+` or `%` in it would otherwise never match).
+            (dec(id), vec![dec(secret), secret.to_string()])
         }
         (None, Some(secret)) => (
             form.get("client_id")
                 .cloned()
                 .ok_or_else(OAuthError::invalid_client)?,
-            secret.clone(),
+            vec![secret.clone()],
         ),
         (None, None) => return Err(OAuthError::invalid_client().into()),
     };
-    if id.len() > 256 || secret.len() > 1024 {
+    if id.len() > 256 || secrets.iter().any(|s| s.len() > 1024) {
         return Err(OAuthError::invalid_client().into());
     }
     let client = st.db(move |s| s.oauth_client_by_id(&id)).await?;
     // Hash and compare even for an unknown client, so timing does not tell.
-    let presented = secret_hash(&secret);
     let stored = client
         .as_ref()
         .map_or([0u8; 32], |c| *c.secret_hash.as_bytes());
-    let equal: bool = subtle::ConstantTimeEq::ct_eq(&presented.as_bytes()[..], &stored[..]).into();
+    let equal = secrets.iter().fold(subtle::Choice::from(0), |any, s| {
+        any | subtle::ConstantTimeEq::ct_eq(&secret_hash(s).as_bytes()[..], &stored[..])
+    });
+    let equal: bool = equal.into();
     match client {
         Some(c) if equal => {
             if form.get("client_id").is_some_and(|f| *f != c.client_id) {

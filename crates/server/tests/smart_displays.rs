@@ -104,6 +104,19 @@ fn expire_token(s: &Server, token: &str) {
     assert_eq!(n, 1);
 }
 
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Alexa's Discovery contract: a refused Discover lists no endpoints.
+fn assert_no_endpoints(v: &Value) {
+    assert_eq!(v["event"]["header"]["name"], "Discover.Response", "{v}");
+    assert_eq!(v["event"]["payload"]["endpoints"], json!([]), "{v}");
+}
+
 fn assert_camera(url: &str, camera: &str) {
     let frames = play(url, W, H, 2.0);
     assert_signature(&frames, W, H, signature_of(camera));
@@ -354,12 +367,13 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         "an expired access token"
     );
     expire_token(&s, &xa.access);
-    let v = alexa(&s, discover(&xa.access)).await;
+    let v = alexa(&s, initialize_streams(&xa.access, &nursery)).await;
     assert_eq!(
         alexa_error_type(&v),
         Some("EXPIRED_AUTHORIZATION_CREDENTIAL"),
         "Alexa is told to refresh: {v}"
     );
+    assert_no_endpoints(&alexa(&s, discover(&xa.access)).await);
     let (st, v) = refresh(&s, &google_p, &ga.refresh).await;
     assert_eq!(st, 200, "{v}");
     let ga = refreshed(&v);
@@ -424,20 +438,14 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
             encode("https://evil.example/cb")
         ),
     ] {
-        let r = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        let r = no_redirects()
             .get(format!("{}/oauth/authorize?{q}", s.base))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 400, "{q}");
     }
-    let r = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    let r = no_redirects()
         .get(format!(
             "{}/oauth/authorize?response_type=token&client_id={}&redirect_uri={}&state=k",
             s.base,
@@ -556,6 +564,21 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         (200, Some("transientError")),
         "{v}"
     );
+    let (_, challenge) = pkce();
+    let r = no_redirects()
+        .get(format!(
+            "{}/oauth/authorize?{}",
+            s.base,
+            authorize_query(&google_p, "k", &challenge)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(
+        loc.contains("error=temporarily_unavailable"),
+        "no new link starts under the kill switch: {loc}"
+    );
     assert_eq!(
         get_as(&nursery_url, None).await.0,
         200,
@@ -592,12 +615,13 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         }
     };
     assert_eq!(revoke(&alexa_p, &xa.access).await.0, 200);
-    let v = alexa(&s, discover(&xa.access)).await;
+    let v = alexa(&s, initialize_streams(&xa.access, &nursery)).await;
     assert_eq!(
         alexa_error_type(&v),
         Some("INVALID_AUTHORIZATION_CREDENTIAL"),
         "a revoked access token"
     );
+    assert_no_endpoints(&alexa(&s, discover(&xa.access)).await);
     assert_eq!(revoke(&alexa_p, &xa.refresh).await.0, 200);
     refused_within(&nursery_url, Duration::from_secs(2)).await;
     assert_eq!(
@@ -631,6 +655,9 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
     );
     refused_within(&front_url, Duration::from_secs(2)).await;
 
+    // Google may DISCONNECT with an access token that has expired meanwhile.
+    expire_token(&s, &ga.access);
+    assert_eq!(google(&s, &ga.access, sync()).await.0, 401);
     let (st, v) = google(&s, &ga.access, disconnect()).await;
     assert_eq!((st, v), (200, json!({})));
     assert_eq!(google(&s, &ga.access, sync()).await.0, 401);
@@ -654,6 +681,43 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         (400, Some("unauthorized_client"))
     );
     assert_eq!(google(&s, &gb4.access, sync()).await.0, 401);
+
+    // HTTP Basic client authentication, with a secret that form-encoding changes:
+    // accepted raw (as many clients send it) and form-encoded (RFC 6749 2.3.1).
+    let plus_secret = "a+b/c=d%e".repeat(4);
+    s.admin(
+        &[
+            "integration",
+            "add",
+            "alexa",
+            "--client-id",
+            &alexa_p.client_id,
+            "--client-secret-stdin",
+            "--redirect-uri",
+            ALEXA_REDIRECT,
+        ],
+        Some(&format!("{plus_secret}\n")),
+    );
+    let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    for (secret, want) in [
+        (plus_secret.clone(), "invalid_grant"),
+        (enc(&plus_secret), "invalid_grant"),
+        ("wrong".repeat(8), "invalid_client"),
+    ] {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{secret}", alexa_p.client_id));
+        let r = client()
+            .post(format!("{}/oauth/token", s.base))
+            .header("authorization", format!("basic {basic}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=refresh_token&refresh_token=made-up")
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], want, "{secret}");
+    }
 
     let links: Vec<Value> = client()
         .get(format!("{}/api/v1/integrations", s.base))

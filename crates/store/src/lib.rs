@@ -265,9 +265,9 @@ pub enum Redeemed<T> {
 pub enum AccessToken {
     /// Unexpired, of this link.
     Live(Link),
-    /// Known but past its expiry (until expired rows are swept): the client
-    /// should refresh.
-    Expired,
+    /// Known but past its expiry (for a week; then swept): the client should
+    /// refresh.
+    Expired(Link),
     /// Never issued, revoked, or swept.
     Unknown,
 }

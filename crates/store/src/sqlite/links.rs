@@ -398,10 +398,13 @@ pub(super) fn link_by_access_token(
         )?
         .query_row([hash.as_bytes()], |r| Ok((get_id(r, 0)?, r.get(1)?)))
         .optional()?;
-    Ok(match found {
+    let Some((id, expires)) = found else {
+        return Ok(AccessToken::Unknown);
+    };
+    Ok(match link_by_id(conn, id)? {
         None => AccessToken::Unknown,
-        Some((_, expires)) if expires <= now.0 => AccessToken::Expired,
-        Some((id, _)) => link_by_id(conn, id)?.map_or(AccessToken::Unknown, AccessToken::Live),
+        Some(l) if expires <= now.0 => AccessToken::Expired(l),
+        Some(l) => AccessToken::Live(l),
     })
 }
 
@@ -425,11 +428,13 @@ pub(super) fn rotate_refresh(
     // tombstone (rotated, no successor of its own), so if it ever turns up, it
     // was not lost but taken, and presenting it revokes the link.
     let retry = match &found {
-        Some((_, expires, true, Some(next))) if *expires > now.0 => tx.execute(
-            "UPDATE oauth_tokens SET rotated = 1, successor = NULL \
+        Some((_, expires, true, Some(next))) if *expires > now.0 => {
+            tx.execute(
+                "UPDATE oauth_tokens SET rotated = 1, successor = NULL \
              WHERE token_hash = ?1 AND kind = 'refresh' AND rotated = 0",
-            [next],
-        )? == 1,
+                [next],
+            )? == 1
+        }
         _ => false,
     };
     let result = match found {
