@@ -55,20 +55,6 @@ fn chunk0(csid: u8, len: u32, type_id: u8, stream_id: u32) -> Vec<u8> {
     v
 }
 
-fn pseudo_random(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_input_leaves_server_and_streams_running() {
     let mut s = Server::demo(320, 180);
