@@ -21,6 +21,8 @@
 //! Not done: Hearth does not exchange AcceptGrant's code for Login with Amazon
 //! tokens, so it sends no proactive events (ChangeReport, AddOrUpdateReport) to
 //! Alexa's event gateway; Alexa learns of changes by re-discovery and ReportState.
+//! AcceptGrant is therefore answered `ACCEPT_GRANT_FAILED` (with the reason) rather
+//! than accepted and ignored.
 
 use crate::error::AppError;
 use crate::links::{self, StreamRefusal};
@@ -176,9 +178,14 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
     };
     match (d.header.namespace.as_str(), d.header.name.as_str()) {
         ("Alexa.Discovery", "Discover") => discover(st, &link).await,
+        // Accepting would promise proactive events that Hearth does not send: say
+        // so, and the skill's operator turns "Send Alexa Events" off (the doc).
         ("Alexa.Authorization", "AcceptGrant") => Ok(json!({"event": {
-            "header": header("Alexa.Authorization", "AcceptGrant.Response", corr),
-            "payload": {},
+            "header": header("Alexa.Authorization", "ErrorResponse", corr),
+            "payload": {
+                "type": "ACCEPT_GRANT_FAILED",
+                "message": "this Hearth sends no Alexa events; turn off Send Alexa Events in the skill's permissions",
+            },
         }})),
         ("Alexa.CameraStreamController", "InitializeCameraStreams") => {
             Ok(initialize(st, &link, corr, ep, &d.payload).await)

@@ -336,8 +336,17 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
                     "grantee": {"type": "BearerToken", "token": xa.access}},
     })).await;
     assert_eq!(
-        accept["event"]["header"]["name"], "AcceptGrant.Response",
-        "{accept}"
+        (
+            accept["event"]["header"]["namespace"].as_str(),
+            accept["event"]["header"]["name"].as_str(),
+            accept["event"]["payload"]["type"].as_str()
+        ),
+        (
+            Some("Alexa.Authorization"),
+            Some("ErrorResponse"),
+            Some("ACCEPT_GRANT_FAILED")
+        ),
+        "Hearth sends no Alexa events, so it does not accept the grant: {accept}"
     );
 
     // Every integration view is in the owner's access log under its name.
