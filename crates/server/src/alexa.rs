@@ -87,6 +87,14 @@ fn header(namespace: &str, name: &str, correlation: Option<&str>) -> Value {
     h
 }
 
+/// `Alexa.Authorization.ErrorResponse`: AcceptGrant's own error event.
+fn accept_grant_failed(correlation: Option<&str>, message: &str) -> Value {
+    json!({"event": {
+        "header": header("Alexa.Authorization", "ErrorResponse", correlation),
+        "payload": {"type": "ACCEPT_GRANT_FAILED", "message": message},
+    }})
+}
+
 fn error_event(
     correlation: Option<&str>,
     endpoint: Option<&str>,
@@ -163,10 +171,7 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
         Err((kind, message)) => {
             tracing::info!(namespace = %d.header.namespace, name = %d.header.name, kind, "alexa directive refused");
             return Ok(if d.header.namespace == "Alexa.Authorization" {
-                json!({"event": {
-                    "header": header("Alexa.Authorization", "ErrorResponse", corr),
-                    "payload": {"type": "ACCEPT_GRANT_FAILED", "message": message},
-                }})
+                accept_grant_failed(corr, message)
             } else if d.header.namespace == "Alexa.Discovery" {
                 // Alexa's Discovery contract: on an error such as an expired
                 // token, answer with no endpoints, not with an ErrorResponse.
@@ -180,13 +185,10 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
         ("Alexa.Discovery", "Discover") => discover(st, &link).await,
         // Accepting would promise proactive events that Hearth does not send: say
         // so, and the skill's operator turns "Send Alexa Events" off (the doc).
-        ("Alexa.Authorization", "AcceptGrant") => Ok(json!({"event": {
-            "header": header("Alexa.Authorization", "ErrorResponse", corr),
-            "payload": {
-                "type": "ACCEPT_GRANT_FAILED",
-                "message": "this Hearth sends no Alexa events; turn off Send Alexa Events in the skill's permissions",
-            },
-        }})),
+        ("Alexa.Authorization", "AcceptGrant") => Ok(accept_grant_failed(
+            corr,
+            "this Hearth sends no Alexa events; turn off Send Alexa Events in the skill's permissions",
+        )),
         ("Alexa.CameraStreamController", "InitializeCameraStreams") => {
             Ok(initialize(st, &link, corr, ep, &d.payload).await)
         }
