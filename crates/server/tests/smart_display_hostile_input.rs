@@ -209,10 +209,7 @@ async fn hostile_input_on_smart_display_endpoints_gets_4xx_never_5xx() {
             encode(GOOGLE_REDIRECT)
         ),
     ] {
-        let r = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        let r = no_redirects()
             .get(format!("{}/oauth/authorize?{q}", s.base))
             .send()
             .await

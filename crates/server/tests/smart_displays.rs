@@ -104,13 +104,6 @@ fn expire_token(s: &Server, token: &str) {
     assert_eq!(n, 1);
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// Alexa's Discovery contract: a refused Discover lists no endpoints.
 fn assert_no_endpoints(v: &Value) {
     assert_eq!(v["event"]["header"]["name"], "Discover.Response", "{v}");

@@ -532,3 +532,11 @@ pub fn pseudo_random(seed: u64, n: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A client that reports redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
