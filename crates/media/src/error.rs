@@ -50,6 +50,9 @@ pub enum MediaError {
     /// (wrong length or bad padding: almost always the wrong key).
     #[error("segment decryption failed: {0}")]
     Decrypt(&'static str),
+    /// A malformed or oversized RTSP request.
+    #[error("invalid RTSP request: {0}")]
+    InvalidRtsp(String),
     /// A signed stream's GOP signature did not check out (see [`crate::signing`]):
     /// the publisher's media must be refused.
     #[error("GOP signature check failed at keyframe {gop} of the connection: {reason}")]

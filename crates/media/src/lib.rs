@@ -42,6 +42,7 @@ pub mod h264;
 pub mod jpeg;
 pub mod playlist;
 pub mod provenance;
+pub mod rtsp;
 pub mod segmenter;
 pub mod sei;
 pub mod signing;
