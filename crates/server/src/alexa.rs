@@ -13,7 +13,9 @@
 //! Alexa's contract asks, a refused Discover is answered with no endpoints.
 //!
 //! A stream is a grant for exactly that camera, link and integration, the same as
-//! for Google (see `links::issue_stream`), served as HLS with MPEG-TS segments; its
+//! for Google (see `links::issue_stream`), served over RTSP (`crate::rtsp`, what
+//! Alexa's camera interface asks for) when the RTSP egress listens, otherwise as
+//! HLS with MPEG-TS segments; its
 //! `expirationTime` is the grant's. While the `alexa` kill switch is on, every
 //! directive answers `INSUFFICIENT_PERMISSIONS` (Discover: no endpoints) and live
 //! streams are refused.
@@ -229,13 +231,16 @@ async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
                         "type": "AlexaInterface",
                         "interface": "Alexa.CameraStreamController",
                         "version": "3",
-                        "cameraStreamConfigurations": [{
-                            "protocols": ["HLS"],
-                            "resolutions": [{"width": w, "height": h}],
-                            "authorizationTypes": ["NONE"],
-                            "videoCodecs": ["H264"],
-                            "audioCodecs": ["AAC"],
-                        }],
+                        "cameraStreamConfigurations": protocols(st)
+                            .iter()
+                            .map(|p| json!({
+                                "protocols": [p.name()],
+                                "resolutions": [{"width": w, "height": h}],
+                                "authorizationTypes": ["NONE"],
+                                "videoCodecs": ["H264"],
+                                "audioCodecs": [p.audio_codec()],
+                            }))
+                            .collect::<Vec<_>>(),
                     },
                     {
                         "type": "AlexaInterface",
@@ -279,13 +284,19 @@ async fn initialize(
     let Some(camera) = device(st, link, ep) else {
         return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
     };
-    let wants_hls = payload
-        .get("cameraStreams")
-        .and_then(Value::as_array)
-        .is_none_or(|s| s.iter().any(|s| s["protocol"] == "HLS"));
-    if !wants_hls {
-        return error_event(corr, ep, "INVALID_VALUE", "only HLS streams are served");
-    }
+    let requested = payload.get("cameraStreams").and_then(Value::as_array);
+    let chosen = protocols(st)
+        .into_iter()
+        .find(|p| requested.is_none_or(|r| r.iter().any(|s| s["protocol"] == p.name())));
+    let Some(protocol) = chosen else {
+        let served: Vec<&str> = protocols(st).iter().map(|p| p.name()).collect();
+        return error_event(
+            corr,
+            ep,
+            "INVALID_VALUE",
+            &format!("the streams served are {}", served.join(", ")),
+        );
+    };
     let stream = match links::issue_stream(st, link, camera).await {
         Ok(s) => s,
         Err(StreamRefusal::NotFound) => {
@@ -309,18 +320,59 @@ async fn initialize(
         "endpoint": {"endpointId": camera},
         "payload": {
             "cameraStreams": [{
-                "uri": format!("{}/ts.m3u8", stream.base),
+                "uri": protocol.uri(st, &stream),
                 "expirationTime": crate::clock::rfc3339(stream.grant.expires_at),
                 "idleTimeoutSeconds": 30,
-                "protocol": "HLS",
+                "protocol": protocol.name(),
                 "resolution": {"width": w, "height": h},
                 "authorizationType": "NONE",
                 "videoCodec": "H264",
-                "audioCodec": "AAC",
+                "audioCodec": protocol.audio_codec(),
             }],
             "imageUri": format!("{}/snapshot.jpg", stream.base),
         },
     }})
+}
+
+/// A way Hearth streams to Alexa.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// What Alexa's camera interface asks for: RTP over the RTSP connection
+    /// (`crate::rtsp`), video only.
+    Rtsp,
+    /// HLS with MPEG-TS segments, video and audio.
+    Hls,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Rtsp => "RTSP",
+            Protocol::Hls => "HLS",
+        }
+    }
+
+    fn audio_codec(self) -> &'static str {
+        match self {
+            Protocol::Rtsp => "NONE",
+            Protocol::Hls => "AAC",
+        }
+    }
+
+    fn uri(self, st: &AppState, stream: &links::LinkedStream) -> String {
+        match (self, st.rtsp_url.get()) {
+            (Protocol::Rtsp, Some(base)) => format!("{base}/media/{}/live", stream.token),
+            _ => format!("{}/ts.m3u8", stream.base),
+        }
+    }
+}
+
+/// What this server streams, in preference order: RTSP first when it listens.
+fn protocols(st: &AppState) -> Vec<Protocol> {
+    match st.rtsp_url.get() {
+        Some(_) => vec![Protocol::Rtsp, Protocol::Hls],
+        None => vec![Protocol::Hls],
+    }
 }
 
 fn report_state(st: &AppState, link: &Link, corr: Option<&str>, ep: Option<&str>) -> Value {

@@ -6,6 +6,8 @@
 //! rtmp = "127.0.0.1:1935"        # RTMP ingest
 //! data_dir = "./hearth-data"     # database, grant key
 //! public_url = "http://cams.example.com"  # base of absolute URLs; default from `http`
+//! rtsp = "127.0.0.1:8554"        # RTSP egress for smart displays (Alexa); off if absent
+//! rtsp_public_url = "rtsps://cams.example.com:443"  # base of RTSP URLs; default from `rtsp`
 //!
 //! [google]                       # optional: report to Google's HomeGraph
 //! homegraph_url = "https://homegraph.googleapis.com"   # the default
@@ -27,6 +29,11 @@ pub struct FileConfig {
     pub rtmp: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub public_url: Option<String>,
+    /// RTSP egress address (smart displays that play RTSP: Alexa). Absent: off.
+    pub rtsp: Option<SocketAddr>,
+    /// Base of the RTSP URLs handed to displays (behind a TLS proxy:
+    /// `rtsps://host:443`); default `rtsp://` and the bound address.
+    pub rtsp_public_url: Option<String>,
     /// Google Home: HomeGraph reporting. Absent: Hearth does not report state.
     pub google: Option<crate::homegraph::GoogleConfig>,
 }
@@ -47,6 +54,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Explicit base URL; when `None` it is derived from the bound HTTP address.
     pub public_url: Option<String>,
+    pub rtsp: Option<SocketAddr>,
+    pub rtsp_public_url: Option<String>,
     pub google: Option<crate::homegraph::GoogleConfig>,
 }
 
@@ -58,6 +67,7 @@ impl Config {
         rtmp: Option<SocketAddr>,
         data_dir: Option<PathBuf>,
         public_url: Option<String>,
+        rtsp: Option<SocketAddr>,
     ) -> Self {
         let http = http
             .or(file.http)
@@ -76,6 +86,10 @@ impl Config {
             rtmp,
             data_dir,
             public_url,
+            rtsp: rtsp.or(file.rtsp),
+            rtsp_public_url: file
+                .rtsp_public_url
+                .map(|u| u.trim_end_matches('/').to_string()),
             google: file.google,
         }
     }
@@ -85,6 +99,13 @@ impl Config {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", reachable(bound)))
+    }
+
+    /// The base of RTSP URLs once the RTSP listener is bound at `bound`.
+    pub fn rtsp_url_for(&self, bound: SocketAddr) -> String {
+        self.rtsp_public_url
+            .clone()
+            .unwrap_or_else(|| format!("rtsp://{}", reachable(bound)))
     }
 
     /// The URL a camera on this machine publishes to, given a stream key.
@@ -119,6 +140,7 @@ mod tests {
             None,
             Some("0.0.0.0:1936".parse().unwrap()),
             Some("/y".into()),
+            None,
             None,
         );
         assert_eq!(c.http.port(), 9000);

@@ -147,12 +147,7 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
     for (cam, _) in &cameras {
         println!("  Camera {:<12} {}  ({})", cam.name, cam.id, cam.timezone);
     }
-    println!(
-        "  HTTP {}  RTMP {}  data {}",
-        running.http,
-        running.rtmp,
-        cfg.data_dir.display()
-    );
+    println!("{}", running.addresses(&cfg));
     println!();
     println!("Press Ctrl-C to stop.");
 

@@ -8,15 +8,21 @@
 //! mismatch nothing is written, the attempt is logged and counted, and the caller gets
 //! an error with zero media bytes. Bodies are `Bytes` shared with the hub: serving a
 //! segment to a thousand viewers copies no media.
+//!
+//! Frame-by-frame egress (RTSP) goes through the same door: the driver may send a
+//! video frame only as an [`AdmittedFrame`], which only [`EgressGuard::admit_frame`]
+//! makes after checking the frame's stamp against the grant.
 
 use crate::error::AppError;
 use crate::grant::{Grant, PresentedTag, VerifiedGrant};
+use crate::keys::Stamper;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hearth_media::VideoFrame;
 use hearth_model::Provenance;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +121,50 @@ impl EgressGuard {
 
     pub fn grant(&self) -> &Grant {
         self.grant.grant()
+    }
+
+    /// Lets `frame` out to a frame-by-frame viewer (RTSP) if and only if the grant
+    /// is the one presented and the frame's provenance record names the grant's
+    /// camera and epoch with a tag that verifies under `stamper` (the camera's key
+    /// for that epoch). A refusal is counted, audited and ends the session.
+    pub fn admit_frame<'a>(
+        &self,
+        frame: &'a VideoFrame,
+        stamper: &Stamper,
+    ) -> Result<AdmittedFrame<'a>, AppError> {
+        let g = self.grant.grant();
+        let unguarded = self.state.bench.unguarded();
+        let found = frame.provenance.map(|r| r.provenance());
+        let presented = self.grant.is_presented(&self.presented);
+        let stamped = frame.provenance.is_some_and(|r| {
+            r.camera == g.camera && r.epoch == g.epoch && stamper.verify(&r, &[&frame.data])
+        });
+        let admitted = presented && stamped;
+        if !unguarded && !admitted {
+            self.state.metrics.isolation_violations.inc();
+            let reason = if presented {
+                "a frame does not carry the grant's camera stamp"
+            } else {
+                "grant is not the one the request presented"
+            };
+            self.record_violation(found.as_ref(), "AccessUnit", reason);
+            tracing::error!(
+                grant = ?g.id,
+                grant_camera = ?g.camera,
+                frame_camera = ?found.map(|p| p.camera),
+                reason,
+                "isolation violation blocked at egress"
+            );
+            return Err(AppError::IsolationViolation);
+        }
+        self.state
+            .metrics
+            .media_bytes_out
+            .add(frame.data.len() as u64);
+        if let (false, Some(p)) = (unguarded, found) {
+            self.state.audit.viewed(g, &p, frame.data.len());
+        }
+        Ok(AdmittedFrame(frame))
     }
 
     /// Records a frame the still cache refused (it counted and logged it already):
@@ -233,6 +283,15 @@ impl EgressGuard {
     }
 }
 
+/// A video frame the door let out (see [`EgressGuard::admit_frame`]).
+pub struct AdmittedFrame<'a>(&'a VideoFrame);
+
+impl AdmittedFrame<'_> {
+    pub fn frame(&self) -> &VideoFrame {
+        self.0
+    }
+}
+
 /// Extracts the `{grant}` path segment, verifies it, and yields the door.
 pub struct Egress(pub EgressGuard);
 
@@ -244,48 +303,55 @@ impl FromRequestParts<AppState> for Egress {
             .await
             .map_err(|_| AppError::NotFound)?;
         let token = params.get("grant").ok_or(AppError::NotFound)?;
-        let presented = PresentedTag::of(token).ok_or(AppError::Forbidden)?;
-        match state.grant_key.verify(token, crate::clock::now()) {
-            Ok(v) => {
-                // The grant is bound to the session that asked for it: a URL replayed
-                // by anyone else (another account included) stops here. Not skipped
-                // by the bench switch: it is part of the grant, not of the guard.
-                // A linked grant (Google Home, Alexa) is fetched by a display that
-                // cannot send headers: its holder is its account link, checked live
-                // by the access view below.
-                let holder = crate::auth::bearer(&parts.headers);
-                let linked = v.grant().integration.is_linked();
-                if !linked && !holder.is_some_and(|h| v.grant().holder.is_presented_by(h)) {
-                    state.metrics.grant_replays_refused.inc();
-                    tracing::warn!(
-                        grant = ?v.grant().id,
-                        viewer = ?v.grant().viewer,
-                        camera = ?v.grant().camera,
-                        session_presented = holder.is_some(),
-                        "media request refused: grant presented without its holder's session"
-                    );
-                    return Err(AppError::NotHolder);
-                }
-                // Revocation, suspension and epoch changes, checked live.
-                // Not checked only under the bench switch (constant false without
-                // `bench-switches`; see `bench_switch`).
-                let access = if state.bench.unguarded() {
-                    Ok(())
-                } else {
-                    state.access.check(v.grant())
-                };
-                if let Err(denied) = access {
-                    tracing::info!(grant = ?v.grant().id, reason = %denied, "media request refused");
-                    return Err(AppError::Forbidden);
-                }
-                let v = state.faults.grant(v);
-                Ok(Egress(EgressGuard::new(v, presented, state.clone())))
+        open(state, token, crate::auth::bearer(&parts.headers)).map(Egress)
+    }
+}
+
+/// Verifies a presented grant token and opens the door for it. `holder` is the
+/// session token the request carried, if any: a grant held by a session opens only
+/// with it; a linked display's grant (Google Home, Alexa) is held by its link,
+/// which the access view checks.
+pub fn open(state: &AppState, token: &str, holder: Option<&str>) -> Result<EgressGuard, AppError> {
+    let presented = PresentedTag::of(token).ok_or(AppError::Forbidden)?;
+    match state.grant_key.verify(token, crate::clock::now()) {
+        Ok(v) => {
+            // The grant is bound to the session that asked for it: a URL replayed
+            // by anyone else (another account included) stops here. Not skipped
+            // by the bench switch: it is part of the grant, not of the guard.
+            // A linked grant (Google Home, Alexa) is fetched by a display that
+            // cannot send headers: its holder is its account link, checked live
+            // by the access view below.
+            let linked = v.grant().integration.is_linked();
+            if !linked && !holder.is_some_and(|h| v.grant().holder.is_presented_by(h)) {
+                state.metrics.grant_replays_refused.inc();
+                tracing::warn!(
+                    grant = ?v.grant().id,
+                    viewer = ?v.grant().viewer,
+                    camera = ?v.grant().camera,
+                    session_presented = holder.is_some(),
+                    "media request refused: grant presented without its holder's session"
+                );
+                return Err(AppError::NotHolder);
             }
-            Err(e) => {
-                // The token is a credential: log why, never the token itself.
-                tracing::info!(reason = %e, "media request refused");
-                Err(AppError::Forbidden)
+            // Revocation, suspension and epoch changes, checked live.
+            // Not checked only under the bench switch (constant false without
+            // `bench-switches`; see `bench_switch`).
+            let access = if state.bench.unguarded() {
+                Ok(())
+            } else {
+                state.access.check(v.grant())
+            };
+            if let Err(denied) = access {
+                tracing::info!(grant = ?v.grant().id, reason = %denied, "media request refused");
+                return Err(AppError::Forbidden);
             }
+            let v = state.faults.grant(v);
+            Ok(EgressGuard::new(v, presented, state.clone()))
+        }
+        Err(e) => {
+            // The token is a credential: log why, never the token itself.
+            tracing::info!(reason = %e, "media request refused");
+            Err(AppError::Forbidden)
         }
     }
 }

@@ -6,7 +6,7 @@
 //! lookups return another camera's entry with that probability: the grant lookup,
 //! the stream-hub lookup, the segment cache and the still-image cache.
 //! A fifth point works below the caches: the frame cache (`frame`) may hand the
-//! still decoder another camera's frames. `HEARTH_FAULT_POINTS=<list>`
+//! still decoder, or an RTSP viewer's frame feed, another camera's frames. `HEARTH_FAULT_POINTS=<list>`
 //! (comma-separated `grant`, `hub`, `object`, `still`, `frame`; default all five)
 //! limits the faults to some of them.
 //!
@@ -23,7 +23,7 @@
 
 use crate::egress::{MediaKind, MediaObject};
 use crate::grant::VerifiedGrant;
-use crate::hub::{GopSnapshot, Hub, HubRegistry};
+use crate::hub::{FrameBatch, GopSnapshot, Hub, HubRegistry};
 use hearth_model::CameraId;
 use std::sync::Arc;
 
@@ -237,6 +237,22 @@ impl Faults {
             gop.frames = other.frames;
         }
         gop
+    }
+
+    /// The frame feed of a frame-by-frame viewer (RTSP): may hand over another
+    /// camera's newest frames in place of this camera's new ones.
+    pub fn frame_batch(
+        &self,
+        camera: CameraId,
+        mut batch: FrameBatch,
+        hubs: &HubRegistry,
+    ) -> FrameBatch {
+        if self.roll(Point::Frame)
+            && let Some(other) = hubs.random_other(camera).and_then(|h| h.newest_gop())
+        {
+            batch.frames = other.frames;
+        }
+        batch
     }
 
     pub fn still(

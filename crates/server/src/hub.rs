@@ -137,6 +137,9 @@ pub struct Hub {
     inner: Mutex<HubInner>,
     /// Bumped whenever the playlists change, so waiting viewers wake up.
     changed: watch::Sender<u64>,
+    /// Bumped with every video frame and when the publisher goes: what frame-by-
+    /// frame viewers (RTSP) wait on.
+    frames: watch::Sender<u64>,
     next_lease: AtomicU64,
     /// Sequence numbers of access units (video and audio), across publishers.
     next_access_unit: AtomicU64,
@@ -262,6 +265,23 @@ pub struct GopSnapshot {
     pub clock_anchor_ms: i64,
 }
 
+/// Where a frame-by-frame viewer is in a camera's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameCursor {
+    gop_id: u64,
+    next: usize,
+}
+
+/// New frames for a frame-by-frame viewer (see [`Hub::frames_after`]).
+pub struct FrameBatch {
+    pub epoch: BindingEpoch,
+    pub config: AvcConfig,
+    /// In decode order; the first is a keyframe when the GOP changed.
+    pub frames: Vec<VideoFrame>,
+    /// Pass to the next call.
+    pub cursor: FrameCursor,
+}
+
 #[derive(Default)]
 struct HubInner {
     lease: Option<u64>,
@@ -296,6 +316,7 @@ impl Hub {
             camera,
             inner: Mutex::new(HubInner::default()),
             changed: watch::channel(0).0,
+            frames: watch::channel(0).0,
             next_lease: AtomicU64::new(1),
             next_access_unit: AtomicU64::new(0),
             metrics,
@@ -549,6 +570,36 @@ impl Hub {
         })
     }
 
+    /// Wakes with every new frame (and when the camera goes offline).
+    pub fn subscribe_frames(&self) -> watch::Receiver<u64> {
+        self.frames.subscribe()
+    }
+
+    /// The frames a frame-by-frame viewer has not had yet: those of the newest GOP
+    /// after `cursor`, or the whole GOP from its keyframe when the GOP changed
+    /// (or on the first call). `None` while offline or before a keyframe.
+    pub fn frames_after(&self, cursor: Option<FrameCursor>) -> Option<FrameBatch> {
+        let inner = self.lock();
+        inner.lease?;
+        let gop = inner.gop.current();
+        if gop.is_empty() {
+            return None;
+        }
+        let from = match cursor {
+            Some(c) if c.gop_id == inner.gop_id => c.next.min(gop.len()),
+            _ => 0,
+        };
+        Some(FrameBatch {
+            epoch: inner.epoch,
+            config: inner.video_config.clone()?,
+            frames: gop[from..].to_vec(),
+            cursor: FrameCursor {
+                gop_id: inner.gop_id,
+                next: gop.len(),
+            },
+        })
+    }
+
     /// The stamper of this camera in `epoch`: what the still cache checks frames
     /// with and stamps stills with.
     pub(crate) fn stamper(&self, epoch: BindingEpoch) -> Stamper {
@@ -668,6 +719,7 @@ impl Hub {
         }
         drop(inner);
         self.changed.send_modify(|v| *v += 1);
+        self.frames.send_modify(|v| *v += 1);
     }
 }
 
@@ -812,6 +864,7 @@ impl Publisher {
             }
             inner.gop.push(frame.clone());
         }
+        self.hub.frames.send_modify(|v| *v += 1);
         if let Some(seg) = self.segmenter.push_video(frame) {
             self.hub.publish_segment(self.lease, seg);
         }

@@ -3,7 +3,9 @@
 //!
 //! Layout: `ingest` (RTMP driver) feeds `hub` (per-camera media, sans-IO segmenting
 //! done by `hearth-media`); `http` serves the API and media, where media handlers can
-//! only answer through `egress`, whose guard exists only for a verified `grant`.
+//! only answer through `egress`, whose guard exists only for a verified `grant`;
+//! `rtsp` (RTSP egress for smart displays) sends frames only as the guard admits
+//! them.
 
 pub mod access;
 pub mod admin;
@@ -28,6 +30,7 @@ pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod oauth;
+pub mod rtsp;
 pub mod serve;
 pub mod state;
 pub mod still;

@@ -16,7 +16,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, public_url).
+    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].
@@ -31,6 +31,9 @@ struct Common {
     /// Base of absolute URLs handed to clients [default: derived from --http].
     #[arg(long, global = true)]
     public_url: Option<String>,
+    /// RTSP egress address for smart displays (Alexa) [default: off].
+    #[arg(long, global = true)]
+    rtsp: Option<SocketAddr>,
 }
 
 impl Common {
@@ -45,6 +48,7 @@ impl Common {
             self.rtmp,
             self.data_dir.clone(),
             self.public_url.clone(),
+            self.rtsp,
         ))
     }
 }
@@ -273,12 +277,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let cfg = common.resolve()?;
             let running = hearth_server::serve::start(&cfg).await?;
             println!("Hearth is serving {}/", running.public_url);
-            println!(
-                "  HTTP {}  RTMP {}  data {}",
-                running.http,
-                running.rtmp,
-                cfg.data_dir.display()
-            );
+            println!("{}", running.addresses(&cfg));
             hearth_server::serve::shutdown_signal().await;
             running.shutdown().await;
             Ok(())

@@ -19,6 +19,8 @@ pub struct Running {
     pub public_url: String,
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
+    /// The RTSP egress, if configured.
+    pub rtsp: Option<SocketAddr>,
     pub state: AppState,
 }
 
@@ -48,6 +50,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let rtmp = TcpListener::bind(cfg.rtmp)
         .await
         .map_err(|e| anyhow::anyhow!("binding RTMP {}: {e}", cfg.rtmp))?;
+    let rtsp = match cfg.rtsp {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding RTSP {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let public_url = cfg.public_url_for(http.local_addr()?);
     let state = AppState::with_data_dir(
         cfg.data_dir.clone(),
@@ -60,6 +70,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         public_url,
         http: http.local_addr()?,
         rtmp: rtmp.local_addr()?,
+        rtsp: rtsp.as_ref().map(TcpListener::local_addr).transpose()?,
         state: state.clone(),
     };
 
@@ -74,6 +85,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }));
     tokio::spawn(crate::ingest::serve(rtmp, state.clone()));
     tokio::spawn(serve_http(http, state.clone()));
+    if let (Some(listener), Some(bound)) = (rtsp, running.rtsp) {
+        let _ = state.rtsp_url.set(cfg.rtsp_url_for(bound));
+        tokio::spawn(crate::rtsp::serve(listener, state.clone()));
+    }
     if let Some(g) = cfg.google.clone() {
         state.homegraph.configure(g);
     }
@@ -151,6 +166,17 @@ pub async fn shutdown_signal() {
 }
 
 impl Running {
+    /// The line that names the bound addresses (tests read it).
+    pub fn addresses(&self, cfg: &Config) -> String {
+        let rtsp = self.rtsp.map(|a| format!("  RTSP {a}")).unwrap_or_default();
+        format!(
+            "  HTTP {}  RTMP {}{rtsp}  data {}",
+            self.http,
+            self.rtmp,
+            cfg.data_dir.display()
+        )
+    }
+
     /// Clean shutdown: close open view sessions and write the audit queue out.
     pub async fn shutdown(&self) {
         tracing::info!("shutting down: flushing the audit log");

@@ -29,6 +29,9 @@ pub struct Inner {
     pub audit: Arc<crate::audit::Audit>,
     /// Reporting to Google's HomeGraph (off unless configured).
     pub homegraph: crate::homegraph::HomeGraph,
+    /// Base of RTSP stream URLs, once the RTSP egress is listening (off unless
+    /// configured).
+    pub rtsp_url: std::sync::OnceLock<String>,
 }
 
 impl std::ops::Deref for AppState {
@@ -78,6 +81,7 @@ impl AppState {
             access: Arc::default(),
             audit,
             homegraph: Default::default(),
+            rtsp_url: Default::default(),
         }))
     }
 

@@ -2,7 +2,8 @@
 //! the grant lookup, hub lookup, segment cache, still cache and the still
 //! decoder's frames answer with another camera's entry three times in ten. Two
 //! households' Google links and an Alexa link play their stream URLs with ffmpeg
-//! (no headers, as displays do) and fetch Alexa's `imageUri` stills. A fault may
+//! (no headers, as displays do; Alexa's over RTSP too) and fetch Alexa's `imageUri`
+//! stills. A fault may
 //! make a display show nothing; every picture that does decode must be the linked
 //! camera's own.
 
@@ -18,8 +19,15 @@ const H: u32 = 180;
 
 /// ffmpeg on `url` for `seconds`; whatever decoded, even if a refusal ended it early.
 fn decode_what_plays(url: &str, seconds: f64) -> Vec<Vec<u8>> {
+    let transport: &[&str] = if url.starts_with("rtsp://") {
+        &["-rtsp_transport", "tcp", "-timeout", "10000000"]
+    } else {
+        &["-rw_timeout", "10000000"]
+    };
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-rw_timeout", "10000000", "-i", url])
+        .args(["-v", "error"])
+        .args(transport)
+        .args(["-i", url])
         .args([
             "-t",
             &seconds.to_string(),
@@ -65,7 +73,7 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
     let gb = link(&s, &google_p, OWNER_B, None).await;
     let xa = link(&s, &alexa_p, OWNER_A, Some(&["Nursery"])).await;
 
-    let (mut frames_seen, mut stills_seen, mut refused) = (0, 0, 0);
+    let (mut frames_seen, mut stills_seen, mut refused, mut rtsp_frames) = (0, 0, 0, 0);
     for round in 0..4 {
         for (token, camera) in [(&ga.access, &living), (&gb.access, &front)] {
             let r = google_stream(&s, token, camera).await;
@@ -79,6 +87,18 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
                 .unwrap();
             frames_seen += own_frames(&frames, signature_of(camera), &format!("round {round}"));
         }
+        let mut rtsp = initialize_streams(&xa.access, &nursery);
+        rtsp["payload"]["cameraStreams"][0]["protocol"] = serde_json::json!("RTSP");
+        let r = alexa(&s, rtsp).await;
+        let url = r["event"]["payload"]["cameraStreams"][0]["uri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string();
+        assert!(url.starts_with("rtsp://"), "{url}");
+        let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5))
+            .await
+            .unwrap();
+        rtsp_frames += own_frames(&frames, signature_of(&nursery), "alexa rtsp");
         let init = alexa(&s, initialize_streams(&xa.access, &nursery)).await;
         let image = init["event"]["payload"]["imageUri"]
             .as_str()
@@ -95,7 +115,19 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
         }
     }
     println!(
-        "own frames decoded: {frames_seen}, own stills: {stills_seen}, stills refused: {refused}"
+        "own frames decoded: {frames_seen} (HLS), {rtsp_frames} (RTSP); own stills: {stills_seen}, stills refused: {refused}"
+    );
+    // Every decoded RTSP frame was the Nursery's (checked above); the door ended
+    // the sessions that were handed another camera's grant, hub or frames.
+    let rtsp_refusals = s
+        .log()
+        .lines()
+        .filter(|l| l.contains("rtsp connection ended") && l.contains("isolation violation"))
+        .count();
+    println!("rtsp sessions ended by the door: {rtsp_refusals}");
+    assert!(
+        rtsp_refusals > 0,
+        "the RTSP sessions met no fault: is the fault mode on?"
     );
     assert!(frames_seen > 0, "the displays showed nothing at all");
     assert!(stills_seen > 0, "no still got through");

@@ -293,9 +293,16 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         .iter()
         .find(|c| c["interface"] == "Alexa.CameraStreamController")
         .expect("CameraStreamController");
+    let configs: Vec<&Value> = csc["cameraStreamConfigurations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["protocols"])
+        .collect();
     assert_eq!(
-        csc["cameraStreamConfigurations"][0]["protocols"],
-        json!(["HLS"])
+        configs,
+        [&json!(["RTSP"]), &json!(["HLS"])],
+        "what we serve, RTSP first (alexa_rtsp.rs plays it)"
     );
 
     let init = alexa(&s, initialize_streams(&xa.access, &nursery)).await;

@@ -170,6 +170,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--rtmp",
                 "127.0.0.1:0",
+                "--rtsp",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(dir.path().join("data"))
