@@ -175,7 +175,7 @@ impl Conn {
                     return status(461);
                 };
                 if self.session.is_some() && !self.session_matches(req) {
-                    return status(459);
+                    return status(454);
                 }
                 let id = self.session.as_ref().map_or_else(
                     || format!("{:016x}", rand::random::<u64>()),
