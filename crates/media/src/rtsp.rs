@@ -196,8 +196,14 @@ pub fn tcp_interleaved_channels(transport: &str) -> Option<(u8, u8)> {
 }
 
 /// The session description of one H.264 video track whose control URL is
-/// `trackID=0` (relative to the `Content-Base`).
-pub fn sdp(config: &AvcConfig, session_id: u64) -> Result<String, MediaError> {
+/// `trackID=0` (relative to the `Content-Base`). `framerate`, when known, is
+/// announced (`a=framerate`): a player that sees only a few frames before a
+/// session ends otherwise guesses the RTP clock rate as the frame rate.
+pub fn sdp(
+    config: &AvcConfig,
+    session_id: u64,
+    framerate: Option<u32>,
+) -> Result<String, MediaError> {
     let (Some(sps), Some(pps)) = (config.sps.first(), config.pps.first()) else {
         return Err(invalid("no SPS/PPS to describe"));
     };
@@ -206,6 +212,10 @@ pub fn sdp(config: &AvcConfig, session_id: u64) -> Result<String, MediaError> {
         "{:02X}{:02X}{:02X}",
         config.profile_idc, config.constraint_flags, config.level_idc
     );
+    let framerate = framerate
+        .filter(|f| *f > 0)
+        .map(|f| format!("a=framerate:{f}\r\n"))
+        .unwrap_or_default();
     Ok(format!(
         "v=0\r\n\
          o=- {session_id} 1 IN IP4 0.0.0.0\r\n\
@@ -218,6 +228,7 @@ pub fn sdp(config: &AvcConfig, session_id: u64) -> Result<String, MediaError> {
          a=rtpmap:{PAYLOAD_TYPE} H264/90000\r\n\
          a=fmtp:{PAYLOAD_TYPE} packetization-mode=1;profile-level-id={profile_level_id};\
          sprop-parameter-sets={},{}\r\n\
+         {framerate}\
          a=control:trackID=0\r\n",
         b64.encode(sps),
         b64.encode(pps)
@@ -517,7 +528,7 @@ mod tests {
     fn sdp_names_the_profile_and_parameter_sets() {
         use crate::h264::tests::{PPS, SPS_640X360, record};
         let config = AvcConfig::parse_record(Bytes::from(record(SPS_640X360, PPS))).unwrap();
-        let sdp = sdp(&config, 42).unwrap();
+        let sdp = sdp(&config, 42, Some(15)).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD;
         for line in [
             "m=video 0 RTP/AVP 96".to_string(),
@@ -527,12 +538,14 @@ mod tests {
                 b64.encode(SPS_640X360),
                 b64.encode(PPS)
             ),
+            "a=framerate:15".to_string(),
             "a=control:trackID=0".to_string(),
         ] {
             assert!(sdp.contains(&format!("{line}\r\n")), "{line} not in {sdp}");
         }
         let mut empty = config.clone();
         empty.pps.clear();
-        assert!(super::sdp(&empty, 1).is_err());
+        assert!(super::sdp(&empty, 1, None).is_err());
+        assert!(!super::sdp(&config, 1, None).unwrap().contains("framerate"));
     }
 }

@@ -71,6 +71,14 @@ fn grant_of(uri: &str) -> Option<&str> {
     }
 }
 
+/// The frame rate the frames' decode times show, rounded (for the SDP).
+fn framerate(frames: &[hearth_media::VideoFrame]) -> Option<u32> {
+    let (first, last) = (frames.first()?, frames.last()?);
+    let span_ms = last.dts_ms - first.dts_ms;
+    let n = i64::try_from(frames.len()).ok()? - 1;
+    (span_ms > 0 && n > 0).then(|| ((n * 1000 + span_ms / 2) / span_ms) as u32)
+}
+
 /// The RTSP session of a connection (one per connection).
 struct Session {
     id: String,
@@ -146,7 +154,13 @@ impl Conn {
                     .get(g.camera)
                     .and_then(|h| h.frames_after(None))
                     .filter(|b| b.epoch == g.epoch)
-                    .map(|b| rtsp::sdp(&b.config, rand::random::<u32>().into()));
+                    .map(|b| {
+                        rtsp::sdp(
+                            &b.config,
+                            rand::random::<u32>().into(),
+                            framerate(&b.frames),
+                        )
+                    });
                 match described {
                     Some(Ok(sdp)) => {
                         let base = format!("{}/", req.uri.trim_end_matches('/'));

@@ -11,7 +11,6 @@ mod hub_emulator;
 use common::*;
 use hub_emulator::*;
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,41 +22,6 @@ fn initialize_rtsp(token: &str, endpoint: &str) -> Value {
     let mut d = initialize_streams(token, endpoint);
     d["payload"]["cameraStreams"][0]["protocol"] = json!("RTSP");
     d
-}
-
-/// `seconds` of the RTSP stream at `url`, decoded by ffmpeg over TCP.
-fn play_rtsp(url: &str, seconds: f64) -> Vec<Vec<u8>> {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-timeout",
-            "10000000",
-        ])
-        .args(["-i", url, "-t", &seconds.to_string(), "-an"])
-        .args([
-            "-vf",
-            &format!("scale={W}:{H}"),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact((W * H * 3) as usize)
-        .map(<[u8]>::to_vec)
-        .collect()
 }
 
 /// A minimal RTSP client on one connection.
@@ -193,7 +157,7 @@ async fn alexa_plays_rtsp_of_the_linked_camera_and_nothing_else() {
         );
         let frames = tokio::task::spawn_blocking({
             let url = url.clone();
-            move || play_rtsp(&url, 2.0)
+            move || decode_rgb(&url, 2.0, W, H)
         })
         .await
         .unwrap();
@@ -276,15 +240,7 @@ async fn alexa_plays_rtsp_of_the_linked_camera_and_nothing_else() {
     // The views are in each owner's access log under `alexa`.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for (token, cam, owner) in [(&a, &living, OWNER_A), (&b, &front, OWNER_B)] {
-        let log: Vec<Value> = client()
-            .get(format!("{}/api/v1/cameras/{cam}/access-log", s.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = s.access_log(token, cam).await;
         assert!(
             log.iter()
                 .any(|e| e["integration"] == "alexa" && e["viewer"] == owner),

@@ -19,15 +19,13 @@ const H: u32 = 180;
 
 /// ffmpeg on `url` for `seconds`; whatever decoded, even if a refusal ended it early.
 fn decode_what_plays(url: &str, seconds: f64) -> Vec<Vec<u8>> {
-    let transport: &[&str] = if url.starts_with("rtsp://") {
-        &["-rtsp_transport", "tcp", "-timeout", "10000000"]
-    } else {
-        &["-rw_timeout", "10000000"]
-    };
     let out = Command::new("ffmpeg")
         .args(["-v", "error"])
-        .args(transport)
+        .args(transport_args(url))
         .args(["-i", url])
+        // No duplicated frames: a session the door ends after a few frames gives
+        // the player little to time them by.
+        .args(["-vsync", "passthrough"])
         .args([
             "-t",
             &seconds.to_string(),

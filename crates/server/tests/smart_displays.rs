@@ -352,15 +352,7 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
     // Every integration view is in the owner's access log under its name.
     tokio::time::sleep(Duration::from_millis(1500)).await; // the audit writer's batch
     for (cam, integration) in [(&living, "google"), (&nursery, "alexa")] {
-        let log: Vec<Value> = client()
-            .get(format!("{}/api/v1/cameras/{cam}/access-log", s.base))
-            .bearer_auth(&a)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let log = s.access_log(&a, cam).await;
         assert!(
             log.iter()
                 .any(|e| e["integration"] == integration && e["viewer"] == OWNER_A),

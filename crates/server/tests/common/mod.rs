@@ -310,6 +310,18 @@ impl Server {
         r.json().await.unwrap()
     }
 
+    /// A camera's access log, as its owner reads it.
+    pub async fn access_log(&self, token: &str, camera: &str) -> Vec<Value> {
+        let r = client()
+            .get(format!("{}/api/v1/cameras/{camera}/access-log", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     pub async fn camera_id(&self, token: &str, name: &str) -> String {
         let cams = self.cameras(token).await;
         cams.iter()
@@ -437,9 +449,20 @@ pub fn ffprobe_video(url: &str) -> (String, u32, u32, Vec<String>) {
 }
 
 /// Decodes `seconds` of video from `input` into RGB24 frames of `w`x`h`.
+/// ffmpeg's input options for `url`: RTSP over TCP (what Hearth serves), or an
+/// HTTP read timeout.
+pub fn transport_args(url: &str) -> &'static [&'static str] {
+    if url.starts_with("rtsp://") {
+        &["-rtsp_transport", "tcp", "-timeout", "15000000"]
+    } else {
+        &["-rw_timeout", "15000000"]
+    }
+}
+
 pub fn decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-rw_timeout", "15000000"])
+        .args(["-v", "error"])
+        .args(transport_args(input))
         .args(holder_args(input))
         .args(["-i", input, "-t", &seconds.to_string(), "-an"])
         .args([
