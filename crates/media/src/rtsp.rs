@@ -68,6 +68,17 @@ pub enum Message {
 /// needed; `Ok(Some((message, consumed)))`; an error for a malformed or oversized
 /// message (the connection should be closed).
 pub fn parse(buf: &[u8]) -> Result<Option<(Message, usize)>, MediaError> {
+    // Empty lines between messages are allowed (RFC 2326 15.1, via RFC 2616).
+    let blank = buf
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    if blank > 0 {
+        if blank > MAX_HEAD_BYTES {
+            return Err(invalid("too many empty lines"));
+        }
+        return Ok(parse(&buf[blank..])?.map(|(m, n)| (m, n + blank)));
+    }
     match buf.first() {
         None => return Ok(None),
         Some(b'$') => {
@@ -388,6 +399,11 @@ mod tests {
             None,
             "the body is awaited"
         );
+        // A stray empty line before a request is skipped.
+        let (r, n) = request(b"\r\nOPTIONS * RTSP/1.0\r\nCSeq: 4\r\n\r\n");
+        assert_eq!((r.method.as_str(), r.cseq(), n), ("OPTIONS", Some(4), 33));
+        assert_eq!(parse(b"\r\n\r\n").unwrap(), None);
+        assert!(parse(&vec![b'\n'; MAX_HEAD_BYTES + 1]).is_err());
     }
 
     #[test]

@@ -62,6 +62,12 @@ impl HubRegistry {
         self
     }
 
+    /// The stamper of `camera` in `epoch`, taken from the grant rather than from
+    /// whatever hub a lookup returned: what a viewer's frames are checked with.
+    pub(crate) fn stamper(&self, camera: CameraId, epoch: BindingEpoch) -> Stamper {
+        self.keys.stamper(camera, epoch)
+    }
+
     pub fn get(&self, camera: CameraId) -> Option<Arc<Hub>> {
         self.hubs
             .read()
@@ -274,8 +280,11 @@ pub struct FrameCursor {
 
 /// New frames for a frame-by-frame viewer (see [`Hub::frames_after`]).
 pub struct FrameBatch {
+    /// The publisher's lease: a new one is a new timeline.
+    pub lease: u64,
     pub epoch: BindingEpoch,
-    pub config: AvcConfig,
+    /// `None` before the publisher's first codec configuration (then no frames).
+    pub config: Option<AvcConfig>,
     /// In decode order; the first is a keyframe when the GOP changed.
     pub frames: Vec<VideoFrame>,
     /// Pass to the next call.
@@ -577,27 +586,43 @@ impl Hub {
 
     /// The frames a frame-by-frame viewer has not had yet: those of the newest GOP
     /// after `cursor`, or the whole GOP from its keyframe when the GOP changed
-    /// (or on the first call). `None` while offline or before a keyframe.
+    /// (or on the first call). The batch is empty between a new codec
+    /// configuration and its first keyframe. `None` while offline.
     pub fn frames_after(&self, cursor: Option<FrameCursor>) -> Option<FrameBatch> {
         let inner = self.lock();
-        inner.lease?;
+        let lease = inner.lease?;
         let gop = inner.gop.current();
-        if gop.is_empty() {
-            return None;
-        }
         let from = match cursor {
             Some(c) if c.gop_id == inner.gop_id => c.next.min(gop.len()),
             _ => 0,
         };
         Some(FrameBatch {
+            lease,
             epoch: inner.epoch,
-            config: inner.video_config.clone()?,
+            config: inner.video_config.clone(),
             frames: gop[from..].to_vec(),
             cursor: FrameCursor {
                 gop_id: inner.gop_id,
                 next: gop.len(),
             },
         })
+    }
+
+    /// What a stream description needs, without copying frames: the binding
+    /// epoch, the codec configuration and the frame rate the current GOP shows.
+    /// `None` while offline or before the codec configuration.
+    pub fn video_info(&self) -> Option<(BindingEpoch, AvcConfig, Option<u32>)> {
+        let inner = self.lock();
+        inner.lease?;
+        let gop = inner.gop.current();
+        let framerate = match (gop.first(), gop.last()) {
+            (Some(first), Some(last)) if last.dts_ms > first.dts_ms => {
+                let (frames, span_ms) = ((gop.len() - 1) as i64, last.dts_ms - first.dts_ms);
+                u32::try_from((frames * 1000 + span_ms / 2) / span_ms).ok()
+            }
+            _ => None,
+        };
+        Some((inner.epoch, inner.video_config.clone()?, framerate))
     }
 
     /// The stamper of this camera in `epoch`: what the still cache checks frames

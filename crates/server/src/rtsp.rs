@@ -7,17 +7,22 @@
 //! exactly as for HLS. A web app grant is held by a browser session that an RTSP
 //! client cannot present, so it opens nothing here. The grant is verified and
 //! checked against the live access view on every request and, while playing,
-//! before every frame and at least every [`ACCESS_RECHECK`], so unlinking, a
-//! revoked share, a transfer or a kill switch ends the session within a second.
-//! Every frame leaves through the egress door ([`EgressGuard::admit_frame`]), which
-//! checks its provenance stamp against the grant; the driver can only send
-//! admitted frames.
+//! before every frame and at least every [`ACCESS_RECHECK`] (also while a write
+//! waits on a slow viewer), so unlinking, a revoked share, a transfer, a kill
+//! switch or the grant's expiry ends the session within a second; the socket is
+//! then reset, so what the kernel still buffers is not delivered. Every frame
+//! leaves through the egress door ([`EgressGuard::admit_frame`]), which checks its
+//! provenance stamp against the grant; the driver can only send admitted frames.
+//! A publisher that reconnects starts a new timeline: the session ends and the
+//! display asks again.
 //!
 //! Only the TCP-interleaved transport is offered (`RTP/AVP/TCP`): it is what Alexa
 //! uses, and it crosses NAT and a TLS proxy. Hearth speaks plain RTSP; for
 //! `rtsps://` put a TCP TLS terminator in front and set `rtsp_public_url`.
 //! Parsing, the SDP and RTP packetization are sans-IO in `hearth_media::rtsp`;
-//! this file owns the socket and the timers.
+//! this file owns the socket and the timers. Every read and write has a deadline:
+//! a connection must complete a request every [`REQUEST_TIMEOUT`] until it plays,
+//! and a viewer must take each frame within [`WRITE_TIMEOUT`].
 
 use crate::egress::{AdmittedFrame, EgressGuard};
 use crate::error::AppError;
@@ -26,23 +31,26 @@ use crate::keys::Stamper;
 use crate::state::AppState;
 use bytes::Bytes;
 use hearth_media::rtsp::{self, H264Packetizer, InterleavedPacket, Message, Request};
+use hearth_model::GrantId;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
 
 const MAX_RTSP_CONNECTIONS: usize = 1024;
-/// A client that is not playing must send its next request within this time.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// While playing: how often access is checked when no frame comes.
+/// Until it plays, a client must complete each request within this time of the
+/// previous answer (or of connecting); it is also the announced session timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// While playing: how often access is checked when no frame comes, or while a
+/// write waits on the viewer.
 pub const ACCESS_RECHECK: Duration = Duration::from_millis(250);
-/// A viewer that takes longer than this to take one frame's packets is dropped.
+/// A viewer that takes longer than this to take one frame (or one answer) is
+/// dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Announced in `Session`; clients send a keepalive well within it.
-const SESSION_TIMEOUT_S: u32 = 60;
 const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 
 /// Accepts RTSP connections until the process ends.
@@ -71,12 +79,10 @@ fn grant_of(uri: &str) -> Option<&str> {
     }
 }
 
-/// The frame rate the frames' decode times show, rounded (for the SDP).
-fn framerate(frames: &[hearth_media::VideoFrame]) -> Option<u32> {
-    let (first, last) = (frames.first()?, frames.last()?);
-    let span_ms = last.dts_ms - first.dts_ms;
-    let n = i64::try_from(frames.len()).ok()? - 1;
-    (span_ms > 0 && n > 0).then(|| ((n * 1000 + span_ms / 2) / span_ms) as u32)
+/// The stream URL of a request URL (which may name the track).
+fn stream_url(uri: &str) -> &str {
+    let uri = uri.trim_end_matches('/');
+    uri.strip_suffix("/trackID=0").unwrap_or(uri)
 }
 
 /// The RTSP session of a connection (one per connection).
@@ -118,24 +124,32 @@ impl Conn {
         }
     }
 
-    fn session_header(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .map(|s| format!("{};timeout={SESSION_TIMEOUT_S}", s.id))
+    fn session_header(&self) -> String {
+        self.session.as_ref().map_or_else(String::new, |s| {
+            format!("{};timeout={}", s.id, REQUEST_TIMEOUT.as_secs())
+        })
+    }
+
+    /// The session id a request names, if any.
+    fn named_session(req: &Request) -> Option<&str> {
+        req.header("Session")
+            .map(|v| v.split(';').next().unwrap_or_default().trim())
     }
 
     fn session_matches(&self, req: &Request) -> bool {
-        let presented = req
-            .header("Session")
-            .map(|v| v.split(';').next().unwrap_or_default().trim());
         self.session
             .as_ref()
-            .is_some_and(|s| presented == Some(s.id.as_str()))
+            .is_some_and(|s| Self::named_session(req) == Some(s.id.as_str()))
     }
 
-    /// Answers one request; what to do next.
+    /// Answers one request; what to do next (for PLAY the answer is written by
+    /// [`play`], which names the first packet in it).
     fn handle(&mut self, req: &Request) -> (Vec<u8>, Next) {
-        let cseq = req.cseq();
+        let Some(cseq) = req.cseq() else {
+            // RFC 2326 12.17: every request carries CSeq.
+            return (rtsp::response(400, None, &[], b""), Next::Continue);
+        };
+        let cseq = Some(cseq);
         let status = |code: u16| (rtsp::response(code, cseq, &[], b""), Next::Continue);
         match req.method.as_str() {
             "OPTIONS" => (
@@ -152,18 +166,12 @@ impl Conn {
                     .state
                     .hubs
                     .get(g.camera)
-                    .and_then(|h| h.frames_after(None))
-                    .filter(|b| b.epoch == g.epoch)
-                    .map(|b| {
-                        rtsp::sdp(
-                            &b.config,
-                            rand::random::<u32>().into(),
-                            framerate(&b.frames),
-                        )
-                    });
+                    .and_then(|h| h.video_info())
+                    .filter(|(epoch, _, _)| *epoch == g.epoch)
+                    .map(|(_, config, fps)| rtsp::sdp(&config, rand::random::<u32>().into(), fps));
                 match described {
                     Some(Ok(sdp)) => {
-                        let base = format!("{}/", req.uri.trim_end_matches('/'));
+                        let base = format!("{}/", stream_url(&req.uri));
                         let headers = [
                             ("Content-Type", "application/sdp"),
                             ("Content-Base", base.as_str()),
@@ -173,7 +181,7 @@ impl Conn {
                             Next::Continue,
                         )
                     }
-                    // Offline, or no keyframe yet.
+                    // Offline, or no codec configuration yet.
                     _ => status(503),
                 }
             }
@@ -188,7 +196,8 @@ impl Conn {
                 else {
                     return status(461);
                 };
-                if self.session.is_some() && !self.session_matches(req) {
+                // A session named must be this connection's.
+                if Self::named_session(req).is_some() && !self.session_matches(req) {
                     return status(454);
                 }
                 let id = self.session.as_ref().map_or_else(
@@ -201,7 +210,7 @@ impl Conn {
                     channel: rtp,
                 });
                 let transport = format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}");
-                let session = self.session_header().unwrap_or_default();
+                let session = self.session_header();
                 let headers = [
                     ("Transport", transport.as_str()),
                     ("Session", session.as_str()),
@@ -224,11 +233,10 @@ impl Conn {
                 let Some(hub) = hub else {
                     return status(503);
                 };
-                // The response is written with the first packets (it names them).
                 (Vec::new(), Next::Play { guard, hub })
             }
             "GET_PARAMETER" | "SET_PARAMETER" => {
-                let session = self.session_header().unwrap_or_default();
+                let session = self.session_header();
                 (
                     rtsp::response(200, cseq, &[("Session", session.as_str())], b""),
                     Next::Continue,
@@ -243,6 +251,40 @@ impl Conn {
     }
 }
 
+/// Reads into `buf` until `deadline`; false when the peer closed.
+async fn read_until(
+    rd: &mut OwnedReadHalf,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> anyhow::Result<bool> {
+    let n = tokio::time::timeout_at(deadline, rd.read_buf(buf))
+        .await
+        .map_err(|_| anyhow::anyhow!("no complete request within {REQUEST_TIMEOUT:?}"))??;
+    Ok(n > 0)
+}
+
+/// Writes an answer, within [`WRITE_TIMEOUT`].
+async fn answer(wr: &mut OwnedWriteHalf, bytes: &[u8]) -> anyhow::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(bytes))
+        .await
+        .map_err(|_| anyhow::anyhow!("the client does not read its answers"))??;
+    Ok(())
+}
+
+/// The complete messages at the front of `buf`, which is then left with the
+/// rest (one move per read, however many messages it held).
+fn take_messages(buf: &mut Vec<u8>) -> anyhow::Result<Vec<Request>> {
+    let (mut used, mut requests) = (0, Vec::new());
+    while let Some((msg, n)) = rtsp::parse(&buf[used..])? {
+        used += n;
+        if let Message::Request(r) = msg {
+            requests.push(r);
+        }
+    }
+    buf.drain(..used);
+    Ok(requests)
+}
+
 async fn connection(
     sock: TcpStream,
     peer: SocketAddr,
@@ -255,26 +297,37 @@ async fn connection(
         session: None,
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut deadline = Instant::now() + REQUEST_TIMEOUT;
     loop {
-        while let Some((msg, used)) = rtsp::parse(&buf)? {
-            buf.drain(..used);
-            let Message::Request(req) = msg else { continue };
-            let (answer, next) = conn.handle(&req);
-            if !answer.is_empty() {
-                wr.write_all(&answer).await?;
+        for req in take_messages(&mut buf)? {
+            deadline = Instant::now() + REQUEST_TIMEOUT;
+            let (bytes, next) = conn.handle(&req);
+            if !bytes.is_empty() {
+                answer(&mut wr, &bytes).await?;
             }
             match next {
                 Next::Continue => {}
                 Next::Close(why) => return Ok(why),
                 Next::Play { guard, hub } => {
-                    return play(&mut conn, &req, guard, hub, &mut rd, &mut wr, &mut buf).await;
+                    let grant = guard.grant().id;
+                    let ended = play(&mut conn, &req, guard, hub, &mut rd, &mut wr, &mut buf).await;
+                    let why = match &ended {
+                        Ok(why) => *why,
+                        Err(_) => "connection error",
+                    };
+                    conn.state.audit.close_session(grant, why);
+                    if matches!(
+                        why,
+                        "access revoked" | "grant expired" | "isolation violation"
+                    ) {
+                        // Drop what the kernel still holds for this viewer.
+                        let _ = wr.as_ref().set_zero_linger();
+                    }
+                    return ended;
                 }
             }
         }
-        let n = tokio::time::timeout(REQUEST_TIMEOUT, rd.read_buf(&mut buf))
-            .await
-            .map_err(|_| anyhow::anyhow!("no request within {REQUEST_TIMEOUT:?}"))??;
-        if n == 0 {
+        if !read_until(&mut rd, &mut buf, deadline).await? {
             return Ok("client closed");
         }
     }
@@ -303,13 +356,12 @@ async fn write_packets(
 
 /// The stream of one PLAY: answers the request, then sends frames as the camera
 /// produces them until the client leaves, access ends or the camera goes.
-#[allow(clippy::too_many_arguments)]
 async fn play(
     conn: &mut Conn,
     req: &Request,
     guard: EgressGuard,
     hub: Arc<Hub>,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut OwnedReadHalf,
     wr: &mut OwnedWriteHalf,
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<&'static str> {
@@ -317,10 +369,10 @@ async fn play(
     let channel = conn.session.as_ref().map_or(0, |s| s.channel);
     let packetizer = H264Packetizer::new(channel, rand::random(), rand::random());
     let rtp_base: u32 = rand::random();
-    let session = conn.session_header().unwrap_or_default();
-    let track = format!("{}/trackID=0", req.uri.trim_end_matches('/'));
+    let session = conn.session_header();
     let info = format!(
-        "url={track};seq={};rtptime={rtp_base}",
+        "url={}/trackID=0;seq={};rtptime={rtp_base}",
+        stream_url(&req.uri),
         packetizer.next_seq()
     );
     let headers = [
@@ -328,59 +380,56 @@ async fn play(
         ("Range", "npt=now-"),
         ("RTP-Info", info.as_str()),
     ];
-    wr.write_all(&rtsp::response(200, req.cseq(), &headers, b""))
-        .await?;
+    answer(wr, &rtsp::response(200, req.cseq(), &headers, b"")).await?;
     tracing::info!(peer = %conn.peer, grant = ?g.id, camera = ?g.camera, integration = g.integration.as_str(), "rtsp play");
-    let stamper = hub.stamper(g.epoch);
     let mut frames = hub.subscribe_frames();
     let mut stream = Stream {
+        // From the grant, not from the hub a lookup returned.
+        stamper: conn.state.hubs.stamper(g.camera, g.epoch),
         guard,
-        stamper,
         packetizer,
         rtp_base,
         first_pts_ms: None,
+        lease: None,
         cursor: None,
         packets: Vec::new(),
     };
     let mut recheck = tokio::time::interval(ACCESS_RECHECK);
-    let why = loop {
+    loop {
         if let Err(why) = stream.allowed(&conn.state) {
-            break why;
+            return Ok(why);
         }
         tokio::select! {
             changed = frames.changed() => {
                 if changed.is_err() {
-                    break "camera gone";
+                    return Ok("camera gone");
                 }
                 match stream.send_new(&conn.state, &hub, wr).await {
                     Ok(()) => {}
-                    Err(Stop::Why(why)) => break why,
+                    Err(Stop::Why(why)) => return Ok(why),
                     Err(Stop::Io(e)) => return Err(e.into()),
                 }
             }
             _ = recheck.tick() => {}
             read = rd.read_buf(buf) => {
                 if read? == 0 {
-                    break "client closed";
+                    return Ok("client closed");
                 }
-                while let Some((msg, used)) = rtsp::parse(buf)? {
-                    buf.drain(..used);
-                    let Message::Request(r) = msg else { continue };
-                    let (answer, next) = match r.method.as_str() {
-                        "PLAY" | "DESCRIBE" | "SETUP" => (rtsp::response(455, r.cseq(), &[], b""), Next::Continue),
+                for r in take_messages(buf)? {
+                    let (bytes, next) = match r.method.as_str() {
+                        "PLAY" | "DESCRIBE" | "SETUP" => {
+                            (rtsp::response(455, r.cseq(), &[], b""), Next::Continue)
+                        }
                         _ => conn.handle(&r),
                     };
-                    wr.write_all(&answer).await?;
+                    answer(wr, &bytes).await?;
                     if let Next::Close(why) = next {
-                        conn.state.audit.close_session(g.id, why);
                         return Ok(why);
                     }
                 }
             }
         }
-    };
-    conn.state.audit.close_session(g.id, why);
-    Ok(why)
+    }
 }
 
 enum Stop {
@@ -395,11 +444,17 @@ struct Stream {
     packetizer: H264Packetizer,
     rtp_base: u32,
     first_pts_ms: Option<i64>,
+    /// The publisher the session follows: another one is another timeline.
+    lease: Option<u64>,
     cursor: Option<FrameCursor>,
     packets: Vec<InterleavedPacket>,
 }
 
 impl Stream {
+    fn grant(&self) -> GrantId {
+        self.guard.grant().id
+    }
+
     /// Whether the grant still holds (expiry, revocation, kill switches).
     fn allowed(&self, state: &AppState) -> Result<(), &'static str> {
         let g = self.guard.grant();
@@ -412,7 +467,8 @@ impl Stream {
         Ok(())
     }
 
-    /// Sends the frames the viewer has not had yet, each only as the door admits it.
+    /// Sends the frames the viewer has not had yet, each only while the grant
+    /// holds and as the door admits it.
     async fn send_new(
         &mut self,
         state: &AppState,
@@ -422,53 +478,77 @@ impl Stream {
         let Some(batch) = hub.frames_after(self.cursor) else {
             return Err(Stop::Why("camera offline"));
         };
-        let batch = state
-            .faults
-            .frame_batch(self.guard.grant().camera, batch, &state.hubs);
         if batch.epoch != self.guard.grant().epoch {
             return Err(Stop::Why("binding epoch changed"));
         }
+        if *self.lease.get_or_insert(batch.lease) != batch.lease {
+            return Err(Stop::Why("camera reconnected"));
+        }
+        let batch = state
+            .faults
+            .frame_batch(self.guard.grant().camera, batch, &state.hubs);
         self.cursor = Some(batch.cursor);
-        let parameter_sets: Vec<Bytes> = batch
-            .config
-            .sps
-            .iter()
-            .chain(&batch.config.pps)
-            .cloned()
-            .collect();
+        let Some(config) = batch.config else {
+            return Ok(()); // no codec configuration yet, so no frames
+        };
+        let parameter_sets: Vec<Bytes> = config.sps.iter().chain(&config.pps).cloned().collect();
         for frame in &batch.frames {
+            self.allowed(state).map_err(Stop::Why)?;
             let admitted: AdmittedFrame<'_> = self
                 .guard
                 .admit_frame(frame, &self.stamper)
                 .map_err(|_| Stop::Why("isolation violation"))?;
             let f = admitted.frame();
             let first = *self.first_pts_ms.get_or_insert(f.pts_ms);
-            let ts = self.rtp_base.wrapping_add(((f.pts_ms - first) * 90) as u32);
+            // Wrapping: B-frames' earlier pts are negative deltas, modulo 2^32.
+            let ts = self
+                .rtp_base
+                .wrapping_add(f.pts_ms.wrapping_sub(first).wrapping_mul(90) as u32);
             let prefix: &[Bytes] = if f.keyframe { &parameter_sets } else { &[] };
             self.packets.clear();
             if let Err(e) = self.packetizer.packetize(
                 prefix,
                 &f.data,
-                batch.config.nalu_length_size,
+                config.nalu_length_size,
                 ts,
                 &mut self.packets,
             ) {
-                tracing::warn!(error = %e, "rtsp: an access unit could not be packetized; skipped");
+                tracing::warn!(grant = ?self.grant(), error = %e, "rtsp: an access unit could not be packetized; skipped");
                 continue;
             }
-            match tokio::time::timeout(WRITE_TIMEOUT, write_packets(wr, &self.packets)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(Stop::Io(e)),
-                Err(_) => return Err(Stop::Why("viewer too slow")),
-            }
+            self.write_frame(state, wr).await?;
         }
         Ok(())
+    }
+
+    /// Writes the packets of one frame; gives up when the viewer takes longer
+    /// than [`WRITE_TIMEOUT`], and stops at once if access ends meanwhile.
+    async fn write_frame(&mut self, state: &AppState, wr: &mut OwnedWriteHalf) -> Result<(), Stop> {
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let write = write_packets(wr, &self.packets);
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                written = &mut write => return written.map_err(Stop::Io),
+                _ = tokio::time::sleep(ACCESS_RECHECK) => {
+                    let g = self.guard.grant();
+                    if g.expires_at <= crate::clock::now()
+                        || (!state.bench.unguarded() && state.access.check(g).is_err())
+                    {
+                        return Err(Stop::Why("access revoked"));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Stop::Why("viewer too slow"));
+                    }
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::grant_of;
+    use super::{grant_of, stream_url};
 
     #[test]
     fn the_grant_is_read_from_the_stream_and_track_urls() {
@@ -484,5 +564,13 @@ mod tests {
         ] {
             assert_eq!(grant_of(bad), None, "{bad}");
         }
+        assert_eq!(
+            stream_url("rtsp://h/media/a/live/trackID=0"),
+            "rtsp://h/media/a/live"
+        );
+        assert_eq!(
+            stream_url("rtsp://h/media/a/live/"),
+            "rtsp://h/media/a/live"
+        );
     }
 }

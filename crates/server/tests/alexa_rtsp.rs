@@ -215,6 +215,14 @@ async fn alexa_plays_rtsp_of_the_linked_camera_and_nothing_else() {
             .0,
         454
     );
+    // RFC 2326 12.17: a request without CSeq is a bad request.
+    c.sock
+        .write_all(b"OPTIONS * RTSP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 28];
+    c.sock.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"RTSP/1.0 400 Bad Request\r\n\r\n");
     c.sock.write_all(&pseudo_random(7, 9000)).await.unwrap();
     c.closed_within(Duration::from_secs(5)).await;
 
