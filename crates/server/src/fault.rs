@@ -24,6 +24,7 @@
 use crate::egress::{MediaKind, MediaObject};
 use crate::grant::VerifiedGrant;
 use crate::hub::{FrameBatch, GopSnapshot, Hub, HubRegistry};
+use hearth_media::VideoFrame;
 use hearth_model::CameraId;
 use std::sync::Arc;
 
@@ -222,7 +223,16 @@ impl Faults {
         real
     }
 
-    /// The still-image cache: may answer with another camera's still.
+    /// Another camera's newest frames, when the frame point fires.
+    fn foreign_frames(&self, camera: CameraId, hubs: &HubRegistry) -> Option<Vec<VideoFrame>> {
+        if !self.roll(Point::Frame) {
+            return None;
+        }
+        hubs.random_other(camera)
+            .and_then(|h| h.newest_gop())
+            .map(|g| g.frames)
+    }
+
     /// The frame cache, as the still decoder reads it: may hand over another
     /// camera's newest frames under this camera's GOP.
     pub fn frames(
@@ -231,10 +241,8 @@ impl Faults {
         mut gop: GopSnapshot,
         hubs: &HubRegistry,
     ) -> GopSnapshot {
-        if self.roll(Point::Frame)
-            && let Some(other) = hubs.random_other(camera).and_then(|h| h.newest_gop())
-        {
-            gop.frames = other.frames;
+        if let Some(frames) = self.foreign_frames(camera, hubs) {
+            gop.frames = frames;
         }
         gop
     }
@@ -247,14 +255,13 @@ impl Faults {
         mut batch: FrameBatch,
         hubs: &HubRegistry,
     ) -> FrameBatch {
-        if self.roll(Point::Frame)
-            && let Some(other) = hubs.random_other(camera).and_then(|h| h.newest_gop())
-        {
-            batch.frames = other.frames;
+        if let Some(frames) = self.foreign_frames(camera, hubs) {
+            batch.frames = frames;
         }
         batch
     }
 
+    /// The still-image cache: may answer with another camera's still.
     pub fn still(
         &self,
         camera: CameraId,

@@ -531,12 +531,7 @@ impl Stream {
             tokio::select! {
                 written = &mut write => return written.map_err(Stop::Io),
                 _ = tokio::time::sleep(ACCESS_RECHECK) => {
-                    let g = self.guard.grant();
-                    if g.expires_at <= crate::clock::now()
-                        || (!state.bench.unguarded() && state.access.check(g).is_err())
-                    {
-                        return Err(Stop::Why("access revoked"));
-                    }
+                    self.allowed(state).map_err(Stop::Why)?;
                     if Instant::now() >= deadline {
                         return Err(Stop::Why("viewer too slow"));
                     }

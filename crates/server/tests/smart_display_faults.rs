@@ -72,7 +72,12 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
     let xa = link(&s, &alexa_p, OWNER_A, Some(&["Nursery"])).await;
 
     let (mut frames_seen, mut stills_seen, mut refused, mut rtsp_frames) = (0, 0, 0, 0);
-    for round in 0..4 {
+    // At least four rounds; more (up to twelve) while chance has let nothing
+    // through yet, so the positive assertions below do not hinge on luck.
+    for round in 0..12 {
+        if round >= 4 && frames_seen > 0 && stills_seen > 0 && refused > 0 {
+            break;
+        }
         for (token, camera) in [(&ga.access, &living), (&gb.access, &front)] {
             let r = google_stream(&s, token, camera).await;
             assert_eq!(r["status"], "SUCCESS", "{r}");
