@@ -1,64 +1,19 @@
-//! Accounts: password hashing and session tokens.
+//! HTTP authentication: the Bearer session token as an extractor, and new sessions.
 //!
-//! Passwords are hashed with argon2id (PHC strings in the store). Login answers the
-//! same way, after the same work, for a wrong password and an unknown email: an
-//! unknown email is verified against a dummy hash so the timing does not tell them
-//! apart. Session tokens are random 256-bit values handed out once; only their SHA-256
-//! is stored, and lookups compare hashes.
+//! Session tokens are random 256-bit values handed out once; only their SHA-256
+//! is stored, and lookups compare hashes. (Passwords: `hearth_access::password`.)
 
 use crate::error::AppError;
-use crate::grant::Holder;
 use crate::state::AppState;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use hearth_access::grant::Holder;
 use hearth_model::{RawToken, TokenHash, UnixMillis, UserId};
 
 /// Login sessions last this long.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
-
-pub struct PasswordHasher {
-    dummy_hash: String,
-}
-
-impl Default for PasswordHasher {
-    fn default() -> Self {
-        Self {
-            dummy_hash: hash_password("not a real password").expect("hashing a constant"),
-        }
-    }
-}
-
-pub fn hash_password(password: &str) -> Result<String, AppError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-        .map_err(|e| AppError::internal(anyhow::anyhow!("salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::internal(anyhow::anyhow!("argon2: {e}")))
-}
-
-impl PasswordHasher {
-    /// Verifies `password` against `stored`, or against a dummy hash when there is no
-    /// such user, so both cases cost the same. Blocking: call off the runtime.
-    pub fn verify(&self, stored: Option<&str>, password: &str) -> bool {
-        let (phc, real) = match stored {
-            Some(s) => (s, true),
-            None => (self.dummy_hash.as_str(), false),
-        };
-        let ok = PasswordHash::new(phc)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        ok && real
-    }
-}
 
 /// The token a request carries in `Authorization: Bearer`, unchecked. The scheme
 /// name is case-insensitive (RFC 7235 2.1).
@@ -100,7 +55,7 @@ impl FromRequestParts<AppState> for AuthSession {
         let token = bearer(&parts.headers).ok_or(AppError::Unauthorized)?;
         let holder = Holder::of_session(token);
         let hash = RawToken::from_client(token).hash();
-        let now = crate::clock::now();
+        let now = hearth_access::clock::now();
         let user = state.db(move |s| s.session_user(hash, now)).await?;
         let user = user.ok_or(AppError::Unauthorized)?;
         Ok(AuthSession {
@@ -118,7 +73,7 @@ pub async fn new_session(
 ) -> Result<(RawToken, UnixMillis), AppError> {
     let token = RawToken::generate();
     let hash = token.hash();
-    let now = crate::clock::now();
+    let now = hearth_access::clock::now();
     let expires = UnixMillis(now.0 + SESSION_TTL_MS);
     state
         .db(move |s| s.create_session(user, hash, now, expires))

@@ -18,6 +18,16 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The `[google]` table of the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// HomeGraph API base URL [default: https://homegraph.googleapis.com].
+    pub homegraph_url: Option<String>,
+    /// A command printing an OAuth access token for HomeGraph on stdout.
+    pub homegraph_token_command: Option<String>,
+}
+
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
 pub const DEFAULT_DATA_DIR: &str = "./hearth-data";
@@ -35,7 +45,7 @@ pub struct FileConfig {
     /// `rtsps://host:443`); default `rtsp://` and the bound address.
     pub rtsp_public_url: Option<String>,
     /// Google Home: HomeGraph reporting. Absent: Hearth does not report state.
-    pub google: Option<crate::homegraph::GoogleConfig>,
+    pub google: Option<GoogleConfig>,
 }
 
 impl FileConfig {
@@ -56,7 +66,7 @@ pub struct Config {
     pub public_url: Option<String>,
     pub rtsp: Option<SocketAddr>,
     pub rtsp_public_url: Option<String>,
-    pub google: Option<crate::homegraph::GoogleConfig>,
+    pub google: Option<GoogleConfig>,
 }
 
 impl Config {

@@ -10,20 +10,17 @@
 //! (comma-separated `grant`, `hub`, `object`, `still`, `frame`; default all five)
 //! limits the faults to some of them.
 //!
-//! `HEARTH_FAULT_DOOR_OPEN=1` opens the door itself: [`EgressGuard::write`] skips its
-//! comparison of the object's provenance with the grant (and only that), so the
-//! faults above deliver other cameras' media to viewers. It exists to prove the
-//! *client's* check (the web player's, `crates/server/tests/web_refusal.rs`).
+//! `HEARTH_FAULT_DOOR_OPEN=1` opens the door itself (see
+//! [`hearth_access::switches::DoorSwitch`]): the faults above then deliver other
+//! cameras' media to viewers. It exists to prove the *client's* check (the web
+//! player's, `crates/server/tests/web_refusal.rs`).
 //!
-//! Without the feature, [`Faults::roll`] and [`Faults::door_open`] are a constant
-//! `false` and every fault point is the identity, so none of this can be switched
-//! on in production.
-//!
-//! [`EgressGuard::write`]: crate::egress::EgressGuard::write
+//! Without the feature, [`Faults::roll`] is a constant `false` and every fault
+//! point is the identity, so none of this can be switched on in production.
 
-use crate::egress::{MediaKind, MediaObject};
-use crate::grant::VerifiedGrant;
 use crate::hub::{FrameBatch, GopSnapshot, Hub, HubRegistry};
+use hearth_access::grant::VerifiedGrant;
+use hearth_access::{MediaKind, MediaObject};
 use hearth_media::VideoFrame;
 use hearth_model::CameraId;
 use std::sync::Arc;
@@ -32,9 +29,6 @@ use std::sync::Arc;
 pub struct Faults {
     #[cfg(feature = "fault-injection")]
     inner: Option<Inner>,
-    /// `HEARTH_FAULT_DOOR_OPEN=1`: the egress door skips its provenance comparison.
-    #[cfg(feature = "fault-injection")]
-    door_open: bool,
 }
 
 /// The lookups that can answer wrongly.
@@ -101,19 +95,11 @@ struct Inner {
 }
 
 impl Faults {
-    /// Reads `HEARTH_FAULT_P`, `HEARTH_FAULT_POINTS` and `HEARTH_FAULT_DOOR_OPEN`
+    /// Reads `HEARTH_FAULT_P` and `HEARTH_FAULT_POINTS`
     /// when the feature is compiled in; inert otherwise.
     pub fn from_env() -> Self {
         #[cfg(feature = "fault-injection")]
         {
-            let door_open = std::env::var("HEARTH_FAULT_DOOR_OPEN").is_ok_and(|v| v == "1");
-            if door_open {
-                tracing::warn!(
-                    "FAULT INJECTION: HEARTH_FAULT_DOOR_OPEN=1: THE EGRESS DOOR IS OPEN. It does \
-                     not compare provenance with the grant: other cameras' media WILL reach \
-                     viewers. Tests only."
-                );
-            }
             let p = std::env::var("HEARTH_FAULT_P")
                 .ok()
                 .and_then(|v| v.parse::<f64>().ok());
@@ -131,25 +117,11 @@ impl Faults {
                     recent_grants: Default::default(),
                 }
             });
-            Self { inner, door_open }
+            Self { inner }
         }
         #[cfg(not(feature = "fault-injection"))]
         {
             Self::default()
-        }
-    }
-
-    /// Whether the egress door skips its provenance comparison
-    /// (`HEARTH_FAULT_DOOR_OPEN=1`). A constant `false` without the feature.
-    #[inline]
-    pub fn door_open(&self) -> bool {
-        #[cfg(feature = "fault-injection")]
-        {
-            self.door_open
-        }
-        #[cfg(not(feature = "fault-injection"))]
-        {
-            false
         }
     }
 

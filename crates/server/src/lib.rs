@@ -1,36 +1,31 @@
-//! Hearth's server: HTTP API and web app, RTMP ingest, per-camera stream hubs, the
-//! still-image cache and the egress door every media byte leaves through.
+//! Hearth's server: the `hearth` binary's library. Its folders follow the data:
 //!
-//! Layout: `ingest` (RTMP driver) feeds `hub` (per-camera media, sans-IO segmenting
-//! done by `hearth-media`); `http` serves the API and media, where media handlers can
-//! only answer through `egress`, whose guard exists only for a verified `grant`;
-//! `rtsp` (RTSP egress for smart displays) sends frames only as the guard admits
-//! them.
+//! - [`ingest`]: one driver per way in (RTMP push now), feeding
+//! - [`hub`]: one hub per camera (GOP cache, segments, playlists, still cache), read by
+//! - [`door`]: one driver per way out (HLS, snapshot, RTSP), each writing only
+//!   through the egress guard of `hearth-access` (grants, access view, keys, audit);
+//! - [`api`]: the HTTP JSON API, admin API and web app;
+//! - [`integrations`]: the OAuth provider, account links, Google Home and Alexa;
+//! - [`cli`]: admin commands and the demo.
+//!
+//! Beside them: [`state`] (what handlers and drivers share), [`router`] and
+//! [`serve`] (putting the listeners together), [`auth`] (HTTP authentication),
+//! [`error`] (the one error type and its HTTP mapping), [`config`], [`metrics`],
+//! [`net`] (accept loops) and [`fault`] (test-only fault injection).
 
-pub mod access;
-pub mod admin;
-pub mod admin_api;
-pub mod alexa;
-pub mod audit;
+pub mod api;
 pub mod auth;
-pub mod bench_switch;
-pub mod clock;
+pub mod cli;
 pub mod config;
-pub mod demo;
-pub mod egress;
+pub mod door;
 pub mod error;
 pub mod fault;
-pub mod google;
-pub mod grant;
-pub mod homegraph;
-pub mod http;
 pub mod hub;
 pub mod ingest;
-pub mod keys;
-pub mod links;
+pub mod integrations;
 pub mod metrics;
-pub mod oauth;
-pub mod rtsp;
+pub mod net;
+pub mod router;
 pub mod serve;
 pub mod state;
-pub mod still;
+pub mod web;

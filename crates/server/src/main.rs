@@ -289,13 +289,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             fps,
         } => {
             let cfg = common.resolve()?;
-            let opts = hearth_server::demo::DemoOptions {
+            let opts = hearth_server::cli::demo::DemoOptions {
                 password: demo_password,
                 width: size.0,
                 height: size.1,
                 fps,
             };
-            hearth_server::demo::run(cfg, opts).await
+            hearth_server::cli::demo::run(cfg, opts).await
         }
         Command::Integration {
             cmd:
@@ -310,7 +310,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let mut secret = String::new();
             std::io::stdin().lock().read_line(&mut secret)?;
             let secret = secret.trim_end_matches(['\r', '\n']).to_string();
-            let client = hearth_server::admin::oauth_client(
+            let client = hearth_server::cli::admin::oauth_client(
                 &integration,
                 &client_id,
                 &secret,
@@ -319,7 +319,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let shown = format!("{} {}", client.integration.as_str(), client.client_id);
             on_store(&common, move |s, _| {
                 s.put_oauth_client(&client)?;
-                hearth_server::admin::record_admin(
+                hearth_server::api::admin::record_admin(
                     s,
                     "integration_client_registered",
                     None,
@@ -354,7 +354,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let user = tokio::task::spawn_blocking(move || {
                 let store = hearth_server::serve::open_store(&cfg.data_dir)?;
-                hearth_server::admin::add_user(store.as_ref(), &email, &password)
+                hearth_server::cli::admin::add_user(store.as_ref(), &email, &password)
             })
             .await??;
             println!("user {} {}", user.id, user.email);
@@ -373,7 +373,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let cfg2 = cfg.clone();
             let (cam, key) = tokio::task::spawn_blocking(move || {
                 let store = hearth_server::serve::open_store(&cfg2.data_dir)?;
-                hearth_server::admin::add_camera(store.as_ref(), &owner, &name, &timezone)
+                hearth_server::cli::admin::add_camera(store.as_ref(), &owner, &name, &timezone)
             })
             .await??;
             println!("camera {}", cam.id);
@@ -385,7 +385,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: CameraCmd::Transfer { common, camera, to },
         } => {
             let epoch = on_store(&common, move |s, _| {
-                hearth_server::admin::transfer_camera(s, &camera, &to)
+                hearth_server::cli::admin::transfer_camera(s, &camera, &to)
             })
             .await?;
             println!("transferred; binding epoch is now {epoch}");
@@ -395,7 +395,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: CameraCmd::Reset { common, camera },
         } => {
             let (cam, epoch, key) = on_store(&common, move |s, _| {
-                hearth_server::admin::reset_camera(s, &camera)
+                hearth_server::cli::admin::reset_camera(s, &camera)
             })
             .await?;
             let cfg = common.resolve()?;
@@ -407,7 +407,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::AdminToken { common } => {
             let cfg = common.resolve()?;
             std::fs::create_dir_all(&cfg.data_dir)?;
-            let token = hearth_server::admin_api::create_token(&cfg.data_dir)?;
+            let token = hearth_server::api::admin::create_token(&cfg.data_dir)?;
             println!("admin token {}", token.expose());
             println!("(shown only now; send it as 'Authorization: Bearer ...' to /api/v1/admin/*)");
             Ok(())
@@ -421,8 +421,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
         } => {
             let out = on_store(&common, move |s, _| {
-                let since = hearth_server::admin::parse_since(since.as_deref())?;
-                hearth_server::admin::audit_views(s, &camera, since)
+                let since = hearth_server::cli::admin::parse_since(since.as_deref())?;
+                hearth_server::cli::admin::audit_views(s, &camera, since)
             })
             .await?;
             print!("{out}");
@@ -432,8 +432,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: AuditCmd::Exposure { common, since },
         } => {
             let out = on_store(&common, move |s, _| {
-                let since = hearth_server::admin::parse_since(since.as_deref())?;
-                hearth_server::admin::audit_exposure(s, since)
+                let since = hearth_server::cli::admin::parse_since(since.as_deref())?;
+                hearth_server::cli::admin::audit_exposure(s, since)
             })
             .await?;
             print!("{out}");
@@ -445,11 +445,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             target,
             reason,
         } => {
-            let now = hearth_server::clock::now();
+            let now = hearth_access::clock::now();
             let new = on_store(&common, move |s, _| {
-                let (kind, target) = hearth_server::admin::suspension_target(s, &kind, &target)?;
+                let (kind, target) =
+                    hearth_server::api::admin::suspension_target(s, &kind, &target)?;
                 let new = s.suspend(kind, &target, &reason, now)?;
-                hearth_server::admin::record_admin(
+                hearth_server::api::admin::record_admin(
                     s,
                     "suspend",
                     target.parse().ok(),
@@ -474,9 +475,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             target,
         } => {
             let was = on_store(&common, move |s, _| {
-                let (kind, target) = hearth_server::admin::suspension_target(s, &kind, &target)?;
+                let (kind, target) =
+                    hearth_server::api::admin::suspension_target(s, &kind, &target)?;
                 let was = s.resume(kind, &target)?;
-                hearth_server::admin::record_admin(
+                hearth_server::api::admin::record_admin(
                     s,
                     "resume",
                     target.parse().ok(),
@@ -494,7 +496,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let cfg = common.resolve()?;
             let table = tokio::task::spawn_blocking(move || {
                 let store = hearth_server::serve::open_store(&cfg.data_dir)?;
-                hearth_server::admin::camera_table(store.as_ref())
+                hearth_server::cli::admin::camera_table(store.as_ref())
             })
             .await??;
             print!("{table}");

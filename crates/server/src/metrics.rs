@@ -1,28 +1,14 @@
-//! Process-wide counters. Lock-free; cheap enough for the media path.
+//! Process-wide counters. Lock-free; cheap enough for the media path. The door's
+//! own counters (isolation violations, bytes out, replays) live with the door in
+//! `hearth-access` and are shared here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-#[derive(Default, Debug)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+pub use hearth_access::metrics::{Counter, DoorMetrics};
+use std::sync::Arc;
 
 #[derive(Default, Debug)]
 pub struct Metrics {
-    pub isolation_violations: Counter,
-    /// Valid grants presented without the session they were issued to.
-    pub grant_replays_refused: Counter,
-    pub media_bytes_out: Counter,
+    /// What the egress door counts (also the still cache's refusals).
+    pub door: Arc<DoorMetrics>,
     pub segments_produced: Counter,
     pub rtmp_connections_refused: Counter,
 }

@@ -1,15 +1,14 @@
 //! Starting the server: open the store and key, bind the listeners, run the drivers.
 
 use crate::config::Config;
-use crate::grant::GrantKey;
 use crate::state::AppState;
+use hearth_access::grant::GrantKey;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 
 /// Slow-loris guard: a client must send a request's headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,7 +42,8 @@ pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_s
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let store = open_store(&cfg.data_dir)?;
     let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
-    let media_keys = crate::keys::MediaKeys::load_or_create(&cfg.data_dir.join("media.key"))?;
+    let media_keys =
+        hearth_access::keys::MediaKeys::load_or_create(&cfg.data_dir.join("media.key"))?;
     let http = TcpListener::bind(cfg.http)
         .await
         .map_err(|e| anyhow::anyhow!("binding HTTP {}: {e}", cfg.http))?;
@@ -83,58 +83,23 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
         st.hubs.disconnect_past_epochs(view);
     }));
-    tokio::spawn(crate::ingest::serve(rtmp, state.clone()));
+    tokio::spawn(crate::ingest::rtmp::serve(rtmp, state.clone()));
     tokio::spawn(serve_http(http, state.clone()));
     if let (Some(listener), Some(bound)) = (rtsp, running.rtsp) {
         let _ = state.rtsp_url.set(cfg.rtsp_url_for(bound));
-        tokio::spawn(crate::rtsp::serve(listener, state.clone()));
+        tokio::spawn(crate::door::rtsp::serve(listener, state.clone()));
     }
     if let Some(g) = cfg.google.clone() {
         state.homegraph.configure(g);
     }
-    tokio::spawn(crate::homegraph::run(state.clone()));
+    tokio::spawn(crate::integrations::homegraph::run(state.clone()));
     tokio::spawn(purge_sessions(state));
     Ok(running)
 }
 
-/// Accepts connections until the process ends, at most `max` at a time, running
-/// `handle` for each on its own task. Shared by the HTTP and RTMP drivers.
-pub(crate) async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    what: &'static str,
-    max: usize,
-    handle: F,
-) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(max));
-    loop {
-        let (sock, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Usually out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "{what} accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "{what} connection refused: too many connections");
-            continue;
-        };
-        let _ = sock.set_nodelay(true);
-        let conn = handle(sock, peer);
-        tokio::spawn(async move {
-            let _permit = permit;
-            conn.await;
-        });
-    }
-}
-
 async fn serve_http(listener: TcpListener, state: AppState) {
-    let app = crate::http::app(state);
-    accept_loop(listener, "http", MAX_HTTP_CONNECTIONS, move |sock, peer| {
+    let app = crate::router::app(state);
+    crate::net::accept_loop(listener, "http", MAX_HTTP_CONNECTIONS, move |sock, peer| {
         let svc = TowerToHyperService::new(app.clone());
         async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -188,7 +153,7 @@ async fn purge_sessions(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let now = crate::clock::now();
+        let now = hearth_access::clock::now();
         match state.db(move |s| s.purge_expired_sessions(now)).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
             Ok(_) => {}

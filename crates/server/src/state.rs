@@ -1,10 +1,16 @@
 //! Shared application state handed to every handler and driver.
 
-use crate::grant::GrantKey;
+use crate::config::GoogleConfig;
 use crate::hub::HubRegistry;
 use crate::metrics::Metrics;
+use hearth_access::grant::GrantKey;
+use hearth_access::switches::{BenchSwitch, DoorSwitch};
+use hearth_access::{AccessView, Door};
+use hearth_model::CameraId;
 use hearth_store::Store;
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -12,23 +18,24 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub store: Arc<dyn Store>,
     pub hubs: HubRegistry,
-    pub grant_key: GrantKey,
+    /// The egress door (and the grant key that signs what it opens for) every media byte leaves through.
+    pub door: Arc<Door>,
     pub metrics: Arc<Metrics>,
     /// The data directory (the operator token's hash lives there).
     pub data_dir: std::path::PathBuf,
     /// Base for absolute URLs handed to clients, without a trailing slash.
     pub public_url: String,
-    pub auth: crate::auth::PasswordHasher,
+    pub auth: hearth_access::password::PasswordHasher,
     /// Inert unless built with the `fault-injection` feature (tests only).
     pub faults: crate::fault::Faults,
     /// Inert unless built with the `bench-switches` feature (benchmarks only).
-    pub bench: crate::bench_switch::BenchSwitch,
+    pub bench: BenchSwitch,
     /// Live access decisions (revocation, suspension, epochs), in memory.
-    pub access: Arc<crate::access::AccessView>,
+    pub access: Arc<AccessView>,
     /// The audit log's batched writer and the open view sessions.
-    pub audit: Arc<crate::audit::Audit>,
+    pub audit: Arc<hearth_access::audit::Audit>,
     /// Reporting to Google's HomeGraph (off unless configured).
-    pub homegraph: crate::homegraph::HomeGraph,
+    pub homegraph: HomeGraph,
     /// Base of RTSP stream URLs, once the RTSP egress is listening (off unless
     /// configured).
     pub rtsp_url: std::sync::OnceLock<String>,
@@ -45,7 +52,7 @@ impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
         grant_key: GrantKey,
-        media_keys: crate::keys::MediaKeys,
+        media_keys: hearth_access::keys::MediaKeys,
         public_url: String,
     ) -> Self {
         Self::with_data_dir(
@@ -62,23 +69,32 @@ impl AppState {
         data_dir: std::path::PathBuf,
         store: Arc<dyn Store>,
         grant_key: GrantKey,
-        media_keys: crate::keys::MediaKeys,
+        media_keys: hearth_access::keys::MediaKeys,
         public_url: String,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let audit = crate::audit::Audit::start(store.clone());
-        let bench = crate::bench_switch::BenchSwitch::from_env();
+        let audit = hearth_access::audit::Audit::start(store.clone());
+        let bench = BenchSwitch::from_env();
+        let access: Arc<AccessView> = Arc::default();
+        let door = Door::new(
+            grant_key,
+            access.clone(),
+            audit.clone(),
+            metrics.door.clone(),
+            bench,
+            DoorSwitch::from_env(),
+        );
         Self(Arc::new(Inner {
             store,
             hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)).with_bench_switch(bench),
-            grant_key,
+            door,
             metrics,
             data_dir,
             public_url: public_url.trim_end_matches('/').to_string(),
-            auth: crate::auth::PasswordHasher::default(),
+            auth: Default::default(),
             faults: crate::fault::Faults::from_env(),
             bench,
-            access: Arc::default(),
+            access,
             audit,
             homegraph: Default::default(),
             rtsp_url: Default::default(),
@@ -101,5 +117,46 @@ impl AppState {
     {
         let store = self.store.clone();
         Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
+    }
+}
+
+/// What the HomeGraph reporter (`integrations::homegraph`) is told: configured
+/// once at start-up; renames are handed to it by the API.
+#[derive(Default)]
+pub struct HomeGraph {
+    config: OnceLock<GoogleConfig>,
+    renamed: Mutex<HashSet<CameraId>>,
+}
+
+impl HomeGraph {
+    pub fn configure(&self, cfg: GoogleConfig) {
+        let _ = self.config.set(cfg);
+    }
+
+    /// Whether Hearth reports state to Google (SYNC's `willReportState`).
+    pub fn enabled(&self) -> bool {
+        self.config.get().is_some()
+    }
+
+    pub fn camera_renamed(&self, camera: CameraId) {
+        if self.enabled() {
+            self.lock_renamed().insert(camera);
+        }
+    }
+
+    /// The configuration, once the server configured reporting.
+    pub fn config(&self) -> Option<GoogleConfig> {
+        self.config.get().cloned()
+    }
+
+    /// The cameras renamed since the last call.
+    pub fn take_renamed(&self) -> HashSet<CameraId> {
+        std::mem::take(&mut *self.lock_renamed())
+    }
+
+    fn lock_renamed(&self) -> std::sync::MutexGuard<'_, HashSet<CameraId>> {
+        self.renamed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -4,8 +4,8 @@
 
 mod common;
 use common::*;
+use hearth_access::grant::{Grant, GrantKey};
 use hearth_model::{BindingEpoch, CameraId, GrantId, UnixMillis};
-use hearth_server::grant::{Grant, GrantKey};
 use std::time::{Duration, Instant};
 
 fn names_in(playlist: &[u8], ext: &str) -> Vec<String> {

@@ -63,7 +63,7 @@ async fn snapshot_is_the_right_camera_and_stays_fresh() {
     // Each still names its camera in-band (an APP11 segment), with a tag that
     // verifies under the server's media key over the rest of the image.
     let keys =
-        hearth_server::keys::MediaKeys::load_or_create(&s.data_dir().join("media.key")).unwrap();
+        hearth_access::keys::MediaKeys::load_or_create(&s.data_dir().join("media.key")).unwrap();
     for (jpeg, camera) in [(&first, &living), (&other, &front)] {
         let (record, at) =
             hearth_media::jpeg::locate_provenance(jpeg).expect("in-band provenance in the still");

@@ -13,6 +13,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hearth_model::{RawToken, TokenHash};
+use hearth_store::{Camera, Store, SuspensionKind};
 use serde::{Deserialize, Serialize};
 use std::path::Path as FsPath;
 
@@ -23,7 +24,7 @@ pub fn create_token(data_dir: &FsPath) -> std::io::Result<RawToken> {
     let token = RawToken::generate();
     let path = data_dir.join(TOKEN_FILE);
     let _ = std::fs::remove_file(&path);
-    crate::grant::write_private(&path, token.hash().as_bytes())?;
+    hearth_access::grant::write_private(&path, token.hash().as_bytes())?;
     Ok(token)
 }
 
@@ -92,12 +93,12 @@ pub async fn suspend(
 ) -> Result<StatusCode, AppError> {
     let req: SuspendRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let now = crate::clock::now();
+    let now = hearth_access::clock::now();
     let reason = req.reason.unwrap_or_else(|| "suspended by operator".into());
     blocking(&st, move |s| {
-        let (kind, target) = crate::admin::suspension_target(s, &req.kind, &req.target)?;
+        let (kind, target) = suspension_target(s, &req.kind, &req.target)?;
         s.suspend(kind, &target, &reason, now)?;
-        crate::admin::record_admin(
+        record_admin(
             s,
             "suspend",
             target.parse().ok(),
@@ -115,9 +116,9 @@ pub async fn resume(
     Path((kind, target)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
     let was = blocking(&st, move |s| {
-        let (kind, target) = crate::admin::suspension_target(s, &kind, &target)?;
+        let (kind, target) = suspension_target(s, &kind, &target)?;
         let was = s.resume(kind, &target)?;
-        crate::admin::record_admin(
+        record_admin(
             s,
             "resume",
             target.parse().ok(),
@@ -145,8 +146,60 @@ pub async fn list(
                 kind: s.kind.as_str(),
                 target: s.target,
                 reason: s.reason,
-                created_at: crate::clock::rfc3339(s.created_at),
+                created_at: hearth_access::clock::rfc3339(s.created_at),
             })
             .collect(),
     ))
+}
+
+/// A camera named by its id as text (operator input).
+pub fn camera_by_id_text(store: &dyn Store, camera: &str) -> anyhow::Result<Camera> {
+    let id: hearth_model::CameraId = camera
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{camera:?} is not a camera id"))?;
+    store
+        .camera_by_id(id)?
+        .ok_or_else(|| anyhow::anyhow!("no camera {camera}"))
+}
+
+/// The suspension kind and the stored target of `hearth suspend KIND TARGET` (and
+/// the admin API's): a user by email, a camera by id, the rest as given.
+pub fn suspension_target(
+    store: &dyn Store,
+    kind: &str,
+    target: &str,
+) -> anyhow::Result<(SuspensionKind, String)> {
+    let kind = SuspensionKind::parse(kind).ok_or_else(|| {
+        anyhow::anyhow!("kind must be one of integration, household, camera, user")
+    })?;
+    let target = match kind {
+        SuspensionKind::User => store
+            .user_by_email(target)?
+            .ok_or_else(|| anyhow::anyhow!("no user with email {target}"))?
+            .id
+            .to_string(),
+        SuspensionKind::Camera => camera_by_id_text(store, target)?.id.to_string(),
+        SuspensionKind::Household | SuspensionKind::Integration => target.to_string(),
+    };
+    Ok((kind, target))
+}
+
+/// Records an operator action in the audit log (the CLI runs in its own process,
+/// so it writes directly rather than through the server's queue).
+pub fn record_admin(
+    store: &dyn Store,
+    kind: &str,
+    camera: Option<hearth_model::CameraId>,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    store.append_audit(&[hearth_store::AuditEvent {
+        at: hearth_access::clock::now(),
+        kind: kind.to_string(),
+        camera,
+        user: None,
+        integration: Some("admin".into()),
+        grant: None,
+        detail,
+    }])?;
+    Ok(())
 }

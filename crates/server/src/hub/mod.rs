@@ -15,11 +15,13 @@
 //! they read `Arc`s out of a short critical section, so no viewer work happens under
 //! the lock and no media is copied per viewer.
 
-use crate::bench_switch::BenchSwitch;
-use crate::egress::{MediaKind, MediaObject};
-use crate::keys::{KeyId, MediaKeys, Stamper};
+pub mod still;
+
 use crate::metrics::Metrics;
 use bytes::Bytes;
+use hearth_access::keys::{KeyId, MediaKeys, Stamper};
+use hearth_access::switches::BenchSwitch;
+use hearth_access::{MediaKind, MediaObject};
 use hearth_media::gop::GopCache;
 use hearth_media::h264::AvcConfig;
 use hearth_media::provenance::ProvenanceRecord;
@@ -99,7 +101,7 @@ impl HubRegistry {
 
     /// Ends the publisher of every camera whose binding epoch has changed (transfer,
     /// reset): it must reconnect, and is checked again, under the new epoch.
-    pub fn disconnect_past_epochs(&self, view: &crate::access::AccessView) {
+    pub fn disconnect_past_epochs(&self, view: &hearth_access::view::AccessView) {
         let hubs: Vec<Arc<Hub>> = self
             .hubs
             .read()
@@ -151,9 +153,9 @@ pub struct Hub {
     next_access_unit: AtomicU64,
     metrics: Arc<Metrics>,
     keys: Arc<MediaKeys>,
-    /// Benchmarks only: segments stored unstamped and clear (see `bench_switch`).
+    /// Benchmarks only: segments stored unstamped and clear (see `hearth_access::switches`).
     bench: BenchSwitch,
-    pub(crate) still: tokio::sync::Mutex<crate::still::StillState>,
+    pub(crate) still: tokio::sync::Mutex<crate::hub::still::StillState>,
 }
 
 struct HubSegment {
@@ -331,7 +333,7 @@ impl Hub {
             metrics,
             keys,
             bench: BenchSwitch::default(),
-            still: tokio::sync::Mutex::new(crate::still::StillState::default()),
+            still: tokio::sync::Mutex::new(crate::hub::still::StillState::default()),
         }
     }
 
@@ -467,7 +469,8 @@ impl Hub {
 
     fn key_for(&self, id: &KeyId) -> Option<Arc<MediaObject>> {
         let key = self.keys.segment_key(id);
-        let start = UnixMillis((id.period as i64).saturating_mul(crate::keys::KEY_PERIOD_MS));
+        let start =
+            UnixMillis((id.period as i64).saturating_mul(hearth_access::keys::KEY_PERIOD_MS));
         let prov = self.provenance(id.epoch, id.period, start);
         Some(MediaObject::new(
             prov,
@@ -1032,15 +1035,21 @@ mod tests {
             ),
         ] {
             set_gop(f);
-            let before = hub.metrics.isolation_violations.get();
-            let err = crate::still::snapshot(&hub, |g| g).await.expect_err(what);
+            let before = hub.metrics.door.isolation_violations.get();
+            let err = crate::hub::still::snapshot(&hub, |g| g)
+                .await
+                .expect_err(what);
             assert!(matches!(err, AppError::ForeignFrame(_)), "{what}: {err:?}");
-            assert_eq!(hub.metrics.isolation_violations.get(), before + 1, "{what}");
+            assert_eq!(
+                hub.metrics.door.isolation_violations.get(),
+                before + 1,
+                "{what}"
+            );
         }
         // Its own stamp passes the check and reaches the decoder (which these bytes
         // do not satisfy: that is another error).
         set_gop(frame(IDR, Some(hub.stamper(BindingEpoch(1)))));
-        let r = crate::still::snapshot(&hub, |g| g).await;
+        let r = crate::hub::still::snapshot(&hub, |g| g).await;
         assert!(!matches!(r, Err(AppError::ForeignFrame(_))));
     }
 

@@ -39,7 +39,7 @@ const APP_NAME: &str = "live";
 
 /// Accepts RTMP connections until the process ends.
 pub async fn serve(listener: TcpListener, state: AppState) {
-    crate::serve::accept_loop(listener, "rtmp", MAX_CONNECTIONS, move |sock, peer| {
+    crate::net::accept_loop(listener, "rtmp", MAX_CONNECTIONS, move |sock, peer| {
         let state = state.clone();
         async move {
             match handle(sock, peer, &state).await {
@@ -318,7 +318,7 @@ async fn handle_event(
                     p.set_video_config(cfg);
                 }
                 FlvVideo::Frame(f) => {
-                    let now = crate::clock::now();
+                    let now = hearth_access::clock::now();
                     if let Some(v) = st.verifier.as_mut() {
                         match v.push(&f.data, st.nalu_length_size, f.keyframe) {
                             Ok(Verdict::Verified { record, gop }) => {
@@ -377,7 +377,7 @@ async fn handle_event(
                         data,
                         provenance: None,
                     },
-                    crate::clock::now(),
+                    hearth_access::clock::now(),
                 ),
             }
         }

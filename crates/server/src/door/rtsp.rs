@@ -24,12 +24,12 @@
 //! a connection must complete a request every [`REQUEST_TIMEOUT`] until it plays,
 //! and a viewer must take each frame within [`WRITE_TIMEOUT`].
 
-use crate::egress::{AdmittedFrame, EgressGuard};
 use crate::error::AppError;
 use crate::hub::{FrameCursor, Hub};
-use crate::keys::Stamper;
 use crate::state::AppState;
 use bytes::Bytes;
+use hearth_access::keys::Stamper;
+use hearth_access::{AdmittedFrame, EgressGuard};
 use hearth_media::rtsp::{self, H264Packetizer, InterleavedPacket, Message, Request};
 use hearth_model::GrantId;
 use std::io::IoSlice;
@@ -55,7 +55,7 @@ const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, S
 
 /// Accepts RTSP connections until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) {
-    crate::serve::accept_loop(listener, "rtsp", MAX_RTSP_CONNECTIONS, move |sock, peer| {
+    crate::net::accept_loop(listener, "rtsp", MAX_RTSP_CONNECTIONS, move |sock, peer| {
         let st = state.clone();
         async move {
             match connection(sock, peer, st).await {
@@ -114,7 +114,7 @@ impl Conn {
         if self.session.as_ref().is_some_and(|s| s.token != token) {
             return Err(455);
         }
-        match crate::egress::open(&self.state, token, None) {
+        match crate::door::open(&self.state, token, None) {
             Ok(g) => Ok((g, token.to_string())),
             Err(AppError::NotFound) => Err(404),
             Err(e) => {
@@ -396,7 +396,7 @@ async fn play(
     };
     let mut recheck = tokio::time::interval(ACCESS_RECHECK);
     loop {
-        if let Err(why) = stream.allowed(&conn.state) {
+        if let Err(why) = stream.allowed() {
             return Ok(why);
         }
         tokio::select! {
@@ -456,12 +456,12 @@ impl Stream {
     }
 
     /// Whether the grant still holds (expiry, revocation, kill switches).
-    fn allowed(&self, state: &AppState) -> Result<(), &'static str> {
+    fn allowed(&self) -> Result<(), &'static str> {
         let g = self.guard.grant();
-        if g.expires_at <= crate::clock::now() {
+        if g.expires_at <= hearth_access::clock::now() {
             return Err("grant expired");
         }
-        if !state.bench.unguarded() && state.access.check(g).is_err() {
+        if !self.guard.still_allowed() {
             return Err("access revoked");
         }
         Ok(())
@@ -493,7 +493,7 @@ impl Stream {
         };
         let parameter_sets: Vec<Bytes> = config.sps.iter().chain(&config.pps).cloned().collect();
         for frame in &batch.frames {
-            self.allowed(state).map_err(Stop::Why)?;
+            self.allowed().map_err(Stop::Why)?;
             let admitted: AdmittedFrame<'_> = self
                 .guard
                 .admit_frame(frame, &self.stamper)
@@ -516,14 +516,14 @@ impl Stream {
                 tracing::warn!(grant = ?self.grant(), error = %e, "rtsp: an access unit could not be packetized; skipped");
                 continue;
             }
-            self.write_frame(state, wr).await?;
+            self.write_frame(wr).await?;
         }
         Ok(())
     }
 
     /// Writes the packets of one frame; gives up when the viewer takes longer
     /// than [`WRITE_TIMEOUT`], and stops at once if access ends meanwhile.
-    async fn write_frame(&mut self, state: &AppState, wr: &mut OwnedWriteHalf) -> Result<(), Stop> {
+    async fn write_frame(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Stop> {
         let deadline = Instant::now() + WRITE_TIMEOUT;
         let write = write_packets(wr, &self.packets);
         tokio::pin!(write);
@@ -531,7 +531,7 @@ impl Stream {
             tokio::select! {
                 written = &mut write => return written.map_err(Stop::Io),
                 _ = tokio::time::sleep(ACCESS_RECHECK) => {
-                    self.allowed(state).map_err(Stop::Why)?;
+                    self.allowed().map_err(Stop::Why)?;
                     if Instant::now() >= deadline {
                         return Err(Stop::Why("viewer too slow"));
                     }

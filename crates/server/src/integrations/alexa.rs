@@ -13,7 +13,7 @@
 //! Alexa's contract asks, a refused Discover is answered with no endpoints.
 //!
 //! A stream is a grant for exactly that camera, link and integration, the same as
-//! for Google (see `links::issue_stream`), served over RTSP (`crate::rtsp`, what
+//! for Google (see `links::issue_stream`), served over RTSP (`crate::door::rtsp`, what
 //! Alexa's camera interface asks for) when the RTSP egress listens, otherwise as
 //! HLS with MPEG-TS segments; its
 //! `expirationTime` is the grant's. While the `alexa` kill switch is on, every
@@ -27,7 +27,7 @@
 //! than accepted and ignored.
 
 use crate::error::AppError;
-use crate::links::{self, StreamRefusal};
+use crate::integrations::links::{self, StreamRefusal};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -321,7 +321,7 @@ async fn initialize(
         "payload": {
             "cameraStreams": [{
                 "uri": protocol.uri(st, &stream),
-                "expirationTime": crate::clock::rfc3339(stream.grant.expires_at),
+                "expirationTime": hearth_access::clock::rfc3339(stream.grant.expires_at),
                 "idleTimeoutSeconds": 30,
                 "protocol": protocol.name(),
                 "resolution": {"width": w, "height": h},
@@ -338,7 +338,7 @@ async fn initialize(
 #[derive(Clone, Copy)]
 enum Protocol {
     /// What Alexa's camera interface asks for: RTP over the RTSP connection
-    /// (`crate::rtsp`), video only.
+    /// (`crate::door::rtsp`), video only.
     Rtsp,
     /// HLS with MPEG-TS segments, video and audio.
     Hls,
@@ -390,7 +390,7 @@ fn report_state(st: &AppState, link: &Link, corr: Option<&str>, ep: Option<&str>
             "namespace": "Alexa.EndpointHealth",
             "name": "connectivity",
             "value": {"value": if online { "OK" } else { "UNREACHABLE" }},
-            "timeOfSample": crate::clock::rfc3339(crate::clock::now()),
+            "timeOfSample": hearth_access::clock::rfc3339(hearth_access::clock::now()),
             "uncertaintyInMilliseconds": 0,
         }]},
     })

@@ -9,15 +9,15 @@
 //! integration's name. What differs is the holder: a display cannot send headers,
 //! so the grant is held by its link (see [`Holder::of_link`]).
 
-use crate::audit;
 use crate::auth::AuthUser;
 use crate::error::AppError;
-use crate::grant::{Grant, Holder};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use hearth_access::audit;
+use hearth_access::grant::{Grant, Holder};
 use hearth_model::{CameraId, GrantId, Integration, RawToken, UnixMillis};
 use hearth_store::{AccessToken, Link};
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ pub async fn link_for_token(
         return Ok(AccessToken::Unknown);
     }
     let hash = RawToken::from_client(token).hash();
-    let now = crate::clock::now();
+    let now = hearth_access::clock::now();
     Ok(
         match st.db(move |s| s.link_by_access_token(hash, now)).await? {
             AccessToken::Live(l) | AccessToken::Expired(l) if l.integration != integration => {
@@ -111,7 +111,7 @@ pub async fn issue_stream(
         camera,
         epoch,
         integration: link.integration,
-        expires_at: UnixMillis(crate::clock::now().0 + LINKED_GRANT_TTL_MS),
+        expires_at: UnixMillis(hearth_access::clock::now().0 + LINKED_GRANT_TTL_MS),
         holder: Holder::of_link(link.id),
     };
     // The link was read from the store; the door reads the access view, which may
@@ -121,7 +121,7 @@ pub async fn issue_stream(
     {
         return Err(StreamRefusal::NotFound);
     }
-    let token = st.grant_key.sign(&grant);
+    let token = st.door.grant_key().sign(&grant);
     tracing::info!(grant = ?grant.id, viewer = ?grant.viewer, camera = ?camera, integration = link.integration.as_str(), "grant issued to a linked display");
     st.audit.record(audit::event(
         "grant_issued",
@@ -209,8 +209,8 @@ pub async fn list(
             .into_iter()
             .map(|l| LinkView {
                 integration: l.integration,
-                display_name: crate::oauth::display_name(l.integration),
-                linked_at: crate::clock::rfc3339(l.created_at),
+                display_name: crate::integrations::oauth::display_name(l.integration),
+                linked_at: hearth_access::clock::rfc3339(l.created_at),
                 cameras: cams
                     .iter()
                     .filter(|c| l.cameras.contains(&c.id))

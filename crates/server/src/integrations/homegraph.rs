@@ -26,10 +26,8 @@
 
 use crate::state::AppState;
 use hearth_model::{CameraId, Integration, LinkId, UserId};
-use serde::Deserialize;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_BASE_URL: &str = "https://homegraph.googleapis.com";
@@ -38,47 +36,6 @@ const TICK: Duration = Duration::from_millis(500);
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
 const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
-
-/// The `[google]` table of the config file.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GoogleConfig {
-    /// HomeGraph API base URL [default: https://homegraph.googleapis.com].
-    pub homegraph_url: Option<String>,
-    /// A command printing an OAuth access token for HomeGraph on stdout.
-    pub homegraph_token_command: Option<String>,
-}
-
-/// The server's HomeGraph reporter state: configured once at start-up; renames
-/// are handed to it by the API.
-#[derive(Default)]
-pub struct HomeGraph {
-    config: OnceLock<GoogleConfig>,
-    renamed: Mutex<HashSet<CameraId>>,
-}
-
-impl HomeGraph {
-    pub fn configure(&self, cfg: GoogleConfig) {
-        let _ = self.config.set(cfg);
-    }
-
-    /// Whether Hearth reports state to Google (SYNC's `willReportState`).
-    pub fn enabled(&self) -> bool {
-        self.config.get().is_some()
-    }
-
-    pub fn camera_renamed(&self, camera: CameraId) {
-        if self.enabled() {
-            self.lock_renamed().insert(camera);
-        }
-    }
-
-    fn lock_renamed(&self) -> std::sync::MutexGuard<'_, HashSet<CameraId>> {
-        self.renamed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
 
 /// What was last reported for one link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,7 +287,7 @@ async fn send_due(client: &mut Client, due: &Due) -> anyhow::Result<()> {
 
 /// Runs until the process ends, if HomeGraph is configured.
 pub async fn run(st: AppState) {
-    let Some(cfg) = st.homegraph.config.get().cloned() else {
+    let Some(cfg) = st.homegraph.config() else {
         return;
     };
     let mut client = Client {
@@ -355,7 +312,7 @@ pub async fn run(st: AppState) {
             // reported once it is lifted.
             continue;
         }
-        let renamed: HashSet<CameraId> = std::mem::take(&mut *st.homegraph.lock_renamed());
+        let renamed: HashSet<CameraId> = st.homegraph.take_renamed();
         for due in reporter.poll(&current(&st), &renamed, Instant::now()) {
             let result = send_due(&mut client, &due).await;
             if let Err(e) = &result {
@@ -384,7 +341,7 @@ fn current(st: &AppState) -> HashMap<LinkId, Reported> {
 }
 
 fn agent(user: UserId) -> String {
-    crate::links::agent_user_id(Integration::Google, user)
+    crate::integrations::links::agent_user_id(Integration::Google, user)
 }
 
 #[cfg(test)]

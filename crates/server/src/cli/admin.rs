@@ -3,9 +3,10 @@
 //! cameras from the store when it needs them, so it picks changes up without a
 //! restart.
 
+use crate::api::admin::{camera_by_id_text, record_admin};
 use hearth_model::BindingEpoch;
 use hearth_model::RawToken;
-use hearth_store::{Camera, Store, SuspensionKind, User};
+use hearth_store::{Camera, Store, User};
 
 /// Creates a user with a household of their own.
 pub fn add_user(store: &dyn Store, email: &str, password: &str) -> anyhow::Result<User> {
@@ -19,7 +20,8 @@ pub fn add_user(store: &dyn Store, email: &str, password: &str) -> anyhow::Resul
     if store.user_by_email(email)?.is_some() {
         anyhow::bail!("a user with email {email} exists already");
     }
-    let hash = crate::auth::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash =
+        hearth_access::password::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let household = store.create_household(email)?;
     Ok(store.create_user(email, &hash, household.id)?)
 }
@@ -76,15 +78,6 @@ pub fn camera_table(store: &dyn Store) -> anyhow::Result<String> {
     Ok(out)
 }
 
-fn camera_by_id_text(store: &dyn Store, camera: &str) -> anyhow::Result<Camera> {
-    let id: hearth_model::CameraId = camera
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{camera:?} is not a camera id"))?;
-    store
-        .camera_by_id(id)?
-        .ok_or_else(|| anyhow::anyhow!("no camera {camera}"))
-}
-
 /// Moves a camera to another user's household. Its binding epoch goes up: every
 /// grant, key and share of the old epoch stops working, and its publisher must
 /// reconnect. The stream key is kept; reset the camera too if the old owner must
@@ -127,28 +120,6 @@ pub fn reset_camera(
 
 /// Resolves a kill-switch target as the operator names it (`integration app`,
 /// `household ID`, `camera ID`, `user EMAIL`).
-pub fn suspension_target(
-    store: &dyn Store,
-    kind: &str,
-    target: &str,
-) -> anyhow::Result<(SuspensionKind, String)> {
-    let kind = SuspensionKind::parse(kind).ok_or_else(|| {
-        anyhow::anyhow!("kind must be one of integration, household, camera, user")
-    })?;
-    let target = match kind {
-        SuspensionKind::User => store
-            .user_by_email(target)?
-            .ok_or_else(|| anyhow::anyhow!("no user with email {target}"))?
-            .id
-            .to_string(),
-        SuspensionKind::Camera => camera_by_id_text(store, target)?.id.to_string(),
-        SuspensionKind::Household | SuspensionKind::Integration => target.to_string(),
-    };
-    Ok((kind, target))
-}
-
-/// Records an operator action in the audit log (the CLI runs in its own process,
-/// so it writes directly rather than through the server's queue).
 /// Checks an operator's registration of an integration's OAuth client.
 pub fn oauth_client(
     integration: &str,
@@ -164,9 +135,9 @@ pub fn oauth_client(
         "--client-id must be 1 to 256 characters"
     );
     anyhow::ensure!(
-        secret.len() >= crate::oauth::MIN_CLIENT_SECRET_LEN,
+        secret.len() >= crate::integrations::oauth::MIN_CLIENT_SECRET_LEN,
         "the client secret must be at least {} characters (generate one: openssl rand -base64 32)",
-        crate::oauth::MIN_CLIENT_SECRET_LEN
+        crate::integrations::oauth::MIN_CLIENT_SECRET_LEN
     );
     for u in &redirect_uris {
         // http only to this machine: the authority must be exactly a loopback host.
@@ -187,28 +158,10 @@ pub fn oauth_client(
     Ok(hearth_store::OAuthClient {
         integration,
         client_id: client_id.to_string(),
-        secret_hash: crate::oauth::secret_hash(secret),
+        secret_hash: crate::integrations::oauth::secret_hash(secret),
         redirect_uris,
-        created_at: crate::clock::now(),
+        created_at: hearth_access::clock::now(),
     })
-}
-
-pub fn record_admin(
-    store: &dyn Store,
-    kind: &str,
-    camera: Option<hearth_model::CameraId>,
-    detail: serde_json::Value,
-) -> anyhow::Result<()> {
-    store.append_audit(&[hearth_store::AuditEvent {
-        at: crate::clock::now(),
-        kind: kind.to_string(),
-        camera,
-        user: None,
-        integration: Some("admin".into()),
-        grant: None,
-        detail,
-    }])?;
-    Ok(())
 }
 
 /// `--since`: unix milliseconds or an RFC 3339 time; default: the beginning.
@@ -262,7 +215,7 @@ pub fn audit_views(
         let _ = writeln!(
             out,
             "{}  {:<16} {:<28} {:<6} {}",
-            crate::clock::rfc3339(e.at),
+            hearth_access::clock::rfc3339(e.at),
             e.kind,
             who,
             e.integration.unwrap_or_default(),
@@ -308,7 +261,7 @@ pub fn audit_exposure(
                 "isolation_violation" if e.detail["object_camera"] == serde_json::json!(cam.id) => {
                     blocked.push(format!(
                         "{} to {} (grant for camera {})",
-                        crate::clock::rfc3339(e.at),
+                        hearth_access::clock::rfc3339(e.at),
                         e.user.map(|u| name(&u)).unwrap_or_default(),
                         e.detail["grant_camera"].as_str().unwrap_or("?")
                     ));

@@ -30,6 +30,9 @@ use std::path::Path;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// How long a stream grant lasts. Players renew before expiry.
+pub const GRANT_TTL_MS: i64 = 5 * 60 * 1000;
+
 const VERSION: u8 = 2;
 /// version + grant + user + camera + epoch + expiry + integration + holder
 const PAYLOAD_LEN: usize = 1 + 16 + 16 + 16 + 8 + 8 + 1 + HOLDER_LEN;

@@ -14,10 +14,10 @@
 //! interval stale and a camera nobody looks at costs nothing. A JPEG whose frame is
 //! less than [`MAX_STALENESS_MS`] older than the newest frame is reused as is.
 
-use crate::egress::{MediaKind, MediaObject};
 use crate::error::AppError;
 use crate::hub::{GopSnapshot, Hub};
 use bytes::Bytes;
+use hearth_access::{MediaKind, MediaObject};
 use hearth_model::UnixMillis;
 use openh264::decoder::Decoder;
 use std::sync::Arc;
@@ -118,7 +118,7 @@ fn decode_newest(
     for f in &gop.frames[state.fed..] {
         if guarded && !f.provenance.is_some_and(|r| stamper.verify(&r, &[&f.data])) {
             let found = f.provenance.map(|r| r.provenance());
-            hub.metrics().isolation_violations.inc();
+            hub.metrics().door.isolation_violations.inc();
             tracing::error!(
                 camera = ?hub.camera(),
                 epoch = %gop.epoch,

@@ -355,7 +355,7 @@ pub async fn authorize_page(State(st): State<AppState>, RawQuery(q): RawQuery) -
         Err(m) => return error_page(&m),
     };
     match check_authorize(&st, params).await {
-        Ok(_) => crate::http::web_index_response(),
+        Ok(_) => crate::web::web_index_response(),
         Err(AuthorizeError::NoRedirect(m)) => {
             tracing::info!(reason = %m, "authorization request refused");
             error_page(&m)
@@ -470,7 +470,7 @@ pub async fn consent(
             redirect: error_redirect(&a.redirect_uri, a.state.as_deref(), &e),
         }));
     }
-    let cameras = crate::links::chosen_cameras(&st, user, answer.cameras).await?;
+    let cameras = crate::integrations::links::chosen_cameras(&st, user, answer.cameras).await?;
     let code = RawToken::generate();
     let record = AuthCode {
         integration,
@@ -479,7 +479,7 @@ pub async fn consent(
         cameras: cameras.clone(),
         redirect_uri: a.redirect_uri.clone(),
         code_challenge: a.code_challenge,
-        expires_at: UnixMillis(crate::clock::now().0 + CODE_TTL_MS),
+        expires_at: UnixMillis(hearth_access::clock::now().0 + CODE_TTL_MS),
     };
     let hash = code.hash();
     st.db(move |s| s.create_auth_code(hash, &record)).await?;
@@ -487,7 +487,7 @@ pub async fn consent(
     st.audit.record(hearth_store::AuditEvent {
         user: Some(user),
         integration: Some(integration.as_str().into()),
-        ..crate::audit::event(
+        ..hearth_access::audit::event(
             "integration_authorized",
             None,
             serde_json::json!({"cameras": cameras}),
@@ -600,7 +600,7 @@ struct TokenResponse {
 
 fn new_tokens() -> (RawToken, RawToken, TokenPair) {
     let (access, refresh) = (RawToken::generate(), RawToken::generate());
-    let now = crate::clock::now();
+    let now = hearth_access::clock::now();
     let pair = TokenPair {
         access: access.hash(),
         access_expires: UnixMillis(now.0 + ACCESS_TTL_MS),
@@ -671,7 +671,7 @@ async fn exchange_code(
         return Err(OAuthError::invalid_request("code_verifier is malformed").into());
     }
     let hash = code.hash();
-    let now = crate::clock::now();
+    let now = hearth_access::clock::now();
     let found = match st.db(move |s| s.redeem_auth_code(hash, now)).await? {
         Redeemed::Fresh(c) => c,
         Redeemed::Replayed => {
@@ -736,7 +736,7 @@ async fn exchange_code(
     st.audit.record(hearth_store::AuditEvent {
         user: Some(link.user),
         integration: Some(link.integration.as_str().into()),
-        ..crate::audit::event(
+        ..hearth_access::audit::event(
             "integration_linked",
             None,
             serde_json::json!({"link": link.id, "cameras": link.cameras}),
@@ -752,7 +752,7 @@ async fn refresh(
 ) -> Result<Response, TokenError> {
     let presented = RawToken::from_client(required(form, "refresh_token")?).hash();
     let (access, refresh, pair) = new_tokens();
-    let now = crate::clock::now();
+    let now = hearth_access::clock::now();
     match st
         .db(move |s| s.rotate_refresh_token(presented, &pair, now))
         .await?
@@ -762,7 +762,12 @@ async fn refresh(
         }
         Redeemed::Fresh(link) => {
             // Another client's token: it leaked. Revoke what it opens.
-            crate::links::unlink(st, &link, "refresh token presented by another client").await?;
+            crate::integrations::links::unlink(
+                st,
+                &link,
+                "refresh token presented by another client",
+            )
+            .await?;
             Err(OAuthError::invalid_grant("unknown refresh token").into())
         }
         Redeemed::Replayed => {
@@ -805,7 +810,7 @@ pub async fn revoke(
             st.audit.record(hearth_store::AuditEvent {
                 user: Some(link.user),
                 integration: Some(integration.as_str().into()),
-                ..crate::audit::event(
+                ..hearth_access::audit::event(
                     "oauth_token_revoked",
                     None,
                     serde_json::json!({"link": link.id}),
@@ -813,7 +818,12 @@ pub async fn revoke(
             });
         }
         Revocation::OtherClient(link) => {
-            crate::links::unlink(&st, &link, "token presented by another client to revoke").await?;
+            crate::integrations::links::unlink(
+                &st,
+                &link,
+                "token presented by another client to revoke",
+            )
+            .await?;
             return Err(OAuthError::new(
                 "unauthorized_client",
                 "the token was not issued to this client",

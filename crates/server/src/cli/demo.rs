@@ -68,11 +68,12 @@ fn ensure_data(
         let pw = password.map(str::to_string).unwrap_or_else(random_password);
         match store.user_by_email(email)? {
             Some(u) => {
-                let hash = crate::auth::hash_password(&pw).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let hash = hearth_access::password::hash_password(&pw)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 store.set_user_password_hash(u.id, &hash)?;
             }
             None => {
-                crate::admin::add_user(store, email, &pw)?;
+                crate::cli::admin::add_user(store, email, &pw)?;
             }
         }
         accounts.push((email.to_string(), pw));
@@ -88,10 +89,10 @@ fn ensure_data(
             .find(|c| c.name == d.name);
         let pair = match existing {
             Some(c) => {
-                let key = crate::admin::rotate_stream_key(store, &c)?;
+                let key = crate::cli::admin::rotate_stream_key(store, &c)?;
                 (c, key)
             }
-            None => crate::admin::add_camera(store, d.owner, d.name, d.timezone)?,
+            None => crate::cli::admin::add_camera(store, d.owner, d.name, d.timezone)?,
         };
         cameras.push(pair);
     }

@@ -15,7 +15,7 @@
 //! grant, so live streams stop within a poll.
 
 use crate::error::AppError;
-use crate::links::{self, StreamRefusal};
+use crate::integrations::links::{self, StreamRefusal};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;

@@ -1,0 +1,90 @@
+//! Signing in and out: login sessions for the web app and the API.
+
+use super::parse_json;
+use crate::auth::new_session;
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use hearth_access::audit;
+use hearth_access::grant::GRANT_TTL_MS;
+use hearth_model::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct LoginResponse {
+    token: String,
+    expires_at: String,
+}
+
+pub(super) async fn login(
+    State(st): State<AppState>,
+    body: Bytes,
+) -> Result<Json<LoginResponse>, AppError> {
+    let req: LoginRequest = parse_json(&body)?;
+    if req.email.len() > 320 || req.password.len() > 1024 {
+        return Err(AppError::BadRequest("email or password too long".into()));
+    }
+    let email = req.email.clone();
+    let user = st.db(move |s| s.user_by_email(&email)).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let st2 = st.clone();
+    let ok = tokio::task::spawn_blocking(move || st2.auth.verify(hash.as_deref(), &req.password))
+        .await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        (_, known) => {
+            let user_id = known.map(|u| u.id);
+            let req_email = req.email;
+            tracing::info!("login failed");
+            st.audit.record(hearth_store::AuditEvent {
+                user: user_id,
+                ..audit::event(
+                    "login_failure",
+                    None,
+                    serde_json::json!({"email": req_email}),
+                )
+            });
+            return Err(AppError::BadLogin);
+        }
+    };
+    let (token, expires) = new_session(&st, user.id).await?;
+    tracing::info!(user = ?user.id, "login");
+    st.audit.record(hearth_store::AuditEvent {
+        user: Some(user.id),
+        ..audit::event("login", None, serde_json::json!({}))
+    });
+    Ok(Json(LoginResponse {
+        token: token.expose().to_string(),
+        expires_at: hearth_access::clock::rfc3339(expires),
+    }))
+}
+
+/// Ends the caller's session: its token stops working, and every stream grant it
+/// holds is refused from now on (live players stop at their next request).
+pub(super) async fn logout(
+    State(st): State<AppState>,
+    session: crate::auth::AuthSession,
+) -> Result<axum::http::StatusCode, AppError> {
+    let (hash, holder) = (session.token, session.holder.to_bytes());
+    let now = hearth_access::clock::now();
+    let until = UnixMillis(now.0 + GRANT_TTL_MS);
+    // One transaction: the session and every grant it holds end together.
+    st.db(move |s| s.sign_out(hash, holder, until, now)).await?;
+    // Apply it now rather than at the next poll.
+    st.refresh_access().await?;
+    tracing::info!(user = ?session.user, "logout");
+    st.audit.record(hearth_store::AuditEvent {
+        user: Some(session.user),
+        ..audit::event("logout", None, serde_json::json!({}))
+    });
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,123 @@
+//! The ways out. Every driver here writes media only through the egress guard of
+//! `hearth-access` ([`hearth_access::EgressGuard`]), which exists only for a
+//! verified, presented, still-valid grant and checks each object's or frame's
+//! provenance before letting it out:
+//!
+//! - [`hls`]: playlists, init segments, segments and keys over HTTP;
+//! - [`snapshot`]: the newest still as a JPEG;
+//! - [`rtsp`]: RTSP for smart displays (Alexa), frame by frame.
+//!
+//! This module turns what the guard lets out (a [`Delivery`]) into an HTTP
+//! response, and a refusal into the server's error; [`MediaResponse`] — the only
+//! response type media handlers may return — can only be made from a `Delivery`.
+
+pub mod hls;
+pub mod rtsp;
+pub mod snapshot;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hearth_access::{Delivery, EgressGuard, Grant, MediaObject, Refusal};
+use hearth_model::Provenance;
+use std::collections::HashMap;
+
+/// The media routes: everything under a grant.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/media/{grant}/index.m3u8", get(hls::master_playlist))
+        .route("/media/{grant}/live.m3u8", get(hls::fmp4_playlist))
+        .route("/media/{grant}/ts.m3u8", get(hls::ts_playlist))
+        .route("/media/{grant}/snapshot.jpg", get(snapshot::snapshot))
+        .route("/media/{grant}/{object}", get(hls::media_object))
+}
+
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Forbidden => AppError::Forbidden,
+            Refusal::NotHolder => AppError::NotHolder,
+            Refusal::IsolationViolation => AppError::IsolationViolation,
+        }
+    }
+}
+
+/// A response carrying media. Only made from a [`Delivery`] of the guard.
+pub struct MediaResponse(Response);
+
+impl MediaResponse {
+    fn of(d: Delivery) -> Self {
+        let (content_type, cache) = (d.content_type(), d.cache_control());
+        let mut resp = (StatusCode::OK, d.into_body()).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        // Cast receivers and smart displays fetch playlists, keys and segments from
+        // their own origin. Opening CORS to any origin lends nothing: the grant is
+        // in the URL, and a session-held grant needs a header no other origin can
+        // send without a preflight, which is not answered.
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        Self(resp)
+    }
+}
+
+impl IntoResponse for MediaResponse {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// The guard of one HTTP media request.
+pub struct HttpGuard(EgressGuard);
+
+impl HttpGuard {
+    pub fn grant(&self) -> &Grant {
+        self.0.grant()
+    }
+
+    /// Writes `obj` if and only if the guard lets it out.
+    pub fn write(&self, obj: &MediaObject) -> Result<MediaResponse, AppError> {
+        Ok(MediaResponse::of(self.0.write(obj)?))
+    }
+
+    /// Records a frame the still cache refused and ends the viewer's session.
+    pub fn refuse_frame(&self, found: Option<Provenance>) -> AppError {
+        self.0.refuse_frame(found).into()
+    }
+}
+
+/// Extracts the `{grant}` path segment, verifies it, and yields the door.
+pub struct Egress(pub HttpGuard);
+
+impl FromRequestParts<AppState> for Egress {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        let token = params.get("grant").ok_or(AppError::NotFound)?;
+        open(state, token, crate::auth::bearer(&parts.headers)).map(|g| Egress(HttpGuard(g)))
+    }
+}
+
+/// Verifies a presented grant token and opens the door for it (see
+/// [`hearth_access::Door::open`]); the grant lookup is a fault point in tests.
+pub fn open(state: &AppState, token: &str, holder: Option<&str>) -> Result<EgressGuard, AppError> {
+    let now = hearth_access::clock::now();
+    Ok(state
+        .door
+        .open(token, holder, now, |v| state.faults.grant(v))?)
+}

@@ -1,0 +1,22 @@
+//! Snapshot egress: the camera's newest still as a JPEG, through the door.
+
+use super::hls::hub_for;
+use super::{Egress, MediaResponse};
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::extract::State;
+
+pub(super) async fn snapshot(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+) -> Result<MediaResponse, AppError> {
+    let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
+    let camera = door.grant().camera;
+    let frames = |gop| st.faults.frames(camera, gop, &st.hubs);
+    let still = match crate::hub::still::snapshot(&hub, frames).await {
+        Err(AppError::ForeignFrame(found)) => return Err(door.refuse_frame(found)),
+        other => other?,
+    };
+    let still = st.faults.still(door.grant().camera, still, &st.hubs);
+    door.write(&still)
+}
