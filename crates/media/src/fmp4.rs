@@ -471,6 +471,8 @@ struct TopBox {
     fourcc: [u8; 4],
     range: Range<usize>,
     header_len: usize,
+    /// Size field 0: the box extends to the end of the file.
+    to_end: bool,
 }
 
 /// Walks the top-level boxes of `data`; `Err` if any box header or size is bad.
@@ -508,6 +510,7 @@ fn top_level_boxes(data: &[u8]) -> Result<Vec<TopBox>, MediaError> {
             fourcc,
             range: pos..pos + size,
             header_len,
+            to_end: size32 == 0,
         });
         pos += size;
     }
@@ -521,7 +524,7 @@ fn is_hearth_uuid(data: &[u8], b: &TopBox) -> bool {
 
 /// Returns `segment` with the provenance box inserted: immediately before the
 /// first `moof` of a media segment, or after the last box (after `moov`) of an
-/// init segment. Errors if the top-level box structure is malformed or the
+/// init segment — before it if that box has size 0 (extends to the end of file). Errors if the top-level box structure is malformed or the
 /// segment already carries a Hearth provenance box (a segment is stamped once).
 pub fn insert_provenance(segment: &[u8], record: &ProvenanceRecord) -> Result<Bytes, MediaError> {
     let boxes = top_level_boxes(segment)?;
@@ -530,9 +533,11 @@ pub fn insert_provenance(segment: &[u8], record: &ProvenanceRecord) -> Result<By
             "segment already carries a provenance box",
         ));
     }
+    // A last box of size 0 extends to the end of the file: anything appended
+    // after it would be read as part of it, so the record goes before it.
     let at = boxes
         .iter()
-        .find(|b| b.fourcc == *b"moof")
+        .find(|b| b.fourcc == *b"moof" || b.to_end)
         .map_or(segment.len(), |b| b.range.start);
     let mut out = Vec::with_capacity(segment.len() + PROVENANCE_BOX_LEN);
     out.extend_from_slice(&segment[..at]);
@@ -608,6 +613,25 @@ pub(crate) mod tests {
         )
     }
 
+    /// A last box of size 0 extends to the end of the file: the record used to
+    /// be appended inside it, and lost.
+    #[test]
+    fn provenance_survives_a_last_box_of_size_zero() {
+        let rec = crate::provenance::tests::sample();
+        let mut init = mp4_box_for_test(b"ftyp", b"isom\0\0\0\0");
+        let moov_at = init.len();
+        init.extend(mp4_box_for_test(b"moov", &[1, 2, 3, 4]));
+        init[moov_at..moov_at + 4].copy_from_slice(&[0, 0, 0, 0]);
+        let stamped = insert_provenance(&init, &rec).unwrap();
+        assert_eq!(find_provenance(&stamped), Some(rec));
+    }
+
+    fn mp4_box_for_test(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(payload);
+        b
+    }
     #[test]
     fn init_segment_layout() {
         let (v, a) = configs();

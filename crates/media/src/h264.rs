@@ -157,6 +157,12 @@ fn read_parameter_set(
 
 /// Display dimensions (cropped) from an SPS NAL unit (including its header byte).
 pub fn sps_dimensions(sps: &[u8]) -> Result<(u32, u32), MediaError> {
+    // h264-reader indexes the NAL header byte unchecked.
+    if sps.len() < 2 || nal_type(sps) != 7 {
+        return Err(MediaError::InvalidAvcConfig(
+            "SPS: not an SPS NAL unit".into(),
+        ));
+    }
     let rbsp = decode_nal(sps).map_err(|e| MediaError::InvalidAvcConfig(format!("SPS: {e}")))?;
     let parsed = SeqParameterSet::from_bits(BitReader::new(&rbsp[..]))
         .map_err(|e| MediaError::InvalidAvcConfig(format!("SPS: {e:?}")))?;
@@ -275,6 +281,25 @@ pub(crate) mod tests {
         0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
     ];
     pub const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+    /// `sps_dimensions(&[])` panicked inside h264-reader; no input may.
+    #[test]
+    fn sps_dimensions_never_panics() {
+        assert!(sps_dimensions(&[]).is_err());
+        assert!(sps_dimensions(&[0x67]).is_err());
+        assert!(sps_dimensions(PPS).is_err());
+        assert_eq!(sps_dimensions(SPS_640X360).unwrap(), (640, 360));
+        for n in 0..SPS_640X360.len() {
+            let _ = sps_dimensions(&SPS_640X360[..n]);
+        }
+        for i in 1..SPS_640X360.len() {
+            for v in [0x00, 0x01, 0x03, 0x7f, 0x80, 0xff] {
+                let mut m = SPS_640X360.to_vec();
+                m[i] = v;
+                let _ = sps_dimensions(&m);
+            }
+        }
+    }
 
     pub fn record(sps: &[u8], pps: &[u8]) -> Vec<u8> {
         let mut r = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];

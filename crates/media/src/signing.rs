@@ -90,6 +90,8 @@ pub enum SignatureFailure {
     BadTag,
     /// A keyframe without a signature after signed keyframes on this connection.
     Downgrade,
+    /// A keyframe carries a GOP-signature SEI whose record does not decode.
+    Malformed,
     /// The record's GOP number is not the expected one (a connection's chain
     /// starts at 0 and counts up by one).
     Sequence {
@@ -105,6 +107,7 @@ impl std::fmt::Display for SignatureFailure {
         match self {
             Self::BadTag => f.write_str("tag does not verify"),
             Self::Downgrade => f.write_str("keyframe unsigned after signed ones"),
+            Self::Malformed => f.write_str("GOP signature record does not decode"),
             Self::Sequence { expected, found } => {
                 write!(f, "GOP number {found}, expected {expected}")
             }
@@ -114,8 +117,19 @@ impl std::fmt::Display for SignatureFailure {
 
 /// The record in an access unit's GOP signature SEI, if any (malformed input: `None`).
 pub fn find_gop_signature(avcc_au: &[u8], nalu_length_size: u8) -> Option<ProvenanceRecord> {
+    gop_signature(avcc_au, nalu_length_size)?.ok()
+}
+
+/// Whether an access unit carries a GOP-signature SEI (`None` if not), and its
+/// record or why it does not decode. Signer and verifier both decide by this one
+/// answer: a signature SEI that does not decode is a signature (a broken one), so
+/// the signer does not sign over it and the verifier refuses it.
+fn gop_signature(
+    avcc_au: &[u8],
+    nalu_length_size: u8,
+) -> Option<Result<ProvenanceRecord, MediaError>> {
     let payload = sei::find_user_data_unregistered(avcc_au, nalu_length_size, GOP_SIGNATURE_UUID)?;
-    ProvenanceRecord::decode(&payload).ok()
+    Some(ProvenanceRecord::decode(&payload))
 }
 
 /// Feeds one access unit, in the digest encoding (see the module docs), into
@@ -198,7 +212,7 @@ impl GopSigner {
             }
             return Ok(Bytes::copy_from_slice(avcc_au));
         }
-        if find_gop_signature(avcc_au, nalu_length_size).is_some() {
+        if gop_signature(avcc_au, nalu_length_size).is_some() {
             return Err(MediaError::InvalidProvenance(
                 "access unit already carries a GOP signature",
             ));
@@ -327,7 +341,11 @@ impl GopVerifier {
         let gop = self.keyframes;
         self.keyframes += 1;
         let fail = |reason| MediaError::SignatureMismatch { gop, reason };
-        let record = find_gop_signature(avcc_au, nalu_length_size);
+        let record = match gop_signature(avcc_au, nalu_length_size) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(_)) => return Err(fail(SignatureFailure::Malformed)),
+        };
         let (record, mut covered) = match (record, self.last_seq) {
             (None, None) => return Ok(Verdict::Unsigned),
             (None, Some(_)) => return Err(fail(SignatureFailure::Downgrade)),
@@ -773,6 +791,27 @@ mod tests {
             .unwrap();
         assert_eq!(find_gop_signature(&au, 4).unwrap().seq, 0);
         assert!(s.sign(&au, 4, true, UnixMillis(0)).is_err());
+    }
+
+    /// A keyframe that already carries a GOP-signature SEI whose record does not
+    /// decode: the signer refuses to sign over it and the verifier refuses it, so
+    /// the two never disagree (the signer used to sign after the broken one,
+    /// the verifier stopped at it).
+    #[test]
+    fn a_broken_signature_sei_is_refused_by_signer_and_verifier_alike() {
+        let idr = &stream(1, 0, 4)[0].1;
+        let bogus = sei::user_data_unregistered_nal(GOP_SIGNATURE_UUID, &[7; 5]);
+        let au = sei::insert_before_first_slice(idr, 4, &bogus).unwrap();
+        let mut s = GopSigner::new(gop_signing_key(KEY), None);
+        assert!(s.sign(&au, 4, true, UnixMillis(0)).is_err());
+        let mut v = GopVerifier::new(gop_signing_key(KEY));
+        assert_eq!(
+            v.push(&au, 4, true),
+            Err(MediaError::SignatureMismatch {
+                gop: 0,
+                reason: SignatureFailure::Malformed
+            })
+        );
     }
 
     #[test]

@@ -11,4 +11,7 @@ pub struct Metrics {
     pub door: Arc<DoorMetrics>,
     pub segments_produced: Counter,
     pub rtmp_connections_refused: Counter,
+    /// Panics the RTMP protocol code raised on a client's input (each a bug; the
+    /// connection was closed).
+    pub rtmp_parser_panics: Counter,
 }
