@@ -44,8 +44,9 @@ struct Envelope {
     directive: Directive,
 }
 
+/// One directive, as parsed by [`parse_directive`].
 #[derive(Deserialize)]
-struct Directive {
+pub struct Directive {
     header: Header,
     #[serde(default)]
     endpoint: Option<Endpoint>,
@@ -115,27 +116,33 @@ fn error_event(
 
 /// `POST /integrations/alexa/directives`.
 pub async fn directive(State(st): State<AppState>, body: Bytes) -> Result<Response, AppError> {
-    let env: Envelope = match serde_json::from_slice(&body) {
-        Ok(e) => e,
+    match parse_directive(&body) {
+        Ok(d) => Ok(Json(handle(&st, d).await?).into_response()),
+        Err(ev) => Ok((StatusCode::BAD_REQUEST, Json(ev)).into_response()),
+    }
+}
+
+/// A directive from its envelope, parsed without app state (`fuzz/` drives it);
+/// a malformed one is answered with the `INVALID_DIRECTIVE` error event returned.
+pub fn parse_directive(body: &[u8]) -> Result<Directive, Value> {
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(e) => Ok(e.directive),
         Err(e) => {
             tracing::info!(error = %e, "alexa directive refused: malformed");
-            let ev = error_event(
+            Err(error_event(
                 None,
                 None,
                 "INVALID_DIRECTIVE",
                 &format!("malformed directive: {e}"),
-            );
-            return Ok((StatusCode::BAD_REQUEST, Json(ev)).into_response());
+            ))
         }
-    };
-    Ok(Json(handle(&st, env.directive).await?).into_response())
+    }
 }
 
-async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
-    let corr = d.header.correlation_token.as_deref();
-    let endpoint_id = d.endpoint.as_ref().map(|e| e.endpoint_id.clone());
-    let ep = endpoint_id.as_deref();
-    let token = match (d.header.namespace.as_str(), d.header.name.as_str()) {
+/// The access token a directive carries: in the payload for Discovery and
+/// AcceptGrant, in the endpoint's scope otherwise.
+pub fn token_of(d: &Directive) -> Option<String> {
+    match (d.header.namespace.as_str(), d.header.name.as_str()) {
         ("Alexa.Discovery", "Discover") => d.payload.pointer("/scope/token"),
         ("Alexa.Authorization", "AcceptGrant") => d.payload.pointer("/grantee/token"),
         _ => None,
@@ -147,7 +154,14 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
             .as_ref()
             .and_then(|e| e.scope.as_ref())
             .map(|s| s.token.clone())
-    });
+    })
+}
+
+async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
+    let corr = d.header.correlation_token.as_deref();
+    let endpoint_id = d.endpoint.as_ref().map(|e| e.endpoint_id.clone());
+    let ep = endpoint_id.as_deref();
+    let token = token_of(&d);
     let found = match token {
         Some(t) => links::link_for_token(st, Integration::Alexa, &t).await?,
         None => AccessToken::Unknown,

@@ -30,16 +30,18 @@ use serde_json::{Value, json};
 /// What we serve, in preference order (Google's protocol names).
 pub const PROTOCOLS: [&str; 1] = ["hls"];
 
+/// A fulfillment request, as parsed by [`parse_request`].
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Request {
+pub struct Request {
     request_id: String,
     inputs: Vec<Input>,
 }
 
+/// One input of a fulfillment request.
 #[derive(Deserialize)]
 #[serde(tag = "intent")]
-enum Input {
+pub enum Input {
     #[serde(rename = "action.devices.SYNC")]
     Sync,
     #[serde(rename = "action.devices.QUERY")]
@@ -56,12 +58,12 @@ struct DeviceRef {
 }
 
 #[derive(Deserialize)]
-struct QueryPayload {
+pub struct QueryPayload {
     devices: Vec<DeviceRef>,
 }
 
 #[derive(Deserialize)]
-struct ExecutePayload {
+pub struct ExecutePayload {
     commands: Vec<Command>,
 }
 
@@ -110,12 +112,7 @@ pub async fn fulfillment(
             return Ok(unauthorized());
         }
     };
-    let req: Request = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest(format!("not a fulfillment request: {e}")))?;
-    let Some(input) = req.inputs.into_iter().next() else {
-        return Err(AppError::BadRequest("inputs is empty".into()));
-    };
-    let request_id = req.request_id;
+    let (request_id, input) = parse_request(&body)?;
     let input = match input {
         Input::Disconnect => {
             links::unlink(&st, &link, "DISCONNECT from Google").await?;
@@ -143,6 +140,17 @@ pub async fn fulfillment(
         Intent::Execute(payload) => execute(&st, &link, payload).await,
     };
     Ok(Json(json!({"requestId": request_id, "payload": payload})).into_response())
+}
+
+/// A fulfillment body's request id and (first) input, parsed without app state
+/// (`fuzz/` drives it). Google sends one input per request.
+pub fn parse_request(body: &[u8]) -> Result<(String, Input), AppError> {
+    let req: Request = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("not a fulfillment request: {e}")))?;
+    let Some(input) = req.inputs.into_iter().next() else {
+        return Err(AppError::BadRequest("inputs is empty".into()));
+    };
+    Ok((req.request_id, input))
 }
 
 /// The intents answered with a payload (DISCONNECT is answered with `{}`).

@@ -291,7 +291,9 @@ async fn check_authorize(st: &AppState, p: AuthorizeParams) -> Result<Authorize,
     })
 }
 
-fn parse_query(raw: Option<&str>) -> Result<AuthorizeParams, String> {
+/// The authorization request's query (RFC 6749 4.1.1): no repeated parameter,
+/// empty ones omitted, unknown ones ignored. Pure, so `fuzz/` drives it.
+pub fn parse_query(raw: Option<&str>) -> Result<AuthorizeParams, String> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
         .into_owned()
         .collect();
@@ -505,7 +507,7 @@ pub async fn consent(
 // --- the token and revocation endpoints ---
 
 /// A form body (application/x-www-form-urlencoded) with no repeated parameter.
-fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let mut form = HashMap::new();
     for (k, v) in form_urlencoded::parse(body) {
         if form.insert(k.to_string(), v.into_owned()).is_some() {
@@ -515,6 +517,25 @@ fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
         }
     }
     Ok(form)
+}
+
+/// The client id and the secrets to try from an HTTP Basic credential (the part
+/// after `Basic `): RFC 6749 2.3.1 form-encodes both before Basic; many clients
+/// do not, so the form-decoded secret is tried, and the raw one (a secret with
+/// `+` or `%` in it would otherwise never match). Pure, so `fuzz/` drives it.
+pub fn basic_credentials(b: &str) -> Option<(String, Vec<String>)> {
+    let decoded = STANDARD
+        .decode(b.trim())
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok())?;
+    let (id, secret) = decoded.split_once(':')?;
+    let dec = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((dec(id), vec![dec(secret), secret.to_string()]))
 }
 
 /// RFC 6749 2.3.1: HTTP Basic (form-urlencoded id and secret) or the body's
@@ -539,26 +560,7 @@ async fn authenticate_client(
             )
             .into());
         }
-        (Some(b), None) => {
-            let decoded = STANDARD
-                .decode(b.trim())
-                .ok()
-                .and_then(|d| String::from_utf8(d).ok())
-                .ok_or_else(OAuthError::invalid_client)?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(OAuthError::invalid_client)?;
-            let dec = |s: &str| -> String {
-                form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            // RFC 6749 2.3.1 form-encodes both before Basic; many clients do not.
-            // The form-decoded secret is tried, and the raw one (a secret with
-            // `+` or `%` in it would otherwise never match).
-            (dec(id), vec![dec(secret), secret.to_string()])
-        }
+        (Some(b), None) => basic_credentials(b).ok_or_else(OAuthError::invalid_client)?,
         (None, Some(secret)) => (
             form.get("client_id")
                 .cloned()
