@@ -42,7 +42,14 @@ pub struct Audit {
     pub dropped: Counter,
 }
 
-pub fn event(kind: &str, grant: Option<&Grant>, detail: serde_json::Value) -> AuditEvent {
+/// An audit event; one under a grant names its viewer, camera and integration,
+/// and its detail carries the grant's binding `epoch` (unless given), so an
+/// owner's access log can leave out what belongs to an earlier binding.
+pub fn event(kind: &str, grant: Option<&Grant>, mut detail: serde_json::Value) -> AuditEvent {
+    if let (Some(g), Some(d)) = (grant, detail.as_object_mut()) {
+        d.entry("epoch")
+            .or_insert_with(|| serde_json::json!(g.epoch));
+    }
     AuditEvent {
         at: crate::clock::now(),
         kind: kind.to_string(),

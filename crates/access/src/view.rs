@@ -322,7 +322,9 @@ mod tests {
         view.refresh(&store).unwrap();
         assert_eq!(view.check(&ga), Ok(()));
 
-        let new_epoch = store.transfer_camera(cam.id, hb.id).unwrap();
+        let new_epoch = store
+            .transfer_camera(cam.id, hb.id, RawToken::generate().hash())
+            .unwrap();
         view.refresh(&store).unwrap();
         assert_eq!(
             view.check(&ga),

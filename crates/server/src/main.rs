@@ -190,7 +190,7 @@ enum CameraCmd {
         #[arg(long, default_value = "UTC")]
         timezone: String,
     },
-    /// Move a camera to another user's household (new binding epoch).
+    /// Move a camera to another user's household (new binding epoch, new stream key).
     Transfer {
         #[command(flatten)]
         common: Common,
@@ -384,11 +384,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Camera {
             cmd: CameraCmd::Transfer { common, camera, to },
         } => {
-            let epoch = on_store(&common, move |s, _| {
+            let (epoch, key) = on_store(&common, move |s, _| {
                 hearth_server::cli::admin::transfer_camera(s, &camera, &to)
             })
             .await?;
+            let cfg = common.resolve()?;
             println!("transferred; binding epoch is now {epoch}");
+            println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
+            println!(
+                "(a new stream key for the new owner, shown only now: point the camera at this \
+                 URL; the old key no longer works)"
+            );
             Ok(())
         }
         Command::Camera {

@@ -23,18 +23,56 @@ pub struct Running {
     pub state: AppState,
 }
 
+/// Opens (creating it if need be) the database in `data_dir`. The directory and
+/// the database hold password hashes, token hashes, the audit log and the keys:
+/// a new directory is made owner-only, the database file is created owner-only
+/// (SQLite gives its WAL and shared-memory files the same mode) and tightened
+/// if an older run left it open; an existing directory others can read is
+/// left as the operator made it, with a warning.
 pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", data_dir.display()))?;
-        // It holds the grant key and password hashes: owner only.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
-    let store = hearth_store::SqliteStore::open(&data_dir.join("hearth.db"))?;
+    let db = data_dir.join("hearth.db");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = std::fs::metadata(data_dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %data_dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users of this machine; it holds \
+                 password hashes, keys and the audit log: chmod 700 it"
+            );
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&db)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(anyhow::anyhow!("creating {}: {e}", db.display())),
+        }
+        for file in ["hearth.db", "hearth.db-wal", "hearth.db-shm"] {
+            let path = data_dir.join(file);
+            if let Ok(m) = std::fs::metadata(&path)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(file = %path.display(), "database file was open to others; now owner-only");
+            }
+        }
+    }
+    let store = hearth_store::SqliteStore::open(&db)?;
     Ok(Arc::new(store))
 }
 

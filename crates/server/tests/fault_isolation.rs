@@ -11,7 +11,7 @@
 mod common;
 use common::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,25 +30,13 @@ struct Camera {
     signature: u32,
 }
 
-struct Sim(Child);
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn simulate(c: &Camera) -> Sim {
-    Sim(hearth()
-        .args(["camera", "simulate", "--rtmp", &c.ingest, "--name", "cam"])
-        .args(["--size", &format!("{W}x{H}"), "--fps", "10"])
-        .args(["--signature", &c.signature.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("camera simulate"))
+    common::simulate(
+        &c.ingest,
+        "cam",
+        (W, H),
+        &["--signature", &c.signature.to_string()],
+    )
 }
 
 /// Everything one viewer received with a 200, by object name.

@@ -136,18 +136,33 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
     let ga = grant_within(&s, &a, &living, second).await;
     assert_eq!(get(&playlist(&ga)).await.0, 200);
 
-    // Transfer to B: A's live view ends, B owns it under a new binding epoch once
-    // the camera has reconnected.
+    // Transfer to B: A's live view ends. The camera gets a new stream key: the
+    // old household's publisher (the demo's camera, which keeps reconnecting with
+    // the old key) never reaches B; B provisions the camera with the new key and
+    // owns it under a new binding epoch.
     let t = Instant::now();
     let out = s.admin(
         &["camera", "transfer", "--camera", &living, "--to", OWNER_B],
         None,
     );
     assert!(out.contains("epoch is now 2"), "{out}");
+    let ingest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ingest "))
+        .unwrap_or_else(|| panic!("no new ingest URL in {out}"))
+        .to_string();
     let took = refused_within(&playlist(&ga), t, second).await;
     eprintln!("transfer -> old owner refused in {took:?}");
     assert_eq!(names(&s, &a).await, ["Nursery"]);
     assert!(names(&s, &b).await.contains(&"Living room".to_string()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listed = s.cameras(&b).await;
+    let cam = listed.iter().find(|c| c["id"] == living.as_str()).unwrap();
+    assert_eq!(
+        cam["online"], false,
+        "the old household's publisher must not publish to the new owner"
+    );
+    let _new_camera = simulate(&ingest, "Living room", (320, 180), &[]);
     s.wait_online(&b, "Living room").await;
     let gb = s.grant(&b, &living).await;
     assert_eq!(gb["epoch"], 2);
@@ -162,6 +177,16 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
         !text.contains(&format!("{living}-1-")),
         "old-epoch segments listed:\n{text}"
     );
+    // B's access log starts at the transfer: nothing of A's household.
+    let log = s.access_log(&b, &living).await;
+    assert!(!log.is_empty(), "B's own views are logged");
+    for e in &log {
+        assert_ne!(e["viewer"], OWNER_A, "the previous owner's events: {e}");
+        assert_ne!(e["kind"], "unshare", "the previous binding's shares: {e}");
+        if let Some(epoch) = e["detail"].get("epoch") {
+            assert_eq!(epoch, 2, "an event of the previous binding: {e}");
+        }
+    }
 
     // Reset: a new key and epoch; the camera (old key) cannot come back; B's view ends.
     let t = Instant::now();

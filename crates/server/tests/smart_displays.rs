@@ -466,29 +466,7 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
     );
 
     // --- HomeGraph: online/offline and consent changes are reported. ---
-    let sim = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "camera",
-            "simulate",
-            "--rtmp",
-            &garage_ingest,
-            "--name",
-            "Garage",
-        ])
-        .args(["--size", &format!("{W}x{H}"), "--fps", "10"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let sim = Kill(sim);
+    let sim = simulate(&garage_ingest, "Garage", (W, H), &[]);
     wait_call(&calls, "reportStateAndNotification", &agent_a, |v| {
         v["payload"]["devices"]["states"][&garage]["online"] == true
     })

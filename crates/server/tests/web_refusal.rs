@@ -20,32 +20,19 @@ mod common;
 mod webdriver;
 use common::*;
 use serde_json::Value;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use webdriver::Driver;
 
 const W: u32 = 320;
 const H: u32 = 180;
 
-struct Sim(Child);
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn simulate(ingest: &str, signature: u32) -> Sim {
-    Sim(hearth()
-        .args(["camera", "simulate", "--rtmp", ingest, "--name", "cam"])
-        .args(["--size", &format!("{W}x{H}"), "--fps", "10"])
-        .args(["--signature", &signature.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("camera simulate"))
+    common::simulate(
+        ingest,
+        "cam",
+        (W, H),
+        &["--signature", &signature.to_string()],
+    )
 }
 
 /// A server with two households of one publishing camera each, and Chromium signed

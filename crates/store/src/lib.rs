@@ -89,6 +89,9 @@ pub struct Camera {
     /// Starts at 1; bumped by [`Store::bump_camera_epoch`].
     pub epoch: BindingEpoch,
     pub created_at: UnixMillis,
+    /// When the current binding epoch began (creation, the last transfer or
+    /// reset): what happened before belongs to an earlier binding.
+    pub bound_at: UnixMillis,
 }
 
 /// How a user gets to see a camera.
@@ -348,16 +351,16 @@ pub trait Store: Send + Sync + 'static {
     /// kept; for a transfer or reset use [`Store::transfer_camera`] or
     /// [`Store::reset_camera`]. [`StoreError::NotFound`] for an unknown camera.
     fn bump_camera_epoch(&self, camera: CameraId) -> Result<BindingEpoch, StoreError>;
-    /// Moves the camera to another household, bumps its epoch and deletes its
-    /// shares, in one transaction; returns the new epoch. The stream key is kept
-    /// (the device keeps working for its new owner); follow with
-    /// [`Store::reset_camera`] when the previous owner must lose the key too.
+    /// Moves the camera to another household, bumps its epoch, replaces its
+    /// stream key (the previous household's publisher must not reach the new
+    /// owner) and deletes its shares, in one transaction; returns the new epoch.
     /// [`StoreError::NotFound`] for an unknown camera or household,
     /// [`StoreError::InvalidInput`] if the camera is already in that household.
     fn transfer_camera(
         &self,
         camera: CameraId,
         to_household: HouseholdId,
+        new_stream_key_hash: TokenHash,
     ) -> Result<BindingEpoch, StoreError>;
     /// Factory reset: bumps the epoch, deletes the camera's shares and replaces its
     /// stream key, in one transaction; returns the new epoch.

@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_sharing_audit_suspensions.sql"),
     include_str!("migrations/0003_ended_grant_holders.sql"),
     include_str!("migrations/0004_integration_links.sql"),
+    include_str!("migrations/0005_camera_bound_at.sql"),
 ];
 
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, rusqlite::Error> {

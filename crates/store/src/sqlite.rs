@@ -213,7 +213,8 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 /// Never includes `stream_key_hash`: it is write-only.
-const CAMERA_COLUMNS: &str = "c.id, c.household_id, c.name, c.timezone, c.epoch, c.created_at";
+const CAMERA_COLUMNS: &str =
+    "c.id, c.household_id, c.name, c.timezone, c.epoch, c.created_at, c.bound_at";
 
 fn camera_from_row(row: &Row<'_>) -> rusqlite::Result<Camera> {
     Ok(Camera {
@@ -223,6 +224,7 @@ fn camera_from_row(row: &Row<'_>) -> rusqlite::Result<Camera> {
         timezone: row.get(3)?,
         epoch: epoch_to_sql(row.get(4)?, 4)?,
         created_at: UnixMillis(row.get(5)?),
+        bound_at: UnixMillis(row.get(6)?),
     })
 }
 
@@ -250,11 +252,12 @@ macro_rules! not_suspended {
 /// - minus every pair whose user, camera or camera's household is suspended.
 const ACCESS_RULE: &str = concat!(
     "SELECT u.id AS viewer, 0 AS access, c.id AS id, c.household_id AS household_id, \
-     c.name AS name, c.timezone AS timezone, c.epoch AS epoch, c.created_at AS created_at \
+     c.name AS name, c.timezone AS timezone, c.epoch AS epoch, c.created_at AS created_at, \
+     c.bound_at AS bound_at \
      FROM cameras c JOIN users u ON u.household_id = c.household_id WHERE ",
     not_suspended!(),
     " UNION ALL \
-     SELECT u.id, 1, c.id, c.household_id, c.name, c.timezone, c.epoch, c.created_at \
+     SELECT u.id, 1, c.id, c.household_id, c.name, c.timezone, c.epoch, c.created_at, c.bound_at \
      FROM shares s JOIN cameras c ON c.id = s.camera_id \
      JOIN users u ON u.id = s.user_id AND u.household_id <> c.household_id WHERE ",
     not_suspended!()
@@ -269,7 +272,7 @@ fn access_from_sql(row: &Row<'_>, idx: usize) -> rusqlite::Result<Access> {
 }
 
 fn camera_with_access_from_row(row: &Row<'_>) -> rusqlite::Result<(Camera, Access)> {
-    Ok((camera_from_row(row)?, access_from_sql(row, 6)?))
+    Ok((camera_from_row(row)?, access_from_sql(row, 7)?))
 }
 
 fn get_opt_id<T>(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>>
@@ -475,12 +478,17 @@ impl Store for SqliteStore {
             timezone: timezone.to_owned(),
             epoch: BindingEpoch(1),
             created_at: now(),
+            bound_at: UnixMillis(0),
+        };
+        let camera = Camera {
+            bound_at: camera.created_at,
+            ..camera
         };
         self.conn()
             .execute(
                 "INSERT INTO cameras \
-                 (id, household_id, name, timezone, epoch, stream_key_hash, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+                 (id, household_id, name, timezone, epoch, stream_key_hash, created_at, bound_at) \
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6)",
                 params![
                     camera.id.to_string(),
                     camera.household.to_string(),
@@ -570,6 +578,7 @@ impl Store for SqliteStore {
         &self,
         camera: CameraId,
         to_household: HouseholdId,
+        new_stream_key_hash: TokenHash,
     ) -> Result<BindingEpoch, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -596,12 +605,21 @@ impl Store for SqliteStore {
                 what: "transfer (the camera is already in that household)",
             });
         }
-        let epoch: i64 = tx.query_row(
-            "UPDATE cameras SET household_id = ?2, epoch = epoch + 1 WHERE id = ?1 \
-             RETURNING epoch",
-            [camera.to_string(), to_household.to_string()],
-            |row| row.get(0),
-        )?;
+        // A new owner gets a new stream key: the old household's publisher (and
+        // anyone who saw its key) can no longer reach the new owner's viewers.
+        let epoch: i64 = tx
+            .query_row(
+                "UPDATE cameras SET household_id = ?2, epoch = epoch + 1, \
+                 stream_key_hash = ?3, bound_at = ?4 WHERE id = ?1 RETURNING epoch",
+                params![
+                    camera.to_string(),
+                    to_household.to_string(),
+                    new_stream_key_hash.as_bytes(),
+                    now().0
+                ],
+                |row| row.get(0),
+            )
+            .map_err(|e| constraint_error(e, "stream key", "camera"))?;
         tx.execute(
             "DELETE FROM shares WHERE camera_id = ?1",
             [camera.to_string()],
@@ -621,9 +639,9 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let epoch: Option<i64> = tx
             .query_row(
-                "UPDATE cameras SET stream_key_hash = ?2, epoch = epoch + 1 WHERE id = ?1 \
-                 RETURNING epoch",
-                params![camera.to_string(), new_stream_key_hash.as_bytes()],
+                "UPDATE cameras SET stream_key_hash = ?2, epoch = epoch + 1, bound_at = ?3 \
+                 WHERE id = ?1 RETURNING epoch",
+                params![camera.to_string(), new_stream_key_hash.as_bytes(), now().0],
                 |row| row.get(0),
             )
             .optional()

@@ -189,7 +189,8 @@ pub(super) struct AccessEntry {
     detail: serde_json::Value,
 }
 
-/// Who watched this camera, when, and through what (owners only; newest first).
+/// Who watched this camera, when, and through what (owners only; newest first),
+/// under its current binding only.
 pub(super) async fn access_log(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
@@ -197,10 +198,22 @@ pub(super) async fn access_log(
     axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Json<Vec<AccessEntry>>, AppError> {
     let cam = owned_camera(&st, user, &id).await?;
-    let since = hearth_model::UnixMillis(q.since.unwrap_or(0));
-    let records = st
+    // Only the current binding: what happened before the camera came to this
+    // household (a transfer, a reset) is another household's business.
+    let since = hearth_model::UnixMillis(q.since.unwrap_or(0).max(cam.bound_at.0));
+    let epoch = cam.epoch;
+    let records: Vec<_> = st
         .db(move |s| s.audit_for_camera(cam.id, since, 1000))
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.event
+                .detail
+                .get("epoch")
+                .and_then(serde_json::Value::as_u64)
+                .is_none_or(|e| e == epoch.0)
+        })
+        .collect();
     let ids: std::collections::HashSet<hearth_model::UserId> =
         records.iter().filter_map(|r| r.event.user).collect();
     let emails = st

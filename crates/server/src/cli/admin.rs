@@ -80,25 +80,26 @@ pub fn camera_table(store: &dyn Store) -> anyhow::Result<String> {
 
 /// Moves a camera to another user's household. Its binding epoch goes up: every
 /// grant, key and share of the old epoch stops working, and its publisher must
-/// reconnect. The stream key is kept; reset the camera too if the old owner must
-/// not be able to publish to it.
+/// reconnect. It gets a new stream key (returned, to provision the camera for
+/// its new owner): the previous household's publisher cannot reach the new one.
 pub fn transfer_camera(
     store: &dyn Store,
     camera: &str,
     to_email: &str,
-) -> anyhow::Result<BindingEpoch> {
+) -> anyhow::Result<(BindingEpoch, RawToken)> {
     let cam = camera_by_id_text(store, camera)?;
     let to = store
         .user_by_email(to_email)?
         .ok_or_else(|| anyhow::anyhow!("no user with email {to_email}"))?;
-    let epoch = store.transfer_camera(cam.id, to.household)?;
+    let key = RawToken::generate();
+    let epoch = store.transfer_camera(cam.id, to.household, key.hash())?;
     record_admin(
         store,
         "transfer",
         Some(cam.id),
         serde_json::json!({"to": to.id, "epoch": epoch}),
     )?;
-    Ok(epoch)
+    Ok((epoch, key))
 }
 
 /// Factory reset: a new stream key and a new binding epoch; shares are dropped.
@@ -118,8 +119,6 @@ pub fn reset_camera(
     Ok((cam, epoch, key))
 }
 
-/// Resolves a kill-switch target as the operator names it (`integration app`,
-/// `household ID`, `camera ID`, `user EMAIL`).
 /// Checks an operator's registration of an integration's OAuth client.
 pub fn oauth_client(
     integration: &str,

@@ -388,6 +388,32 @@ impl Drop for Server {
     }
 }
 
+/// A simulated camera (`hearth camera simulate`) publishing to `ingest`; it ends
+/// with this value.
+pub struct Sim(std::process::Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a simulated camera of `w`x`h` at 10 fps, with `extra` arguments
+/// (`--signature N`, ...).
+pub fn simulate(ingest: &str, name: &str, (w, h): (u32, u32), extra: &[&str]) -> Sim {
+    Sim(hearth()
+        .args(["camera", "simulate", "--rtmp", ingest, "--name", name])
+        .args(["--size", &format!("{w}x{h}"), "--fps", "10"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("camera simulate"))
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))

@@ -552,6 +552,8 @@ fn check_fixture_v1(s: &SqliteStore) {
         timezone: "Europe/Berlin".into(),
         epoch: BindingEpoch(4),
         created_at: UnixMillis(3000),
+        // No transfer or reset in its audit log: the binding began at creation.
+        bound_at: UnixMillis(3000),
     };
     assert_eq!(
         s.camera_by_stream_key(key(0)).unwrap(),

@@ -457,16 +457,22 @@ fn transfer_moves_the_camera_bumps_its_epoch_and_drops_its_shares() {
         .unwrap();
     s.share_camera(w.attic.id, w.bob.id, UnixMillis(1)).unwrap();
 
-    let epoch = s.transfer_camera(w.porch.id, w.d.id).unwrap();
+    let epoch = s.transfer_camera(w.porch.id, w.d.id, key(60)).unwrap();
     assert_eq!(epoch, BindingEpoch(3));
     let moved = s.camera_by_id(w.porch.id).unwrap().unwrap();
     assert_eq!((moved.household, moved.epoch), (w.d.id, BindingEpoch(3)));
-    // Same camera otherwise; the device's stream key keeps working.
+    // Same camera otherwise, with a new stream key (the old one reaches nobody)
+    // and a new binding start.
     assert_eq!(
         (moved.name.as_str(), moved.created_at),
         ("Porch", w.porch.created_at)
     );
-    assert_eq!(s.camera_by_stream_key(key(1)).unwrap(), Some(moved.clone()));
+    assert!(moved.bound_at >= w.porch.bound_at);
+    assert_eq!(s.camera_by_stream_key(key(1)).unwrap(), None);
+    assert_eq!(
+        s.camera_by_stream_key(key(60)).unwrap(),
+        Some(moved.clone())
+    );
 
     // The old household and the old viewers lose it; Dave now owns it.
     for user in [w.alice.id, w.alice2.id, w.bob.id] {
@@ -491,13 +497,15 @@ fn transfer_refuses_unknown_ids_and_a_no_op_move() {
     let s = store();
     let w = world(&s);
     s.share_camera(w.porch.id, w.bob.id, UnixMillis(1)).unwrap();
-    assert_err(s.transfer_camera(CameraId::random(), w.b.id), |e| {
-        matches!(e, StoreError::NotFound { what: "camera" })
-    });
-    assert_err(s.transfer_camera(w.porch.id, HouseholdId::random()), |e| {
-        matches!(e, StoreError::NotFound { what: "household" })
-    });
-    assert_err(s.transfer_camera(w.porch.id, w.a.id), |e| {
+    assert_err(
+        s.transfer_camera(CameraId::random(), w.b.id, key(61)),
+        |e| matches!(e, StoreError::NotFound { what: "camera" }),
+    );
+    assert_err(
+        s.transfer_camera(w.porch.id, HouseholdId::random(), key(62)),
+        |e| matches!(e, StoreError::NotFound { what: "household" }),
+    );
+    assert_err(s.transfer_camera(w.porch.id, w.a.id, key(63)), |e| {
         matches!(e, StoreError::InvalidInput { .. })
     });
     // Nothing changed.

@@ -33,7 +33,7 @@ fn generation_moves_with_every_access_change_seen_from_another_handle() {
     changed("share_camera");
     cli.unshare_camera(cam.id, bob.id).unwrap();
     changed("unshare_camera");
-    cli.transfer_camera(cam.id, b.id).unwrap();
+    cli.transfer_camera(cam.id, b.id, key(64)).unwrap();
     changed("transfer_camera");
     cli.reset_camera(cam.id, key(3)).unwrap();
     changed("reset_camera");
@@ -75,7 +75,7 @@ fn generation_stays_put_for_writes_that_change_no_access() {
     );
     assert!(!cli.resume(SuspensionKind::Integration, "google").unwrap());
     assert!(cli.share_camera(cam.id, alice.id, UnixMillis(2)).is_err());
-    assert!(cli.transfer_camera(cam.id, a.id).is_err());
+    assert!(cli.transfer_camera(cam.id, a.id, key(65)).is_err());
     // Writes to other tables.
     cli.create_household("elsewhere").unwrap();
     cli.create_session(alice.id, key(9), UnixMillis(0), UnixMillis(10))

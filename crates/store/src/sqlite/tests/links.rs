@@ -301,7 +301,7 @@ fn relinking_replaces_the_link_and_consents_follow_transfer() {
         s.link_by_id(vlink.id).unwrap().unwrap().cameras.is_empty(),
         "sharing again does not restore the consent"
     );
-    s.transfer_camera(b.id, h2.id).unwrap();
+    s.transfer_camera(b.id, h2.id, key(66)).unwrap();
     assert!(s.link_by_id(second.id).unwrap().unwrap().cameras.is_empty());
 
     let g1 = s.generation().unwrap();
@@ -343,7 +343,7 @@ fn consent_waiting_in_a_code_does_not_survive_unshare_transfer_or_reset() {
                 s.reset_camera(camera, key(90)).unwrap();
             }
             _ => {
-                s.transfer_camera(camera, h2.id).unwrap();
+                s.transfer_camera(camera, h2.id, key(67)).unwrap();
             }
         }
         assert_eq!(
