@@ -55,6 +55,7 @@ impl Server {
         let log = dir.path().join("server.log");
         let mut child = Command::new(hearth)
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+            .args(["--admin", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&data_dir)
             .envs(env.iter().copied())
@@ -80,7 +81,7 @@ impl Server {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
                 anyhow!("hearth did not print its addresses; log:\n{log}")
             })?;
-            // "  HTTP <addr>  RTMP <addr>  data <dir>"
+            // "  HTTP <addr>  RTMP <addr>  ADMIN <addr>  data <dir>"
             let words: Vec<&str> = line.split_whitespace().collect();
             if words.first() == Some(&"HTTP") && words.get(2) == Some(&"RTMP") {
                 let http: SocketAddr = words[1].parse().context("HTTP address")?;

@@ -80,3 +80,21 @@ pub async fn new_session(
         .await?;
     Ok((token, expires))
 }
+
+/// The address of the peer that sent the request (the HTTP driver puts it in
+/// the request's extensions; the unspecified address where there is none, as in
+/// tests that call the router directly).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into())))
+    }
+}

@@ -31,6 +31,8 @@ pub struct GoogleConfig {
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
 pub const DEFAULT_DATA_DIR: &str = "./hearth-data";
+/// The operator's admin API listens apart from the public port, on loopback.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +48,9 @@ pub struct FileConfig {
     pub rtsp_public_url: Option<String>,
     /// Google Home: HomeGraph reporting. Absent: Hearth does not report state.
     pub google: Option<GoogleConfig>,
+    /// The admin API's own listener [default: 127.0.0.1:8081]; keep it off the
+    /// public network.
+    pub admin: Option<SocketAddr>,
 }
 
 impl FileConfig {
@@ -67,6 +72,7 @@ pub struct Config {
     pub rtsp: Option<SocketAddr>,
     pub rtsp_public_url: Option<String>,
     pub google: Option<GoogleConfig>,
+    pub admin: SocketAddr,
 }
 
 impl Config {
@@ -78,6 +84,7 @@ impl Config {
         data_dir: Option<PathBuf>,
         public_url: Option<String>,
         rtsp: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
     ) -> Self {
         let http = http
             .or(file.http)
@@ -101,6 +108,9 @@ impl Config {
                 .rtsp_public_url
                 .map(|u| u.trim_end_matches('/').to_string()),
             google: file.google,
+            admin: admin
+                .or(file.admin)
+                .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("default addr")),
         }
     }
 
@@ -152,8 +162,10 @@ mod tests {
             Some("/y".into()),
             None,
             None,
+            None,
         );
         assert_eq!(c.http.port(), 9000);
+        assert_eq!(c.admin, DEFAULT_ADMIN.parse().unwrap(), "admin on loopback");
         assert_eq!(c.rtmp.port(), 1936);
         assert_eq!(c.data_dir, PathBuf::from("/y"));
         assert_eq!(c.public_url_for(c.http), "http://127.0.0.1:9000");

@@ -38,6 +38,9 @@ pub enum AppError {
     Conflict(String),
     #[error("camera is offline")]
     CameraOffline,
+    /// A rate limit or the password hashing pool said no; try again after this long.
+    #[error("too many requests; try again later")]
+    TooManyRequests(std::time::Duration),
     /// A kill switch is on.
     #[error("{0}")]
     Suspended(String),
@@ -62,6 +65,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::CameraOffline => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +80,18 @@ impl From<hearth_store::StoreError> for AppError {
             S::InvalidInput { .. } => AppError::BadRequest(e.to_string()),
             other => AppError::Internal(other.into()),
         }
+    }
+}
+
+impl From<hearth_access::limits::RetryAfter> for AppError {
+    fn from(r: hearth_access::limits::RetryAfter) -> Self {
+        AppError::TooManyRequests(r.0)
+    }
+}
+
+impl From<hearth_access::limits::Busy> for AppError {
+    fn from(_: hearth_access::limits::Busy) -> Self {
+        AppError::TooManyRequests(std::time::Duration::from_secs(1))
     }
 }
 
@@ -105,6 +121,13 @@ impl IntoResponse for AppError {
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),
             );
+        }
+        if let AppError::TooManyRequests(wait) = &self {
+            let secs = wait.as_secs().max(1).to_string();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
         }
         resp.headers_mut().insert(
             axum::http::header::CACHE_CONTROL,

@@ -16,7 +16,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, [google]).
+    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].
@@ -34,6 +34,10 @@ struct Common {
     /// RTSP egress address for smart displays (Alexa) [default: off].
     #[arg(long, global = true)]
     rtsp: Option<SocketAddr>,
+    /// The operator's admin API address [default: 127.0.0.1:8081]; keep it off
+    /// the public network.
+    #[arg(long, global = true)]
+    admin: Option<SocketAddr>,
 }
 
 impl Common {
@@ -49,6 +53,7 @@ impl Common {
             self.data_dir.clone(),
             self.public_url.clone(),
             self.rtsp,
+            self.admin,
         ))
     }
 }
@@ -413,7 +418,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::AdminToken { common } => {
             let cfg = common.resolve()?;
             std::fs::create_dir_all(&cfg.data_dir)?;
-            let token = hearth_server::api::admin::create_token(&cfg.data_dir)?;
+            let token = hearth_access::operator::create_token(&cfg.data_dir)?;
             println!("admin token {}", token.expose());
             println!("(shown only now; send it as 'Authorization: Bearer ...' to /api/v1/admin/*)");
             Ok(())

@@ -5,13 +5,21 @@
 
 use crate::error::AppError;
 use crate::state::AppState;
+use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Duration;
 
 /// API request bodies are tiny; anything bigger is refused before it is read.
 const MAX_BODY_BYTES: usize = 16 * 1024;
+/// A request body must arrive within this time (a body sent a byte at a time
+/// must not hold a connection).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn app(state: AppState) -> Router {
     // Answers of the API and of the OAuth provider (tokens, grant URLs, camera
@@ -25,6 +33,50 @@ pub fn app(state: AppState) -> Router {
         .merge(private)
         .merge(crate::door::routes())
         .fallback(|| async { AppError::NotFound })
+        .layer(axum::middleware::from_fn(read_body_in_time))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Reads the whole request body within [`BODY_READ_TIMEOUT`] and at most
+/// [`MAX_BODY_BYTES`] before the handler runs: 408 or 413 otherwise, and the
+/// connection closes.
+async fn read_body_in_time(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let refuse = |status: StatusCode, why: &str| {
+        tracing::info!(%status, why, "request body refused");
+        let mut r = (status, Json(serde_json::json!({ "error": why }))).into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    };
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        ),
+    }
+}
+
+/// The admin API's router, for its own listener.
+pub fn admin_app(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::api::admin_routes())
+        .layer(axum::middleware::map_response(no_store))
+        .fallback(|| async { AppError::NotFound })
+        .layer(axum::middleware::from_fn(read_body_in_time))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

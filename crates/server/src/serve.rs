@@ -10,9 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Slow-loris guard: a client must send a request's headers within this time.
+/// Slow-loris guard: a client must send a request's headers within this time
+/// (also the longest a kept-alive connection may sit idle between requests).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A response write that makes no progress for this long ends the connection.
+const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_HTTP_CONNECTIONS: usize = 16 * 1024;
+/// Browsers open a handful; a household behind one NAT a few dozen.
+const HTTP_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 pub struct Running {
     pub public_url: String,
@@ -20,6 +25,8 @@ pub struct Running {
     pub rtmp: SocketAddr,
     /// The RTSP egress, if configured.
     pub rtsp: Option<SocketAddr>,
+    /// The admin API's own listener.
+    pub admin: SocketAddr,
     pub state: AppState,
 }
 
@@ -78,6 +85,7 @@ pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_s
 
 /// Binds both listeners and spawns the HTTP and RTMP drivers.
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
+    crate::net::raise_open_files();
     let store = open_store(&cfg.data_dir)?;
     let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
     let media_keys =
@@ -96,6 +104,12 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         ),
         None => None,
     };
+    let admin = TcpListener::bind(cfg.admin)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the admin API {}: {e}", cfg.admin))?;
+    if !cfg.admin.ip().is_loopback() {
+        tracing::warn!(admin = %cfg.admin, "the admin API listens beyond loopback: firewall it");
+    }
     let public_url = cfg.public_url_for(http.local_addr()?);
     let state = AppState::with_data_dir(
         cfg.data_dir.clone(),
@@ -109,6 +123,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         http: http.local_addr()?,
         rtmp: rtmp.local_addr()?,
         rtsp: rtsp.as_ref().map(TcpListener::local_addr).transpose()?,
+        admin: admin.local_addr()?,
         state: state.clone(),
     };
 
@@ -122,7 +137,21 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         st.hubs.disconnect_past_epochs(view);
     }));
     tokio::spawn(crate::ingest::rtmp::serve(rtmp, state.clone()));
-    tokio::spawn(serve_http(http, state.clone()));
+    let public = crate::net::Limits {
+        max: MAX_HTTP_CONNECTIONS,
+        per_address: HTTP_CONNECTIONS_PER_ADDRESS,
+    }
+    .fit(0.5);
+    let operator = crate::net::Limits {
+        max: 64,
+        per_address: 16,
+    };
+    tokio::spawn(serve_http(http, public, crate::router::app(state.clone())));
+    tokio::spawn(serve_http(
+        admin,
+        operator,
+        crate::router::admin_app(state.clone()),
+    ));
     if let (Some(listener), Some(bound)) = (rtsp, running.rtsp) {
         let _ = state.rtsp_url.set(cfg.rtsp_url_for(bound));
         tokio::spawn(crate::door::rtsp::serve(listener, state.clone()));
@@ -131,20 +160,28 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         state.homegraph.configure(g);
     }
     tokio::spawn(crate::integrations::homegraph::run(state.clone()));
+    tokio::spawn(sweep_secret_failures(state.clone()));
     tokio::spawn(purge_sessions(state));
     Ok(running)
 }
 
-async fn serve_http(listener: TcpListener, state: AppState) {
-    let app = crate::router::app(state);
-    crate::net::accept_loop(listener, "http", MAX_HTTP_CONNECTIONS, move |sock, peer| {
-        let svc = TowerToHyperService::new(app.clone());
+async fn serve_http(listener: TcpListener, limits: crate::net::Limits, app: axum::Router) {
+    crate::net::accept_loop(listener, "http", limits, move |sock, peer| {
+        let addr = crate::auth::ClientAddr(peer.ip());
+        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(addr);
+                req
+            },
+        ));
         async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(64 * 1024);
+            let sock = crate::net::WriteDeadline::new(sock, RESPONSE_WRITE_TIMEOUT);
             if let Err(e) = builder.serve_connection(TokioIo::new(sock), svc).await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
@@ -173,9 +210,10 @@ impl Running {
     pub fn addresses(&self, cfg: &Config) -> String {
         let rtsp = self.rtsp.map(|a| format!("  RTSP {a}")).unwrap_or_default();
         format!(
-            "  HTTP {}  RTMP {}{rtsp}  data {}",
+            "  HTTP {}  RTMP {}{rtsp}  ADMIN {}  data {}",
             self.http,
             self.rtmp,
+            self.admin,
             cfg.data_dir.display()
         )
     }
@@ -183,6 +221,7 @@ impl Running {
     /// Clean shutdown: close open view sessions and write the audit queue out.
     pub async fn shutdown(&self) {
         tracing::info!("shutting down: flushing the audit log");
+        self.state.audit_failures(true);
         self.state.audit.shutdown().await;
     }
 }
@@ -197,5 +236,16 @@ async fn purge_sessions(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session purge failed"),
         }
+    }
+}
+
+/// Writes ended bursts of failed secret checks to the audit log, and lets the
+/// rate limits forget recovered keys.
+async fn sweep_secret_failures(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        state.audit_failures(false);
+        state.limits.sweep();
     }
 }

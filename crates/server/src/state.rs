@@ -25,7 +25,14 @@ pub struct Inner {
     pub data_dir: std::path::PathBuf,
     /// Base for absolute URLs handed to clients, without a trailing slash.
     pub public_url: String,
-    pub auth: hearth_access::password::PasswordHasher,
+    /// Password verification, at most one per core at a time.
+    pub hash_pool: hearth_access::limits::HashPool,
+    /// Rate limits on everything that checks a secret.
+    pub limits: hearth_access::limits::SecretLimits,
+    /// Failed secret checks, aggregated into one audit row per burst.
+    pub failures: hearth_access::limits::FailureLog,
+    /// The operator token's hash, reread at most once a second.
+    pub admin_token: hearth_access::operator::OperatorToken,
     /// Inert unless built with the `fault-injection` feature (tests only).
     pub faults: crate::fault::Faults,
     /// Inert unless built with the `bench-switches` feature (benchmarks only).
@@ -91,7 +98,10 @@ impl AppState {
             metrics,
             data_dir,
             public_url: public_url.trim_end_matches('/').to_string(),
-            auth: Default::default(),
+            hash_pool: hearth_access::limits::HashPool::for_this_machine(),
+            limits: Default::default(),
+            failures: Default::default(),
+            admin_token: Default::default(),
             faults: crate::fault::Faults::from_env(),
             bench,
             access,
@@ -107,6 +117,29 @@ impl AppState {
         let (view, store) = (self.access.clone(), self.store.clone());
         tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
         Ok(())
+    }
+
+    /// Writes the failure bursts that have ended (all of them with `flush_all`)
+    /// as one audit row each.
+    pub fn audit_failures(&self, flush_all: bool) {
+        for b in self
+            .failures
+            .take_ended(hearth_access::clock::now(), flush_all)
+        {
+            tracing::warn!(
+                kind = b.kind.as_str(), address = %b.ip, count = b.count,
+                "failed secret checks"
+            );
+            self.audit.record(hearth_access::audit::event(
+                &format!("{}_failures", b.kind.as_str()),
+                None,
+                serde_json::json!({
+                    "address": b.ip.to_string(), "count": b.count,
+                    "accounts": b.accounts, "distinct_accounts": b.distinct_accounts,
+                    "first_at": b.first_at.0, "last_at": b.last_at.0,
+                }),
+            ));
+        }
     }
 
     /// Runs a store call off the async runtime.

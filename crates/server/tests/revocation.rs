@@ -241,7 +241,15 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
         .find_map(|l| l.strip_prefix("admin token "))
         .unwrap()
         .to_string();
-    let url = format!("{}/api/v1/admin/suspensions", s.base);
+    // The admin API is not on the public port at all.
+    let public = client()
+        .get(format!("{}/api/v1/admin/suspensions", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404, "admin API on the public port");
+    let url = format!("{}/api/v1/admin/suspensions", s.admin_base);
     let body = serde_json::json!({"kind": "user", "target": OWNER_B, "reason": "test"});
     for bearer in [None, Some(b.as_str()), Some("not-the-token")] {
         let mut req = client().post(&url).json(&body);

@@ -1,7 +1,7 @@
 //! Signing in and out: login sessions for the web app and the API.
 
 use super::parse_json;
-use crate::auth::new_session;
+use crate::auth::{ClientAddr, new_session};
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::Json;
@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use hearth_access::audit;
 use hearth_access::grant::GRANT_TTL_MS;
+use hearth_access::limits::SecretKind;
 use hearth_model::UnixMillis;
 use serde::{Deserialize, Serialize};
 
@@ -27,32 +28,39 @@ pub(super) struct LoginResponse {
 
 pub(super) async fn login(
     State(st): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     body: Bytes,
 ) -> Result<Json<LoginResponse>, AppError> {
     let req: LoginRequest = parse_json(&body)?;
     if req.email.len() > 320 || req.password.len() > 1024 {
         return Err(AppError::BadRequest("email or password too long".into()));
     }
+    // Before any work: one address on one account, and one address overall.
+    if let Err(wait) = st.limits.attempt(SecretKind::Login, ip, &req.email) {
+        tracing::info!(address = %ip, "login refused: rate limit");
+        st.failures.record(
+            SecretKind::Login,
+            &req.email,
+            ip,
+            hearth_access::clock::now(),
+        );
+        return Err(wait.into());
+    }
     let email = req.email.clone();
     let user = st.db(move |s| s.user_by_email(&email)).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let st2 = st.clone();
-    let ok = tokio::task::spawn_blocking(move || st2.auth.verify(hash.as_deref(), &req.password))
-        .await?;
+    let ok = st.hash_pool.verify(hash, req.password).await?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        (_, known) => {
-            let user_id = known.map(|u| u.id);
-            let req_email = req.email;
-            tracing::info!("login failed");
-            st.audit.record(hearth_store::AuditEvent {
-                user: user_id,
-                ..audit::event(
-                    "login_failure",
-                    None,
-                    serde_json::json!({"email": req_email}),
-                )
-            });
+        _ => {
+            tracing::info!(address = %ip, "login failed");
+            // One audit row per burst of failures (see `audit_failures`).
+            st.failures.record(
+                SecretKind::Login,
+                &req.email,
+                ip,
+                hearth_access::clock::now(),
+            );
             return Err(AppError::BadLogin);
         }
     };

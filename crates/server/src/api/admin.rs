@@ -1,10 +1,12 @@
 //! The operator's HTTP API: kill switches over HTTP, the same as `hearth suspend`.
 //!
-//! Operators authenticate with a bearer token made by `hearth admin token`: shown
-//! once, stored only as its SHA-256 in the data directory (mode 0600), compared in
-//! constant time. Without that file the admin API refuses everything. User session
+//! Operators authenticate with a bearer token made by `hearth admin-token`
+//! (`hearth_access::operator`): shown once, stored only as its SHA-256 in the
+//! data directory (mode 0600), compared in constant time, rate-limited per
+//! address. Without that file the admin API refuses everything. User session
 //! tokens never open it.
 
+use crate::auth::ClientAddr;
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::Json;
@@ -12,21 +14,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use hearth_model::{RawToken, TokenHash};
+use hearth_access::limits::SecretKind;
+use hearth_model::RawToken;
 use hearth_store::{Camera, Store, SuspensionKind};
 use serde::{Deserialize, Serialize};
-use std::path::Path as FsPath;
-
-pub const TOKEN_FILE: &str = "admin-token.sha256";
-
-/// Creates (or replaces) the operator token; returns it to show once.
-pub fn create_token(data_dir: &FsPath) -> std::io::Result<RawToken> {
-    let token = RawToken::generate();
-    let path = data_dir.join(TOKEN_FILE);
-    let _ = std::fs::remove_file(&path);
-    hearth_access::grant::write_private(&path, token.hash().as_bytes())?;
-    Ok(token)
-}
 
 /// A request carrying the operator token.
 pub struct AdminAuth;
@@ -35,20 +26,25 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let presented = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or(AppError::Unauthorized)?;
-        let stored =
-            std::fs::read(state.data_dir.join(TOKEN_FILE)).map_err(|_| AppError::Unauthorized)?;
-        let stored: [u8; 32] = stored.try_into().map_err(|_| AppError::Unauthorized)?;
-        if RawToken::from_client(presented).hash() == TokenHash::from_bytes(stored) {
+        let ClientAddr(ip) = ClientAddr::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into()));
+        let now = hearth_access::clock::now();
+        if let Err(wait) = state.limits.attempt(SecretKind::AdminToken, ip, "") {
+            state.failures.record(SecretKind::AdminToken, "", ip, now);
+            return Err(wait.into());
+        }
+        let presented = crate::auth::bearer(&parts.headers).ok_or(AppError::Unauthorized)?;
+        let stored = state.admin_token.current(&state.data_dir);
+        let presented = RawToken::from_client(presented).hash();
+        let ok = stored.is_some_and(|s| {
+            subtle::ConstantTimeEq::ct_eq(&presented.as_bytes()[..], &s.as_bytes()[..]).into()
+        });
+        if ok {
             Ok(AdminAuth)
         } else {
-            tracing::warn!("admin API: wrong operator token");
+            tracing::warn!(address = %ip, "admin API: wrong operator token");
+            state.failures.record(SecretKind::AdminToken, "", ip, now);
             Err(AppError::Unauthorized)
         }
     }

@@ -1,4 +1,4 @@
-//! The HTTP API (JSON), the admin API and the embedded web app.
+//! The HTTP API (JSON) and the operator's admin API (on a listener of its own).
 //!
 //! Request bodies are small JSON documents and are capped; every error is JSON and
 //! comes from [`AppError`]. Media is not served here but by the door (`crate::door`),
@@ -15,7 +15,7 @@ use axum::Router;
 use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
-/// The routes of the JSON API, the admin API and the web app's files.
+/// The routes of the JSON API and the web app's files.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(crate::web::web_index))
@@ -38,6 +38,12 @@ pub fn routes() -> Router<AppState> {
             delete(cameras::unshare),
         )
         .route("/api/v1/cameras/{id}/access-log", get(cameras::access_log))
+}
+
+/// The operator's admin API: served on its own listener (loopback by default),
+/// never on the public port.
+pub fn admin_routes() -> Router<AppState> {
+    Router::new()
         .route(
             "/api/v1/admin/suspensions",
             post(admin::suspend).get(admin::list),

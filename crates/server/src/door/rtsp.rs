@@ -21,8 +21,10 @@
 //! `rtsps://` put a TCP TLS terminator in front and set `rtsp_public_url`.
 //! Parsing, the SDP and RTP packetization are sans-IO in `hearth_media::rtsp`;
 //! this file owns the socket and the timers. Every read and write has a deadline:
-//! a connection must complete a request every [`REQUEST_TIMEOUT`] until it plays,
-//! and a viewer must take each frame within [`WRITE_TIMEOUT`].
+//! a connection must reach `PLAY` within [`PRE_PLAY_TIMEOUT`] of connecting
+//! (keep-alives do not extend it: idle connections cannot hold the slots), and a
+//! viewer must take each frame within [`WRITE_TIMEOUT`]. One address holds at
+//! most a few dozen connections.
 
 use crate::error::AppError;
 use crate::hub::{FrameCursor, Hub};
@@ -45,6 +47,9 @@ const MAX_RTSP_CONNECTIONS: usize = 1024;
 /// Until it plays, a client must complete each request within this time of the
 /// previous answer (or of connecting); it is also the announced session timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// From connecting to `PLAY`: a display does OPTIONS, DESCRIBE, SETUP and PLAY in
+/// well under a second.
+pub const PRE_PLAY_TIMEOUT: Duration = Duration::from_secs(20);
 /// While playing: how often access is checked when no frame comes, or while a
 /// write waits on the viewer.
 pub const ACCESS_RECHECK: Duration = Duration::from_millis(250);
@@ -55,7 +60,12 @@ const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, S
 
 /// Accepts RTSP connections until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) {
-    crate::net::accept_loop(listener, "rtsp", MAX_RTSP_CONNECTIONS, move |sock, peer| {
+    let limits = crate::net::Limits {
+        max: MAX_RTSP_CONNECTIONS,
+        per_address: 32,
+    }
+    .fit(0.15);
+    crate::net::accept_loop(listener, "rtsp", limits, move |sock, peer| {
         let st = state.clone();
         async move {
             match connection(sock, peer, st).await {
@@ -259,7 +269,7 @@ async fn read_until(
 ) -> anyhow::Result<bool> {
     let n = tokio::time::timeout_at(deadline, rd.read_buf(buf))
         .await
-        .map_err(|_| anyhow::anyhow!("no complete request within {REQUEST_TIMEOUT:?}"))??;
+        .map_err(|_| anyhow::anyhow!("no complete request in time"))??;
     Ok(n > 0)
 }
 
@@ -297,10 +307,10 @@ async fn connection(
         session: None,
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut deadline = Instant::now() + REQUEST_TIMEOUT;
+    // Fixed from the connection's start: requests before PLAY do not extend it.
+    let deadline = Instant::now() + PRE_PLAY_TIMEOUT;
     loop {
         for req in take_messages(&mut buf)? {
-            deadline = Instant::now() + REQUEST_TIMEOUT;
             let (bytes, next) = conn.handle(&req);
             if !bytes.is_empty() {
                 answer(&mut wr, &bytes).await?;

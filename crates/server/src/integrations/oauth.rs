@@ -26,7 +26,7 @@
 //! surface needed here (two grant types, one revocation endpoint) is small, and
 //! every storage step must run in the store's transactions.
 
-use crate::auth::{AuthSession, AuthUser};
+use crate::auth::{AuthSession, AuthUser, ClientAddr};
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::Json;
@@ -36,6 +36,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hearth_access::limits::SecretKind;
 use hearth_model::{CameraId, Integration, LinkId, RawToken, UnixMillis};
 use hearth_store::{AuthCode, Link, OAuthClient, Redeemed, Revocation, TokenPair};
 use serde::{Deserialize, Serialize};
@@ -538,6 +539,27 @@ pub fn basic_credentials(b: &str) -> Option<(String, Vec<String>)> {
     Some((dec(id), vec![dec(secret), secret.to_string()]))
 }
 
+/// [`authenticate_client`] under the rate limit of the client secret check
+/// (per address, and per client id and address); failures are audited in bursts.
+async fn checked_client(
+    st: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<OAuthClient, TokenError> {
+    let claimed = form.get("client_id").map_or("", String::as_str);
+    let now = hearth_access::clock::now();
+    if let Err(wait) = st.limits.attempt(SecretKind::OAuthToken, ip, claimed) {
+        st.failures.record(SecretKind::OAuthToken, claimed, ip, now);
+        return Err(AppError::from(wait).into());
+    }
+    let client = authenticate_client(st, headers, form).await;
+    if matches!(&client, Err(TokenError::OAuth(e)) if e.code == "invalid_client") {
+        st.failures.record(SecretKind::OAuthToken, claimed, ip, now);
+    }
+    client
+}
+
 /// RFC 6749 2.3.1: HTTP Basic (form-urlencoded id and secret) or the body's
 /// `client_id` and `client_secret`, not both.
 async fn authenticate_client(
@@ -634,11 +656,12 @@ fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str
 /// `POST /oauth/token`.
 pub async fn token(
     State(st): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenError> {
     let form = parse_form(&body)?;
-    let client = authenticate_client(&st, &headers, &form).await?;
+    let client = checked_client(&st, ip, &headers, &form).await?;
     match required(&form, "grant_type")? {
         "authorization_code" => exchange_code(&st, &client, &form).await,
         "refresh_token" => refresh(&st, &client, &form).await,
@@ -794,11 +817,12 @@ async fn refresh(
 /// 2.1), and its link is revoked: that client should never have seen it.
 pub async fn revoke(
     State(st): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, TokenError> {
     let form = parse_form(&body)?;
-    let client = authenticate_client(&st, &headers, &form).await?;
+    let client = checked_client(&st, ip, &headers, &form).await?;
     let hash = RawToken::from_client(required(&form, "token")?).hash();
     let integration = client.integration;
     match st

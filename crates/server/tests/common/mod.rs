@@ -85,6 +85,10 @@ pub struct Server {
     pub base: String,
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
+    /// The admin API's own listener.
+    pub admin_base: String,
+    /// The RTSP egress.
+    pub rtsp: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub stdout: Vec<String>,
 }
@@ -137,6 +141,17 @@ impl Server {
         Self::spawn_in(tempfile::tempdir().expect("tempdir"), args, env)
     }
 
+    /// The server process's resident memory, in MiB.
+    pub fn rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    }
+
     /// Asks the server to stop (SIGTERM, a clean shutdown) and waits for it.
     pub fn terminate(&mut self) {
         let _ = Command::new("kill")
@@ -172,6 +187,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--rtsp",
                 "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(dir.path().join("data"))
@@ -194,7 +211,7 @@ impl Server {
         });
         let mut lines = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut http, mut rtmp) = (None, None);
+        let (mut http, mut rtmp, mut admin, mut rtsp) = (None, None, None, None);
         while http.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
@@ -206,6 +223,14 @@ impl Server {
             if words.first() == Some(&"HTTP") && words.get(2) == Some(&"RTMP") {
                 http = words[1].parse().ok();
                 rtmp = words[3].parse().ok();
+                let after = |name: &str| {
+                    words
+                        .iter()
+                        .position(|w| *w == name)
+                        .and_then(|i| words.get(i + 1)?.parse::<SocketAddr>().ok())
+                };
+                admin = after("ADMIN");
+                rtsp = after("RTSP");
             }
             lines.push(line);
         }
@@ -217,6 +242,8 @@ impl Server {
             base: format!("http://{http}"),
             http,
             rtmp: rtmp.expect("rtmp addr"),
+            admin_base: format!("http://{}", admin.expect("admin addr")),
+            rtsp,
             dir,
             stdout: lines,
         }

@@ -33,7 +33,13 @@ const MAX_CONNECTIONS: usize = 4096;
 
 /// Accepts RTMP connections until the process ends.
 pub async fn serve(listener: TcpListener, state: AppState) {
-    crate::net::accept_loop(listener, "rtmp", MAX_CONNECTIONS, move |sock, peer| {
+    // One address may publish many cameras (a home agent), not thousands.
+    let limits = crate::net::Limits {
+        max: MAX_CONNECTIONS,
+        per_address: 128,
+    }
+    .fit(0.25);
+    crate::net::accept_loop(listener, "rtmp", limits, move |sock, peer| {
         let state = state.clone();
         async move {
             match handle(sock, peer, &state).await {
