@@ -279,6 +279,78 @@ impl FailureLog {
     }
 }
 
+/// Players' reports of media they refused: at most a few per viewer and camera
+/// per minute, and the same report again within [`ReportGate::REPEAT`] is
+/// counted but not stored again, so no viewer can bury an owner's access log.
+pub struct ReportGate {
+    limit: DefaultKeyedRateLimiter<(hearth_model::UserId, hearth_model::CameraId)>,
+    /// When each (viewer, camera, body digest) was last stored.
+    seen: Mutex<HashMap<ReportKey, UnixMillis>>,
+}
+
+type ReportKey = (hearth_model::UserId, hearth_model::CameraId, [u8; 32]);
+
+/// What to do with one report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReportVerdict {
+    /// Store it.
+    Record,
+    /// The same report was stored a moment ago.
+    Repeat,
+}
+
+impl Default for ReportGate {
+    /// 5 at once, then 6 a minute, per viewer and camera.
+    fn default() -> Self {
+        Self::new(quota(6, 5))
+    }
+}
+
+impl ReportGate {
+    pub const REPEAT: Duration = Duration::from_secs(60);
+
+    pub fn new(q: Quota) -> Self {
+        Self {
+            limit: RateLimiter::keyed(q),
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Whether to store the report `body` from `user` on `camera` now.
+    pub fn check(
+        &self,
+        user: hearth_model::UserId,
+        camera: hearth_model::CameraId,
+        body: &[u8],
+        now: UnixMillis,
+    ) -> Result<ReportVerdict, RetryAfter> {
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(body).into();
+        let repeat = Self::REPEAT.as_millis() as i64;
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() > 10_000 {
+                seen.retain(|_, at| now.0 - at.0 < repeat);
+            }
+            if seen
+                .get(&(user, camera, digest))
+                .is_some_and(|at| now.0 - at.0 < repeat)
+            {
+                return Ok(ReportVerdict::Repeat);
+            }
+        }
+        let clock = governor::clock::DefaultClock::default();
+        self.limit.check_key(&(user, camera)).map_err(|nu| {
+            use governor::clock::Clock as _;
+            RetryAfter(nu.wait_time_from(clock.now()).max(Duration::from_secs(1)))
+        })?;
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((user, camera, digest), now);
+        Ok(ReportVerdict::Record)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +408,23 @@ mod tests {
         );
         log.record(SecretKind::Login, "a@x.y", ip, UnixMillis(0));
         assert_eq!(log.take_ended(UnixMillis(1), true).len(), 1);
+    }
+
+    #[test]
+    fn reports_are_limited_and_repeats_stored_once() {
+        let g = ReportGate::new(quota(1, 3));
+        let (u, c) = (
+            hearth_model::UserId::random(),
+            hearth_model::CameraId::random(),
+        );
+        let now = UnixMillis(0);
+        assert_eq!(g.check(u, c, b"a", now), Ok(ReportVerdict::Record));
+        assert_eq!(g.check(u, c, b"a", now), Ok(ReportVerdict::Repeat));
+        assert_eq!(g.check(u, c, b"b", now), Ok(ReportVerdict::Record));
+        assert_eq!(g.check(u, c, b"c", now), Ok(ReportVerdict::Record));
+        assert!(g.check(u, c, b"d", now).is_err(), "past the limit");
+        let other = hearth_model::CameraId::random();
+        assert_eq!(g.check(u, other, b"d", now), Ok(ReportVerdict::Record));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -31,6 +31,8 @@ pub struct Inner {
     pub limits: hearth_access::limits::SecretLimits,
     /// Failed secret checks, aggregated into one audit row per burst.
     pub failures: hearth_access::limits::FailureLog,
+    /// Players' reports: limited and deduplicated per viewer and camera.
+    pub reports: hearth_access::limits::ReportGate,
     /// The operator token's hash, reread at most once a second.
     pub admin_token: hearth_access::operator::OperatorToken,
     /// Inert unless built with the `fault-injection` feature (tests only).
@@ -102,6 +104,7 @@ impl AppState {
             limits: Default::default(),
             failures: Default::default(),
             admin_token: Default::default(),
+            reports: Default::default(),
             faults: crate::fault::Faults::from_env(),
             bench,
             access,

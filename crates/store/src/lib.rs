@@ -413,11 +413,14 @@ pub trait Store: Send + Sync + 'static {
     /// empty kind or a `detail` that is not a JSON object. An empty batch is a
     /// no-op.
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
-    /// The camera's events with `at >= since`, newest first, at most `limit`.
+    /// The camera's events with `at >= since`, newest first, at most `limit`;
+    /// with `before`, only those older than that (at, id): the next page after a
+    /// page whose last record that was.
     fn audit_for_camera(
         &self,
         camera: CameraId,
         since: UnixMillis,
+        before: Option<(UnixMillis, i64)>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError>;
     /// Every event with `at >= since`, oldest first (the operator's exposure

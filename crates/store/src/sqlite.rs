@@ -828,16 +828,25 @@ impl Store for SqliteStore {
         &self,
         camera: CameraId,
         since: UnixMillis,
+        before: Option<(UnixMillis, i64)>,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let sql = format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_events \
-             WHERE camera_id = ?1 AND at >= ?2 ORDER BY at DESC, id DESC LIMIT ?3"
+             WHERE camera_id = ?1 AND at >= ?2 AND (at, id) < (?3, ?4) \
+             ORDER BY at DESC, id DESC LIMIT ?5"
         );
+        let (before_at, before_id) = before.map_or((i64::MAX, i64::MAX), |(at, id)| (at.0, id));
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(
-            params![camera.to_string(), since.0, i64::from(limit)],
+            params![
+                camera.to_string(),
+                since.0,
+                before_at,
+                before_id,
+                i64::from(limit)
+            ],
             audit_from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use hearth_access::audit;
 use hearth_access::grant::{GRANT_TTL_MS, Grant};
+use hearth_access::limits::ReportVerdict;
 use hearth_model::{CameraId, GrantId, Integration, UnixMillis};
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +179,15 @@ pub(super) async fn rename_camera(
 pub(super) struct SinceQuery {
     /// Unix milliseconds; default: everything.
     since: Option<i64>,
+    /// Entries per page [default 100, at most 500].
+    limit: Option<u32>,
+    /// The `next` cursor of the page before.
+    before: Option<String>,
 }
+
+/// Entries per page of the access log.
+const ACCESS_LOG_PAGE: u32 = 100;
+const ACCESS_LOG_PAGE_MAX: u32 = 500;
 
 #[derive(Serialize)]
 pub(super) struct AccessEntry {
@@ -190,21 +199,35 @@ pub(super) struct AccessEntry {
 }
 
 /// Who watched this camera, when, and through what (owners only; newest first),
-/// under its current binding only.
+/// under its current binding only, a page at a time: when there may be more,
+/// the `x-next-page` header holds the `before` cursor of the next page.
 pub(super) async fn access_log(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<SinceQuery>,
-) -> Result<Json<Vec<AccessEntry>>, AppError> {
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
     let cam = owned_camera(&st, user, &id).await?;
     // Only the current binding: what happened before the camera came to this
     // household (a transfer, a reset) is another household's business.
     let since = hearth_model::UnixMillis(q.since.unwrap_or(0).max(cam.bound_at.0));
+    let limit = q
+        .limit
+        .unwrap_or(ACCESS_LOG_PAGE)
+        .clamp(1, ACCESS_LOG_PAGE_MAX);
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| AppError::BadRequest("bad cursor".into()))?),
+    };
     let epoch = cam.epoch;
-    let records: Vec<_> = st
-        .db(move |s| s.audit_for_camera(cam.id, since, 1000))
-        .await?
+    let page = st
+        .db(move |s| s.audit_for_camera(cam.id, since, before, limit))
+        .await?;
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|r| format!("{}.{}", r.event.at.0, r.id)))
+        .flatten();
+    let records: Vec<_> = page
         .into_iter()
         .filter(|r| {
             r.event
@@ -223,24 +246,35 @@ pub(super) async fn access_log(
                 .collect::<Result<std::collections::HashMap<_, _>, hearth_store::StoreError>>()
         })
         .await?;
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|r| AccessEntry {
-                at: hearth_access::clock::rfc3339(r.event.at),
-                viewer: r.event.user.map(|u| {
-                    emails
-                        .get(&u)
-                        .cloned()
-                        .flatten()
-                        .unwrap_or_else(|| u.to_string())
-                }),
-                kind: r.event.kind,
-                integration: r.event.integration,
-                detail: r.event.detail,
-            })
-            .collect(),
-    ))
+    let entries: Vec<AccessEntry> = records
+        .into_iter()
+        .map(|r| AccessEntry {
+            at: hearth_access::clock::rfc3339(r.event.at),
+            viewer: r.event.user.map(|u| {
+                emails
+                    .get(&u)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| u.to_string())
+            }),
+            kind: r.event.kind,
+            integration: r.event.integration,
+            detail: r.event.detail,
+        })
+        .collect();
+    let mut resp = Json(entries).into_response();
+    if let Some(next) = next
+        && let Ok(v) = axum::http::HeaderValue::from_str(&next)
+    {
+        resp.headers_mut().insert("x-next-page", v);
+    }
+    Ok(resp)
+}
+
+/// An access-log cursor: `AT.ID`.
+fn parse_cursor(c: &str) -> Option<(hearth_model::UnixMillis, i64)> {
+    let (at, id) = c.split_once('.')?;
+    Some((hearth_model::UnixMillis(at.parse().ok()?), id.parse().ok()?))
 }
 
 #[derive(Deserialize)]
@@ -353,9 +387,22 @@ pub(super) async fn client_report(
     st.db(move |s| s.camera_visible_to(user, camera))
         .await?
         .ok_or(AppError::NotFound)?;
+    if body.len() > MAX_REPORT_BYTES {
+        return Err(AppError::BadRequest(format!(
+            "a report is at most {MAX_REPORT_BYTES} bytes"
+        )));
+    }
     let report: ClientReport = parse_json(&body)?;
     if report.kind.len() > 64 {
         return Err(AppError::BadRequest("kind too long".into()));
+    }
+    // A few per viewer and camera a minute; the same one again is not stored again.
+    match st
+        .reports
+        .check(user, camera, &body, hearth_access::clock::now())?
+    {
+        ReportVerdict::Repeat => return Ok(axum::http::StatusCode::ACCEPTED),
+        ReportVerdict::Record => {}
     }
     tracing::error!(viewer = ?user, camera = ?camera, kind = %report.kind, detail = %report.detail, "player refused media");
     st.audit.record(hearth_store::AuditEvent {
@@ -369,6 +416,9 @@ pub(super) async fn client_report(
     });
     Ok(axum::http::StatusCode::ACCEPTED)
 }
+
+/// What a player reports fits in this.
+const MAX_REPORT_BYTES: usize = 2048;
 
 /// Why `user` may not view `camera`, if the reason is a kill switch on their own
 /// account, their own household, or a camera of their own household. Anything else

@@ -196,7 +196,7 @@ pub fn audit_views(
     use std::fmt::Write;
     let cam = camera_by_id_text(store, camera)?;
     let emails = emails(store)?;
-    let mut records = store.audit_for_camera(cam.id, since, u32::MAX)?;
+    let mut records = store.audit_for_camera(cam.id, since, None, u32::MAX)?;
     records.reverse();
     let mut out = format!("views of camera {} ({})\n", cam.id, cam.name);
     for r in records {

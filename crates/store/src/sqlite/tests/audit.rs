@@ -89,7 +89,7 @@ fn camera_history_is_newest_first_bounded_and_per_camera() {
     s.append_audit(&[event(1_900, "e9b", Some(cam))]).unwrap();
 
     let kinds = |since: i64, limit: u32| -> Vec<String> {
-        s.audit_for_camera(cam, UnixMillis(since), limit)
+        s.audit_for_camera(cam, UnixMillis(since), None, limit)
             .unwrap()
             .into_iter()
             .map(|r| {
@@ -101,14 +101,27 @@ fn camera_history_is_newest_first_bounded_and_per_camera() {
     assert_eq!(kinds(0, 3), ["e9b", "e9", "e8"]);
     assert_eq!(kinds(1_700, 100), ["e9b", "e9", "e8", "e7"]);
     assert_eq!(kinds(0, 100).len(), 11);
+    // Pages of 4, each after the last record of the one before: every event
+    // once, in order, the two at one time included.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s.audit_for_camera(cam, UnixMillis(0), before, 4).unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some((last.event.at, last.id));
+        pages.extend(page.into_iter().map(|r| r.event.kind));
+    }
+    assert_eq!(pages, kinds(0, 100));
     assert!(kinds(0, 0).is_empty());
     assert!(kinds(5_000, 10).is_empty());
     assert_eq!(
-        s.audit_for_camera(other, UnixMillis(0), 10).unwrap().len(),
+        s.audit_for_camera(other, UnixMillis(0), None, 10)
+            .unwrap()
+            .len(),
         1
     );
     assert!(
-        s.audit_for_camera(CameraId::random(), UnixMillis(0), 10)
+        s.audit_for_camera(CameraId::random(), UnixMillis(0), None, 10)
             .unwrap()
             .is_empty()
     );
@@ -195,7 +208,7 @@ fn the_log_outlives_the_users_and_cameras_it_names() {
     s.conn()
         .execute("DELETE FROM users WHERE id = ?1", [u.id.to_string()])
         .unwrap();
-    let records = s.audit_for_camera(c.id, UnixMillis(0), 10).unwrap();
+    let records = s.audit_for_camera(c.id, UnixMillis(0), None, 10).unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].event, e);
 }
