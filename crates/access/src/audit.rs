@@ -119,6 +119,28 @@ impl Audit {
 
     /// Ends the view session under `grant` now (the egress door refused an object
     /// for it), recording why.
+    /// Open view sessions, per integration (web app, api, google, alexa).
+    pub fn open_sessions(&self) -> HashMap<&'static str, u64> {
+        let sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut by = HashMap::new();
+        for s in sessions.values() {
+            *by.entry(s.grant.integration.as_str()).or_insert(0) += 1;
+        }
+        by
+    }
+
+    /// Events waiting to be written.
+    pub fn queue_depth(&self) -> usize {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     pub fn close_session(&self, grant: GrantId, reason: &str) {
         let s = self
             .sessions

@@ -211,12 +211,16 @@ impl Door {
         now: UnixMillis,
         lookup: impl FnOnce(VerifiedGrant) -> VerifiedGrant,
     ) -> Result<EgressGuard, Refusal> {
-        let presented = PresentedTag::of(token).ok_or(Refusal::Forbidden)?;
+        let Some(presented) = PresentedTag::of(token) else {
+            self.metrics.grants_refused.inc();
+            return Err(Refusal::Forbidden);
+        };
         let v = match self.grant_key.verify(token, now) {
             Ok(v) => v,
             Err(e) => {
                 // The token is a credential: log why, never the token itself.
                 tracing::info!(reason = %e, "media request refused");
+                self.metrics.grants_refused.inc();
                 return Err(Refusal::Forbidden);
             }
         };
@@ -246,6 +250,7 @@ impl Door {
         };
         if let Err(denied) = access {
             tracing::info!(grant = ?g.id, reason = %denied, "media request refused");
+            self.metrics.grants_refused.inc();
             return Err(Refusal::Forbidden);
         }
         Ok(EgressGuard {

@@ -65,6 +65,8 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
 pub struct SecretLimits {
     per_address: HashMap<SecretKind, DefaultKeyedRateLimiter<IpAddr>>,
     per_account: HashMap<SecretKind, DefaultKeyedRateLimiter<(String, IpAddr)>>,
+    /// Attempts refused by a limit, per kind.
+    hits: HashMap<SecretKind, crate::metrics::Counter>,
 }
 
 impl Default for SecretLimits {
@@ -86,20 +88,37 @@ impl SecretLimits {
     pub fn new(quotas: &[(SecretKind, Quota, Quota)]) -> Self {
         let mut per_address = HashMap::new();
         let mut per_account = HashMap::new();
+        let mut hits = HashMap::new();
         for &(kind, address, account) in quotas {
             per_address.insert(kind, RateLimiter::keyed(address));
             per_account.insert(kind, RateLimiter::keyed(account));
+            hits.insert(kind, crate::metrics::Counter::default());
         }
         Self {
             per_address,
             per_account,
+            hits,
         }
     }
 
     /// Counts one attempt of `kind` from `ip` on `account` (an email, a client
     /// id; empty when there is none); refused if either limit is spent.
     pub fn attempt(&self, kind: SecretKind, ip: IpAddr, account: &str) -> Result<(), RetryAfter> {
-        let ip = limit_key(ip);
+        let r = self.check(kind, limit_key(ip), account);
+        if r.is_err()
+            && let Some(c) = self.hits.get(&kind)
+        {
+            c.inc();
+        }
+        r
+    }
+
+    /// Attempts of `kind` refused by a limit so far.
+    pub fn hits(&self, kind: SecretKind) -> u64 {
+        self.hits.get(&kind).map_or(0, |c| c.get())
+    }
+
+    fn check(&self, kind: SecretKind, ip: IpAddr, account: &str) -> Result<(), RetryAfter> {
         let clock = governor::clock::DefaultClock::default();
         let wait = |nu: governor::NotUntil<_>| {
             use governor::clock::Clock as _;
@@ -222,6 +241,8 @@ pub struct FailureBurst {
 #[derive(Default)]
 pub struct FailureLog {
     open: Mutex<HashMap<(SecretKind, IpAddr), FailureBurst>>,
+    /// Failures recorded so far, per kind (login, oauth token, admin token).
+    counts: [crate::metrics::Counter; 3],
 }
 
 impl FailureLog {
@@ -232,7 +253,13 @@ impl FailureLog {
     /// Bursts held at once; past this the oldest are closed early.
     const MAX_OPEN: usize = 10_000;
 
+    /// Failures of `kind` recorded so far.
+    pub fn count(&self, kind: SecretKind) -> u64 {
+        self.counts[kind as usize].get()
+    }
+
     pub fn record(&self, kind: SecretKind, account: &str, ip: IpAddr, now: UnixMillis) {
+        self.counts[kind as usize].inc();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let b = open.entry((kind, ip)).or_insert_with(|| FailureBurst {
             kind,

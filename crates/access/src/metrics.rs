@@ -25,5 +25,7 @@ pub struct DoorMetrics {
     pub isolation_violations: Counter,
     /// Valid grants presented without the session they were issued to.
     pub grant_replays_refused: Counter,
+    /// Grants refused at the door: not a grant, expired, revoked, suspended.
+    pub grants_refused: Counter,
     pub media_bytes_out: Counter,
 }

@@ -111,6 +111,11 @@ impl AccessView {
         }
     }
 
+    /// Whether the view has loaded (until then every grant is denied).
+    pub fn is_loaded(&self) -> bool {
+        self.current().loaded
+    }
+
     pub fn integration_suspended(&self, integration: Integration) -> bool {
         self.current()
             .integrations_suspended

@@ -1,9 +1,34 @@
-//! Process-wide counters. Lock-free; cheap enough for the media path. The door's
-//! own counters (isolation violations, bytes out, replays) live with the door in
-//! `hearth-access` and are shared here.
+//! Process-wide counters: plain atomics, cheap enough for the media path. The
+//! door's own (isolation violations, bytes out, refusals) live with the door in
+//! `hearth-access`. `api::ops` exposes them all to Prometheus.
 
 pub use hearth_access::metrics::{Counter, DoorMetrics};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// A value that goes up and down (open connections, sessions).
+#[derive(Default, Debug)]
+pub struct Level(AtomicI64);
+
+impl Level {
+    /// Counts one up until the returned guard is dropped.
+    pub fn hold(self: &Arc<Self>) -> LevelGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        LevelGuard(self.clone())
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub struct LevelGuard(Arc<Level>);
+
+impl Drop for LevelGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 #[derive(Default, Debug)]
 pub struct Metrics {
@@ -14,4 +39,8 @@ pub struct Metrics {
     /// Panics the RTMP protocol code raised on a client's input (each a bug; the
     /// connection was closed).
     pub rtmp_parser_panics: Counter,
+    /// Open RTMP ingest connections.
+    pub rtmp_connections: Arc<Level>,
+    /// RTSP viewers playing.
+    pub rtsp_sessions: Arc<Level>,
 }

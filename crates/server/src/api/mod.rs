@@ -8,6 +8,7 @@
 pub mod account;
 pub mod admin;
 pub mod cameras;
+pub mod ops;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -38,6 +39,8 @@ pub fn routes() -> Router<AppState> {
             delete(cameras::unshare),
         )
         .route("/api/v1/cameras/{id}/access-log", get(cameras::access_log))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
 }
 
 /// The operator's admin API: served on its own listener (loopback by default),
@@ -52,6 +55,9 @@ pub fn admin_routes() -> Router<AppState> {
             "/api/v1/admin/suspensions/{kind}/{target}",
             delete(admin::resume),
         )
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
 }
 
 pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AppError> {

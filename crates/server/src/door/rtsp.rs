@@ -320,6 +320,7 @@ async fn connection(
                 Next::Close(why) => return Ok(why),
                 Next::Play { guard, hub } => {
                     let grant = guard.grant().id;
+                    let _playing = conn.state.metrics.rtsp_sessions.hold();
                     let ended = play(&mut conn, &req, guard, hub, &mut rd, &mut wr, &mut buf).await;
                     let why = match &ended {
                         Ok(why) => *why,

@@ -99,6 +99,18 @@ impl HubRegistry {
         self.get(camera).is_some_and(|h| h.is_online())
     }
 
+    /// How many cameras are publishing now.
+    pub fn live_count(&self) -> usize {
+        let hubs: Vec<Arc<Hub>> = self
+            .hubs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        hubs.iter().filter(|h| h.is_online()).count()
+    }
+
     /// Ends the publisher of every camera whose binding epoch has changed (transfer,
     /// reset): it must reconnect, and is checked again, under the new epoch.
     pub fn disconnect_past_epochs(&self, view: &hearth_access::view::AccessView) {

@@ -65,6 +65,7 @@ fn guarded<T>(state: &AppState, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
 }
 
 async fn handle(mut sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::Result<()> {
+    let _open = state.metrics.rtmp_connections.hold();
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let mut rtmp = RtmpIngest::new();
