@@ -38,7 +38,7 @@ async fn views_are_audited_and_survive_a_clean_shutdown() {
     let (st, body) = get(&format!("{base}/{seg}")).await;
     assert_eq!(st, 200);
     let seg_bytes = body.len();
-    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 201);
+    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 202);
     let gb = s.grant(&b, &living).await;
     assert_eq!(get(gb["snapshot_url"].as_str().unwrap()).await.0, 200);
 

@@ -228,7 +228,7 @@ async fn a_grant_replayed_from_another_account_is_refused() {
     }
 
     // B may even watch this camera (A shares it): A's grant is still not B's.
-    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 201);
+    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 202);
     assert_eq!(s.try_grant(&b, &living).await.0, 200);
     let a_again = s.login(OWNER_A, PASSWORD).await;
     for (who, session) in [

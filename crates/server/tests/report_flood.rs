@@ -12,7 +12,7 @@ async fn reports_cannot_bury_the_access_log() {
     let a = s.login(OWNER_A, PASSWORD).await;
     let b = s.login(OWNER_B, PASSWORD).await;
     let living = s.camera_id(&a, "Living room").await;
-    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 201);
+    assert_eq!(s.share(&a, &living, OWNER_B).await.0, 202);
     // The owner watches: their own view is in the log.
     let g = s.grant(&a, &living).await;
     assert_eq!(

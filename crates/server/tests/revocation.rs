@@ -67,7 +67,7 @@ async fn revocations_and_kill_switches_end_live_views_within_a_second() {
 
     // Share view-only with B; B watches; A revokes.
     let (st, share) = s.share(&a, &living, OWNER_B).await;
-    assert_eq!(st, 201);
+    assert_eq!(st, 202);
     assert!(names(&s, &b).await.contains(&"Living room".to_string()));
     let listed = s.cameras(&b).await;
     let shared = listed.iter().find(|c| c["id"] == living.as_str()).unwrap();

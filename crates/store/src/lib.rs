@@ -113,6 +113,15 @@ pub struct Share {
     pub created_at: UnixMillis,
 }
 
+/// A share not accepted yet: made out to an email under the camera's current
+/// binding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invitation {
+    pub camera: CameraId,
+    pub email: String,
+    pub created_at: UnixMillis,
+}
+
 /// One audit log entry as the server writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -384,6 +393,30 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         now: UnixMillis,
     ) -> Result<(), StoreError>;
+    /// Invites `email` to view the camera (replacing an earlier invitation to the
+    /// same email). Made out to an email, account or not. [`StoreError::NotFound`]
+    /// for an unknown camera.
+    fn invite_to_share(
+        &self,
+        camera: CameraId,
+        email: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// The camera's invitations of its current binding, by email.
+    fn invitations_of_camera(&self, camera: CameraId) -> Result<Vec<Invitation>, StoreError>;
+    /// The invitations of current bindings made out to `email`, newest first.
+    fn invitations_for(&self, email: &str) -> Result<Vec<Invitation>, StoreError>;
+    /// Accepts the invitation to `camera` made out to `user`'s email: it becomes
+    /// a share ([`Store::share_camera`]'s rules), in one transaction. `false` if
+    /// there is no such invitation under the camera's current binding.
+    fn accept_invitation(
+        &self,
+        camera: CameraId,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+    /// Withdraws (owner) or declines (recipient) an invitation; whether there was one.
+    fn withdraw_invitation(&self, camera: CameraId, email: &str) -> Result<bool, StoreError>;
     /// Revokes a share; returns whether there was one.
     fn unshare_camera(&self, camera: CameraId, user: UserId) -> Result<bool, StoreError>;
     /// The camera's shares, ordered by email. Unknown camera: empty.

@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_ended_grant_holders.sql"),
     include_str!("migrations/0004_integration_links.sql"),
     include_str!("migrations/0005_camera_bound_at.sql"),
+    include_str!("migrations/0006_share_invitations.sql"),
 ];
 
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, rusqlite::Error> {

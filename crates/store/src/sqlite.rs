@@ -60,8 +60,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::migrations;
 use crate::{
     Access, AccessToken, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
-    Household, HouseholdId, Integration, Link, LinkId, OAuthClient, Redeemed, Revocation, Share,
-    Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId,
+    Household, HouseholdId, Integration, Invitation, Link, LinkId, OAuthClient, Redeemed,
+    Revocation, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair,
+    UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -667,40 +668,80 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let camera_household: Option<String> = tx
-            .query_row(
-                "SELECT household_id FROM cameras WHERE id = ?1",
-                [camera.to_string()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(camera_household) = camera_household else {
-            return Err(StoreError::NotFound { what: "camera" });
-        };
-        let user_household: Option<String> = tx
-            .query_row(
-                "SELECT household_id FROM users WHERE id = ?1",
-                [user.to_string()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(user_household) = user_household else {
-            return Err(StoreError::NotFound { what: "user" });
-        };
-        if camera_household == user_household {
-            return Err(StoreError::InvalidInput {
-                what: "share (the user is in the camera's household)",
-            });
-        }
-        // DO NOTHING inserts no row, so a repeated share neither changes
-        // `created_at` nor bumps the generation.
-        tx.execute(
-            "INSERT INTO shares (camera_id, user_id, created_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (camera_id, user_id) DO NOTHING",
-            params![camera.to_string(), user.to_string(), now.0],
-        )?;
+        share_in(&tx, camera, user, now)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn invite_to_share(
+        &self,
+        camera: CameraId,
+        email: &str,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let email = non_empty(email, "email")?.to_ascii_lowercase();
+        let inserted = self.conn().execute(
+            "INSERT INTO share_invitations (camera_id, email, epoch, created_at) \
+             SELECT id, ?2, epoch, ?3 FROM cameras WHERE id = ?1 \
+             ON CONFLICT (camera_id, email) DO UPDATE SET \
+             epoch = excluded.epoch, created_at = excluded.created_at",
+            params![camera.to_string(), email, now.0],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::NotFound { what: "camera" });
+        }
+        Ok(())
+    }
+
+    fn invitations_of_camera(&self, camera: CameraId) -> Result<Vec<Invitation>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT i.camera_id, i.email, i.created_at FROM share_invitations i \
+             JOIN cameras c ON c.id = i.camera_id AND c.epoch = i.epoch \
+             WHERE i.camera_id = ?1 ORDER BY i.email",
+        )?;
+        let rows = stmt.query_map([camera.to_string()], invitation_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn invitations_for(&self, email: &str) -> Result<Vec<Invitation>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT i.camera_id, i.email, i.created_at FROM share_invitations i \
+             JOIN cameras c ON c.id = i.camera_id AND c.epoch = i.epoch \
+             WHERE i.email = ?1 ORDER BY i.created_at DESC",
+        )?;
+        let rows = stmt.query_map([email.to_ascii_lowercase()], invitation_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn accept_invitation(
+        &self,
+        camera: CameraId,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken = tx.execute(
+            "DELETE FROM share_invitations WHERE camera_id = ?1 \
+             AND email = (SELECT email FROM users WHERE id = ?2) \
+             AND epoch = (SELECT epoch FROM cameras WHERE id = ?1)",
+            params![camera.to_string(), user.to_string()],
+        )?;
+        if taken == 0 {
+            return Ok(false);
+        }
+        share_in(&tx, camera, user, now)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn withdraw_invitation(&self, camera: CameraId, email: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM share_invitations WHERE camera_id = ?1 AND email = ?2",
+            params![camera.to_string(), email.to_ascii_lowercase()],
+        )? > 0)
     }
 
     fn unshare_camera(&self, camera: CameraId, user: UserId) -> Result<bool, StoreError> {
@@ -1090,3 +1131,53 @@ mod links;
 
 #[cfg(test)]
 mod tests;
+
+/// Shares `camera` with `user` inside `tx` (see [`Store::share_camera`]).
+fn share_in(
+    tx: &rusqlite::Transaction<'_>,
+    camera: CameraId,
+    user: UserId,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let camera_household: Option<String> = tx
+        .query_row(
+            "SELECT household_id FROM cameras WHERE id = ?1",
+            [camera.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(camera_household) = camera_household else {
+        return Err(StoreError::NotFound { what: "camera" });
+    };
+    let user_household: Option<String> = tx
+        .query_row(
+            "SELECT household_id FROM users WHERE id = ?1",
+            [user.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(user_household) = user_household else {
+        return Err(StoreError::NotFound { what: "user" });
+    };
+    if camera_household == user_household {
+        return Err(StoreError::InvalidInput {
+            what: "share (the user is in the camera's household)",
+        });
+    }
+    // DO NOTHING inserts no row, so a repeated share neither changes
+    // `created_at` nor bumps the generation.
+    tx.execute(
+        "INSERT INTO shares (camera_id, user_id, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (camera_id, user_id) DO NOTHING",
+        params![camera.to_string(), user.to_string(), now.0],
+    )?;
+    Ok(())
+}
+
+fn invitation_from_row(row: &Row<'_>) -> rusqlite::Result<Invitation> {
+    Ok(Invitation {
+        camera: get_id(row, 0)?,
+        email: row.get(1)?,
+        created_at: UnixMillis(row.get(2)?),
+    })
+}

@@ -285,42 +285,49 @@ pub(super) struct ShareRequest {
 
 #[derive(Serialize)]
 pub(super) struct ShareView {
-    user: hearth_model::UserId,
+    /// Null while the invitation is pending.
+    user: Option<hearth_model::UserId>,
     email: String,
+    /// `accepted` or `pending` (invited, not accepted yet).
+    status: &'static str,
     created_at: String,
 }
 
-/// Shares a camera view-only with another account.
+#[derive(Serialize)]
+pub(super) struct Invited {
+    email: String,
+    status: &'static str,
+}
+
+/// Invites someone, by email, to view a camera. The answer is the same whether
+/// or not an account has that email (the owner learns nothing about who has
+/// one); the share takes effect only when the recipient accepts.
 pub(super) async fn share(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(axum::http::StatusCode, Json<ShareView>), AppError> {
+) -> Result<(axum::http::StatusCode, Json<Invited>), AppError> {
     let cam = owned_camera(&st, user, &id).await?;
     let req: ShareRequest = parse_json(&body)?;
-    let email = req.email.clone();
-    let target = st
-        .db(move |s| s.user_by_email(&email))
-        .await?
-        .ok_or_else(|| AppError::BadRequest("no account with that email".into()))?;
+    let email = req.email.trim().to_ascii_lowercase();
+    if email.len() > 320 || !email.contains('@') {
+        return Err(AppError::BadRequest("an email address, please".into()));
+    }
     let now = hearth_access::clock::now();
-    let target_id = target.id;
-    st.db(move |s| s.share_camera(cam.id, target_id, now))
-        .await?;
-    st.refresh_access().await?;
-    tracing::info!(camera = ?cam.id, by = ?user, with = ?target.id, "camera shared");
+    let e = email.clone();
+    st.db(move |s| s.invite_to_share(cam.id, &e, now)).await?;
+    tracing::info!(camera = ?cam.id, by = ?user, "share invitation");
     st.audit.record(hearth_store::AuditEvent {
         camera: Some(cam.id),
         user: Some(user),
-        ..audit::event("share", None, serde_json::json!({"with": target.id}))
+        ..audit::event("share_invited", None, serde_json::json!({"email": email}))
     });
     Ok((
-        axum::http::StatusCode::CREATED,
-        Json(ShareView {
-            user: target.id,
-            email: target.email,
-            created_at: hearth_access::clock::rfc3339(now),
+        axum::http::StatusCode::ACCEPTED,
+        Json(Invited {
+            email,
+            status: "pending",
         }),
     ))
 }
@@ -331,17 +338,119 @@ pub(super) async fn list_shares(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<ShareView>>, AppError> {
     let cam = owned_camera(&st, user, &id).await?;
-    let shares = st.db(move |s| s.shares_of(cam.id)).await?;
-    Ok(Json(
-        shares
-            .into_iter()
-            .map(|s| ShareView {
-                user: s.user,
-                email: s.email,
-                created_at: hearth_access::clock::rfc3339(s.created_at),
-            })
-            .collect(),
-    ))
+    let (shares, invitations) = st
+        .db(move |s| Ok((s.shares_of(cam.id)?, s.invitations_of_camera(cam.id)?)))
+        .await?;
+    let accepted = shares.into_iter().map(|s| ShareView {
+        user: Some(s.user),
+        email: s.email,
+        status: "accepted",
+        created_at: hearth_access::clock::rfc3339(s.created_at),
+    });
+    let pending = invitations.into_iter().map(|i| ShareView {
+        user: None,
+        email: i.email,
+        status: "pending",
+        created_at: hearth_access::clock::rfc3339(i.created_at),
+    });
+    Ok(Json(accepted.chain(pending).collect()))
+}
+
+/// Withdraws a pending invitation (owners).
+pub(super) async fn withdraw_invitation(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path((id, email)): Path<(String, String)>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let cam = owned_camera(&st, user, &id).await?;
+    if !st
+        .db(move |s| s.withdraw_invitation(cam.id, &email))
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub(super) struct InvitationView {
+    camera_id: CameraId,
+    camera_name: String,
+    /// The inviting household's name.
+    shared_by: String,
+    created_at: String,
+}
+
+/// The invitations made out to the caller's email.
+pub(super) async fn my_invitations(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<Vec<InvitationView>>, AppError> {
+    let views = st
+        .db(move |s| {
+            let Some(u) = s.user_by_id(user)? else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for i in s.invitations_for(&u.email)? {
+                let Some(cam) = s.camera_by_id(i.camera)? else {
+                    continue;
+                };
+                let by = s.household_by_id(cam.household)?.map(|h| h.name);
+                out.push(InvitationView {
+                    camera_id: cam.id,
+                    camera_name: cam.name,
+                    shared_by: by.unwrap_or_default(),
+                    created_at: hearth_access::clock::rfc3339(i.created_at),
+                });
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(views))
+}
+
+/// Accepts an invitation: the camera is shared with the caller from now on.
+pub(super) async fn accept_invitation(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    let now = hearth_access::clock::now();
+    if !st
+        .db(move |s| s.accept_invitation(camera, user, now))
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
+    st.refresh_access().await?;
+    tracing::info!(camera = ?camera, with = ?user, "camera shared");
+    st.audit.record(hearth_store::AuditEvent {
+        camera: Some(camera),
+        user: Some(user),
+        ..audit::event("share", None, serde_json::json!({"with": user}))
+    });
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Declines an invitation.
+pub(super) async fn decline_invitation(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    let declined = st
+        .db(move |s| match s.user_by_id(user)? {
+            Some(u) => s.withdraw_invitation(camera, &u.email),
+            None => Ok(false),
+        })
+        .await?;
+    if !declined {
+        return Err(AppError::NotFound);
+    }
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Revokes a share. The viewer's live sessions are refused within a second (the

@@ -38,6 +38,19 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/cameras/{id}/shares/{user}",
             delete(cameras::unshare),
         )
+        .route(
+            "/api/v1/cameras/{id}/invitations/{email}",
+            delete(cameras::withdraw_invitation),
+        )
+        .route("/api/v1/invitations", get(cameras::my_invitations))
+        .route(
+            "/api/v1/invitations/{camera}/accept",
+            post(cameras::accept_invitation),
+        )
+        .route(
+            "/api/v1/invitations/{camera}",
+            delete(cameras::decline_invitation),
+        )
         .route("/api/v1/cameras/{id}/access-log", get(cameras::access_log))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -301,7 +301,10 @@ impl Server {
         (field("camera "), field("ingest "))
     }
 
-    /// `POST /api/v1/cameras/{camera}/shares` as `token`; returns (status, body).
+    /// Shares `camera` with `email` as `token`: the invitation
+    /// (`POST /api/v1/cameras/{camera}/shares`), then the recipient (a demo
+    /// account, [`PASSWORD`]) accepts it. Returns the invitation's status and the
+    /// owner's entry for the share.
     pub async fn share(&self, token: &str, camera: &str, email: &str) -> (u16, serde_json::Value) {
         let r = client()
             .post(format!("{}/api/v1/cameras/{camera}/shares", self.base))
@@ -311,7 +314,31 @@ impl Server {
             .await
             .unwrap();
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        if status != 202 {
+            return (status, r.json().await.unwrap_or(Value::Null));
+        }
+        let recipient = self.login(email, PASSWORD).await;
+        let accept = client()
+            .post(format!("{}/api/v1/invitations/{camera}/accept", self.base))
+            .bearer_auth(&recipient)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(accept.status(), 204, "accepting the invitation");
+        let list: Vec<Value> = client()
+            .get(format!("{}/api/v1/cameras/{camera}/shares", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entry = list
+            .into_iter()
+            .find(|e| e["email"] == email && e["status"] == "accepted")
+            .expect("the accepted share is listed");
+        (status, entry)
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {

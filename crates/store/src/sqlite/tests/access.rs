@@ -775,3 +775,55 @@ fn suspended_cameras_households_and_users_lose_access_until_resumed() {
         .unwrap();
     assert_eq!(sorted_snapshot(&s), everything);
 }
+
+#[test]
+fn an_invitation_becomes_a_share_only_when_its_recipient_accepts() {
+    let s = SqliteStore::open_in_memory().unwrap();
+    let w = world(&s);
+    s.invite_to_share(w.porch.id, "Bob@Example.com", UnixMillis(5))
+        .unwrap();
+    s.invite_to_share(w.porch.id, "nobody@example.com", UnixMillis(6))
+        .unwrap();
+    // Pending: listed for the owner and the recipient, no access yet.
+    let emails: Vec<String> = s
+        .invitations_of_camera(w.porch.id)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.email)
+        .collect();
+    assert_eq!(emails, ["bob@example.com", "nobody@example.com"]);
+    assert_eq!(s.invitations_for("bob@example.com").unwrap().len(), 1);
+    assert_eq!(s.camera_access(w.bob.id, w.porch.id).unwrap(), None);
+    // Someone else cannot take Bob's invitation.
+    assert!(
+        !s.accept_invitation(w.porch.id, w.dave.id, UnixMillis(7))
+            .unwrap()
+    );
+    assert!(
+        s.accept_invitation(w.porch.id, w.bob.id, UnixMillis(7))
+            .unwrap()
+    );
+    assert!(s.camera_access(w.bob.id, w.porch.id).unwrap().is_some());
+    assert!(
+        !s.accept_invitation(w.porch.id, w.bob.id, UnixMillis(8))
+            .unwrap()
+    );
+    assert_eq!(s.invitations_of_camera(w.porch.id).unwrap().len(), 1);
+    // A transfer voids what was invited under the old binding.
+    s.invite_to_share(w.porch.id, "dave@example.com", UnixMillis(9))
+        .unwrap();
+    s.transfer_camera(w.porch.id, w.b.id, key(68)).unwrap();
+    assert!(s.invitations_of_camera(w.porch.id).unwrap().is_empty());
+    assert!(
+        !s.accept_invitation(w.porch.id, w.dave.id, UnixMillis(10))
+            .unwrap()
+    );
+    assert!(
+        s.withdraw_invitation(w.porch.id, "NOBODY@example.com")
+            .unwrap()
+    );
+    assert!(
+        s.invite_to_share(CameraId::random(), "x@y.z", UnixMillis(0))
+            .is_err()
+    );
+}
