@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> Router {
     let private = Router::new()
         .merge(crate::api::routes())
         .merge(crate::integrations::routes())
+        .merge(crate::openapi::routes())
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .merge(private)

@@ -11,66 +11,39 @@ pub mod cameras;
 pub mod ops;
 
 use crate::error::AppError;
-use crate::state::AppState;
-use axum::Router;
-use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 
-/// The routes of the JSON API and the web app's files.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(crate::web::web_index))
-        .route("/app.js", get(crate::web::web_app_js))
-        .route("/player.js", get(crate::web::web_player_js))
-        .route("/link.js", get(crate::web::web_link_js))
-        .route("/app.css", get(crate::web::web_css))
-        .route("/api/v1/login", post(account::login))
-        .route("/api/v1/logout", post(account::logout))
-        .route("/api/v1/cameras", get(cameras::list_cameras))
-        .route("/api/v1/cameras/{id}", patch(cameras::rename_camera))
-        .route("/api/v1/cameras/{id}/streams", post(cameras::create_stream))
-        .route("/api/v1/cameras/{id}/reports", post(cameras::client_report))
-        .route(
-            "/api/v1/cameras/{id}/shares",
-            post(cameras::share).get(cameras::list_shares),
-        )
-        .route(
-            "/api/v1/cameras/{id}/shares/{user}",
-            delete(cameras::unshare),
-        )
-        .route(
-            "/api/v1/cameras/{id}/invitations/{email}",
-            delete(cameras::withdraw_invitation),
-        )
-        .route("/api/v1/invitations", get(cameras::my_invitations))
-        .route(
-            "/api/v1/invitations/{camera}/accept",
-            post(cameras::accept_invitation),
-        )
-        .route(
-            "/api/v1/invitations/{camera}",
-            delete(cameras::decline_invitation),
-        )
-        .route("/api/v1/cameras/{id}/access-log", get(cameras::access_log))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+crate::routes::route_table! { routes, ROUTES;
+    get "/" => crate::web::web_index, "The web app", "none";
+    get "/app.js" => crate::web::web_app_js, "The web app's script", "none";
+    get "/player.js" => crate::web::web_player_js, "The web player", "none";
+    get "/link.js" => crate::web::web_link_js, "The account-linking page's script", "none";
+    get "/app.css" => crate::web::web_css, "The web app's style sheet", "none";
+    post "/api/v1/login" => account::login, "Sign in: {email, password} -> {token, expires_at}", "none";
+    post "/api/v1/logout" => account::logout, "Sign out: the session and its grants end", "session";
+    get "/api/v1/cameras" => cameras::list_cameras, "The cameras the caller may view", "session";
+    patch "/api/v1/cameras/{id}" => cameras::rename_camera, "Rename a camera (owners)", "session";
+    post "/api/v1/cameras/{id}/streams" => cameras::create_stream, "A stream grant: HLS, TS and snapshot URLs", "session";
+    post "/api/v1/cameras/{id}/reports" => cameras::client_report, "A player reports media it refused", "session";
+    post "/api/v1/cameras/{id}/shares" => cameras::share, "Invite an email to view the camera (owners)", "session";
+    get "/api/v1/cameras/{id}/shares" => cameras::list_shares, "Accepted and pending shares (owners)", "session";
+    delete "/api/v1/cameras/{id}/shares/{user}" => cameras::unshare, "Revoke a share (owners)", "session";
+    delete "/api/v1/cameras/{id}/invitations/{email}" => cameras::withdraw_invitation, "Withdraw a pending invitation (owners)", "session";
+    get "/api/v1/cameras/{id}/access-log" => cameras::access_log, "Who watched the camera, a page at a time (owners)", "session";
+    get "/api/v1/invitations" => cameras::my_invitations, "Invitations made out to the caller", "session";
+    post "/api/v1/invitations/{camera}/accept" => cameras::accept_invitation, "Accept an invitation", "session";
+    delete "/api/v1/invitations/{camera}" => cameras::decline_invitation, "Decline an invitation", "session";
+    get "/healthz" => ops::healthz, "The process answers", "none";
+    get "/readyz" => ops::readyz, "Ready to serve: access decisions loaded, database answering", "none";
 }
 
-/// The operator's admin API: served on its own listener (loopback by default),
-/// never on the public port.
-pub fn admin_routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/admin/suspensions",
-            post(admin::suspend).get(admin::list),
-        )
-        .route(
-            "/api/v1/admin/suspensions/{kind}/{target}",
-            delete(admin::resume),
-        )
-        .route("/metrics", get(ops::metrics))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+crate::routes::route_table! { admin_routes, ADMIN_ROUTES;
+    post "/api/v1/admin/suspensions" => admin::suspend, "Turn a kill switch on", "operator";
+    get "/api/v1/admin/suspensions" => admin::list, "The kill switches that are on", "operator";
+    delete "/api/v1/admin/suspensions/{kind}/{target}" => admin::resume, "Turn a kill switch off", "operator";
+    get "/metrics" => ops::metrics, "Prometheus metrics", "operator";
+    get "/healthz" => ops::healthz, "The process answers", "none";
+    get "/readyz" => ops::readyz, "Ready to serve", "none";
 }
 
 pub(crate) fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, AppError> {

@@ -17,24 +17,20 @@ pub mod snapshot;
 
 use crate::error::AppError;
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use hearth_access::{Delivery, EgressGuard, Grant, MediaObject, Refusal};
 use hearth_model::Provenance;
 use std::collections::HashMap;
 
-/// The media routes: everything under a grant.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/media/{grant}/index.m3u8", get(hls::master_playlist))
-        .route("/media/{grant}/live.m3u8", get(hls::fmp4_playlist))
-        .route("/media/{grant}/ts.m3u8", get(hls::ts_playlist))
-        .route("/media/{grant}/snapshot.jpg", get(snapshot::snapshot))
-        .route("/media/{grant}/{object}", get(hls::media_object))
+crate::routes::route_table! { routes, ROUTES;
+    get "/media/{grant}/index.m3u8" => hls::master_playlist, "HLS master playlist (fMP4)", "grant";
+    get "/media/{grant}/live.m3u8" => hls::fmp4_playlist, "HLS media playlist, fMP4 segments", "grant";
+    get "/media/{grant}/ts.m3u8" => hls::ts_playlist, "HLS media playlist, MPEG-TS segments", "grant";
+    get "/media/{grant}/snapshot.jpg" => snapshot::snapshot, "The newest still (JPEG)", "grant";
+    get "/media/{grant}/{object}" => hls::media_object, "An init segment, segment or key", "grant";
 }
 
 impl From<Refusal> for AppError {

@@ -15,28 +15,15 @@ pub mod homegraph;
 pub mod links;
 pub mod oauth;
 
-use crate::state::AppState;
-use axum::Router;
-use axum::routing::{delete, get, post, put};
-
-/// The OAuth provider's endpoints, the web app's link endpoints and the
-/// platforms' fulfillment endpoints.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/oauth/authorize", get(oauth::authorize_page))
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/api/v1/oauth/request", get(oauth::consent_request))
-        .route("/api/v1/oauth/authorize", post(oauth::consent))
-        .route("/api/v1/integrations", get(links::list))
-        .route("/api/v1/integrations/{integration}", delete(links::delete))
-        .route(
-            "/api/v1/integrations/{integration}/cameras",
-            put(links::set_cameras),
-        )
-        .route(
-            "/integrations/google/fulfillment",
-            post(google::fulfillment),
-        )
-        .route("/integrations/alexa/directives", post(alexa::directive))
+crate::routes::route_table! { routes, ROUTES;
+    get "/oauth/authorize" => oauth::authorize_page, "OAuth 2.0 authorization (the consent page)", "none";
+    post "/oauth/token" => oauth::token, "OAuth 2.0 token endpoint (code and refresh grants)", "oauth_client";
+    post "/oauth/revoke" => oauth::revoke, "OAuth 2.0 token revocation (RFC 7009)", "oauth_client";
+    get "/api/v1/oauth/request" => oauth::consent_request, "The authorization request the consent page shows", "session";
+    post "/api/v1/oauth/authorize" => oauth::consent, "The user's consent: the cameras to link", "session";
+    get "/api/v1/integrations" => links::list, "The caller's smart-display links", "session";
+    delete "/api/v1/integrations/{integration}" => links::delete, "Unlink a smart-display platform", "session";
+    put "/api/v1/integrations/{integration}/cameras" => links::set_cameras, "The cameras a link shows", "session";
+    post "/integrations/google/fulfillment" => google::fulfillment, "Google Home: SYNC, QUERY, EXECUTE, DISCONNECT", "link";
+    post "/integrations/alexa/directives" => alexa::directive, "Alexa directives (through the forwarding Lambda)", "link";
 }
