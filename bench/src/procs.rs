@@ -53,9 +53,18 @@ impl Server {
         let dir = tempfile::Builder::new().prefix("hearth-bench-").tempdir()?;
         let data_dir = dir.path().join("data");
         let log = dir.path().join("server.log");
+        // Every publisher and viewer comes from 127.0.0.1: lift the per-address
+        // limits, which would otherwise treat the load as one abusive peer.
+        let config = dir.path().join("hearth.toml");
+        std::fs::write(
+            &config,
+            "[limits]\nhttp_connections_per_address = 100000\nrtmp_connections_per_address = 100000\n\
+             rtsp_connections_per_address = 100000\nlogins_per_address_per_minute = 100000\n",
+        )?;
         let mut child = Command::new(hearth)
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
-            .args(["--admin", "127.0.0.1:0"])
+            .args(["--admin", "127.0.0.1:0", "--config"])
+            .arg(&config)
             .arg("--data-dir")
             .arg(&data_dir)
             .envs(env.iter().copied())

@@ -75,15 +75,25 @@ impl Default for SecretLimits {
     /// token endpoint (platforms refreshing for many users from few addresses)
     /// and the operator token get their own.
     fn default() -> Self {
-        Self::new(&[
-            (SecretKind::Login, quota(30, 30), quota(5, 10)),
-            (SecretKind::OAuthToken, quota(600, 300), quota(60, 60)),
-            (SecretKind::AdminToken, quota(30, 20), quota(30, 20)),
-        ])
+        Self::with_logins_per_address(30)
     }
 }
 
 impl SecretLimits {
+    /// The default limits, with `per_minute` login attempts per address (at
+    /// once, and per minute after that).
+    pub fn with_logins_per_address(per_minute: u32) -> Self {
+        Self::new(&[
+            (
+                SecretKind::Login,
+                quota(per_minute, per_minute),
+                quota(5, 10),
+            ),
+            (SecretKind::OAuthToken, quota(600, 300), quota(60, 60)),
+            (SecretKind::AdminToken, quota(30, 20), quota(30, 20)),
+        ])
+    }
+
     /// Limits with the given per-address and per-account quotas.
     pub fn new(quotas: &[(SecretKind, Quota, Quota)]) -> Self {
         let mut per_address = HashMap::new();

@@ -28,6 +28,32 @@ pub struct GoogleConfig {
     pub homegraph_token_command: Option<String>,
 }
 
+/// The `[limits]` table: how much one peer address may take. Behind a reverse
+/// proxy every connection comes from the proxy's address: raise these there.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open HTTP connections from one address [default: 256].
+    pub http_connections_per_address: usize,
+    /// Open RTMP connections from one address [default: 128].
+    pub rtmp_connections_per_address: usize,
+    /// Open RTSP connections from one address [default: 32].
+    pub rtsp_connections_per_address: usize,
+    /// Login attempts from one address, at once and per minute [default: 30].
+    pub logins_per_address_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            http_connections_per_address: 256,
+            rtmp_connections_per_address: 128,
+            rtsp_connections_per_address: 32,
+            logins_per_address_per_minute: 30,
+        }
+    }
+}
+
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
 pub const DEFAULT_DATA_DIR: &str = "./hearth-data";
@@ -51,6 +77,8 @@ pub struct FileConfig {
     /// The admin API's own listener [default: 127.0.0.1:8081]; keep it off the
     /// public network.
     pub admin: Option<SocketAddr>,
+    /// Per-address limits (see [`LimitsConfig`]).
+    pub limits: Option<LimitsConfig>,
 }
 
 impl FileConfig {
@@ -73,6 +101,7 @@ pub struct Config {
     pub rtsp_public_url: Option<String>,
     pub google: Option<GoogleConfig>,
     pub admin: SocketAddr,
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -111,6 +140,7 @@ impl Config {
             admin: admin
                 .or(file.admin)
                 .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("default addr")),
+            limits: file.limits.unwrap_or_default(),
         }
     }
 
@@ -166,6 +196,7 @@ mod tests {
         );
         assert_eq!(c.http.port(), 9000);
         assert_eq!(c.admin, DEFAULT_ADMIN.parse().unwrap(), "admin on loopback");
+        assert_eq!(c.limits.http_connections_per_address, 256);
         assert_eq!(c.rtmp.port(), 1936);
         assert_eq!(c.data_dir, PathBuf::from("/y"));
         assert_eq!(c.public_url_for(c.http), "http://127.0.0.1:9000");
@@ -178,5 +209,18 @@ mod tests {
     #[test]
     fn unknown_keys_are_an_error() {
         assert!(toml::from_str::<FileConfig>("htp = \"127.0.0.1:1\"").is_err());
+    }
+
+    #[test]
+    fn limits_take_what_the_file_says_and_default_the_rest() {
+        let file: FileConfig =
+            toml::from_str("[limits]\nhttp_connections_per_address = 5000").unwrap();
+        let c = Config::resolve(file, None, None, None, None, None, None);
+        assert_eq!(c.limits.http_connections_per_address, 5000);
+        assert_eq!(
+            c.limits.rtsp_connections_per_address, 32,
+            "the rest default"
+        );
+        assert!(toml::from_str::<FileConfig>("[limits]\nbogus = 1").is_err());
     }
 }

@@ -16,8 +16,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A response write that makes no progress for this long ends the connection.
 const RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_HTTP_CONNECTIONS: usize = 16 * 1024;
-/// Browsers open a handful; a household behind one NAT a few dozen.
-const HTTP_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 pub struct Running {
     pub public_url: String,
@@ -117,6 +115,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         key,
         media_keys,
         public_url.clone(),
+        &cfg.limits,
     );
     let running = Running {
         public_url,
@@ -136,10 +135,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
         st.hubs.disconnect_past_epochs(view);
     }));
-    tokio::spawn(crate::ingest::rtmp::serve(rtmp, state.clone()));
+    tokio::spawn(crate::ingest::rtmp::serve(
+        rtmp,
+        state.clone(),
+        cfg.limits.rtmp_connections_per_address,
+    ));
     let public = crate::net::Limits {
         max: MAX_HTTP_CONNECTIONS,
-        per_address: HTTP_CONNECTIONS_PER_ADDRESS,
+        per_address: cfg.limits.http_connections_per_address,
     }
     .fit(0.5);
     let operator = crate::net::Limits {
@@ -154,7 +157,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     ));
     if let (Some(listener), Some(bound)) = (rtsp, running.rtsp) {
         let _ = state.rtsp_url.set(cfg.rtsp_url_for(bound));
-        tokio::spawn(crate::door::rtsp::serve(listener, state.clone()));
+        tokio::spawn(crate::door::rtsp::serve(
+            listener,
+            state.clone(),
+            cfg.limits.rtsp_connections_per_address,
+        ));
     }
     if let Some(g) = cfg.google.clone() {
         state.homegraph.configure(g);

@@ -70,6 +70,7 @@ impl AppState {
             grant_key,
             media_keys,
             public_url,
+            &Default::default(),
         )
     }
 
@@ -80,6 +81,7 @@ impl AppState {
         grant_key: GrantKey,
         media_keys: hearth_access::keys::MediaKeys,
         public_url: String,
+        limits: &crate::config::LimitsConfig,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let audit = hearth_access::audit::Audit::start(store.clone());
@@ -101,7 +103,9 @@ impl AppState {
             data_dir,
             public_url: public_url.trim_end_matches('/').to_string(),
             hash_pool: hearth_access::limits::HashPool::for_this_machine(),
-            limits: Default::default(),
+            limits: hearth_access::limits::SecretLimits::with_logins_per_address(
+                limits.logins_per_address_per_minute,
+            ),
             failures: Default::default(),
             admin_token: Default::default(),
             reports: Default::default(),

@@ -59,10 +59,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 
 /// Accepts RTSP connections until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) {
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, per_address: usize) {
     let limits = crate::net::Limits {
         max: MAX_RTSP_CONNECTIONS,
-        per_address: 32,
+        per_address,
     }
     .fit(0.15);
     crate::net::accept_loop(listener, "rtsp", limits, move |sock, peer| {

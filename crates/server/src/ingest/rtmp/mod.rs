@@ -32,11 +32,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 4096;
 
 /// Accepts RTMP connections until the process ends.
-pub async fn serve(listener: TcpListener, state: AppState) {
+pub async fn serve(listener: TcpListener, state: AppState, per_address: usize) {
     // One address may publish many cameras (a home agent), not thousands.
     let limits = crate::net::Limits {
         max: MAX_CONNECTIONS,
-        per_address: 128,
+        per_address,
     }
     .fit(0.25);
     crate::net::accept_loop(listener, "rtmp", limits, move |sock, peer| {
