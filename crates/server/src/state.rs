@@ -1,6 +1,7 @@
 //! Shared application state handed to every handler and driver.
 
 use crate::config::GoogleConfig;
+use crate::error::AppError;
 use crate::hub::HubRegistry;
 use crate::metrics::Metrics;
 use hearth_access::grant::GrantKey;
@@ -147,6 +148,13 @@ impl AppState {
                 }),
             ));
         }
+    }
+
+    /// Writes `event` to the audit log before returning: for what must survive a
+    /// crash once the caller is answered (grants issued, logins). Not for the
+    /// media path, which queues ([`hearth_access::audit::Audit::record`]).
+    pub async fn audit_now(&self, event: hearth_store::AuditEvent) -> Result<(), AppError> {
+        self.db(move |s| s.append_audit(&[event])).await
     }
 
     /// Runs a store call off the async runtime.

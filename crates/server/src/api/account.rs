@@ -66,10 +66,12 @@ pub(super) async fn login(
     };
     let (token, expires) = new_session(&st, user.id).await?;
     tracing::info!(user = ?user.id, "login");
-    st.audit.record(hearth_store::AuditEvent {
+    // Durable before the token is handed out.
+    st.audit_now(hearth_store::AuditEvent {
         user: Some(user.id),
         ..audit::event("login", None, serde_json::json!({}))
-    });
+    })
+    .await?;
     Ok(Json(LoginResponse {
         token: token.expose().to_string(),
         expires_at: hearth_access::clock::rfc3339(expires),

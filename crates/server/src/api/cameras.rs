@@ -106,11 +106,13 @@ pub(super) async fn create_stream(
     let token = st.door.grant_key().sign(&grant);
     let base = format!("{}/media/{token}", st.public_url);
     tracing::info!(grant = ?grant.id, viewer = ?user, camera = ?cam.id, "grant issued");
-    st.audit.record(audit::event(
+    // Durable before the grant is handed out: the audit shows every grant answered.
+    st.audit_now(audit::event(
         "grant_issued",
         Some(&grant),
         serde_json::json!({"expires_at": grant.expires_at.0}),
-    ));
+    ))
+    .await?;
     Ok(Json(StreamGrant {
         hls_url: format!("{base}/index.m3u8"),
         hls_ts_url: format!("{base}/ts.m3u8"),

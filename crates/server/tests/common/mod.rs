@@ -152,6 +152,12 @@ impl Server {
             .map_or(0, |kb| kb / 1024)
     }
 
+    /// Kills the server (SIGKILL: no shutdown work at all) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Asks the server to stop (SIGTERM, a clean shutdown) and waits for it.
     pub fn terminate(&mut self) {
         let _ = Command::new("kill")
