@@ -424,10 +424,11 @@ mod tests {
 
     fn door() -> Arc<Door> {
         let store = Arc::new(hearth_store::SqliteStore::open_in_memory().unwrap());
+        let journal = tempfile::tempdir().unwrap();
         Door::new(
             GrantKey::random(),
             Arc::default(),
-            Audit::start(store),
+            Audit::open(store, journal.path()).unwrap().0,
             Arc::default(),
             BenchSwitch::default(),
             DoorSwitch::default(),

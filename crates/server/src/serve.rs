@@ -109,6 +109,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tracing::warn!(admin = %cfg.admin, "the admin API listens beyond loopback: firewall it");
     }
     let public_url = cfg.public_url_for(http.local_addr()?);
+    // What a crash kept from the audit log goes in before anything is served.
+    let (audit, replayed) = {
+        let (store, dir) = (store.clone(), cfg.data_dir.clone());
+        tokio::task::spawn_blocking(move || hearth_access::audit::Audit::open(store, &dir))
+            .await??
+    };
+    if replayed.events_copied + replayed.sessions_closed + replayed.unreadable_lines > 0 {
+        tracing::warn!(
+            events_copied = replayed.events_copied,
+            sessions_closed = replayed.sessions_closed,
+            unreadable_lines = replayed.unreadable_lines,
+            "audit journal replayed after an unclean stop"
+        );
+    }
     let state = AppState::with_data_dir(
         cfg.data_dir.clone(),
         store,
@@ -116,6 +130,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         media_keys,
         public_url.clone(),
         &cfg.limits,
+        audit,
     );
     let running = Running {
         public_url,

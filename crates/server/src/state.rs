@@ -59,23 +59,8 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(
-        store: Arc<dyn Store>,
-        grant_key: GrantKey,
-        media_keys: hearth_access::keys::MediaKeys,
-        public_url: String,
-    ) -> Self {
-        Self::with_data_dir(
-            std::path::PathBuf::new(),
-            store,
-            grant_key,
-            media_keys,
-            public_url,
-            &Default::default(),
-        )
-    }
-
-    /// As [`AppState::new`], for a server with a data directory (admin token).
+    /// The state of a server with this data directory (operator token) and audit
+    /// writer (see [`hearth_access::audit::Audit::open`]).
     pub fn with_data_dir(
         data_dir: std::path::PathBuf,
         store: Arc<dyn Store>,
@@ -83,9 +68,9 @@ impl AppState {
         media_keys: hearth_access::keys::MediaKeys,
         public_url: String,
         limits: &crate::config::LimitsConfig,
+        audit: Arc<hearth_access::audit::Audit>,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let audit = hearth_access::audit::Audit::start(store.clone());
         let bench = BenchSwitch::from_env();
         let access: Arc<AccessView> = Arc::default();
         let door = Door::new(
@@ -150,9 +135,10 @@ impl AppState {
         }
     }
 
-    /// Writes `event` to the audit log before returning: for what must survive a
-    /// crash once the caller is answered (grants issued, logins). Not for the
-    /// media path, which queues ([`hearth_access::audit::Audit::record`]).
+    /// Writes `event` into the database before returning: for what must survive
+    /// even a power cut once the caller is answered (grants issued, logins).
+    /// [`hearth_access::audit::Audit::record`] survives a crash of the process
+    /// and never waits for the database; the media path uses that.
     pub async fn audit_now(&self, event: hearth_store::AuditEvent) -> Result<(), AppError> {
         self.db(move |s| s.append_audit(&[event])).await
     }

@@ -122,6 +122,14 @@ pub struct Invitation {
     pub created_at: UnixMillis,
 }
 
+/// A place in the server's local audit journal: the journal file's generation
+/// and a byte offset in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JournalMark {
+    pub generation: u64,
+    pub position: u64,
+}
+
 /// One audit log entry as the server writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
@@ -446,6 +454,16 @@ pub trait Store: Send + Sync + 'static {
     /// empty kind or a `detail` that is not a JSON object. An empty batch is a
     /// no-op.
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// As [`Store::append_audit`], and records in the same transaction that the
+    /// server's audit journal has been copied up to `mark`, so that after a crash
+    /// the rest is copied exactly once. The batch may be empty (the mark moves).
+    fn append_audit_journaled(
+        &self,
+        events: &[AuditEvent],
+        mark: JournalMark,
+    ) -> Result<(), StoreError>;
+    /// How far the audit journal has been copied; `None` before the first copy.
+    fn audit_journal_mark(&self) -> Result<Option<JournalMark>, StoreError>;
     /// The camera's events with `at >= since`, newest first, at most `limit`;
     /// with `before`, only those older than that (at, id): the next page after a
     /// page whose last record that was.

@@ -60,9 +60,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::migrations;
 use crate::{
     Access, AccessToken, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
-    Household, HouseholdId, Integration, Invitation, Link, LinkId, OAuthClient, Redeemed,
-    Revocation, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair,
-    UnixMillis, User, UserId,
+    Household, HouseholdId, Integration, Invitation, JournalMark, Link, LinkId, OAuthClient,
+    Redeemed, Revocation, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash,
+    TokenPair, UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -87,6 +87,67 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Appends `events` (and moves the journal mark) in one transaction. Checks
+    /// and serializes everything before taking the write lock: a bad event refuses
+    /// the whole batch and writes nothing.
+    fn write_audit(
+        &self,
+        events: &[AuditEvent],
+        mark: Option<JournalMark>,
+    ) -> Result<(), StoreError> {
+        let details = events
+            .iter()
+            .map(|event| {
+                non_empty(&event.kind, "audit event kind")?;
+                if !event.detail.is_object() {
+                    return Err(StoreError::InvalidInput {
+                        what: "audit event detail (expected a JSON object)",
+                    });
+                }
+                Ok(event.detail.to_string())
+            })
+            .collect::<Result<Vec<String>, StoreError>>()?;
+        let mark = mark
+            .map(
+                |m| match (i64::try_from(m.generation), i64::try_from(m.position)) {
+                    (Ok(g), Ok(p)) => Ok((g, p)),
+                    _ => Err(StoreError::InvalidInput {
+                        what: "audit journal mark (out of range)",
+                    }),
+                },
+            )
+            .transpose()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit_events \
+                 (at, kind, camera_id, user_id, integration, grant_id, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (event, detail) in events.iter().zip(&details) {
+                insert.execute(params![
+                    event.at.0,
+                    event.kind,
+                    event.camera.map(|id| id.to_string()),
+                    event.user.map(|id| id.to_string()),
+                    event.integration,
+                    event.grant,
+                    detail,
+                ])?;
+            }
+        }
+        if let Some((generation, position)) = mark {
+            tx.execute(
+                "INSERT INTO audit_journal_mark (id, generation, position) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET generation = ?1, position = ?2",
+                params![generation, position],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) the database at `path` and upgrades its schema.
     /// Fails with [`StoreError::SchemaTooNew`] if a newer Hearth wrote it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -827,42 +888,30 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        // Check and serialize everything before taking the write lock: a bad event
-        // refuses the whole batch and writes nothing.
-        let details = events
-            .iter()
-            .map(|event| {
-                non_empty(&event.kind, "audit event kind")?;
-                if !event.detail.is_object() {
-                    return Err(StoreError::InvalidInput {
-                        what: "audit event detail (expected a JSON object)",
-                    });
-                }
-                Ok(event.detail.to_string())
-            })
-            .collect::<Result<Vec<String>, StoreError>>()?;
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO audit_events \
-                 (at, kind, camera_id, user_id, integration, grant_id, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for (event, detail) in events.iter().zip(&details) {
-                insert.execute(params![
-                    event.at.0,
-                    event.kind,
-                    event.camera.map(|id| id.to_string()),
-                    event.user.map(|id| id.to_string()),
-                    event.integration,
-                    event.grant,
-                    detail,
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.write_audit(events, None)
+    }
+
+    fn append_audit_journaled(
+        &self,
+        events: &[AuditEvent],
+        mark: JournalMark,
+    ) -> Result<(), StoreError> {
+        self.write_audit(events, Some(mark))
+    }
+
+    fn audit_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
+        let conn = self.conn();
+        let mark = conn
+            .query_row(
+                "SELECT generation, position FROM audit_journal_mark WHERE id = 1",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        Ok(mark.map(|(g, p)| JournalMark {
+            generation: g as u64,
+            position: p as u64,
+        }))
     }
 
     fn audit_for_camera(
