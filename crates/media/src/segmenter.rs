@@ -5,6 +5,13 @@
 //! target duration, so every segment is independently decodable. Both container
 //! flavours are produced from the same frames, so they always agree on boundaries.
 //!
+//! Memory: the fMP4 flavour is not written at the cut. A [`Fmp4Media`] holds the
+//! samples (references to the frames' bytes, which the GOP cache shares) and
+//! everything the muxer needs, and writes the segment when first asked
+//! ([`Fmp4Media::mux`]) — a segment nobody fetches costs no second copy. MPEG-TS
+//! needs the muxer's continuity counters in order, so it is written at the cut, and
+//! only while [`Segmenter::set_ts_enabled`] says someone plays TS.
+//!
 //! Timing rules (all deterministic, no clock reads):
 //! - Video timestamps are taken as given (ms → 90 kHz). `dts` must not go
 //!   backwards; a backwards `dts` or a forward gap over [`MAX_DTS_GAP_MS`] ends the
@@ -79,14 +86,64 @@ pub struct Segment {
     /// The fMP4 init segment of `init_version` (same bytes as
     /// [`Segmenter::init_segment`] returned while that version was current).
     pub init: Bytes,
-    /// `styp` + `moof` + `mdat`, decodable with `init`.
-    pub fmp4: Bytes,
-    /// Self-contained MPEG-TS (PAT/PMT, SPS/PPS before the IDR, ADTS audio).
-    pub ts: Bytes,
+    /// `styp` + `moof` + `mdat`, decodable with `init`, written on demand.
+    pub fmp4: Fmp4Media,
+    /// Self-contained MPEG-TS (PAT/PMT, SPS/PPS before the IDR, ADTS audio);
+    /// `None` while TS is disabled.
+    pub ts: Option<Bytes>,
     /// Number of video frames.
     pub frame_count: u32,
     /// Number of audio frames.
     pub audio_frame_count: u32,
+}
+
+/// A segment's fMP4 flavour, not yet written: the samples (sharing the frames'
+/// bytes) and the fragment's timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fmp4Media {
+    sequence_number: u32,
+    video_base_90k: u64,
+    video: Vec<VideoSample>,
+    audio_base: u64,
+    audio: Vec<AudioSample>,
+}
+
+impl Fmp4Media {
+    /// A fragment of these samples (the segmenter makes them; tests may too).
+    pub fn new(
+        sequence_number: u32,
+        video_base_90k: u64,
+        video: Vec<VideoSample>,
+        audio_base: u64,
+        audio: Vec<AudioSample>,
+    ) -> Self {
+        Self {
+            sequence_number,
+            video_base_90k,
+            video,
+            audio_base,
+            audio,
+        }
+    }
+
+    /// Writes `styp` + `moof` + `mdat` (one copy of the samples).
+    pub fn mux(&self) -> Bytes {
+        fmp4::media_segment(&Fragment {
+            sequence_number: self.sequence_number,
+            video_base_90k: self.video_base_90k,
+            video: &self.video,
+            audio_base: self.audio_base,
+            audio: &self.audio,
+        })
+    }
+
+    /// Bytes of media the segment carries (its size, less a few hundred bytes of
+    /// boxes).
+    pub fn media_len(&self) -> usize {
+        let video: usize = self.video.iter().map(|s| s.data.len()).sum();
+        let audio: usize = self.audio.iter().map(|s| s.data.len()).sum();
+        video + audio
+    }
 }
 
 /// Counters of input the segmenter could not use.
@@ -137,6 +194,7 @@ pub struct Segmenter {
     timeline_started: bool,
     audio_clock: Option<AudioClock>,
     ts: TsMuxer,
+    ts_enabled: bool,
     stats: SegmenterStats,
 }
 
@@ -161,8 +219,17 @@ impl Segmenter {
             timeline_started: false,
             audio_clock: None,
             ts: TsMuxer::new(),
+            ts_enabled: true,
             stats: SegmenterStats::default(),
         }
+    }
+
+    /// Whether segments cut from now on carry the MPEG-TS flavour (on by default).
+    /// Turn it off while nobody plays TS: the muxing is skipped. Turning it back
+    /// on continues the continuity counters where they were, which a new TS
+    /// viewer does not notice (it starts at a fresh segment).
+    pub fn set_ts_enabled(&mut self, on: bool) {
+        self.ts_enabled = on;
     }
 
     /// Sets the H.264 config. Identical configs are ignored; a changed one closes
@@ -403,53 +470,23 @@ impl Segmenter {
                 data: a.data.clone(),
             })
             .collect();
-        let fmp4 = fmp4::media_segment(&Fragment {
+        let fmp4 = Fmp4Media {
             sequence_number: (self.next_seq + 1) as u32,
             video_base_90k: to_90k(first_dts).max(0) as u64,
-            video: &video_samples,
+            video: video_samples,
             audio_base: audio_times.first().map_or(0, |t| t.0),
-            audio: &audio_samples,
-        });
-
-        // MPEG-TS, interleaved by decode time.
-        let mut tsbuf = Vec::with_capacity(fmp4.len() + fmp4.len() / 8);
-        self.ts
-            .write_tables(self.audio_config.is_some(), &mut tsbuf);
-        let mut annexb = Vec::new();
-        let mut adts = Vec::new();
-        let mut ai = 0;
-        for f in &open.video {
-            let dts = to_90k(f.dts_ms);
-            if let Some(c) = &audio_cfg {
-                ai = write_audio_until(
-                    &mut self.ts,
-                    c,
-                    &audio,
-                    &audio_times,
-                    ai,
-                    Some(dts),
-                    &mut adts,
-                    &mut tsbuf,
-                );
-            }
-            annexb.clear();
-            // Validated on push, so conversion cannot fail; a failure would only truncate.
-            let _ = ts::annexb_access_unit(&f.data, &video_cfg, &mut annexb);
-            self.ts
-                .write_video(to_90k(f.pts_ms), dts, f.keyframe, &annexb, &mut tsbuf);
-        }
-        if let Some(c) = &audio_cfg {
-            write_audio_until(
-                &mut self.ts,
-                c,
+            audio: audio_samples,
+        };
+        let ts = self.ts_enabled.then(|| {
+            self.mux_ts(
+                &open.video,
+                &video_cfg,
                 &audio,
+                &audio_cfg,
                 &audio_times,
-                ai,
-                None,
-                &mut adts,
-                &mut tsbuf,
-            );
-        }
+                &fmp4,
+            )
+        });
 
         let seg = Segment {
             seq: self.next_seq,
@@ -459,12 +496,66 @@ impl Segmenter {
             init_version: self.init_version,
             init,
             fmp4,
-            ts: Bytes::from(tsbuf),
+            ts,
             frame_count: open.video.len() as u32,
             audio_frame_count: audio.len() as u32,
         };
         self.next_seq += 1;
         Some(seg)
+    }
+
+    /// MPEG-TS of one segment, interleaved by decode time.
+    fn mux_ts(
+        &mut self,
+        video: &[VideoFrame],
+        video_cfg: &AvcConfig,
+        audio: &[AudioFrame],
+        audio_cfg: &Option<AacConfig>,
+        audio_times: &[(u64, i64)],
+        fmp4: &Fmp4Media,
+    ) -> Bytes {
+        let offset = self.offset_ms;
+        let to_90k = |ms: i64| (ms + offset) * 90;
+        let size = fmp4.media_len();
+        let mut tsbuf = Vec::with_capacity(size + size / 8);
+        self.ts
+            .write_tables(self.audio_config.is_some(), &mut tsbuf);
+        let mut annexb = Vec::new();
+        let mut adts = Vec::new();
+        let mut ai = 0;
+        for f in video {
+            let dts = to_90k(f.dts_ms);
+            if let Some(c) = audio_cfg {
+                ai = write_audio_until(
+                    &mut self.ts,
+                    c,
+                    audio,
+                    audio_times,
+                    ai,
+                    Some(dts),
+                    &mut adts,
+                    &mut tsbuf,
+                );
+            }
+            annexb.clear();
+            // Validated on push, so conversion cannot fail; a failure would only truncate.
+            let _ = ts::annexb_access_unit(&f.data, video_cfg, &mut annexb);
+            self.ts
+                .write_video(to_90k(f.pts_ms), dts, f.keyframe, &annexb, &mut tsbuf);
+        }
+        if let Some(c) = audio_cfg {
+            write_audio_until(
+                &mut self.ts,
+                c,
+                audio,
+                audio_times,
+                ai,
+                None,
+                &mut adts,
+                &mut tsbuf,
+            );
+        }
+        Bytes::from(tsbuf)
     }
 
     /// Advances the AAC clock by one frame with publisher pts `pts_ms`; returns the
@@ -611,9 +702,29 @@ mod tests {
         let first_audio_in_1 = (0..).find(|n| n * 1024 * 1000 / 44100 >= 2400).unwrap();
         assert_eq!(segs[0].audio_frame_count, first_audio_in_1 as u32);
         // fMP4 timing: video tfdt in 90 kHz, audio tfdt from the sample count.
-        assert_eq!(tfdt(&segs[1].fmp4, 0), 2400 * 90);
-        assert_eq!(tfdt(&segs[1].fmp4, 1), first_audio_in_1 as u64 * 1024);
+        assert_eq!(tfdt(&segs[1].fmp4.mux(), 0), 2400 * 90);
+        assert_eq!(tfdt(&segs[1].fmp4.mux(), 1), first_audio_in_1 as u64 * 1024);
         assert!(segs.iter().all(|g| !g.discontinuity && g.init_version == 0));
+    }
+
+    #[test]
+    fn ts_is_written_only_while_enabled_and_fmp4_on_demand() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        s.set_audio_config(audio_cfg());
+        s.set_ts_enabled(false);
+        let off = run(&mut s, 1000, 100, 50);
+        assert!(!off.is_empty());
+        assert!(off.iter().all(|seg| seg.ts.is_none()));
+        s.set_ts_enabled(true);
+        let on = run(&mut s, 5000, 100, 50);
+        assert!(on.iter().all(|seg| seg.ts.is_some()));
+        // The fMP4 flavour shares the frames' bytes until it is written.
+        let seg = &on[0];
+        let written = seg.fmp4.mux();
+        assert!(written.len() > seg.fmp4.media_len());
+        assert!(written.len() < seg.fmp4.media_len() + 4096);
+        assert_eq!(written, seg.fmp4.mux(), "writing is deterministic");
     }
 
     #[test]
@@ -625,14 +736,15 @@ mod tests {
         assert_eq!(segs.len(), 4);
         let mut last_cc: std::collections::HashMap<u16, u8> = Default::default();
         for seg in &segs {
-            assert_eq!(seg.ts.len() % 188, 0);
-            let first = &seg.ts[..188];
+            let ts = seg.ts.as_ref().expect("TS on by default");
+            assert_eq!(ts.len() % 188, 0);
+            let first = &ts[..188];
             assert_eq!(
                 (first[1] & 0x1f, first[2]),
                 (0, 0),
                 "segment starts with PAT"
             );
-            for p in seg.ts.chunks(188) {
+            for p in ts.chunks(188) {
                 assert_eq!(p[0], 0x47);
                 let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
                 let cc = p[3] & 0x0f;
@@ -703,7 +815,7 @@ mod tests {
         s.push_video(vf(-460, false));
         let seg = s.flush().unwrap();
         assert_eq!(seg.first_dts_ms, -500);
-        assert_eq!(tfdt(&seg.fmp4, 0), 0);
+        assert_eq!(tfdt(&seg.fmp4.mux(), 0), 0);
     }
 
     #[test]
@@ -746,7 +858,8 @@ mod tests {
         s.push_audio(af(10 * 23 + 500));
         s.push_video(vf(40, false));
         let seg = s.flush().unwrap();
-        let moof = find(&seg.fmp4, &[b"moof"]);
+        let fmp4 = seg.fmp4.mux();
+        let moof = find(&fmp4, &[b"moof"]);
         let trafs: Vec<_> = boxes(moof)
             .into_iter()
             .filter(|b| &b.0 == b"traf")

@@ -72,8 +72,40 @@ fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A [`Segment`] with both flavours written out (the segmenter writes fMP4 on
+/// demand).
+struct Muxed {
+    seq: u64,
+    first_dts_ms: i64,
+    duration_ms: u32,
+    discontinuity: bool,
+    init_version: u32,
+    init: bytes::Bytes,
+    fmp4: bytes::Bytes,
+    ts: bytes::Bytes,
+    frame_count: u32,
+    audio_frame_count: u32,
+}
+
+impl From<Segment> for Muxed {
+    fn from(s: Segment) -> Self {
+        Self {
+            seq: s.seq,
+            first_dts_ms: s.first_dts_ms,
+            duration_ms: s.duration_ms,
+            discontinuity: s.discontinuity,
+            init_version: s.init_version,
+            init: s.init,
+            fmp4: s.fmp4.mux(),
+            ts: s.ts.expect("TS is on by default"),
+            frame_count: s.frame_count,
+            audio_frame_count: s.audio_frame_count,
+        }
+    }
+}
+
 struct Replay {
-    segments: Vec<Segment>,
+    segments: Vec<Muxed>,
     init: Bytes,
     codecs: String,
     resolution: (u32, u32),
@@ -152,6 +184,7 @@ fn replay(flv_path: &Path, stamp: bool) -> Replay {
         segments.push(s);
     }
     assert_eq!(seg.stats(), Default::default(), "nothing dropped");
+    let mut segments: Vec<Muxed> = segments.into_iter().map(Muxed::from).collect();
     let mut init = seg.init_segment().expect("init segment");
     if stamp {
         init = fmp4::insert_provenance(&init, &record(INIT_SEQ)).expect("stamp init");

@@ -36,9 +36,14 @@ pub(super) fn hub_for(
     Ok(hub)
 }
 
-async fn playlists(st: &AppState, grant: &Grant) -> Result<crate::hub::Playlists, AppError> {
+async fn playlists(
+    st: &AppState,
+    grant: &Grant,
+    ts: bool,
+) -> Result<crate::hub::Playlists, AppError> {
     let hub = hub_for(st, grant, AppError::CameraOffline)?;
-    hub.wait_for_playlists(FIRST_SEGMENT_WAIT)
+    hub.touch(ts);
+    hub.wait_for_playlists(FIRST_SEGMENT_WAIT, ts)
         .await
         .ok_or(AppError::CameraOffline)
 }
@@ -56,11 +61,13 @@ async fn playlist(
     door: &HttpGuard,
     kind: PlaylistKind,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(st, door.grant()).await?;
-    door.write(match kind {
-        PlaylistKind::Master => &p.master,
-        PlaylistKind::Fmp4 => &p.fmp4,
-        PlaylistKind::Ts => &p.ts,
+    let ts = matches!(kind, PlaylistKind::Ts);
+    let p = playlists(st, door.grant(), ts).await?;
+    door.write(match (kind, &p.ts) {
+        (PlaylistKind::Master, _) => &p.master,
+        (PlaylistKind::Fmp4, _) => &p.fmp4,
+        (PlaylistKind::Ts, Some(ts)) => ts,
+        (PlaylistKind::Ts, None) => return Err(AppError::CameraOffline),
     })
 }
 
@@ -102,6 +109,7 @@ pub(super) async fn media_object(
     } else {
         return Err(AppError::NotFound);
     };
+    hub.touch(kind == MediaKind::TsSegment);
     let obj = hub.object(kind, &name);
     let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;

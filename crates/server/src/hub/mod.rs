@@ -25,11 +25,11 @@ use hearth_access::{MediaKind, MediaObject};
 use hearth_media::gop::GopCache;
 use hearth_media::h264::AvcConfig;
 use hearth_media::provenance::ProvenanceRecord;
-use hearth_media::segmenter::{Segment, Segmenter, SegmenterConfig};
+use hearth_media::segmenter::{Fmp4Media, Segment, Segmenter, SegmenterConfig};
 use hearth_media::{AudioFrame, VideoFrame, crypt, fmp4, playlist, ts};
 use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -38,6 +38,9 @@ use tokio::sync::watch;
 const PLAYLIST_WINDOW: usize = 5;
 /// Segments kept fetchable (a little longer than listed, for slow players).
 const RETAINED_SEGMENTS: usize = 8;
+/// A camera whose media nobody asked for in this long keeps only its newest
+/// segment (what a joining viewer starts with), not the whole window.
+const WATCHED_FOR_MS: i64 = 30_000;
 const TARGET_DURATION_MS: u32 = 2000;
 
 /// All hubs of this process.
@@ -168,6 +171,10 @@ pub struct Hub {
     /// Benchmarks only: segments stored unstamped and clear (see `hearth_access::switches`).
     bench: BenchSwitch,
     pub(crate) still: tokio::sync::Mutex<crate::hub::still::StillState>,
+    /// When a viewer last asked for this camera's HLS media, and for its TS
+    /// flavour (wall-clock ms; 0: never). See [`Hub::watched`].
+    last_watched_ms: AtomicI64,
+    last_ts_ms: AtomicI64,
 }
 
 struct HubSegment {
@@ -189,7 +196,8 @@ struct HubSegment {
     /// Bytes of the muxed fMP4 flavour (for the master playlist's BANDWIDTH).
     fmp4_len: usize,
     fmp4: Arc<LazySegment>,
-    ts: Arc<LazySegment>,
+    /// `None` when nobody played TS as the segment was cut.
+    ts: Option<Arc<LazySegment>>,
 }
 
 impl HubSegment {
@@ -201,28 +209,47 @@ impl HubSegment {
         }
     }
 
-    fn flavour(&self, kind: MediaKind) -> Arc<LazySegment> {
+    fn flavour(&self, kind: MediaKind) -> Option<Arc<LazySegment>> {
         if kind == MediaKind::TsSegment {
             self.ts.clone()
         } else {
-            self.fmp4.clone()
+            Some(self.fmp4.clone())
         }
     }
 }
 
-/// One flavour of a segment, sealed (stamped and encrypted) on its first request
-/// and then reused. Cameras nobody watches — most of a vendor's cameras at any
-/// moment — pay no segment crypto at all, and a watched one pays only for the
-/// flavours its players ask for (browsers never ask for TS). Sealing happens under
-/// this segment's own lock, never the hub's; viewers asking for the same new
-/// segment at once wait for one sealing.
+/// One flavour of a segment, written (fMP4), stamped and encrypted on its first
+/// request and then reused; until then an fMP4 segment is only references to the
+/// frames' bytes, which the GOP cache shares. Cameras nobody watches — most of a
+/// vendor's cameras at any moment — pay no segment muxing, crypto or second copy
+/// at all, and a watched one pays only for the flavours its players ask for
+/// (browsers never ask for TS). Sealing happens under this segment's own lock,
+/// never the hub's; viewers asking for the same new segment at once wait for one
+/// sealing. Once sealed, the sealed bytes are the only copy the segment holds.
 struct LazySegment(Mutex<SegmentState>);
+
+/// What a segment flavour is made from.
+enum Source {
+    /// Written at the cut (MPEG-TS).
+    Muxed(Bytes),
+    /// Written on first request.
+    Fmp4(Fmp4Media),
+}
+
+impl Source {
+    fn bytes(&self) -> Bytes {
+        match self {
+            Source::Muxed(b) => b.clone(),
+            Source::Fmp4(m) => m.mux(),
+        }
+    }
+}
 
 enum SegmentState {
     Muxed {
         /// [`MediaKind::Fmp4Segment`] or [`MediaKind::TsSegment`].
         kind: MediaKind,
-        bytes: Bytes,
+        source: Source,
         prov: Provenance,
         /// `None` only in the bench's unguarded mode.
         key: Option<KeyId>,
@@ -235,14 +262,14 @@ enum SegmentState {
 impl LazySegment {
     fn new(
         kind: MediaKind,
-        bytes: Bytes,
+        source: Source,
         prov: Provenance,
         key: Option<KeyId>,
         iv: [u8; 16],
     ) -> Arc<Self> {
         Arc::new(Self(Mutex::new(SegmentState::Muxed {
             kind,
-            bytes,
+            source,
             prov,
             key,
             iv,
@@ -269,7 +296,8 @@ struct Keying {
 pub struct Playlists {
     pub master: Arc<MediaObject>,
     pub fmp4: Arc<MediaObject>,
-    pub ts: Arc<MediaObject>,
+    /// `None` until a segment is cut with TS (see [`Hub::touch`]).
+    pub ts: Option<Arc<MediaObject>>,
 }
 
 /// A consistent view of the newest GOP, for the still-image decoder.
@@ -346,7 +374,32 @@ impl Hub {
             keys,
             bench: BenchSwitch::default(),
             still: tokio::sync::Mutex::new(crate::hub::still::StillState::default()),
+            last_watched_ms: AtomicI64::new(0),
+            last_ts_ms: AtomicI64::new(0),
         }
+    }
+
+    /// A viewer asked for this camera's HLS media (`ts`: its TS flavour): the hub
+    /// keeps the whole window (and cuts TS) while that is recent.
+    pub fn touch(&self, ts: bool) {
+        let now = hearth_access::clock::now().0;
+        self.last_watched_ms.fetch_max(now, Ordering::Relaxed);
+        if ts {
+            self.last_ts_ms.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    fn recent(at: &AtomicI64) -> bool {
+        hearth_access::clock::now().0 - at.load(Ordering::Relaxed) < WATCHED_FOR_MS
+    }
+
+    /// Someone asked for this camera's HLS media in the last [`WATCHED_FOR_MS`].
+    fn watched(&self) -> bool {
+        Self::recent(&self.last_watched_ms)
+    }
+
+    fn ts_wanted(&self) -> bool {
+        Self::recent(&self.last_ts_ms)
     }
 
     pub fn camera(&self) -> CameraId {
@@ -428,13 +481,16 @@ impl Hub {
             .flatten()
     }
 
-    /// Waits (bounded) until the camera has playlists: a viewer who arrives while the
-    /// first GOP is still being recorded is answered as soon as it completes.
-    pub async fn wait_for_playlists(&self, timeout: Duration) -> Option<Playlists> {
+    /// Waits (bounded) until the camera has playlists (with TS, if `ts`): a
+    /// viewer who arrives while the first GOP is still being recorded — or the
+    /// first TS viewer of a camera nobody played TS from — is answered as soon as
+    /// the segment completes.
+    pub async fn wait_for_playlists(&self, timeout: Duration, ts: bool) -> Option<Playlists> {
         let mut rx = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
+        let ready = |p: Option<Playlists>| p.filter(|p| !ts || p.ts.is_some());
         loop {
-            if let Some(p) = self.playlists() {
+            if let Some(p) = ready(self.playlists()) {
                 return Some(p);
             }
             if !self.is_online() {
@@ -442,7 +498,7 @@ impl Hub {
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return self.playlists(),
+                _ => return ready(self.playlists()),
             }
         }
     }
@@ -453,7 +509,7 @@ impl Hub {
         match kind {
             MediaKind::InitSegment => inner.inits.back().map(|i| i.object.clone()),
             MediaKind::Fmp4Segment | MediaKind::TsSegment => {
-                let lazy = inner.segments.back().map(|s| s.flavour(kind));
+                let lazy = inner.segments.back().and_then(|s| s.flavour(kind));
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -511,20 +567,21 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let SegmentState::Muxed {
             kind,
-            bytes,
+            source,
             prov,
             key,
             iv,
         } = &*state
         {
+            let bytes = source.bytes();
             let sealed = match key {
-                None => Ok(bytes.clone()),
+                None => Ok(bytes),
                 Some(key) => {
-                    let record = self.keys.stamp(prov, bytes);
+                    let record = self.keys.stamp(prov, &bytes);
                     let stamped = if *kind == MediaKind::TsSegment {
-                        ts::insert_provenance(bytes, &record)
+                        ts::insert_provenance(&bytes, &record)
                     } else {
-                        fmp4::insert_provenance(bytes, &record)
+                        fmp4::insert_provenance(&bytes, &record)
                     };
                     stamped.map(|stamped| {
                         crypt::encrypt_segment(&self.keys.segment_key(key), iv, &stamped)
@@ -569,7 +626,7 @@ impl Hub {
                     .segments
                     .iter()
                     .find(|s| s.name(kind) == name)
-                    .map(|s| s.flavour(kind));
+                    .and_then(|s| s.flavour(kind));
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -721,23 +778,28 @@ impl Hub {
             iv: keying.iv,
             key_name: keying.key.name(),
             encrypted: keying.encrypted,
-            fmp4_len: seg.fmp4.len(),
+            fmp4_len: seg.fmp4.media_len(),
             fmp4: LazySegment::new(
                 MediaKind::Fmp4Segment,
-                seg.fmp4,
+                Source::Fmp4(seg.fmp4),
                 prov,
                 keying.encrypted.then_some(keying.key),
                 keying.iv,
             ),
-            ts: LazySegment::new(
-                MediaKind::TsSegment,
-                seg.ts,
-                prov,
-                keying.encrypted.then_some(keying.key),
-                keying.iv,
-            ),
+            ts: seg.ts.map(|ts| {
+                LazySegment::new(
+                    MediaKind::TsSegment,
+                    Source::Muxed(ts),
+                    prov,
+                    keying.encrypted.then_some(keying.key),
+                    keying.iv,
+                )
+            }),
         });
-        while inner.segments.len() > RETAINED_SEGMENTS {
+        // Nobody watching: only the newest segment stays, for the next viewer to
+        // start with at once.
+        let retained = if self.watched() { RETAINED_SEGMENTS } else { 1 };
+        while inner.segments.len() > retained {
             inner.segments.pop_front();
         }
         let HubInner {
@@ -782,8 +844,24 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             discontinuity: s.discontinuity,
         }
     }
+    // TS: the newest run of segments cut with TS (it is cut only while someone
+    // plays it); none while the newest has no TS.
+    let ts_listed: Vec<&HubSegment> = {
+        let run = inner
+            .segments
+            .iter()
+            .rev()
+            .take_while(|s| s.ts.is_some())
+            .count()
+            .min(PLAYLIST_WINDOW);
+        inner
+            .segments
+            .iter()
+            .skip(inner.segments.len() - run)
+            .collect()
+    };
     let keyed = |ts: bool| -> Vec<playlist::KeyedEntry<'_>> {
-        listed
+        if ts { &ts_listed } else { &listed }
             .iter()
             .map(|s| playlist::KeyedEntry {
                 map_uri: (!ts).then_some(s.init_name.as_str()),
@@ -801,12 +879,15 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
         discontinuity_sequence,
         &keyed(false),
     );
-    let ts = playlist::media_playlist_keyed(
-        target_s,
-        media_sequence,
-        discontinuity_sequence,
-        &keyed(true),
-    );
+    let ts = (!ts_listed.is_empty()).then(|| {
+        let listed_discontinuities = ts_listed.iter().filter(|s| s.discontinuity).count() as u64;
+        playlist::media_playlist_keyed(
+            target_s,
+            ts_listed[0].seq,
+            inner.discontinuities - listed_discontinuities,
+            &keyed(true),
+        )
+    });
     let bandwidth = listed
         .iter()
         .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
@@ -821,7 +902,7 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
     Playlists {
         master: MediaObject::new(prov, MediaKind::MasterPlaylist, Bytes::from(master)),
         fmp4: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(fmp4)),
-        ts: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts)),
+        ts: ts.map(|ts| MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts))),
     }
 }
 
@@ -891,6 +972,11 @@ impl Publisher {
     }
 
     pub fn push_video(&mut self, mut frame: VideoFrame, now: UnixMillis) {
+        if frame.keyframe {
+            // Segments are cut at keyframes: the one this keyframe closes carries
+            // TS if someone plays TS now.
+            self.segmenter.set_ts_enabled(self.hub.ts_wanted());
+        }
         let anchor = self.anchor(frame.dts_ms, now);
         frame.provenance = self.stamp(anchor + frame.dts_ms, &frame.data);
         {
@@ -945,8 +1031,13 @@ mod tests {
 
     /// Structurally valid (if meaningless) segments: provenance insertion parses them.
     fn segment(first_dts_ms: i64, init: &'static [u8]) -> Segment {
-        let mut fmp4 = mp4_box(b"moof", &[0; 16]);
-        fmp4.extend(mp4_box(b"mdat", &[1; 100]));
+        let sample = hearth_media::fmp4::VideoSample {
+            duration_90k: 180_000,
+            cts_offset_90k: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+        };
+        let fmp4 = Fmp4Media::new(1, first_dts_ms.max(0) as u64 * 90, vec![sample], 0, vec![]);
         let mut ts = vec![0x47, 0x01, 0x00, 0x10];
         ts.resize(188, 0xff);
         Segment {
@@ -956,8 +1047,8 @@ mod tests {
             discontinuity: false,
             init_version: 0,
             init: Bytes::from(mp4_box(b"moov", init)),
-            fmp4: Bytes::from(fmp4),
-            ts: Bytes::from(ts),
+            fmp4,
+            ts: Some(Bytes::from(ts)),
             frame_count: 30,
             audio_frame_count: 0,
         }
@@ -1078,8 +1169,46 @@ mod tests {
     }
 
     #[test]
+    fn an_unwatched_camera_keeps_only_its_newest_segment_unwritten() {
+        let h = hub();
+        let p = h.claim(BindingEpoch(1)).unwrap();
+        for i in 0..RETAINED_SEGMENTS as i64 {
+            let mut seg = segment(i * 2000, b"init");
+            seg.ts = None; // nobody plays TS: the segmenter cuts none
+            h.publish_segment(p.lease, seg);
+        }
+        {
+            let inner = h.lock();
+            assert_eq!(inner.segments.len(), 1, "only the newest is kept");
+            let s = inner.segments.back().unwrap();
+            assert!(s.ts.is_none());
+            // Not written, let alone sealed, until someone asks.
+            assert!(matches!(
+                &*s.fmp4.0.lock().unwrap(),
+                SegmentState::Muxed {
+                    source: Source::Fmp4(_),
+                    ..
+                }
+            ));
+        }
+        let pl = h.playlists().unwrap();
+        assert!(pl.ts.is_none(), "no TS playlist without a TS segment");
+        assert_eq!(text(&pl.fmp4).matches("#EXTINF").count(), 1);
+        // A viewer arrives: the window fills again.
+        h.touch(false);
+        for i in 0..RETAINED_SEGMENTS as i64 + 2 {
+            h.publish_segment(p.lease, segment((10 + i) * 2000, b"init"));
+        }
+        assert_eq!(h.lock().segments.len(), RETAINED_SEGMENTS);
+        let pl = h.playlists().unwrap();
+        assert_eq!(text(&pl.fmp4).matches("#EXTINF").count(), PLAYLIST_WINDOW);
+        assert!(!h.ts_wanted(), "an fMP4 viewer does not want TS");
+    }
+
+    #[test]
     fn reconnect_continues_the_window_with_a_discontinuity() {
         let h = hub();
+        h.touch(true);
         let p = h.claim(BindingEpoch(1)).unwrap();
         for i in 0..3 {
             h.publish_segment(p.lease, segment(i * 2000, b"init-a"));
@@ -1095,7 +1224,7 @@ mod tests {
         assert_eq!(fmp4.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{fmp4}");
         assert_eq!(fmp4.matches("#EXT-X-MAP").count(), 2, "{fmp4}");
         assert!(!fmp4.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1"), "{fmp4}");
-        let ts = text(&pl.ts);
+        let ts = text(pl.ts.as_ref().unwrap());
         assert_eq!(ts.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{ts}");
         // Once the discontinuity slides out, the discontinuity sequence counts it.
         for i in 1..=PLAYLIST_WINDOW as i64 {
@@ -1147,7 +1276,7 @@ mod tests {
             .filter(|l| !l.starts_with('#'))
             .map(String::from)
             .collect();
-        let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone()];
+        let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone().unwrap()];
         for n in &names {
             objects.push(h.object(MediaKind::Fmp4Segment, n).unwrap());
             objects.push(
@@ -1242,7 +1371,12 @@ mod tests {
                 MediaKind::Fmp4Segment,
                 fmp4::locate_provenance,
             ),
-            (&pls.ts, ".ts", MediaKind::TsSegment, ts::locate_provenance),
+            (
+                pls.ts.as_ref().unwrap(),
+                ".ts",
+                MediaKind::TsSegment,
+                ts::locate_provenance,
+            ),
         ];
         for (playlist, ext, kind, locate) in flavours {
             let pl = text(playlist);
@@ -1254,7 +1388,7 @@ mod tests {
                 .and_then(|r| r.split('"').next())
                 .unwrap();
             // Nothing is sealed until someone asks.
-            let lazy = h.lock().segments.back().unwrap().flavour(kind);
+            let lazy = h.lock().segments.back().unwrap().flavour(kind).unwrap();
             assert!(matches!(
                 &*lazy.0.lock().unwrap(),
                 SegmentState::Muxed { .. }

@@ -102,9 +102,12 @@ pub async fn issue_stream(
     let Some(epoch) = st.access.may_view(link.user, camera) else {
         return Err(StreamRefusal::NotFound);
     };
-    if !st.hubs.is_online(camera) {
+    let Some(hub) = st.hubs.get(camera).filter(|h| h.is_online()) else {
         return Err(StreamRefusal::Offline);
-    }
+    };
+    // Displays play TS (Cast) or RTSP: have the hub cut TS from the next keyframe
+    // on, before the display's player asks.
+    hub.touch(true);
     let grant = Grant {
         id: GrantId::random(),
         viewer: link.user,
