@@ -81,9 +81,11 @@ pub async fn new_session(
     Ok((token, expires))
 }
 
-/// The address of the peer that sent the request (the HTTP driver puts it in
-/// the request's extensions; the unspecified address where there is none, as in
-/// tests that call the router directly).
+/// The address of the client that sent the request: the peer, or for a request
+/// through a trusted reverse proxy the client it forwards for (see
+/// [`client_addr`]). The HTTP driver puts it in the request's extensions; the
+/// unspecified address where there is none, as in tests that call the router
+/// directly.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub std::net::IpAddr);
 
@@ -96,5 +98,87 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             .get::<ClientAddr>()
             .copied()
             .unwrap_or(ClientAddr(std::net::Ipv4Addr::UNSPECIFIED.into())))
+    }
+}
+
+/// The client behind a request from `peer`: `peer` itself unless it is a trusted
+/// proxy, else the nearest address in `X-Forwarded-For` (read right to left, each
+/// hop appending the address it heard from) that is not a trusted proxy. A
+/// malformed header counts as none: the limits then key on the proxy, which is
+/// strict, never lax.
+pub fn client_addr(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut hops = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for hop in text.split(',') {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_addr;
+    use axum::http::HeaderMap;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy, ip("10.0.0.2")];
+        // Not a trusted peer: the header is the client's word, ignored.
+        assert_eq!(
+            client_addr(ip("198.51.100.9"), &xff(&["203.0.113.5"]), &trusted),
+            ip("198.51.100.9")
+        );
+        // Through the proxy: the client it heard from.
+        assert_eq!(
+            client_addr(proxy, &xff(&["203.0.113.5"]), &trusted),
+            ip("203.0.113.5")
+        );
+        // A client's forged first hop is not believed: the nearest untrusted one is.
+        assert_eq!(
+            client_addr(proxy, &xff(&["1.2.3.4, 203.0.113.5, 10.0.0.2"]), &trusted),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            client_addr(proxy, &xff(&["1.2.3.4", "203.0.113.5"]), &trusted),
+            ip("203.0.113.5")
+        );
+        // No header, or a malformed one: the proxy itself.
+        assert_eq!(client_addr(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(
+            client_addr(proxy, &xff(&["not an address"]), &trusted),
+            proxy
+        );
+        assert_eq!(client_addr(proxy, &xff(&["10.0.0.2"]), &trusted), proxy);
     }
 }

@@ -29,7 +29,9 @@ pub struct GoogleConfig {
 }
 
 /// The `[limits]` table: how much one peer address may take. Behind a reverse
-/// proxy every connection comes from the proxy's address: raise these there.
+/// proxy every connection comes from the proxy's address: raise the connection
+/// caps there, and name the proxy in `trusted_proxies` so that the limits on
+/// secrets (logins, tokens) key on the client it forwards for.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -41,6 +43,10 @@ pub struct LimitsConfig {
     pub rtsp_connections_per_address: usize,
     /// Login attempts from one address, at once and per minute [default: 30].
     pub logins_per_address_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: for a request from
+    /// one of them, the client is the nearest address in that header that is not
+    /// itself a trusted proxy [default: none; the header is ignored].
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for LimitsConfig {
@@ -50,6 +56,7 @@ impl Default for LimitsConfig {
             rtmp_connections_per_address: 128,
             rtsp_connections_per_address: 32,
             logins_per_address_per_minute: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }

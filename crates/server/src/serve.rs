@@ -164,11 +164,18 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         max: 64,
         per_address: 16,
     };
-    tokio::spawn(serve_http(http, public, crate::router::app(state.clone())));
+    let proxies: Arc<[std::net::IpAddr]> = cfg.limits.trusted_proxies.clone().into();
+    tokio::spawn(serve_http(
+        http,
+        public,
+        crate::router::app(state.clone()),
+        proxies.clone(),
+    ));
     tokio::spawn(serve_http(
         admin,
         operator,
         crate::router::admin_app(state.clone()),
+        proxies,
     ));
     if let (Some(listener), Some(bound)) = (rtsp, running.rtsp) {
         let _ = state.rtsp_url.set(cfg.rtsp_url_for(bound));
@@ -187,13 +194,19 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     Ok(running)
 }
 
-async fn serve_http(listener: TcpListener, limits: crate::net::Limits, app: axum::Router) {
+async fn serve_http(
+    listener: TcpListener,
+    limits: crate::net::Limits,
+    app: axum::Router,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
+) {
     crate::net::accept_loop(listener, "http", limits, move |sock, peer| {
-        let addr = crate::auth::ClientAddr(peer.ip());
+        let proxies = trusted_proxies.clone();
         let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(addr);
+                let addr = crate::auth::client_addr(peer.ip(), req.headers(), &proxies);
+                req.extensions_mut().insert(crate::auth::ClientAddr(addr));
                 req
             },
         ));

@@ -143,3 +143,58 @@ async fn password_guessing_is_limited_and_bounded() {
         .unwrap();
     assert_eq!(per_attempt, 0, "no row per attempt");
 }
+
+/// Behind a reverse proxy named in `trusted_proxies`, the login limits key on the
+/// client it forwards for: one client guessing is stopped, another client through
+/// the same proxy still signs in; a peer that is not a trusted proxy cannot
+/// choose its own address with the header.
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_key_on_the_forwarded_client_behind_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(&config, "[limits]\ntrusted_proxies = [\"127.0.0.3\"]\n").unwrap();
+    let s = Server::demo_with(160, 90, &["--config", path_str(&config)], &[]);
+    let proxy = client_from("127.0.0.3");
+    let via = |xff: &'static str, password: &'static str| {
+        proxy
+            .post(format!("{}/api/v1/login", s.base))
+            .header("x-forwarded-for", xff)
+            .json(&serde_json::json!({"email": OWNER_A, "password": password}))
+            .send()
+    };
+    let mut limited = 0;
+    for _ in 0..40 {
+        if via("203.0.113.5", "wrong").await.unwrap().status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 20,
+        "the guessing client was not limited: {limited}"
+    );
+    assert_eq!(
+        via("203.0.113.6", PASSWORD).await.unwrap().status(),
+        200,
+        "another client behind the proxy is not locked out"
+    );
+    // A forged header from an untrusted peer changes nothing: its own guesses
+    // are limited under its own address whatever it claims.
+    let liar = client_from("127.0.0.4");
+    let mut limited = 0;
+    for i in 0..40 {
+        let r = liar
+            .post(format!("{}/api/v1/login", s.base))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&serde_json::json!({"email": OWNER_A, "password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 20,
+        "rotating the header escaped the limit: {limited}"
+    );
+}
