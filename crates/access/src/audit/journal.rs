@@ -33,6 +33,8 @@ use std::path::{Path, PathBuf};
 /// A fully copied journal larger than this is replaced by a new generation.
 pub const ROTATE_AT: u64 = 8 * 1024 * 1024;
 const PREFIX: &str = "audit-journal.";
+/// What the copier reads per pass, at most (lines are far shorter).
+const READ_AT_MOST: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -274,7 +276,10 @@ impl Reader {
         self.file
             .seek(SeekFrom::Start(self.position))
             .map_err(io_err(&self.path))?;
-        self.file
+        // A bounded bite: after a long database outage the backlog is copied a
+        // few MiB per pass, not reread whole every time.
+        (&mut self.file)
+            .take(READ_AT_MOST)
             .read_to_end(&mut buf)
             .map_err(io_err(&self.path))?;
         let base = self.position;
@@ -544,6 +549,33 @@ mod tests {
             (end.event.kind.as_str(), end.event.detail["bytes"].as_u64()),
             ("view_end", Some(42))
         );
+    }
+
+    #[test]
+    fn a_large_backlog_is_read_in_bounded_bites() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::create(dir.path(), 1, b"").unwrap();
+        let mut e = event("big", "g");
+        e.detail = serde_json::json!({"pad": "x".repeat(1000)});
+        let line = event_line(&e);
+        let n = (2 * READ_AT_MOST as usize) / line.len() + 10;
+        for _ in 0..n {
+            w.append(&line).unwrap();
+        }
+        let mut r = Reader::open(w.path(), 0).unwrap();
+        let mut total = 0;
+        let mut bites = 0;
+        loop {
+            let recs = r.read_new().unwrap();
+            let Some((end, _)) = recs.last() else { break };
+            assert!(recs.len() * line.len() <= READ_AT_MOST as usize);
+            r.position = *end;
+            total += recs.len();
+            bites += 1;
+        }
+        assert_eq!(total, n);
+        assert_eq!(r.position, w.len());
+        assert!(bites >= 3, "{bites}");
     }
 
     #[test]

@@ -308,11 +308,22 @@ impl Copier {
         }
     }
 
-    /// Copies every complete line journaled since the last copy: events in
+    /// Copies every complete line journaled since the last copy (a bounded bite
+    /// at a time, see [`Reader::read_new`]): events in
     /// batches, each transaction moving the database's mark past its last event.
     /// Lines after the last event (totals) need no transaction: a replay rereads
     /// them harmlessly.
     fn copy(&mut self) -> Result<(), JournalError> {
+        loop {
+            let before = self.reader.position;
+            self.copy_some()?;
+            if self.reader.position == before {
+                return Ok(());
+            }
+        }
+    }
+
+    fn copy_some(&mut self) -> Result<(), JournalError> {
         let generation = lock(&self.audit.journal).generation();
         let records = self.reader.read_new()?;
         let mut batch = Vec::new();
