@@ -1,12 +1,13 @@
 //! Signing in and out: login sessions for the web app and the API.
 
 use super::parse_json;
-use crate::auth::{ClientAddr, new_session};
+use crate::auth::{ClientAddr, new_session, user_agent};
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use hearth_access::audit;
 use hearth_access::grant::GRANT_TTL_MS;
 use hearth_access::limits::SecretKind;
@@ -29,6 +30,7 @@ pub(super) struct LoginResponse {
 pub(super) async fn login(
     State(st): State<AppState>,
     ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<LoginResponse>, AppError> {
     let req: LoginRequest = parse_json(&body)?;
@@ -64,7 +66,7 @@ pub(super) async fn login(
             return Err(AppError::BadLogin);
         }
     };
-    let (token, expires) = new_session(&st, user.id).await?;
+    let (token, expires) = new_session(&st, user.id, ip, user_agent(&headers)).await?;
     tracing::info!(user = ?user.id, "login");
     // Durable before the token is handed out.
     st.audit_now(hearth_store::AuditEvent {
