@@ -18,6 +18,8 @@ crate::routes::route_table! { routes, ROUTES;
     get "/app.js" => crate::web::web_app_js, "The web app's script", "none";
     get "/player.js" => crate::web::web_player_js, "The web player", "none";
     get "/link.js" => crate::web::web_link_js, "The account-linking page's script", "none";
+    get "/sharing.js" => crate::web::web_sharing_js, "The web app's sharing and access-log views", "none";
+    get "/account.js" => crate::web::web_account_js, "The web app's account view", "none";
     get "/app.css" => crate::web::web_css, "The web app's style sheet", "none";
     post "/api/v1/login" => account::login, "Sign in: {email, password} -> {token, expires_at}", "none";
     post "/api/v1/logout" => account::logout, "Sign out: the session and its grants end", "session";
