@@ -1,9 +1,13 @@
-// Hearth web app: login, camera grid with live thumbnails, live player, and the
-// account-linking consent page. Plain ES module, no dependencies. Hash routes:
-// #/ (grid), #/camera/<id> (player); the path /oauth/authorize is the consent page.
+// Hearth web app: login, camera grid with live thumbnails, live player, sharing
+// and the access log (sharing.js), the account page (account.js), and the
+// account-linking consent page (link.js). Plain ES modules, no dependencies. Hash
+// routes: #/ (grid), #/camera/<id> (player), #/camera/<id>/manage (sharing and
+// who watched, owners), #/account; the path /oauth/authorize is the consent page.
 
 import { LivePlayer, exactEpoch, checkStill } from './player.js';
 import { isLinkPage, showConsent, mountIntegrations } from './link.js';
+import { showManage, mountInvitations } from './sharing.js';
+import { showAccount } from './account.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -57,8 +61,10 @@ function endSession(message) {
   leaveView();
   grants.clear();
   cameraCache = null;
-  $('camera-grid').replaceChildren();
-  $('integrations-list').replaceChildren();
+  // Nothing of this account stays on the page for the next one.
+  for (const id of ['camera-grid', 'integrations-list', 'invitations-list', 'share-list', 'access-log-rows', 'sessions-list']) {
+    $(id).replaceChildren();
+  }
   showLogin(message);
 }
 
@@ -296,7 +302,11 @@ function leaveView() {
 }
 
 function showOnly(viewId) {
-  for (const id of ['login-view', 'grid-view', 'player-view', 'consent-view']) $(id).hidden = id !== viewId;
+  for (const id of ['login-view', 'grid-view', 'player-view', 'consent-view', 'manage-view', 'account-view']) {
+    $(id).hidden = id !== viewId;
+  }
+  if (viewId === 'account-view') $('account-link').setAttribute('aria-current', 'page');
+  else $('account-link').removeAttribute('aria-current');
   const signedIn = !!session;
   $('user-area').hidden = !signedIn;
   $('user-email').textContent = signedIn ? (session.email || '') : '';
@@ -430,16 +440,12 @@ function showGrid() {
   const cards = new Map(); // id -> card state
   let snapTimer = null;
   let listTimer = null;
-  const panel = mountIntegrations({
-    api,
-    el,
-    cameras: () => (cameraCache ? Promise.resolve(cameraCache) : loadCameras()),
-  });
+  const invitations = mountInvitations({ api, el, onAccepted: () => loadList(false) });
 
   const view = {
     leave() {
       alive = false;
-      panel.leave();
+      invitations.leave();
       clearInterval(snapTimer);
       clearInterval(listTimer);
       document.removeEventListener('visibilitychange', onVisibility);
@@ -614,7 +620,7 @@ function showGrid() {
   if (cameraCache) { render(cameraCache); tick(); }
   loadList(!cameraCache);
   snapTimer = setInterval(tick, SNAPSHOT_INTERVAL_MS);
-  listTimer = setInterval(() => loadList(false), CAMERA_LIST_INTERVAL_MS);
+  listTimer = setInterval(() => { loadList(false); invitations.reload(); }, CAMERA_LIST_INTERVAL_MS);
   return view;
 }
 
@@ -630,6 +636,7 @@ function showPlayer(id) {
   const overlayText = $('video-overlay-text');
   const playBtn = $('play-button');
   const foot = $('player-foot');
+  const manageLink = $('manage-link');
   const video = $('player');
   video.muted = true;
   video.autoplay = true;
@@ -644,6 +651,7 @@ function showPlayer(id) {
 
   nameEl.textContent = cam ? cam.name : 'Camera';
   document.title = `${cam ? cam.name : 'Camera'} · Hearth`;
+  manageLink.hidden = true;
   metaEl.textContent = '';
   foot.textContent = '';
 
@@ -708,6 +716,9 @@ function showPlayer(id) {
     if (!alive) return;
     nameEl.textContent = cam.name;
     nameEl.dataset.cameraId = cam.id;
+    // Sharing and the access log are the camera's household's business.
+    manageLink.href = `#/camera/${encodeURIComponent(cam.id)}/manage`;
+    manageLink.hidden = cam.access !== 'owner';
     document.title = `${cam.name} · Hearth`;
     video.setAttribute('aria-label', `Live video from ${cam.name}`);
     if (!cam.online) setStatus('offline');
@@ -750,6 +761,57 @@ function showPlayer(id) {
   return view;
 }
 
+// --- Sharing and who watched (sharing.js) --------------------------------------
+
+function showManageView(id) {
+  leaveView();
+  showOnly('manage-view');
+  document.title = 'Sharing · Hearth';
+  current = showManage({
+    api,
+    el,
+    cameraId: id,
+    cameras: () => loadCameras(),
+    me: session && session.email,
+  });
+  focusHeading('manage-title');
+}
+
+// --- Account (account.js, and link.js's smart displays panel) -------------------
+
+function showAccountView() {
+  leaveView();
+  showOnly('account-view');
+  document.title = 'Account · Hearth';
+  $('account-email').textContent = session && session.email ? `Signed in as ${session.email}` : '';
+  $('password-username').value = (session && session.email) || '';
+  const account = showAccount({ api, el, signOutHere: signOut });
+  const displays = mountIntegrations({
+    api,
+    el,
+    cameras: () => (cameraCache ? Promise.resolve(cameraCache) : loadCameras()),
+  });
+  current = {
+    leave() {
+      account.leave();
+      displays.leave();
+    },
+  };
+  focusHeading('account-title');
+}
+
+/** Signs this browser out: the server ends the session (its token and every
+ * stream grant it holds stop working); it is forgotten here whatever the answer. */
+function signOut() {
+  const token = session && session.token;
+  if (token) {
+    fetch('/api/v1/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, cache: 'no-store', credentials: 'same-origin' })
+      .catch((e) => console.warn('[hearth] logout not sent', e));
+  }
+  endSession();
+  if (location.hash !== '#/') history.replaceState(null, '', '#/');
+}
+
 // ---------------------------------------------------------------------------
 // Router
 
@@ -761,11 +823,14 @@ function route() {
     current = showConsent({ api, el });
     return;
   }
-  const m = location.hash.match(/^#\/camera\/([^/?#]+)/);
+  const m = location.hash.match(/^#\/camera\/([^/?#]+)(\/manage)?(?:$|\?)/);
   if (m) {
     let id;
     try { id = decodeURIComponent(m[1]); } catch (_) { id = m[1]; }
-    showPlayer(id);
+    if (m[2]) showManageView(id);
+    else showPlayer(id);
+  } else if (location.hash === '#/account') {
+    showAccountView();
   } else {
     if (location.hash !== '#/' && location.hash !== '') history.replaceState(null, '', '#/');
     showGrid();
@@ -775,17 +840,7 @@ function route() {
 
 function init() {
   $('login-form').addEventListener('submit', onLoginSubmit);
-  $('logout-button').addEventListener('click', () => {
-    // End the session on the server too (its token and every stream grant it
-    // holds stop working), then forget it here whatever the answer.
-    const token = session && session.token;
-    if (token) {
-      fetch('/api/v1/logout', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, cache: 'no-store', credentials: 'same-origin' })
-        .catch((e) => console.warn('[hearth] logout not sent', e));
-    }
-    endSession();
-    if (location.hash !== '#/') history.replaceState(null, '', '#/');
-  });
+  $('logout-button').addEventListener('click', signOut);
   // The consent page has no hash routes: its state is in the query string.
   if (!isLinkPage()) window.addEventListener('hashchange', route);
   armSessionTimer();

@@ -1,6 +1,6 @@
 // Hearth account linking (Google Home, Alexa): the consent page that a smart
 // display's OAuth flow opens (the server serves this same app at
-// /oauth/authorize), and the "Smart displays" panel under the camera grid.
+// /oauth/authorize), and the "Smart displays" panel of the account page.
 // Plain ES module; app.js hands in its API helper and element builder.
 
 const $ = (id) => document.getElementById(id);
@@ -138,7 +138,7 @@ export function showConsent({ api, el }) {
       return el('li', { class: 'choice' }, box, label);
     }));
     if (cams.length) {
-      lead.textContent = `Choose the cameras ${name} may show. You can change this or unlink it at any time under Smart displays in Hearth.`;
+      lead.textContent = `Choose the cameras ${name} may show. You can change this or unlink it at any time under Account, Smart displays, in Hearth.`;
       fieldset.hidden = false;
     } else {
       lead.textContent = `You have no cameras that ${name} could show.`;
@@ -179,7 +179,7 @@ export function showConsent({ api, el }) {
 // a camera chooser (Save) and Unlink.
 
 /**
- * Loads the panel under the grid and returns { leave() }.
+ * Loads the panel on the account page and returns { leave() }.
  * `deps`: { api, el, cameras() -> Promise<the user's camera list> } from app.js.
  */
 export function mountIntegrations({ api, el, cameras }) {

@@ -6,8 +6,9 @@
 //!   attacker hammering one account from one address is refused with a
 //!   `Retry-After`; the same account's owner elsewhere is not locked out, and
 //!   one address trying many accounts runs into its own limit.
-//! - [`HashPool`]: argon2id verification takes ~20 MiB and tens of milliseconds
-//!   of one core. At most one verification per core runs at a time, a short queue
+//! - [`HashPool`]: argon2id verification (and hashing a new password) takes
+//!   ~20 MiB and tens of milliseconds of one core. At most one per core runs at a
+//!   time, a short queue
 //!   waits, and the rest is refused at once (429) instead of growing memory and
 //!   starving other work. It runs apart from the database's blocking calls, which
 //!   never wait behind it.
@@ -170,7 +171,7 @@ impl SecretLimits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Busy;
 
-/// Runs argon2id verifications on `workers` threads of its own, with at most
+/// Runs argon2id verifications and hashes on `workers` threads of its own, with at most
 /// `queue` more waiting. Its own threads, not the runtime's blocking pool: the
 /// ~20 MiB each verification allocates is then reused by the same few threads
 /// (the allocator's per-thread arenas would otherwise keep it in every thread of
@@ -179,10 +180,16 @@ pub struct HashPool {
     jobs: std::sync::mpsc::SyncSender<Job>,
 }
 
-struct Job {
-    stored: Option<String>,
-    password: String,
-    reply: tokio::sync::oneshot::Sender<bool>,
+enum Job {
+    Verify {
+        stored: Option<String>,
+        password: String,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    Hash {
+        password: String,
+        reply: tokio::sync::oneshot::Sender<Result<String, crate::password::HashError>>,
+    },
 }
 
 impl HashPool {
@@ -206,8 +213,18 @@ impl HashPool {
                             Ok(job) => job,
                             Err(_) => return, // the pool is gone
                         };
-                        let ok = hasher.verify(job.stored.as_deref(), &job.password);
-                        let _ = job.reply.send(ok);
+                        match job {
+                            Job::Verify {
+                                stored,
+                                password,
+                                reply,
+                            } => {
+                                let _ = reply.send(hasher.verify(stored.as_deref(), &password));
+                            }
+                            Job::Hash { password, reply } => {
+                                let _ = reply.send(crate::password::hash_password(&password));
+                            }
+                        }
                     }
                 })
                 .expect("spawning a password hashing thread");
@@ -220,11 +237,25 @@ impl HashPool {
     pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, Busy> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
-            .try_send(Job {
+            .try_send(Job::Verify {
                 stored,
                 password,
                 reply,
             })
+            .map_err(|_| Busy)?;
+        answer.await.map_err(|_| Busy)
+    }
+
+    /// The PHC string of a new `password` under a fresh salt
+    /// ([`crate::password::hash_password`]), in the pool: the same bound as
+    /// verifying. [`Busy`] at once if the queue is full.
+    pub async fn hash(
+        &self,
+        password: String,
+    ) -> Result<Result<String, crate::password::HashError>, Busy> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .try_send(Job::Hash { password, reply })
             .map_err(|_| Busy)?;
         answer.await.map_err(|_| Busy)
     }
@@ -486,5 +517,18 @@ mod tests {
         }
         assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
         assert_eq!(ok + busy, 32);
+    }
+
+    #[tokio::test]
+    async fn the_hash_pool_hashes_new_passwords_that_then_verify() {
+        let pool = HashPool::new(1, 2);
+        let phc = pool.hash("a new password".into()).await.unwrap().unwrap();
+        assert!(phc.starts_with("$argon2id$"), "{phc}");
+        assert!(
+            pool.verify(Some(phc.clone()), "a new password".into())
+                .await
+                .unwrap()
+        );
+        assert!(!pool.verify(Some(phc), "another".into()).await.unwrap());
     }
 }

@@ -9,6 +9,15 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 
 pub use argon2::password_hash::Error as HashError;
 
+/// The shortest password an account may have, in characters (the admin CLI, the
+/// demo and changing one's password all hold to it).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Whether `password` is long enough to be an account's password.
+pub fn long_enough(password: &str) -> bool {
+    password.chars().count() >= MIN_PASSWORD_CHARS
+}
+
 pub struct PasswordHasher {
     dummy_hash: String,
 }

@@ -103,6 +103,13 @@ uuid_id!(
     "link"
 );
 
+uuid_id!(
+    /// A login session's public name: random, unrelated to its token, so listing
+    /// sessions or naming one to end it hands out nothing that signs in.
+    SessionId,
+    "session"
+);
+
 /// The binding epoch of a camera: incremented whenever the camera changes hands or
 /// is reset, so that every grant, key and session of an older epoch stops working.
 #[derive(

@@ -12,7 +12,9 @@ mod ids;
 mod provenance;
 mod token;
 
-pub use ids::{BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, UserId};
+pub use ids::{
+    BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, SessionId, UserId,
+};
 pub use provenance::{Provenance, UnixMillis};
 pub use token::{RawToken, TokenHash};
 

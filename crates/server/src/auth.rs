@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use hearth_access::grant::Holder;
-use hearth_model::{RawToken, TokenHash, UnixMillis, UserId};
+use hearth_model::{RawToken, SessionId, TokenHash, UnixMillis, UserId};
 
 /// Login sessions last this long.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
@@ -46,6 +46,8 @@ pub struct AuthSession {
     pub holder: Holder,
     /// The stored form of the session's token.
     pub token: TokenHash,
+    /// The session's public name (its entry in the user's list of sessions).
+    pub id: SessionId,
 }
 
 impl FromRequestParts<AppState> for AuthSession {
@@ -56,29 +58,51 @@ impl FromRequestParts<AppState> for AuthSession {
         let holder = Holder::of_session(token);
         let hash = RawToken::from_client(token).hash();
         let now = hearth_access::clock::now();
-        let user = state.db(move |s| s.session_user(hash, now)).await?;
-        let user = user.ok_or(AppError::Unauthorized)?;
+        let session = state.db(move |s| s.session_by_token(hash, now)).await?;
+        let session = session.ok_or(AppError::Unauthorized)?;
         Ok(AuthSession {
-            user,
+            user: session.user,
             holder,
             token: hash,
+            id: session.id,
         })
     }
 }
 
-/// Creates a session for `user`, returning the raw token (shown once) and its expiry.
+/// Creates a session for `user`, signed in from `address` with `client` (its
+/// User-Agent, if it sent one), returning the raw token (shown once) and its expiry.
 pub async fn new_session(
     state: &AppState,
     user: UserId,
+    address: std::net::IpAddr,
+    client: Option<String>,
 ) -> Result<(RawToken, UnixMillis), AppError> {
     let token = RawToken::generate();
-    let hash = token.hash();
     let now = hearth_access::clock::now();
     let expires = UnixMillis(now.0 + SESSION_TTL_MS);
-    state
-        .db(move |s| s.create_session(user, hash, now, expires))
-        .await?;
+    let session = hearth_store::NewSession {
+        user,
+        token_hash: token.hash(),
+        holder: Holder::of_session(token.expose()).to_bytes(),
+        created_at: now,
+        expires_at: expires,
+        // No address where the request had none (tests calling the router).
+        address: (!address.is_unspecified()).then(|| address.to_string()),
+        client,
+    };
+    state.db(move |s| s.create_session(&session)).await?;
     Ok((token, expires))
+}
+
+/// The request's `User-Agent`, if it is printable text (what a user's list of
+/// sessions shows to tell them apart).
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let ua = headers
+        .get(axum::http::header::USER_AGENT)?
+        .to_str()
+        .ok()?
+        .trim();
+    (!ua.is_empty()).then(|| ua.to_string())
 }
 
 /// The address of the client that sent the request: the peer, or for a request

@@ -18,6 +18,10 @@ pub enum AppError {
     BadLogin,
     #[error("forbidden")]
     Forbidden,
+    /// Changing a password: the current password given is not the account's.
+    /// Not a 401: the session itself is fine and stays signed in.
+    #[error("the current password is not correct")]
+    WrongPassword,
     /// A valid grant presented without the session it was issued to.
     #[error(
         "this stream grant belongs to another session: send the session that requested it (Authorization: Bearer)"
@@ -58,6 +62,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized | AppError::BadLogin => StatusCode::UNAUTHORIZED,
             AppError::Forbidden
+            | AppError::WrongPassword
             | AppError::NotHolder
             | AppError::IsolationViolation
             | AppError::ForeignFrame(_)

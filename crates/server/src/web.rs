@@ -45,6 +45,18 @@ pub async fn web_link_js() -> Response {
         "text/javascript; charset=utf-8",
     )
 }
+pub async fn web_sharing_js() -> Response {
+    static_file(
+        include_str!("../../../web/sharing.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+pub async fn web_account_js() -> Response {
+    static_file(
+        include_str!("../../../web/account.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
 pub async fn web_player_js() -> Response {
     static_file(
         include_str!("../../../web/player.js"),

@@ -3,9 +3,9 @@
 //! cameras, leaves one out and allows. The browser is sent back to the registered
 //! redirect URI with the state and a code; the code (with the PKCE verifier) buys
 //! tokens; SYNC over the fulfillment endpoint lists exactly the cameras A left
-//! checked. In the app, the Smart displays panel shows the link with those cameras;
-//! Unlink there makes the same access token answer 401, and the refresh token and
-//! the code buy nothing more.
+//! checked. In the app, the account page's Smart displays panel shows the link with
+//! those cameras; Unlink there makes the same access token answer 401, and the
+//! refresh token and the code buy nothing more.
 
 mod common;
 #[path = "common/webdriver.rs"]
@@ -282,8 +282,9 @@ async fn chromium_links_google_home_to_chosen_cameras_and_unlinks() {
         .collect();
     assert_eq!(devices, kept, "SYNC devices: {synced}");
 
-    // Back in the app (same tab, same session): the panel shows the link and its cameras.
-    d.goto(&format!("{}/", s.base)).await;
+    // Back in the app (same tab, same session): the account page's panel shows the
+    // link and its cameras.
+    d.goto(&format!("{}/#/account", s.base)).await;
     let shown = wait_js(
         &d,
         "const p = document.querySelector('[data-testid=integrations-panel]');

@@ -12,7 +12,8 @@
 //! What the store guarantees:
 //! - It never sees a secret. Passwords arrive as argon2 PHC strings computed by the
 //!   caller; session tokens and camera stream keys arrive as [`TokenHash`]es. The
-//!   stream key hash is write-only: no method returns it.
+//!   stream key hash is write-only: no method returns it, nor a session's token
+//!   hash: a session is named by a random [`SessionId`] that signs nothing in.
 //! - Who may see which camera is decided in exactly one place, one SQL rule in the
 //!   backend that every access question goes through: [`Store::cameras_visible_to`],
 //!   [`Store::camera_visible_to`], [`Store::cameras_visible_with_access`],
@@ -42,7 +43,8 @@ use std::fmt;
 
 pub use error::StoreError;
 pub use hearth_model::{
-    BindingEpoch, CameraId, HouseholdId, Integration, LinkId, TokenHash, UnixMillis, UserId,
+    BindingEpoch, CameraId, HouseholdId, Integration, LinkId, SessionId, TokenHash, UnixMillis,
+    UserId,
 };
 pub use sqlite::{DB_FILE_NAME, SqliteStore};
 
@@ -129,6 +131,41 @@ pub struct JournalMark {
     pub generation: u64,
     pub position: u64,
 }
+
+/// A login session as its user sees it in their list of signed-in sessions. It
+/// never carries the token or its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user: UserId,
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    /// The address it signed in from, if known.
+    pub address: Option<String>,
+    /// What it signed in with (the User-Agent), if known.
+    pub client: Option<String>,
+}
+
+/// What [`Store::create_session`] stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    pub user: UserId,
+    pub token_hash: TokenHash,
+    /// The digest the session's stream grants carry (`Holder` in hearth-access),
+    /// so that ending the session from another one ends its streams too.
+    pub holder: [u8; 16],
+    pub created_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    /// Kept to [`SESSION_ADDRESS_MAX_CHARS`] characters.
+    pub address: Option<String>,
+    /// Kept to [`SESSION_CLIENT_MAX_CHARS`] characters.
+    pub client: Option<String>,
+}
+
+/// How much of a session's address the store keeps (an IPv6 address is at most 45).
+pub const SESSION_ADDRESS_MAX_CHARS: usize = 64;
+/// How much of a session's User-Agent the store keeps.
+pub const SESSION_CLIENT_MAX_CHARS: usize = 256;
 
 /// One audit log entry as the server writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -509,16 +546,12 @@ pub trait Store: Send + Sync + 'static {
 
     // --- login sessions (only token hashes are stored) ---
 
+    /// Stores a session and returns its public id (random, see [`SessionId`]);
+    /// a longer address or client is cut short.
     /// [`StoreError::Conflict`] if the token hash exists already,
     /// [`StoreError::NotFound`] if the user does not exist,
-    /// [`StoreError::InvalidInput`] if `expires_at <= now`.
-    fn create_session(
-        &self,
-        user: UserId,
-        token_hash: TokenHash,
-        now: UnixMillis,
-        expires_at: UnixMillis,
-    ) -> Result<(), StoreError>;
+    /// [`StoreError::InvalidInput`] if `expires_at <= created_at`.
+    fn create_session(&self, session: &NewSession) -> Result<SessionId, StoreError>;
     /// The session's user, or `None` if the token is unknown or expired
     /// (`expires_at <= now`).
     fn session_user(
@@ -526,6 +559,39 @@ pub trait Store: Send + Sync + 'static {
         token_hash: TokenHash,
         now: UnixMillis,
     ) -> Result<Option<UserId>, StoreError>;
+    /// The session of this token, or `None` if it is unknown or expired (as
+    /// [`Store::session_user`]).
+    fn session_by_token(
+        &self,
+        token_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<Session>, StoreError>;
+    /// The user's unexpired sessions, newest first.
+    fn sessions_of_user(&self, user: UserId, now: UnixMillis) -> Result<Vec<Session>, StoreError>;
+    /// Ends the user's unexpired session `id` as a sign-out does
+    /// ([`Store::sign_out`]), in one transaction: deletes it and records its
+    /// holder as ended until `until`. `false`, and nothing changed, if `user` has
+    /// no such session (another user's id included).
+    fn end_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the user's password hash and ends every other session of theirs
+    /// (`keep` stays signed in), recording the ended sessions' holders until
+    /// `until`, in one transaction; returns how many sessions ended.
+    /// [`StoreError::NotFound`] for an unknown user, [`StoreError::InvalidInput`]
+    /// for a hash that is not a PHC string.
+    fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: SessionId,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError>;
     /// Idempotent: deleting an unknown session is not an error.
     fn delete_session(&self, token_hash: TokenHash) -> Result<(), StoreError>;
     /// Signs a session out, in one transaction: deletes it and records `holder`

@@ -27,6 +27,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_camera_bound_at.sql"),
     include_str!("migrations/0006_share_invitations.sql"),
     include_str!("migrations/0007_audit_journal_mark.sql"),
+    include_str!("migrations/0008_session_ids.sql"),
 ];
 
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, rusqlite::Error> {

@@ -60,9 +60,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use crate::migrations;
 use crate::{
     Access, AccessToken, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
-    Household, HouseholdId, Integration, Invitation, JournalMark, Link, LinkId, OAuthClient,
-    Redeemed, Revocation, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash,
-    TokenPair, UnixMillis, User, UserId,
+    Household, HouseholdId, Integration, Invitation, JournalMark, Link, LinkId, NewSession,
+    OAuthClient, Redeemed, Revocation, SESSION_ADDRESS_MAX_CHARS, SESSION_CLIENT_MAX_CHARS,
+    Session, SessionId, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair,
+    UnixMillis, User, UserId,
 };
 
 /// The database's file name inside the data directory.
@@ -996,26 +997,35 @@ impl Store for SqliteStore {
             .map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, generation))?)
     }
 
-    fn create_session(
-        &self,
-        user: UserId,
-        token_hash: TokenHash,
-        now: UnixMillis,
-        expires_at: UnixMillis,
-    ) -> Result<(), StoreError> {
-        if expires_at <= now {
+    fn create_session(&self, session: &NewSession) -> Result<SessionId, StoreError> {
+        if session.expires_at <= session.created_at {
             return Err(StoreError::InvalidInput {
-                what: "session expiry (not after now)",
+                what: "session expiry (not after its creation)",
             });
         }
+        let id = SessionId::random();
+        let cut = |text: &Option<String>, max: usize| {
+            text.as_deref()
+                .map(|t| t.chars().take(max).collect::<String>())
+        };
         self.conn()
             .execute(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![token_hash.as_bytes(), user.to_string(), now.0, expires_at.0],
+                "INSERT INTO sessions \
+                 (token_hash, public_id, user_id, created_at, expires_at, holder, address, client) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    session.token_hash.as_bytes(),
+                    id.to_string(),
+                    session.user.to_string(),
+                    session.created_at.0,
+                    session.expires_at.0,
+                    &session.holder[..],
+                    cut(&session.address, SESSION_ADDRESS_MAX_CHARS),
+                    cut(&session.client, SESSION_CLIENT_MAX_CHARS),
+                ],
             )
             .map_err(|e| constraint_error(e, "session", "user"))?;
-        Ok(())
+        Ok(id)
     }
 
     fn session_user(
@@ -1030,6 +1040,83 @@ impl Store for SqliteStore {
             )?
             .query_row(params![token_hash.as_bytes(), now.0], |row| get_id(row, 0))
             .optional()?)
+    }
+
+    fn session_by_token(
+        &self,
+        token_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?1 AND expires_at > ?2"
+        );
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row(params![token_hash.as_bytes(), now.0], session_from_row)
+            .optional()?)
+    }
+
+    fn sessions_of_user(&self, user: UserId, now: UnixMillis) -> Result<Vec<Session>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND expires_at > ?2 \
+             ORDER BY created_at DESC, public_id"
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![user.to_string(), now.0], session_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn end_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let holders = end_sessions_where(
+            &tx,
+            "user_id = ?1 AND public_id = ?2 AND expires_at > ?3",
+            params![user.to_string(), id.to_string(), now.0],
+        )?;
+        let Some(holders) = holders else {
+            return Ok(false);
+        };
+        remember_ended_holders(&tx, &holders, until, now)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: SessionId,
+        until: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<u64, StoreError> {
+        check_password_hash(password_hash)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            params![user.to_string(), password_hash],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        let holders = end_sessions_where(
+            &tx,
+            "user_id = ?1 AND public_id <> ?2",
+            params![user.to_string(), keep.to_string()],
+        )?
+        .unwrap_or_default();
+        remember_ended_holders(&tx, &holders, until, now)?;
+        tx.commit()?;
+        Ok(holders.len() as u64)
     }
 
     fn delete_session(&self, token_hash: TokenHash) -> Result<(), StoreError> {
@@ -1053,11 +1140,7 @@ impl Store for SqliteStore {
             "DELETE FROM sessions WHERE token_hash = ?1",
             [token_hash.as_bytes()],
         )?;
-        tx.execute("DELETE FROM ended_grant_holders WHERE until <= ?1", [now.0])?;
-        tx.execute(
-            "INSERT OR REPLACE INTO ended_grant_holders (holder, until) VALUES (?1, ?2)",
-            params![&holder[..], until.0],
-        )?;
+        remember_ended_holders(&tx, &[Some(holder)], until, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -1220,6 +1303,54 @@ fn share_in(
              ON CONFLICT (camera_id, user_id) DO NOTHING",
         params![camera.to_string(), user.to_string(), now.0],
     )?;
+    Ok(())
+}
+
+const SESSION_COLUMNS: &str = "public_id, user_id, created_at, expires_at, address, client";
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: get_id(row, 0)?,
+        user: get_id(row, 1)?,
+        created_at: UnixMillis(row.get(2)?),
+        expires_at: UnixMillis(row.get(3)?),
+        address: row.get(4)?,
+        client: row.get(5)?,
+    })
+}
+
+/// Deletes the sessions `filter` selects inside `tx`; returns, one entry per
+/// session ended, the holder its grants carry (`None` for a session from before
+/// schema 7), or `None` if it selected none.
+fn end_sessions_where(
+    tx: &rusqlite::Transaction<'_>,
+    filter: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Option<Vec<Option<[u8; 16]>>>, StoreError> {
+    let holders: Vec<Option<[u8; 16]>> = tx
+        .prepare(&format!(
+            "DELETE FROM sessions WHERE {filter} RETURNING holder"
+        ))?
+        .query_map(args, |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok((!holders.is_empty()).then_some(holders))
+}
+
+/// Records ended sessions' holders until `until` inside `tx`, as
+/// [`Store::sign_out`] does, forgetting those whose time passed at `now`.
+fn remember_ended_holders(
+    tx: &rusqlite::Transaction<'_>,
+    holders: &[Option<[u8; 16]>],
+    until: UnixMillis,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM ended_grant_holders WHERE until <= ?1", [now.0])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO ended_grant_holders (holder, until) VALUES (?1, ?2)",
+    )?;
+    for holder in holders.iter().flatten() {
+        insert.execute(params![&holder[..], until.0])?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,9 @@ pub(super) struct CameraView {
     household: hearth_model::HouseholdId,
     /// For a camera shared with the caller: the name of the household sharing it.
     shared_by: Option<String>,
+    /// How the caller sees the camera: `owner` (a member of its household: may
+    /// rename and share it and read its access log) or `viewer` (shared with them).
+    access: &'static str,
     online: bool,
     timezone: String,
 }
@@ -48,6 +51,7 @@ pub(super) async fn list_cameras(
                 online: st.hubs.is_online(c.id),
                 shared_by: (access == hearth_store::Access::Viewer)
                     .then(|| sharers.get(&c.household).cloned().unwrap_or_default()),
+                access: access_name(access),
                 id: c.id,
                 name: c.name,
                 household: c.household,
@@ -55,6 +59,13 @@ pub(super) async fn list_cameras(
             })
             .collect(),
     ))
+}
+
+fn access_name(access: hearth_store::Access) -> &'static str {
+    match access {
+        hearth_store::Access::Owner => "owner",
+        hearth_store::Access::Viewer => "viewer",
+    }
 }
 
 #[derive(Serialize)]
@@ -169,6 +180,7 @@ pub(super) async fn rename_camera(
     Ok(Json(CameraView {
         online: st.hubs.is_online(cam.id),
         shared_by: None, // only owners rename
+        access: access_name(hearth_store::Access::Owner),
         id: cam.id,
         name,
         household: cam.household,

@@ -14,8 +14,11 @@ pub fn add_user(store: &dyn Store, email: &str, password: &str) -> anyhow::Resul
     if !email.contains('@') || email.len() > 320 {
         anyhow::bail!("{email:?} is not an email address");
     }
-    if password.chars().count() < 8 {
-        anyhow::bail!("password must have at least 8 characters");
+    if !hearth_access::password::long_enough(password) {
+        anyhow::bail!(
+            "password must have at least {} characters",
+            hearth_access::password::MIN_PASSWORD_CHARS
+        );
     }
     if store.user_by_email(email)?.is_some() {
         anyhow::bail!("a user with email {email} exists already");

@@ -104,9 +104,12 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
     if opts
         .password
         .as_deref()
-        .is_some_and(|p| p.chars().count() < 8)
+        .is_some_and(|p| !hearth_access::password::long_enough(p))
     {
-        anyhow::bail!("--demo-password must have at least 8 characters");
+        anyhow::bail!(
+            "--demo-password must have at least {} characters",
+            hearth_access::password::MIN_PASSWORD_CHARS
+        );
     }
     let running = crate::serve::start(&cfg).await?;
     let store: Arc<dyn Store> = running.state.store.clone();

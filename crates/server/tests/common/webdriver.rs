@@ -196,6 +196,63 @@ impl Driver {
         .await;
     }
 
+    /// Runs `script` until it returns something other than `null` or `false`, and
+    /// returns that; fails with `what` (and the last result) after 30 s.
+    pub async fn wait_js(&self, script: &str, what: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.js(script).await;
+            if !v.is_null() && v != Value::Bool(false) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what} (last: {v})");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The current tab's handle.
+    pub async fn tab(&self) -> String {
+        let v = self.call(reqwest::Method::GET, "/window", json!({})).await;
+        v.as_str().expect("a window handle").to_string()
+    }
+
+    /// Opens a new tab (its own `sessionStorage`: a second signed-in user) and
+    /// switches to it; returns its handle.
+    pub async fn new_tab(&self) -> String {
+        let v = self
+            .call(reqwest::Method::POST, "/window/new", json!({"type": "tab"}))
+            .await;
+        let handle = v["handle"].as_str().expect("a new tab").to_string();
+        self.switch_to(&handle).await;
+        handle
+    }
+
+    pub async fn switch_to(&self, handle: &str) {
+        self.call(reqwest::Method::POST, "/window", json!({"handle": handle}))
+            .await;
+    }
+
+    /// [`Driver::click`], failing if the browser did not click (the element is
+    /// covered, say). The element is scrolled to the middle of the window first:
+    /// chromedriver scrolls it to the top edge, under a sticky header.
+    pub async fn click_checked(&self, css: &str) {
+        let e = self.wait_find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": "arguments[0].scrollIntoView({block: 'center'})", "args": [{ELEMENT: e}]}),
+        )
+        .await;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/element/{e}/click"),
+                json!({}),
+            )
+            .await;
+        assert!(v.get("error").is_none(), "clicking {css}: {v}");
+    }
+
     /// Opens the web app at `base` and signs in.
     pub async fn log_in(&self, base: &str, email: &str, password: &str) {
         self.goto(&format!("{base}/")).await;

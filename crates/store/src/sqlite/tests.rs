@@ -23,6 +23,20 @@ fn store() -> SqliteStore {
     SqliteStore::open_in_memory().unwrap()
 }
 
+/// A session of `user` under token hash `token`, whose grants carry the holder
+/// `[n; 16]` for `key(n)`.
+fn session(user: UserId, token: TokenHash, now: UnixMillis, expires_at: UnixMillis) -> NewSession {
+    NewSession {
+        user,
+        token_hash: token,
+        holder: [token.as_bytes()[0]; 16],
+        created_at: now,
+        expires_at,
+        address: None,
+        client: None,
+    }
+}
+
 /// A household with one user, for tests that need an owner.
 fn household_with_user(s: &dyn Store, email: &str) -> (Household, User) {
     let h = s.create_household(&format!("home of {email}")).unwrap();
@@ -329,7 +343,7 @@ fn epoch_bumps_are_stored() {
 fn session_is_valid_until_it_expires() {
     let s = store();
     let (_, u) = household_with_user(&s, "alice@example.com");
-    s.create_session(u.id, key(1), UnixMillis(1_000), UnixMillis(2_000))
+    s.create_session(&session(u.id, key(1), UnixMillis(1_000), UnixMillis(2_000)))
         .unwrap();
     assert_eq!(
         s.session_user(key(1), UnixMillis(1_000)).unwrap(),
@@ -348,9 +362,9 @@ fn session_is_valid_until_it_expires() {
 fn deleted_session_is_gone_and_deleting_is_idempotent() {
     let s = store();
     let (_, u) = household_with_user(&s, "alice@example.com");
-    s.create_session(u.id, key(1), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(u.id, key(1), UnixMillis(0), UnixMillis(10)))
         .unwrap();
-    s.create_session(u.id, key(2), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(u.id, key(2), UnixMillis(0), UnixMillis(10)))
         .unwrap();
     s.delete_session(key(1)).unwrap();
     assert_eq!(s.session_user(key(1), UnixMillis(5)).unwrap(), None);
@@ -363,9 +377,9 @@ fn deleted_session_is_gone_and_deleting_is_idempotent() {
 fn signing_out_ends_the_session_and_records_its_holder_until_its_grants_expire() {
     let s = store();
     let (_, u) = household_with_user(&s, "alice@example.com");
-    s.create_session(u.id, key(1), UnixMillis(0), UnixMillis(10_000))
+    s.create_session(&session(u.id, key(1), UnixMillis(0), UnixMillis(10_000)))
         .unwrap();
-    s.create_session(u.id, key(2), UnixMillis(0), UnixMillis(10_000))
+    s.create_session(&session(u.id, key(2), UnixMillis(0), UnixMillis(10_000)))
         .unwrap();
     let before = s.generation().unwrap();
     s.sign_out(key(1), [7; 16], UnixMillis(500), UnixMillis(100))
@@ -401,18 +415,23 @@ fn signing_out_ends_the_session_and_records_its_holder_until_its_grants_expire()
 fn session_creation_is_checked() {
     let s = store();
     let (_, u) = household_with_user(&s, "alice@example.com");
-    s.create_session(u.id, key(1), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(u.id, key(1), UnixMillis(0), UnixMillis(10)))
         .unwrap();
 
     let err = s
-        .create_session(u.id, key(1), UnixMillis(0), UnixMillis(10))
+        .create_session(&session(u.id, key(1), UnixMillis(0), UnixMillis(10)))
         .unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { what: "session" }),
         "{err:?}"
     );
     let err = s
-        .create_session(UserId::random(), key(2), UnixMillis(0), UnixMillis(10))
+        .create_session(&session(
+            UserId::random(),
+            key(2),
+            UnixMillis(0),
+            UnixMillis(10),
+        ))
         .unwrap_err();
     assert!(
         matches!(err, StoreError::NotFound { what: "user" }),
@@ -420,7 +439,7 @@ fn session_creation_is_checked() {
     );
     for expires in [UnixMillis(0), UnixMillis(-1)] {
         let err = s
-            .create_session(u.id, key(3), UnixMillis(0), expires)
+            .create_session(&session(u.id, key(3), UnixMillis(0), expires))
             .unwrap_err();
         assert!(matches!(err, StoreError::InvalidInput { .. }), "{err:?}");
     }
@@ -432,11 +451,11 @@ fn session_creation_is_checked() {
 fn purge_removes_only_expired_sessions() {
     let s = store();
     let (_, u) = household_with_user(&s, "alice@example.com");
-    s.create_session(u.id, key(1), UnixMillis(0), UnixMillis(100))
+    s.create_session(&session(u.id, key(1), UnixMillis(0), UnixMillis(100)))
         .unwrap();
-    s.create_session(u.id, key(2), UnixMillis(0), UnixMillis(200))
+    s.create_session(&session(u.id, key(2), UnixMillis(0), UnixMillis(200)))
         .unwrap();
-    s.create_session(u.id, key(3), UnixMillis(0), UnixMillis(300))
+    s.create_session(&session(u.id, key(3), UnixMillis(0), UnixMillis(300)))
         .unwrap();
     assert_eq!(s.purge_expired_sessions(UnixMillis(50)).unwrap(), 0);
     assert_eq!(s.purge_expired_sessions(UnixMillis(200)).unwrap(), 2);
@@ -451,16 +470,210 @@ fn deleting_a_users_sessions_leaves_others() {
     let s = store();
     let (h, alice) = household_with_user(&s, "alice@example.com");
     let bob = s.create_user("bob@example.com", PHC, h.id).unwrap();
-    s.create_session(alice.id, key(1), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(alice.id, key(1), UnixMillis(0), UnixMillis(10)))
         .unwrap();
-    s.create_session(alice.id, key(2), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(alice.id, key(2), UnixMillis(0), UnixMillis(10)))
         .unwrap();
-    s.create_session(bob.id, key(3), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(bob.id, key(3), UnixMillis(0), UnixMillis(10)))
         .unwrap();
     assert_eq!(s.delete_user_sessions(alice.id).unwrap(), 2);
     assert_eq!(s.delete_user_sessions(alice.id).unwrap(), 0);
     assert_eq!(s.session_user(key(1), UnixMillis(5)).unwrap(), None);
     assert_eq!(s.session_user(key(3), UnixMillis(5)).unwrap(), Some(bob.id));
+}
+
+#[test]
+fn sessions_are_listed_newest_first_under_ids_unrelated_to_their_tokens() {
+    let s = store();
+    let (h, alice) = household_with_user(&s, "alice@example.com");
+    let bob = s.create_user("bob@example.com", PHC, h.id).unwrap();
+    let long_client = "Mozilla/5.0 ".repeat(40);
+    let first = s
+        .create_session(&NewSession {
+            address: Some("192.0.2.7".into()),
+            client: Some(long_client.clone()),
+            ..session(alice.id, key(1), UnixMillis(1_000), UnixMillis(9_000))
+        })
+        .unwrap();
+    let second = s
+        .create_session(&session(
+            alice.id,
+            key(2),
+            UnixMillis(2_000),
+            UnixMillis(9_000),
+        ))
+        .unwrap();
+    s.create_session(&session(alice.id, key(3), UnixMillis(0), UnixMillis(1_500)))
+        .unwrap();
+    s.create_session(&session(
+        bob.id,
+        key(4),
+        UnixMillis(3_000),
+        UnixMillis(9_000),
+    ))
+    .unwrap();
+    assert_ne!(first, second);
+
+    let listed = s.sessions_of_user(alice.id, UnixMillis(2_500)).unwrap();
+    // Newest first; the expired one and Bob's are not there.
+    assert_eq!(
+        listed.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![second, first]
+    );
+    let one = &listed[1];
+    assert_eq!(one.user, alice.id);
+    assert_eq!(
+        (one.created_at, one.expires_at),
+        (UnixMillis(1_000), UnixMillis(9_000))
+    );
+    assert_eq!(one.address.as_deref(), Some("192.0.2.7"));
+    // A long User-Agent is cut short, not refused.
+    let client = one.client.as_deref().unwrap();
+    assert_eq!(client.chars().count(), crate::SESSION_CLIENT_MAX_CHARS);
+    assert!(long_client.starts_with(client));
+    assert_eq!(listed[0].address, None);
+    // The public id is not the token's hash, nor any part of it.
+    for x in &listed {
+        let id = x.id.to_string();
+        for k in [key(1), key(2)] {
+            let hash: String = k.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            assert!(!hash.contains(&id[..8]), "{id} vs {hash}");
+        }
+    }
+
+    // By token: the same record; unknown or expired tokens find nothing.
+    assert_eq!(
+        s.session_by_token(key(1), UnixMillis(2_500))
+            .unwrap()
+            .as_ref(),
+        Some(one)
+    );
+    assert_eq!(s.session_by_token(key(3), UnixMillis(2_500)).unwrap(), None);
+    assert_eq!(s.session_by_token(key(9), UnixMillis(2_500)).unwrap(), None);
+    assert!(
+        s.sessions_of_user(UserId::random(), UnixMillis(0))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_session_is_ended_by_id_only_by_its_user_and_its_streams_end_with_it() {
+    let s = store();
+    let (h, alice) = household_with_user(&s, "alice@example.com");
+    let bob = s.create_user("bob@example.com", PHC, h.id).unwrap();
+    let a1 = s
+        .create_session(&session(
+            alice.id,
+            key(1),
+            UnixMillis(0),
+            UnixMillis(10_000),
+        ))
+        .unwrap();
+    s.create_session(&session(
+        alice.id,
+        key(2),
+        UnixMillis(0),
+        UnixMillis(10_000),
+    ))
+    .unwrap();
+    let old = s
+        .create_session(&session(alice.id, key(3), UnixMillis(0), UnixMillis(50)))
+        .unwrap();
+    let (until, now) = (UnixMillis(500), UnixMillis(100));
+
+    // Bob cannot end Alice's session, nor can anyone end one that does not
+    // exist or has expired: nothing changes.
+    let before = s.generation().unwrap();
+    assert!(!s.end_session(bob.id, a1, until, now).unwrap());
+    assert!(
+        !s.end_session(alice.id, SessionId::random(), until, now)
+            .unwrap()
+    );
+    assert!(!s.end_session(alice.id, old, until, now).unwrap());
+    assert_eq!(s.generation().unwrap(), before);
+    assert_eq!(s.session_user(key(1), now).unwrap(), Some(alice.id));
+    assert!(s.ended_grant_holders(now).unwrap().is_empty());
+
+    // Alice ends it: the token stops working and its grants' holder is recorded
+    // until they expire, as at sign-out; her other session stays.
+    assert!(s.end_session(alice.id, a1, until, now).unwrap());
+    assert!(
+        s.generation().unwrap() > before,
+        "the access view must notice"
+    );
+    assert_eq!(s.session_user(key(1), now).unwrap(), None);
+    assert_eq!(s.session_user(key(2), now).unwrap(), Some(alice.id));
+    assert_eq!(s.ended_grant_holders(now).unwrap(), vec![[1; 16]]);
+    assert!(s.ended_grant_holders(until).unwrap().is_empty());
+    assert!(!s.end_session(alice.id, a1, until, now).unwrap());
+}
+
+#[test]
+fn changing_the_password_ends_every_other_session_in_one_go() {
+    const NEW_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaA";
+    let s = store();
+    let (h, alice) = household_with_user(&s, "alice@example.com");
+    let bob = s.create_user("bob@example.com", PHC, h.id).unwrap();
+    for k in [1, 3] {
+        s.create_session(&session(
+            alice.id,
+            key(k),
+            UnixMillis(0),
+            UnixMillis(10_000),
+        ))
+        .unwrap();
+    }
+    let keep = s
+        .create_session(&session(
+            alice.id,
+            key(2),
+            UnixMillis(0),
+            UnixMillis(10_000),
+        ))
+        .unwrap();
+    s.create_session(&session(bob.id, key(4), UnixMillis(0), UnixMillis(10_000)))
+        .unwrap();
+    let (until, now) = (UnixMillis(500), UnixMillis(100));
+
+    // Refused input changes nothing.
+    let err = s
+        .change_password(alice.id, "plain password", keep, until, now)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput { .. }), "{err:?}");
+    let err = s
+        .change_password(UserId::random(), NEW_PHC, keep, until, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { what: "user" }),
+        "{err:?}"
+    );
+    assert_eq!(s.sessions_of_user(alice.id, now).unwrap().len(), 3);
+    assert_eq!(s.user_by_id(alice.id).unwrap().unwrap().password_hash, PHC);
+
+    let before = s.generation().unwrap();
+    assert_eq!(
+        s.change_password(alice.id, NEW_PHC, keep, until, now)
+            .unwrap(),
+        2
+    );
+    assert!(s.generation().unwrap() > before);
+    assert_eq!(
+        s.user_by_id(alice.id).unwrap().unwrap().password_hash,
+        NEW_PHC
+    );
+    assert_eq!(s.session_user(key(2), now).unwrap(), Some(alice.id));
+    assert_eq!(s.session_user(key(1), now).unwrap(), None);
+    assert_eq!(s.session_user(key(3), now).unwrap(), None);
+    assert_eq!(s.session_user(key(4), now).unwrap(), Some(bob.id));
+    let mut ended = s.ended_grant_holders(now).unwrap();
+    ended.sort();
+    assert_eq!(ended, vec![[1; 16], [3; 16]]);
+    // Again: nobody else is left to sign out.
+    assert_eq!(
+        s.change_password(alice.id, PHC, keep, until, now).unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -565,6 +778,31 @@ fn check_fixture_v1(s: &SqliteStore) {
         Some(user_id)
     );
     assert_eq!(s.session_user(key(1), UnixMillis(5000)).unwrap(), None);
+}
+
+/// The fixture's session, written before sessions had public ids: it has one
+/// now, is listed, and can be ended by it (it has no holder to record: its
+/// grants, minutes long, run out on their own).
+fn check_sessions_from_before_v7(s: &SqliteStore) {
+    let user: UserId = FIXTURE_USER.parse().unwrap();
+    let listed = s.sessions_of_user(user, UnixMillis(4500)).unwrap();
+    assert_eq!(listed.len(), 1);
+    let legacy = &listed[0];
+    assert_eq!(
+        (
+            legacy.created_at,
+            legacy.expires_at,
+            &legacy.address,
+            &legacy.client
+        ),
+        (UnixMillis(4000), UnixMillis(5000), &None, &None)
+    );
+    assert!(
+        s.end_session(user, legacy.id, UnixMillis(9000), UnixMillis(4500))
+            .unwrap()
+    );
+    assert_eq!(s.session_user(key(1), UnixMillis(4500)).unwrap(), None);
+    assert!(s.ended_grant_holders(UnixMillis(4500)).unwrap().is_empty());
 }
 
 const FIXTURE_NEIGHBOUR_HOUSEHOLD: &str = "33333333333333333333333333333333";
@@ -726,6 +964,7 @@ fn every_older_version_upgrades_with_data_intact() {
         if version >= 2 {
             check_fixture_v2(&s);
         }
+        check_sessions_from_before_v7(&s);
         // The upgraded database counts changes like a fresh one.
         let before = s.generation().unwrap();
         s.bump_camera_epoch(FIXTURE_CAMERA.parse().unwrap())
@@ -809,7 +1048,7 @@ fn two_handles_on_one_file_see_each_others_writes_at_once() {
 
     // And the other way round.
     server
-        .create_session(u.id, key(2), UnixMillis(0), UnixMillis(10))
+        .create_session(&session(u.id, key(2), UnixMillis(0), UnixMillis(10)))
         .unwrap();
     assert_eq!(cli.session_user(key(2), UnixMillis(5)).unwrap(), Some(u.id));
     assert_eq!(cli.bump_camera_epoch(c.id).unwrap(), BindingEpoch(2));
@@ -901,7 +1140,7 @@ fn child_process_writer() {
     // ...and ours will be visible to the parent's already-open handle.
     s.create_user("child@example.com", PHC, parent.household)
         .unwrap();
-    s.create_session(parent.id, key(7), UnixMillis(0), UnixMillis(10))
+    s.create_session(&session(parent.id, key(7), UnixMillis(0), UnixMillis(10)))
         .unwrap();
 }
 

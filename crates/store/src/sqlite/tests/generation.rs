@@ -78,7 +78,7 @@ fn generation_stays_put_for_writes_that_change_no_access() {
     assert!(cli.transfer_camera(cam.id, a.id, key(65)).is_err());
     // Writes to other tables.
     cli.create_household("elsewhere").unwrap();
-    cli.create_session(alice.id, key(9), UnixMillis(0), UnixMillis(10))
+    cli.create_session(&session(alice.id, key(9), UnixMillis(0), UnixMillis(10)))
         .unwrap();
     cli.append_audit(&[AuditEvent {
         at: UnixMillis(1),
