@@ -38,6 +38,14 @@ async fn broken_signatures_are_cut_off_before_they_become_segments() {
 
     let token = s.login("dana@example.com", "a long password").await;
     s.wait_online(&token, "Tampered").await;
+    // Someone watches, so the hub keeps the whole window (an unwatched camera
+    // keeps only its newest segment).
+    let g = s.grant(&token, &tampered_id).await;
+    let live = g["hls_url"]
+        .as_str()
+        .unwrap()
+        .replace("index.m3u8", "live.m3u8");
+    assert_eq!(get(&live).await.0, 200);
     // Three connection cycles: each verified GOP 0 becomes a segment, each tampered
     // GOP 1 is refused at the IDR that closes it.
     tokio::time::sleep(Duration::from_secs(14)).await;
