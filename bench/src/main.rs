@@ -17,16 +17,21 @@
 //! source, publishers and viewer loop, and prints the ratios (see [`nginx`] and
 //! [`report::PeerRatios`]).
 //!
+//! `--memory` measures instead what a camera (watched and unwatched) and a viewer
+//! cost Hearth in RSS, and whether it comes back (see [`memory`]).
+//!
 //! Build and run:
 //!
 //! ```text
 //! cargo build --release -p hearth-server -p hearth-bench
 //! target/release/hearth-bench [--sizes 4x20,16x100,32x400] [--duration 30] [--json]
 //! target/release/hearth-bench --peer nginx --sizes 16x100 --pairs 3
+//! target/release/hearth-bench --memory --sizes 32x64
 //! cargo build --release -p hearth-server --features bench-switches
 //! target/release/hearth-bench --compare --sizes 16x100,32x400
 //! ```
 
+mod memory;
 mod nginx;
 mod procs;
 mod report;
@@ -55,7 +60,7 @@ struct Args {
     #[arg(long)]
     hearth: Option<PathBuf>,
     /// Scenarios as CAMERASxVIEWERS, comma-separated [default: 4x20,16x100,32x400;
-    /// 16x100 with --peer].
+    /// 16x100 with --peer; 32x64 with --memory].
     #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
     sizes: Option<Vec<Scenario>>,
     /// Measured seconds per scenario, after the warm-up.
@@ -91,12 +96,12 @@ struct Args {
     json: bool,
     /// Run each scenario guarded and then unguarded (`HEARTH_BENCH_UNGUARDED=1`) and
     /// print the overhead. Needs `hearth` built with `--features bench-switches`.
-    #[arg(long, conflicts_with = "peer")]
+    #[arg(long, conflicts_with_all = ["peer", "memory"])]
     compare: bool,
     /// Run each scenario against Hearth and against this peer in alternating pairs and
     /// print Hearth/peer ratios. `nginx`: nginx with libnginx-mod-rtmp
     /// (scripts/install-bench-deps installs it).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "memory")]
     peer: Option<Peer>,
     /// Pairs of runs per scenario with --peer. Pair 1 runs Hearth first, pair 2 the
     /// peer first, and so on.
@@ -112,10 +117,22 @@ struct Args {
     /// runtime gets too.
     #[arg(long, default_value = "auto")]
     nginx_workers: String,
+    /// Instead of the load runs: RSS per camera (unwatched and watched) and per viewer,
+    /// in steps on one server (CxV: C cameras, then V and 2V viewers on --watched of
+    /// them, then none).
+    #[arg(long)]
+    memory: bool,
+    /// Seconds per --memory step (the retained window of 8 segments takes 16 s to fill,
+    /// and grant sessions idle out after 15 s).
+    #[arg(long, default_value_t = 20.0)]
+    settle: f64,
     /// KEY=VALUE added to every hearth server's environment (repeatable), e.g.
     /// MALLOC_ARENA_MAX=1 to see what glibc's arenas do to RSS.
     #[arg(long, value_parser = parse_env)]
     hearth_env: Vec<(String, String)>,
+    /// Cameras that get viewers in --memory [default: half of them, rounded up].
+    #[arg(long)]
+    watched: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -191,6 +208,9 @@ async fn main() -> anyhow::Result<()> {
     if args.peer.is_some() && args.pairs == 0 {
         bail!("--pairs must be at least 1");
     }
+    if args.memory && args.settle <= 0.0 {
+        bail!("--settle must be positive");
+    }
     let flavour = match (args.peer, args.playlist) {
         (Some(_), Some(Flavour::Fmp4)) => {
             bail!("--peer compares MPEG-TS (all nginx-rtmp serves): leave out --playlist fmp4")
@@ -243,10 +263,14 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let timing = format!(
-        "{} s warm-up + {} s measured per run",
-        args.warmup, args.duration
-    );
+    let timing = if args.memory {
+        format!("{} s per memory step", args.settle)
+    } else {
+        format!(
+            "{} s warm-up + {} s measured per run",
+            args.warmup, args.duration
+        )
+    };
     let env: Vec<String> = ctx
         .hearth_env
         .iter()
@@ -289,16 +313,35 @@ async fn main() -> anyhow::Result<()> {
         println!("{summary}");
     }
     let sizes = args.sizes.clone().unwrap_or_else(|| {
-        let default = match args.peer {
-            Some(_) => "16x100",
-            None => "4x20,16x100,32x400",
+        let default = match (args.memory, args.peer) {
+            (true, _) => "32x64",
+            (false, Some(_)) => "16x100",
+            (false, None) => "4x20,16x100,32x400",
         };
         default
             .split(',')
             .map(|s| parse_scenario(s).expect("default sizes parse"))
             .collect()
     });
-    if args.peer.is_some() {
+    if args.memory {
+        // One GOP is 2 s of a source we encoded (we know its length).
+        let gop_bytes = args.source.is_none().then(|| -> anyhow::Result<f64> {
+            Ok(std::fs::metadata(&ctx.source)?.len() as f64 * 2.0 / f64::from(SOURCE_SECONDS))
+        });
+        let gop_bytes = gop_bytes.transpose()?;
+        let mut out = Vec::new();
+        for sc in &sizes {
+            eprintln!("memory {}x{}", sc.cameras, sc.viewers);
+            let watched = args.watched.unwrap_or(sc.cameras.div_ceil(2));
+            let settle = Duration::from_secs_f64(args.settle);
+            out.push(
+                memory::run(&ctx, *sc, watched, settle, gop_bytes, !args.json)
+                    .await
+                    .with_context(|| format!("memory {}x{}", sc.cameras, sc.viewers))?,
+            );
+        }
+        doc["memory"] = out.into();
+    } else if args.peer.is_some() {
         peer_runs(&ctx, &args, &sizes, &mut doc).await?;
     } else {
         own_runs(&ctx, &args, &sizes, &mut doc).await?;
