@@ -91,6 +91,10 @@ struct Args {
     /// since nginx-rtmp serves MPEG-TS only].
     #[arg(long, value_enum)]
     playlist: Option<Flavour>,
+    /// Viewers poll playlists and fetch no segments: the playlist path alone, so that
+    /// pl/CPU-s is the cost of a playlist request (and Gbit/s is playlists only).
+    #[arg(long, conflicts_with = "memory")]
+    playlists_only: bool,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     json: bool,
@@ -174,6 +178,8 @@ pub struct Ctx {
     pub warmup: Duration,
     pub duration: Duration,
     pub poll: Duration,
+    /// Viewers fetch no segments.
+    pub playlists_only: bool,
     pub per_user: usize,
     pub clk_tck: f64,
     /// The playlist Hearth's viewers read.
@@ -252,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
         poll: Duration::from_secs_f64(args.poll),
+        playlists_only: args.playlists_only,
         per_user: args.cameras_per_user,
         clk_tck: procs::clock_ticks(),
         flavour,
@@ -278,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let summary = format!(
         "hearth-bench: {cores} cores; source {} @ {} fps, H.264 {} + AAC ({}), 2 s GOP; \
-         {timing}; viewers poll every {} s; Hearth playlist {}{}",
+         {timing}; viewers poll every {} s{}; Hearth playlist {}{}",
         args.video_size,
         args.fps,
         args.bitrate,
@@ -287,6 +294,11 @@ async fn main() -> anyhow::Result<()> {
             |k| format!("{k:.0} kbit/s measured")
         ),
         args.poll,
+        if args.playlists_only {
+            " and fetch no segments (--playlists-only)"
+        } else {
+            ""
+        },
         match flavour {
             Flavour::Fmp4 => "fMP4 (live.m3u8)",
             Flavour::Ts => "MPEG-TS (ts.m3u8)",
@@ -306,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
         "warmup_s": args.warmup,
         "duration_s": args.duration,
         "poll_s": args.poll,
+        "playlists_only": args.playlists_only,
         "playlist": flavour.name(),
         "hearth_env": env,
     });

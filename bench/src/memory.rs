@@ -155,12 +155,12 @@ pub async fn run(
     let start = Instant::now();
     run::spawn_viewers(
         &mut viewers,
+        ctx,
         &client,
         &counters,
         sources(sc.viewers),
         0,
         start,
-        ctx.poll,
     );
     tokio::time::sleep_until(start + settle).await;
     step(
@@ -174,12 +174,12 @@ pub async fn run(
     let start = Instant::now();
     run::spawn_viewers(
         &mut viewers,
+        ctx,
         &client,
         &counters,
         sources(sc.viewers),
         sc.viewers,
         start,
-        ctx.poll,
     );
     tokio::time::sleep_until(start + settle).await;
     step(

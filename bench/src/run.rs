@@ -330,13 +330,14 @@ pub fn viewer_client(viewers: usize) -> anyhow::Result<reqwest::Client> {
 /// `start` (golden-ratio sequence, continued from `first_index`).
 pub fn spawn_viewers(
     set: &mut JoinSet<()>,
+    ctx: &Ctx,
     client: &reqwest::Client,
     counters: &Arc<Counters>,
     sources: Vec<Source>,
     first_index: usize,
     start: Instant,
-    poll: Duration,
 ) {
+    let poll = ctx.poll;
     for (i, source) in sources.into_iter().enumerate() {
         let jitter = ((first_index + i) as f64 * 0.618_033_988_75).fract();
         set.spawn(
@@ -346,6 +347,7 @@ pub fn spawn_viewers(
                 source,
                 start: start + poll.mul_f64(jitter),
                 poll,
+                segments: !ctx.playlists_only,
             }
             .run(),
         );
@@ -393,15 +395,7 @@ async fn measure(
     let counters = Arc::new(Counters::default());
     let mut viewers = JoinSet::new();
     let start = Instant::now() + Duration::from_millis(100);
-    spawn_viewers(
-        &mut viewers,
-        &client,
-        &counters,
-        sources,
-        0,
-        start,
-        ctx.poll,
-    );
+    spawn_viewers(&mut viewers, ctx, &client, &counters, sources, 0, start);
 
     tokio::time::sleep_until(start + ctx.warmup).await;
     let (c0, cpu0) = (counters.snapshot(), sample_cpu(under, publishers));

@@ -102,6 +102,8 @@ pub struct Viewer {
     /// When this viewer presses play.
     pub start: Instant,
     pub poll: Duration,
+    /// Fetch segments (and their keys and init segments); `false` polls playlists only.
+    pub segments: bool,
 }
 
 /// The directory of a URL, against which a playlist's relative URIs resolve.
@@ -297,6 +299,10 @@ impl Viewer {
             self.counters
                 .bytes
                 .fetch_add(text.len() as u64, Ordering::Relaxed);
+            if !self.segments {
+                tick.tick().await;
+                continue;
+            }
             let entries = parse_playlist(&text);
             // A player joining starts at the newest segment; afterwards it takes every
             // segment it has not had yet.
