@@ -499,7 +499,11 @@ async fn peer_runs(
             let (Some(h), Some(n)) = (hearth, nginx) else {
                 unreachable!("both servers ran")
             };
-            let r = PeerRatios::of(&h, &n);
+            let mut r = PeerRatios::of(&h, &n);
+            if ctx.playlists_only {
+                // The bytes are playlists, whose size differs by server: meaningless.
+                r.cpu_per_gbit = None;
+            }
             if !args.json {
                 println!(
                     "pair {pair} {}x{} ({} first): {}",
