@@ -218,8 +218,10 @@ pub async fn run(
         per_viewer.map(|c| c.scaled(sc.viewers as f64)),
         watched,
     );
+    // What watching added, if it stands out from the drift (and from page noise).
     let watching = v2.vm_rss as f64 - still.vm_rss as f64;
-    let returned = (watching > 0.0).then(|| (v2.vm_rss as f64 - gone.vm_rss as f64) / watching);
+    let measurable = watching > (drift_mib * MIB).abs().max(MIB);
+    let returned = measurable.then(|| (v2.vm_rss as f64 - gone.vm_rss as f64) / watching);
 
     if print {
         println!(
@@ -252,6 +254,8 @@ pub async fn run(
             );
         }
         let mib = |c: Option<Cost>, f: fn(Cost) -> f64| opt(c.map(|c| f(c) / MIB), 2);
+        // Whole KiB, without a "-0" for a tiny negative.
+        let kib = |v: Option<f64>| opt(v.map(|v| if v.abs() < 0.5 { 0.0 } else { v }), 0);
         let gops = |c: Option<Cost>| {
             c.zip(gop_bytes)
                 .map(|(c, g)| format!(" = {:.1} GOPs", c.rss_kib * 1024.0 / g))
@@ -279,15 +283,21 @@ pub async fn run(
         );
         println!(
             "per viewer: {} KiB VmRSS ({} KiB anon)   (2V viewers − V viewers) / {}",
-            opt(per_viewer.map(|c| c.rss_kib), 0),
-            opt(per_viewer.map(|c| c.anon_kib), 0),
+            kib(per_viewer.map(|c| c.rss_kib)),
+            kib(per_viewer.map(|c| c.anon_kib)),
             sc.viewers
         );
         println!(
-            "after the viewers left: {:+.1} MiB VmRSS against still unwatched; {} of what \
-             watching added came back",
+            "after the viewers left: {:+.1} MiB VmRSS against still unwatched; {}",
             (gone.vm_rss as f64 - still.vm_rss as f64) / MIB,
-            returned.map_or_else(|| "-".into(), |r| format!("{:.0}%", r * 100.0)),
+            returned.map_or_else(
+                || format!(
+                    "watching added {:+.1} MiB, no more than the drift or a MiB: \
+                     nothing to give back",
+                    watching / MIB
+                ),
+                |r| format!("{:.0}% of what watching added came back", r * 100.0)
+            ),
         );
         if let Some(g) = gop_bytes {
             println!("one GOP of the source (2 s): {:.2} MiB", g / (MIB * MIB));
