@@ -292,8 +292,8 @@ pub async fn run(
             (gone.vm_rss as f64 - still.vm_rss as f64) / MIB,
             returned.map_or_else(
                 || format!(
-                    "watching added {:+.1} MiB, no more than the drift or a MiB: \
-                     nothing to give back",
+                    "watching added {:+.1} MiB, within the drift (or under 1 MiB): \
+                     too little to tell what came back",
                     watching / MIB
                 ),
                 |r| format!("{:.0}% of what watching added came back", r * 100.0)
