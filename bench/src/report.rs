@@ -230,8 +230,8 @@ pub struct PeerRatios {
     pub playlists_per_cpu_s: Option<f64>,
     /// nginx TTFS p50 ÷ Hearth TTFS p50.
     pub ttfs_p50: Option<f64>,
-    /// The same, with Hearth's TTFS counted from its first playlist request: without
-    /// the grant `POST`, which nginx has no counterpart of.
+    /// The same, with both counted from the first playlist request: without Hearth's
+    /// grant `POST`, which nginx has no counterpart of.
     pub ttfs_p50_after_grant: Option<f64>,
     /// nginx peak RSS ÷ Hearth peak RSS.
     pub rss: Option<f64>,
@@ -260,7 +260,10 @@ impl PeerRatios {
             cpu_per_gbit: div(nginx.cpu_s_per_gbit(), hearth.cpu_s_per_gbit()),
             playlists_per_cpu_s: div(hearth.playlists_per_cpu_s(), nginx.playlists_per_cpu_s()),
             ttfs_p50: div(nginx.ttfs_p50_ms, hearth.ttfs_p50_ms),
-            ttfs_p50_after_grant: div(nginx.ttfs_p50_ms, hearth.ttfs_after_grant_p50_ms),
+            ttfs_p50_after_grant: div(
+                nginx.ttfs_after_grant_p50_ms,
+                hearth.ttfs_after_grant_p50_ms,
+            ),
             rss: div(nginx.server_peak_rss_mib, hearth.server_peak_rss_mib),
             rss_with_files: div(
                 nginx

@@ -241,15 +241,18 @@ impl Viewer {
     /// Runs until the task is aborted.
     pub async fn run(self) {
         tokio::time::sleep_until(self.start).await;
-        let t0 = Instant::now();
         let mut got_first = false;
         let mut tick = tokio::time::interval(self.poll);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first tick is due at once, but the timer's 1 ms resolution can hold it
+        // back that long: take t0 after it, just before the first request.
+        tick.tick().await;
+        let t0 = Instant::now();
         let (mut playlist, mut granted) = loop {
-            tick.tick().await;
             if let Some(p) = self.playlist_url().await {
                 break (p, Instant::now());
             }
+            tick.tick().await;
         };
         let t1 = Instant::now();
         let renews = matches!(self.source, Source::Hearth { .. });
