@@ -202,23 +202,85 @@ pub fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// The fields of `/proc/PID/stat` from field 3 (state) on; field *n* is at index n − 3.
+/// `pid` may be "self".
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2 (comm) may contain spaces; everything after its ')' is fixed-format.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// utime + stime of a process (all its threads), in clock ticks. `pid` may be "self".
 pub fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 2 (comm) may contain spaces; everything after its ')' is fixed-format,
-    // starting with field 3, so utime (14) and stime (15) are at 11 and 12.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = stat_fields(pid)?;
+    // utime (14) and stime (15).
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// When the process started, in clock ticks since boot (field 22): with the PID, it
+/// names one process even if the PID is reused later.
+pub fn start_time(pid: u32) -> Option<u64> {
+    stat_fields(&pid.to_string())?.get(19)?.parse().ok()
+}
+
+/// The live direct children of `pid` (every process whose parent, field 4, is `pid`).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            stat_fields(&p.to_string())
+                .and_then(|f| f.get(1)?.parse::<u32>().ok())
+                .is_some_and(|ppid| ppid == pid)
+        })
+        .collect()
+}
+
+/// A `kB` line of `/proc/PID/status` (`VmRSS`, `VmHWM`, `RssAnon`, `RssFile`,
+/// `RssShmem`), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Peak resident set size (VmHWM) in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status_kib(pid, "VmHWM")
+}
+
+/// Sends `signal` (e.g. "TERM") to one process, with kill(1): the workspace forbids
+/// unsafe code, and std can only send SIGKILL to its own children.
+pub fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Two free loopback TCP ports (bound together, so they differ, then released; a
+/// child binds them right after).
+pub fn free_ports() -> anyhow::Result<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+}
+
+/// Total size of the regular files directly in `dir`, in bytes.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Busy clock ticks of the whole machine, summed over all cores (from /proc/stat):

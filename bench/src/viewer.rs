@@ -1,6 +1,11 @@
-//! A simulated HLS viewer: asks for a stream grant, then polls the fMP4 media playlist
-//! and fetches the init segment, each new AES-128 key (`EXT-X-KEY`) and every new
-//! segment once, like a player that starts at the live edge.
+//! A simulated HLS viewer: polls a media playlist and fetches the newest segment on
+//! its first poll and every new segment once after that, like a player that starts at
+//! the live edge. It also fetches each init segment (`EXT-X-MAP`) and AES-128 key
+//! (`EXT-X-KEY`) it needs, once.
+//!
+//! Against Hearth it first asks for a stream grant and then reads the grant's fMP4
+//! (`live.m3u8`) or MPEG-TS (`ts.m3u8`) playlist. Against a plain HLS server (the
+//! nginx-rtmp peer) it reads a playlist URL directly, with no grant and no token.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +25,11 @@ pub struct Counters {
     /// AES-128 keys fetched (`EXT-X-KEY` URIs, once each per grant).
     pub keys: AtomicU64,
     pub errors: AtomicU64,
-    /// Time to first segment of each viewer that got one, in microseconds.
+    /// Time to first segment of each viewer that got one, in microseconds, from just
+    /// before its grant request (Hearth) or its first playlist request (plain HLS).
     pub ttfs_us: Mutex<Vec<u64>>,
+    /// The same, from just before the first playlist request: the grant left out.
+    pub ttfs_after_grant_us: Mutex<Vec<u64>>,
     /// A few distinct error descriptions, for the report on stderr.
     pub error_samples: Mutex<Vec<String>>,
 }
@@ -55,15 +63,52 @@ impl Counters {
     }
 }
 
+/// Which of Hearth's media playlists a viewer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavour {
+    /// `live.m3u8`: fMP4 segments with an init segment (what the web app plays).
+    Fmp4,
+    /// `ts.m3u8`: MPEG-TS segments (smart displays; what nginx-rtmp serves).
+    Ts,
+}
+
+impl Flavour {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Fmp4 => "fmp4",
+            Flavour::Ts => "ts",
+        }
+    }
+}
+
+/// Where a viewer's playlist comes from.
+#[derive(Clone)]
+pub enum Source {
+    /// Hearth: a stream grant for the camera, then the grant's playlist of `flavour`.
+    Hearth {
+        base: String,
+        camera_id: String,
+        token: String,
+        flavour: Flavour,
+    },
+    /// A plain HLS server: the media playlist's URL, no grant and no token.
+    Plain { playlist_url: String },
+}
+
 pub struct Viewer {
     pub client: reqwest::Client,
     pub counters: Arc<Counters>,
-    pub base: String,
-    pub camera_id: String,
-    pub token: String,
+    pub source: Source,
     /// When this viewer presses play.
     pub start: Instant,
     pub poll: Duration,
+    /// Fetch segments (and their keys and init segments); `false` polls playlists only.
+    pub segments: bool,
+}
+
+/// The directory of a URL, against which a playlist's relative URIs resolve.
+fn dir_of(url: &str) -> &str {
+    url.rsplit_once('/').map_or(url, |(d, _)| d)
 }
 
 /// One entry of a media playlist.
@@ -115,7 +160,7 @@ fn parse_playlist(text: &str) -> Vec<Entry> {
 impl Viewer {
     /// GETs `url`; counts the body's bytes, or an error.
     async fn fetch(&self, url: &str, what: &str) -> Option<usize> {
-        let resp = match self.client.get(url).bearer_auth(&self.token).send().await {
+        let resp = match self.get(url).send().await {
             Ok(r) => r,
             Err(e) => {
                 self.counters.error(format!("{what}: {e}"));
@@ -141,15 +186,31 @@ impl Viewer {
         }
     }
 
-    /// `POST /api/v1/cameras/{id}/streams`; returns the base URL of the grant's media.
-    async fn grant(&self) -> Option<String> {
+    /// A GET, with the Hearth session token if there is one.
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let req = self.client.get(url);
+        match &self.source {
+            Source::Hearth { token, .. } => req.bearer_auth(token),
+            Source::Plain { .. } => req,
+        }
+    }
+
+    /// The media playlist's URL: for Hearth, from a new grant
+    /// (`POST /api/v1/cameras/{id}/streams`); `None` (counted as an error) if that failed.
+    async fn playlist_url(&self) -> Option<String> {
+        let (base, camera_id, token, flavour) = match &self.source {
+            Source::Plain { playlist_url } => return Some(playlist_url.clone()),
+            Source::Hearth {
+                base,
+                camera_id,
+                token,
+                flavour,
+            } => (base, camera_id, token, flavour),
+        };
         let resp = self
             .client
-            .post(format!(
-                "{}/api/v1/cameras/{}/streams",
-                self.base, self.camera_id
-            ))
-            .bearer_auth(&self.token)
+            .post(format!("{base}/api/v1/cameras/{camera_id}/streams"))
+            .bearer_auth(token)
             .send()
             .await;
         let v: serde_json::Value = match resp {
@@ -169,47 +230,52 @@ impl Viewer {
                 return None;
             }
         };
-        let hls = v["hls_url"].as_str()?;
-        Some(hls.rsplit_once('/')?.0.to_string())
+        let url = match flavour {
+            // `hls_url` is the master playlist; the fMP4 media playlist is beside it.
+            Flavour::Fmp4 => format!("{}/live.m3u8", dir_of(v["hls_url"].as_str()?)),
+            Flavour::Ts => v["hls_ts_url"].as_str()?.to_string(),
+        };
+        Some(url)
     }
 
     /// Runs until the task is aborted.
     pub async fn run(self) {
         tokio::time::sleep_until(self.start).await;
-        let t0 = Instant::now();
         let mut got_first = false;
         let mut tick = tokio::time::interval(self.poll);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (mut media, mut granted) = loop {
-            tick.tick().await;
-            if let Some(m) = self.grant().await {
-                break (m, Instant::now());
+        // The first tick is due at once, but the timer's 1 ms resolution can hold it
+        // back that long: take t0 after it, just before the first request.
+        tick.tick().await;
+        let t0 = Instant::now();
+        let (mut playlist, mut granted) = loop {
+            if let Some(p) = self.playlist_url().await {
+                break (p, Instant::now());
             }
+            tick.tick().await;
         };
+        let t1 = Instant::now();
+        let renews = matches!(self.source, Source::Hearth { .. });
         let mut init: Option<String> = None;
         // Key URIs fetched under the current grant; a player fetches each one once.
         let mut keys: std::collections::HashSet<String> = Default::default();
         let mut last_seq: Option<u64> = None;
         loop {
-            let renewed = if granted.elapsed() > GRANT_RENEW_AFTER {
-                self.grant().await
+            let renewed = if renews && granted.elapsed() > GRANT_RENEW_AFTER {
+                self.playlist_url().await
             } else {
                 None
             };
-            if let Some(m) = renewed {
-                media = m;
+            if let Some(p) = renewed {
+                playlist = p;
                 granted = Instant::now();
                 // A new grant is a new URL space for the same objects.
                 init = None;
                 keys.clear();
             }
+            let media = dir_of(&playlist);
             let text = {
-                let resp = self
-                    .client
-                    .get(format!("{media}/live.m3u8"))
-                    .bearer_auth(&self.token)
-                    .send()
-                    .await;
+                let resp = self.get(&playlist).send().await;
                 match resp {
                     Ok(r) if r.status().is_success() => match r.text().await {
                         Ok(t) => t,
@@ -236,6 +302,10 @@ impl Viewer {
             self.counters
                 .bytes
                 .fetch_add(text.len() as u64, Ordering::Relaxed);
+            if !self.segments {
+                tick.tick().await;
+                continue;
+            }
             let entries = parse_playlist(&text);
             // A player joining starts at the newest segment; afterwards it takes every
             // segment it has not had yet.
@@ -271,8 +341,10 @@ impl Viewer {
                     self.counters.segments.fetch_add(1, Ordering::Relaxed);
                     if !got_first {
                         got_first = true;
-                        let us = t0.elapsed().as_micros() as u64;
-                        self.counters.ttfs_us.lock().expect("ttfs").push(us);
+                        let us = |t: Instant| t.elapsed().as_micros() as u64;
+                        self.counters.ttfs_us.lock().expect("ttfs").push(us(t0));
+                        let after = &self.counters.ttfs_after_grant_us;
+                        after.lock().expect("ttfs").push(us(t1));
                     }
                 }
             }
@@ -307,5 +379,28 @@ mod tests {
         assert_eq!(e[0].key.as_deref(), Some("key-c-1-9.bin"));
         assert_eq!(e[0].map.as_deref(), Some("init.mp4"));
         assert_eq!(e[1].key, None);
+    }
+
+    #[test]
+    fn parses_nginx_rtmp_playlists() {
+        // As written by libnginx-mod-rtmp 1.2.2 (hls_fragment 2s, hls_playlist_length 10s).
+        let p = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-TARGETDURATION:2\n\
+                 #EXTINF:2.000,\ncam0-3.ts\n#EXTINF:2.006,\ncam0-4.ts\n";
+        let e = parse_playlist(p);
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[1].seq, e[1].uri.as_str()), (4, "cam0-4.ts"));
+        assert!(e.iter().all(|e| e.map.is_none() && e.key.is_none()));
+    }
+
+    #[test]
+    fn resolves_against_the_playlist_directory() {
+        assert_eq!(
+            dir_of("http://127.0.0.1:8080/hls/cam3.m3u8"),
+            "http://127.0.0.1:8080/hls"
+        );
+        assert_eq!(
+            dir_of("http://127.0.0.1:1/media/tok/ts.m3u8"),
+            "http://127.0.0.1:1/media/tok"
+        );
     }
 }
