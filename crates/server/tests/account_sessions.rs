@@ -7,8 +7,6 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
-use std::net::IpAddr;
-use std::time::Duration;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -24,24 +22,6 @@ fn server() -> (Server, String) {
     }
     let (camera, _) = s.add_camera(OWNER_A, "Porch");
     (s, camera)
-}
-
-fn client_from(addr: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(addr.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn login_with(c: &reqwest::Client, s: &Server, email: &str, password: &str) -> u16 {
-    c.post(format!("{}/api/v1/login", s.base))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 async fn sessions(s: &Server, token: &str) -> (u16, Value) {
@@ -262,7 +242,7 @@ async fn changing_the_password_takes_the_current_one_and_ends_every_other_sessio
     .await;
     assert_eq!(st, 401);
     assert_eq!(session_status(&s, &other).await, 200);
-    assert_eq!(login_with(&c, &s, OWNER_A, PASSWORD).await, 200);
+    assert_eq!(login_status_with(&c, &s.base, OWNER_A, PASSWORD).await, 200);
 
     // The right one: 204. The old password stops working, the new one works, the
     // other session ends with its streams; this one and B's carry on.
@@ -287,13 +267,16 @@ async fn changing_the_password_takes_the_current_one_and_ends_every_other_sessio
     let detail: Value = serde_json::from_str(&detail).unwrap();
     // `other`, and the login that showed the old password still worked.
     assert_eq!(detail["sessions_ended"], 2, "{detail}");
-    assert_eq!(login_with(&c, &s, OWNER_A, PASSWORD).await, 401);
-    assert_eq!(login_with(&c, &s, OWNER_A, NEW_PASSWORD).await, 200);
+    assert_eq!(login_status_with(&c, &s.base, OWNER_A, PASSWORD).await, 401);
+    assert_eq!(
+        login_status_with(&c, &s.base, OWNER_A, NEW_PASSWORD).await,
+        200
+    );
     assert_eq!(session_status(&s, &other).await, 401);
     assert_eq!(get_as(&still, Some(&other)).await.0, 403);
     assert_eq!(session_status(&s, &here).await, 200);
     assert_eq!(session_status(&s, &b).await, 200);
-    assert_eq!(login_with(&c, &s, OWNER_B, PASSWORD).await, 200);
+    assert_eq!(login_status_with(&c, &s.base, OWNER_B, PASSWORD).await, 200);
     // The signed-in sessions are this one and the login just made.
     let (_, listed) = sessions(&s, &here).await;
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
@@ -339,10 +322,10 @@ async fn guessing_the_current_password_through_a_session_is_rate_limited() {
     )
     .await;
     assert_eq!(st, 429);
-    assert_eq!(login_with(&c, &s, OWNER_A, PASSWORD).await, 429);
+    assert_eq!(login_status_with(&c, &s.base, OWNER_A, PASSWORD).await, 429);
     // The owner elsewhere still signs in, with the unchanged password.
     assert_eq!(
-        login_with(&client_from("127.0.0.2"), &s, OWNER_A, PASSWORD).await,
+        login_status_with(&client_from("127.0.0.2"), &s.base, OWNER_A, PASSWORD).await,
         200
     );
 }

@@ -8,28 +8,12 @@
 
 mod common;
 use common::*;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
 
 const FLOOD: Duration = Duration::from_secs(20);
-
-async fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))?;
-    sock.connect(to).await
-}
-
-fn client_from(addr: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(addr.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 /// Runs `f` in a loop until `stop`, counting rounds.
 fn flood<F, Fut>(

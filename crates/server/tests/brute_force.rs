@@ -6,16 +6,7 @@
 
 mod common;
 use common::*;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
-
-fn client_from(addr: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(addr.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
 
 async fn login(c: &reqwest::Client, base: &str, email: &str, password: &str) -> reqwest::Response {
     c.post(format!("{base}/api/v1/login"))

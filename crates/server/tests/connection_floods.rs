@@ -5,16 +5,9 @@
 
 mod common;
 use common::*;
-use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
-async fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(from.parse::<IpAddr>().unwrap(), 0))?;
-    sock.connect(to).await
-}
+use tokio::net::TcpStream;
 
 /// Whether the server closed `s` (read returns 0 or an error) within `within`.
 async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {

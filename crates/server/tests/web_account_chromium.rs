@@ -33,17 +33,6 @@ async fn api_status(s: &Server, method: reqwest::Method, path: &str, token: &str
         .as_u16()
 }
 
-async fn login_status(s: &Server, email: &str, password: &str) -> u16 {
-    client()
-        .post(format!("{}/api/v1/login", s.base))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// With `HEARTH_SCREENSHOT_DIR` set, saves a screenshot of the top of the page
 /// there as `name`.
 async fn screenshot(d: &Driver, name: &str) {
@@ -469,7 +458,7 @@ async fn the_account_page_signs_sessions_out_unlinks_and_changes_the_password() 
     )
     .await;
     assert_eq!(
-        login_status(&s, OWNER_A, PASSWORD).await,
+        login_status_with(&client(), &s.base, OWNER_A, PASSWORD).await,
         401,
         "the old password"
     );
@@ -497,7 +486,7 @@ async fn the_account_page_signs_sessions_out_unlinks_and_changes_the_password() 
     assert_eq!(left, json!([here_id]));
     screenshot(&d, "account.png").await;
     assert_eq!(
-        login_status(&s, OWNER_A, NEW_PASSWORD).await,
+        login_status_with(&client(), &s.base, OWNER_A, NEW_PASSWORD).await,
         200,
         "the new password"
     );

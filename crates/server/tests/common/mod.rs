@@ -651,3 +651,36 @@ pub fn no_redirects() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// An HTTP client whose connections come from `addr` (any 127.0.0.0/8 address),
+/// so tests can act as several clients to per-address limits.
+pub fn client_from(addr: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(addr.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A TCP connection to `to` from the address `from`.
+pub async fn connect_from(from: &str, to: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(from.parse().unwrap(), 0))?;
+    sock.connect(to).await
+}
+
+/// The status of a login with `c`.
+pub async fn login_status_with(
+    c: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> u16 {
+    c.post(format!("{base}/api/v1/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
