@@ -383,6 +383,10 @@ impl Copier {
         for s in sessions.values() {
             snapshot.extend_from_slice(&journal::progress_line(&s.progress()));
         }
+        // The media path counts under the sessions lock: let it go on while the
+        // new file is written. Holding the journal keeps every later line (a
+        // view's start or end) in the new generation, after the snapshot.
+        drop(sessions);
         let next = journal.generation() + 1;
         let rotated = Writer::create(journal.dir(), next, &snapshot).and_then(|w| {
             let reader = Reader::open(w.path(), 0)?;
