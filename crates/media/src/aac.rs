@@ -18,8 +18,10 @@ pub const SAMPLE_RATES: [u32; 13] = [
 /// Samples per AAC frame (AAC-LC; the core rate for HE-AAC).
 pub const SAMPLES_PER_FRAME: u32 = 1024;
 
+/// Length of an ADTS header without CRC.
+pub const ADTS_HEADER_LEN: usize = 7;
 /// Largest raw AAC frame an ADTS header can describe (13-bit length minus the header).
-pub const MAX_ADTS_PAYLOAD: usize = 0x1fff - 7;
+pub const MAX_ADTS_PAYLOAD: usize = 0x1fff - ADTS_HEADER_LEN;
 
 /// Decoded AudioSpecificConfig.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +115,7 @@ impl AacConfig {
     /// signalled as LC at the core rate, which decoders upgrade implicitly. A rate
     /// outside the ADTS table uses the nearest table rate. `payload_len` above
     /// [`MAX_ADTS_PAYLOAD`] cannot be represented; the length field saturates.
-    pub fn adts_header(&self, payload_len: usize) -> [u8; 7] {
+    pub fn adts_header(&self, payload_len: usize) -> [u8; ADTS_HEADER_LEN] {
         let profile: u8 = match self.object_type {
             1..=4 => self.object_type - 1,
             _ => 1,

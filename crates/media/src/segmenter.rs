@@ -9,8 +9,12 @@
 //! samples (references to the frames' bytes, which the GOP cache shares) and
 //! everything the muxer needs, and writes the segment when first asked
 //! ([`Fmp4Media::mux`]) — a segment nobody fetches costs no second copy. MPEG-TS
-//! needs the muxer's continuity counters in order, so it is written at the cut, and
-//! only while [`Segmenter::set_ts_enabled`] says someone plays TS.
+//! is written on demand the same way ([`TsMedia::mux`]). Its continuity counters
+//! run on across segments, so at the cut the segmenter only counts the packets the
+//! segment will take (from the frames' sizes, without writing them) and the
+//! segment keeps the counters it starts with: any segment can be written alone,
+//! in any order, and the bytes are those a muxer writing every segment in turn
+//! would produce.
 //!
 //! Timing rules (all deterministic, no clock reads):
 //! - Video timestamps are taken as given (ms → 90 kHz). `dts` must not go
@@ -88,9 +92,9 @@ pub struct Segment {
     pub init: Bytes,
     /// `styp` + `moof` + `mdat`, decodable with `init`, written on demand.
     pub fmp4: Fmp4Media,
-    /// Self-contained MPEG-TS (PAT/PMT, SPS/PPS before the IDR, ADTS audio);
-    /// `None` while TS is disabled.
-    pub ts: Option<Bytes>,
+    /// Self-contained MPEG-TS (PAT/PMT, SPS/PPS before the IDR, ADTS audio),
+    /// written on demand.
+    pub ts: TsMedia,
     /// Number of video frames.
     pub frame_count: u32,
     /// Number of audio frames.
@@ -146,6 +150,127 @@ impl Fmp4Media {
     }
 }
 
+/// A segment's MPEG-TS flavour, not yet written: the frames (sharing their
+/// bytes), their 90 kHz times and the muxer's counters as the segment starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsMedia {
+    /// Counters and PMT version as the segment starts.
+    start: TsMuxer,
+    /// The PMT lists an audio stream.
+    audio_stream: bool,
+    video_cfg: AvcConfig,
+    audio_cfg: Option<AacConfig>,
+    video: Vec<TsVideo>,
+    /// (raw AAC frame, pts), 90 kHz.
+    audio: Vec<(Bytes, i64)>,
+}
+
+/// A video frame of a TS segment, times in 90 kHz.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TsVideo {
+    data: Bytes,
+    pts: i64,
+    dts: i64,
+    keyframe: bool,
+}
+
+/// One PES of a TS segment, in the order the segment carries them.
+enum TsUnit {
+    /// The video frame at this index.
+    Video(usize),
+    /// These audio frames, as one PES.
+    Audio(std::ops::Range<usize>),
+}
+
+impl TsMedia {
+    /// The segment's PES in order, interleaved by decode time: before each video
+    /// frame, the audio up to its dts, in PES of at most
+    /// [`MAX_AUDIO_FRAMES_PER_PES`] frames; the rest of the audio at the end.
+    fn units(&self) -> Vec<TsUnit> {
+        let mut units = Vec::with_capacity(self.video.len() + self.audio.len());
+        let mut ai = 0;
+        let mut audio_until = |until: Option<i64>, units: &mut Vec<TsUnit>| {
+            if self.audio_cfg.is_none() {
+                return;
+            }
+            let due = |i: usize| i < self.audio.len() && until.is_none_or(|u| self.audio[i].1 <= u);
+            while due(ai) {
+                let from = ai;
+                while due(ai) && ai - from < MAX_AUDIO_FRAMES_PER_PES {
+                    ai += 1;
+                }
+                units.push(TsUnit::Audio(from..ai));
+            }
+        };
+        for (i, v) in self.video.iter().enumerate() {
+            audio_until(Some(v.dts), &mut units);
+            units.push(TsUnit::Video(i));
+        }
+        audio_until(None, &mut units);
+        units
+    }
+
+    /// Advances `mux`'s counters past the segment, as writing it would, without
+    /// writing it.
+    fn count(&self, mux: &mut TsMuxer) {
+        let mut pieces = Vec::new();
+        mux.skip_tables();
+        for unit in self.units() {
+            match unit {
+                TsUnit::Video(i) => {
+                    let v = &self.video[i];
+                    pieces.clear();
+                    // Validated on push, so conversion cannot fail (see `mux`).
+                    let len = ts::annexb_pieces(&v.data, &self.video_cfg, &mut pieces).unwrap_or(0);
+                    mux.skip_video(v.pts, v.dts, len);
+                }
+                TsUnit::Audio(r) => {
+                    let len = self.audio[r]
+                        .iter()
+                        .map(|(a, _)| aac::ADTS_HEADER_LEN + a.len());
+                    mux.skip_audio(len.sum());
+                }
+            }
+        }
+    }
+
+    /// Writes the segment (one copy of the frames).
+    pub fn mux(&self) -> Bytes {
+        let mut mux = self.start.clone();
+        let size: usize = self.video.iter().map(|v| v.data.len()).sum::<usize>()
+            + self.audio.iter().map(|a| a.0.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size + size / 8);
+        mux.write_tables(self.audio_stream, &mut out);
+        let mut pieces = Vec::new();
+        let mut headers = Vec::new();
+        for unit in self.units() {
+            match unit {
+                TsUnit::Video(i) => {
+                    let v = &self.video[i];
+                    pieces.clear();
+                    // Validated on push, so conversion cannot fail; a failure
+                    // would only truncate (the same in `count`).
+                    let _ = ts::annexb_pieces(&v.data, &self.video_cfg, &mut pieces);
+                    mux.write_video(v.pts, v.dts, v.keyframe, &pieces, &mut out);
+                }
+                TsUnit::Audio(r) => {
+                    let Some(c) = &self.audio_cfg else { continue };
+                    let frames = &self.audio[r];
+                    headers.clear();
+                    headers.extend(frames.iter().map(|(a, _)| c.adts_header(a.len())));
+                    let pieces: Vec<&[u8]> = headers
+                        .iter()
+                        .zip(frames)
+                        .flat_map(|(h, (a, _))| [&h[..], &a[..]])
+                        .collect();
+                    mux.write_audio(frames[0].1, &pieces, &mut out);
+                }
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
 /// Counters of input the segmenter could not use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SegmenterStats {
@@ -194,7 +319,6 @@ pub struct Segmenter {
     timeline_started: bool,
     audio_clock: Option<AudioClock>,
     ts: TsMuxer,
-    ts_enabled: bool,
     stats: SegmenterStats,
 }
 
@@ -219,17 +343,8 @@ impl Segmenter {
             timeline_started: false,
             audio_clock: None,
             ts: TsMuxer::new(),
-            ts_enabled: true,
             stats: SegmenterStats::default(),
         }
-    }
-
-    /// Whether segments cut from now on carry the MPEG-TS flavour (on by default).
-    /// Turn it off while nobody plays TS: the muxing is skipped. Turning it back
-    /// on continues the continuity counters where they were, which a new TS
-    /// viewer does not notice (it starts at a fresh segment).
-    pub fn set_ts_enabled(&mut self, on: bool) {
-        self.ts_enabled = on;
     }
 
     /// Sets the H.264 config. Identical configs are ignored; a changed one closes
@@ -477,16 +592,28 @@ impl Segmenter {
             audio_base: audio_times.first().map_or(0, |t| t.0),
             audio: audio_samples,
         };
-        let ts = self.ts_enabled.then(|| {
-            self.mux_ts(
-                &open.video,
-                &video_cfg,
-                &audio,
-                &audio_cfg,
-                &audio_times,
-                &fmp4,
-            )
-        });
+        let ts = TsMedia {
+            start: self.ts.clone(),
+            audio_stream: self.audio_config.is_some(),
+            video_cfg,
+            video: open
+                .video
+                .iter()
+                .map(|f| TsVideo {
+                    data: f.data.clone(),
+                    pts: to_90k(f.pts_ms),
+                    dts: to_90k(f.dts_ms),
+                    keyframe: f.keyframe,
+                })
+                .collect(),
+            audio: audio
+                .iter()
+                .zip(&audio_times)
+                .map(|(a, t)| (a.data.clone(), t.1))
+                .collect(),
+            audio_cfg,
+        };
+        ts.count(&mut self.ts);
 
         let seg = Segment {
             seq: self.next_seq,
@@ -502,60 +629,6 @@ impl Segmenter {
         };
         self.next_seq += 1;
         Some(seg)
-    }
-
-    /// MPEG-TS of one segment, interleaved by decode time.
-    fn mux_ts(
-        &mut self,
-        video: &[VideoFrame],
-        video_cfg: &AvcConfig,
-        audio: &[AudioFrame],
-        audio_cfg: &Option<AacConfig>,
-        audio_times: &[(u64, i64)],
-        fmp4: &Fmp4Media,
-    ) -> Bytes {
-        let offset = self.offset_ms;
-        let to_90k = |ms: i64| (ms + offset) * 90;
-        let size = fmp4.media_len();
-        let mut tsbuf = Vec::with_capacity(size + size / 8);
-        self.ts
-            .write_tables(self.audio_config.is_some(), &mut tsbuf);
-        let mut annexb = Vec::new();
-        let mut adts = Vec::new();
-        let mut ai = 0;
-        for f in video {
-            let dts = to_90k(f.dts_ms);
-            if let Some(c) = audio_cfg {
-                ai = write_audio_until(
-                    &mut self.ts,
-                    c,
-                    audio,
-                    audio_times,
-                    ai,
-                    Some(dts),
-                    &mut adts,
-                    &mut tsbuf,
-                );
-            }
-            annexb.clear();
-            // Validated on push, so conversion cannot fail; a failure would only truncate.
-            let _ = ts::annexb_access_unit(&f.data, video_cfg, &mut annexb);
-            self.ts
-                .write_video(to_90k(f.pts_ms), dts, f.keyframe, &annexb, &mut tsbuf);
-        }
-        if let Some(c) = audio_cfg {
-            write_audio_until(
-                &mut self.ts,
-                c,
-                audio,
-                audio_times,
-                ai,
-                None,
-                &mut adts,
-                &mut tsbuf,
-            );
-        }
-        Bytes::from(tsbuf)
     }
 
     /// Advances the AAC clock by one frame with publisher pts `pts_ms`; returns the
@@ -585,37 +658,6 @@ impl Segmenter {
         });
         (samples as u64, pts_90k)
     }
-}
-
-/// Writes audio frames from index `i` whose 90 kHz pts is below `until` (all if
-/// None) as PES packets of up to [`MAX_AUDIO_FRAMES_PER_PES`] frames. Returns the
-/// next unwritten index.
-#[allow(clippy::too_many_arguments)]
-fn write_audio_until(
-    mux: &mut TsMuxer,
-    c: &AacConfig,
-    audio: &[AudioFrame],
-    times: &[(u64, i64)],
-    mut i: usize,
-    until: Option<i64>,
-    adts: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) -> usize {
-    while i < audio.len() && until.is_none_or(|u| times[i].1 <= u) {
-        adts.clear();
-        let pts = times[i].1;
-        let mut n = 0;
-        while i < audio.len()
-            && n < MAX_AUDIO_FRAMES_PER_PES
-            && until.is_none_or(|u| times[i].1 <= u)
-        {
-            ts::adts_frame(c, &audio[i].data, adts);
-            i += 1;
-            n += 1;
-        }
-        mux.write_audio(pts, adts, out);
-    }
-    i
 }
 
 #[cfg(test)]
@@ -708,23 +750,84 @@ mod tests {
     }
 
     #[test]
-    fn ts_is_written_only_while_enabled_and_fmp4_on_demand() {
+    fn both_flavours_are_written_on_demand() {
         let mut s = Segmenter::new(SegmenterConfig::default());
         s.set_video_config(video_cfg());
         s.set_audio_config(audio_cfg());
-        s.set_ts_enabled(false);
-        let off = run(&mut s, 1000, 100, 50);
-        assert!(!off.is_empty());
-        assert!(off.iter().all(|seg| seg.ts.is_none()));
-        s.set_ts_enabled(true);
-        let on = run(&mut s, 5000, 100, 50);
-        assert!(on.iter().all(|seg| seg.ts.is_some()));
-        // The fMP4 flavour shares the frames' bytes until it is written.
-        let seg = &on[0];
+        let segs = run(&mut s, 5000, 100, 50);
+        // Each flavour shares the frames' bytes until it is written.
+        let seg = &segs[0];
         let written = seg.fmp4.mux();
         assert!(written.len() > seg.fmp4.media_len());
         assert!(written.len() < seg.fmp4.media_len() + 4096);
         assert_eq!(written, seg.fmp4.mux(), "writing is deterministic");
+        assert_eq!(seg.ts.mux(), seg.ts.mux(), "writing is deterministic");
+    }
+
+    /// An AVCC frame of `len` payload bytes after an SEI: PES of every size.
+    fn sized_frame(dts: i64, key: bool, len: usize) -> VideoFrame {
+        let mut data = vec![0, 0, 0, 3, 0x06, 0x05, 0x80];
+        data.extend_from_slice(&(len as u32 + 1).to_be_bytes());
+        data.push(if key { 0x65 } else { 0x41 });
+        data.extend((0..len).map(|i| i as u8));
+        VideoFrame {
+            dts_ms: dts,
+            pts_ms: dts + 40 * (dts % 3),
+            keyframe: key,
+            data: Bytes::from(data),
+            provenance: None,
+        }
+    }
+
+    #[test]
+    fn ts_segments_written_alone_in_any_order_continue_the_counters() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_video_config(video_cfg());
+        s.set_audio_config(audio_cfg());
+        let mut segs = Vec::new();
+        let mut audio_n = 0i64;
+        for i in 0..600i64 {
+            let dts = i * 40;
+            while audio_n * 1024 * 1000 / 44100 <= dts {
+                let len = (audio_n * 37 % 700 + 1) as usize;
+                segs.extend(s.push_audio(AudioFrame {
+                    pts_ms: audio_n * 1024 * 1000 / 44100,
+                    data: Bytes::from(vec![0x21; len]),
+                    provenance: None,
+                }));
+                audio_n += 1;
+            }
+            // Sizes sweep every remainder modulo a packet's payload.
+            let len = (i * 331 % 7000) as usize;
+            segs.extend(s.push_video(sized_frame(dts, i % 50 == 0, len)));
+            if i == 300 {
+                // A new config: the PMT version changes, the counters run on.
+                let mut other = video_cfg();
+                other.record = Bytes::from_static(b"another record");
+                s.set_video_config(other);
+            }
+        }
+        segs.extend(s.flush());
+        assert!(segs.len() > 10);
+        // Written newest first, each on its own, as viewers ask for them.
+        let mut written: Vec<Bytes> = segs.iter().rev().map(|g| g.ts.mux()).collect();
+        written.reverse();
+        let mut last_cc: std::collections::HashMap<u16, u8> = Default::default();
+        let mut packets = 0;
+        for ts in &written {
+            assert_eq!(ts.len() % 188, 0);
+            for p in ts.chunks(188) {
+                assert_eq!(p[0], 0x47);
+                let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+                let cc = p[3] & 0x0f;
+                if let Some(prev) = last_cc.insert(pid, cc) {
+                    assert_eq!(cc, (prev + 1) & 0x0f, "pid {pid:#x} at packet {packets}");
+                }
+                packets += 1;
+            }
+        }
+        assert_eq!(last_cc.len(), 4, "PAT, PMT, video, audio");
+        assert!(packets > 10_000, "{packets}");
     }
 
     #[test]
@@ -736,7 +839,7 @@ mod tests {
         assert_eq!(segs.len(), 4);
         let mut last_cc: std::collections::HashMap<u16, u8> = Default::default();
         for seg in &segs {
-            let ts = seg.ts.as_ref().expect("TS on by default");
+            let ts = seg.ts.mux();
             assert_eq!(ts.len() % 188, 0);
             let first = &ts[..188];
             assert_eq!(

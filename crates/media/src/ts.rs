@@ -79,7 +79,7 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
 }
 
 /// Transport stream muxer state: continuity counters and PMT version.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TsMuxer {
     cc_pat: u8,
     cc_pmt: u8,
@@ -157,80 +157,118 @@ impl TsMuxer {
         out.resize(start + PACKET_SIZE, 0xff);
     }
 
-    /// Writes one video access unit (already Annex B, see [`annexb_access_unit`]) as a PES.
-    /// Timestamps are 90 kHz; they are reduced modulo 2^33. The PCR is set to the DTS.
+    /// Writes one video access unit (Annex B, given as pieces in order, see
+    /// [`annexb_pieces`]) as a PES. Timestamps are 90 kHz; they are reduced modulo
+    /// 2^33. The PCR is set to the DTS.
     pub fn write_video(
         &mut self,
         pts_90k: i64,
         dts_90k: i64,
         keyframe: bool,
-        annexb: &[u8],
+        au: &[&[u8]],
         out: &mut Vec<u8>,
     ) {
-        let mut pes = Vec::with_capacity(annexb.len() + 19);
+        let au_len: usize = au.iter().map(|p| p.len()).sum();
         let with_dts = pts_90k != dts_90k;
         let header_len: usize = if with_dts { 10 } else { 5 };
-        let payload_len = 3 + header_len + annexb.len();
+        let payload_len = 3 + header_len + au_len;
         let pes_len = if payload_len <= 0xffff {
             payload_len as u16
         } else {
             0
         };
-        pes.extend_from_slice(&[0, 0, 1, 0xe0]);
-        pes.extend_from_slice(&pes_len.to_be_bytes());
-        pes.extend_from_slice(&[0x84, if with_dts { 0xc0 } else { 0x80 }, header_len as u8]); // data_alignment
-        write_timestamp(&mut pes, if with_dts { 3 } else { 2 }, pts_90k);
+        let mut header = Vec::with_capacity(19);
+        header.extend_from_slice(&[0, 0, 1, 0xe0]);
+        header.extend_from_slice(&pes_len.to_be_bytes());
+        header.extend_from_slice(&[0x84, if with_dts { 0xc0 } else { 0x80 }, header_len as u8]); // data_alignment
+        write_timestamp(&mut header, if with_dts { 3 } else { 2 }, pts_90k);
         if with_dts {
-            write_timestamp(&mut pes, 1, dts_90k);
+            write_timestamp(&mut header, 1, dts_90k);
         }
-        pes.extend_from_slice(annexb);
+        debug_assert_eq!(header.len(), video_pes_len(pts_90k, dts_90k, 0));
         self.write_pes(
             VIDEO_PID,
-            &pes,
+            &header,
+            au,
             Some((dts_90k & PTS_MASK) as u64),
             keyframe,
             out,
         );
     }
 
-    /// Writes ADTS frames (one or more, contiguous) as one audio PES with the first frame's PTS.
-    pub fn write_audio(&mut self, pts_90k: i64, adts: &[u8], out: &mut Vec<u8>) {
-        let mut pes = Vec::with_capacity(adts.len() + 14);
-        let payload_len = 3 + 5 + adts.len();
+    /// Writes ADTS frames (one or more, given as pieces in order) as one audio PES
+    /// with the first frame's PTS.
+    pub fn write_audio(&mut self, pts_90k: i64, adts: &[&[u8]], out: &mut Vec<u8>) {
+        let adts_len: usize = adts.iter().map(|p| p.len()).sum();
+        let payload_len = 3 + 5 + adts_len;
         let pes_len = if payload_len <= 0xffff {
             payload_len as u16
         } else {
             0
         };
-        pes.extend_from_slice(&[0, 0, 1, 0xc0]);
-        pes.extend_from_slice(&pes_len.to_be_bytes());
-        pes.extend_from_slice(&[0x84, 0x80, 5]);
-        write_timestamp(&mut pes, 2, pts_90k);
-        pes.extend_from_slice(adts);
-        self.write_pes(AUDIO_PID, &pes, None, false, out);
+        let mut header = Vec::with_capacity(14);
+        header.extend_from_slice(&[0, 0, 1, 0xc0]);
+        header.extend_from_slice(&pes_len.to_be_bytes());
+        header.extend_from_slice(&[0x84, 0x80, 5]);
+        write_timestamp(&mut header, 2, pts_90k);
+        debug_assert_eq!(header.len(), audio_pes_len(0));
+        self.write_pes(AUDIO_PID, &header, adts, None, false, out);
     }
 
+    /// Advances the counters as [`TsMuxer::write_tables`] would.
+    pub fn skip_tables(&mut self) {
+        self.cc(0);
+        self.cc(PMT_PID);
+    }
+
+    /// Advances the counters as [`TsMuxer::write_video`] would for an access unit
+    /// of `au_len` bytes, without writing it.
+    pub fn skip_video(&mut self, pts_90k: i64, dts_90k: i64, au_len: usize) {
+        let n = pes_packets(video_pes_len(pts_90k, dts_90k, au_len), VIDEO_FIRST_AF);
+        self.advance(VIDEO_PID, n);
+    }
+
+    /// Advances the counters as [`TsMuxer::write_audio`] would for `adts_len`
+    /// bytes of ADTS frames, without writing them.
+    pub fn skip_audio(&mut self, adts_len: usize) {
+        self.advance(AUDIO_PID, pes_packets(audio_pes_len(adts_len), 0));
+    }
+
+    fn advance(&mut self, pid: u16, packets: usize) {
+        for _ in 0..packets % 16 {
+            self.cc(pid);
+        }
+    }
+
+    /// Writes `header` followed by the `body` pieces as the packets of one PES.
     fn write_pes(
         &mut self,
         pid: u16,
-        pes: &[u8],
+        header: &[u8],
+        body: &[&[u8]],
         pcr: Option<u64>,
         random_access: bool,
         out: &mut Vec<u8>,
     ) {
-        let mut rest = pes;
+        let first_af = if pcr.is_some() { VIDEO_FIRST_AF } else { 0 };
+        debug_assert!(random_access <= pcr.is_some(), "RAI only with a PCR");
+        let total = header.len() + body.iter().map(|p| p.len()).sum::<usize>();
+        let mut pieces = std::iter::once(header).chain(body.iter().copied());
+        let mut piece: &[u8] = &[];
+        let mut rest = total;
         let mut first = true;
-        while !rest.is_empty() {
+        let mut written = 0;
+        while rest > 0 {
             let start = out.len();
             let pusi = if first { 0x40 } else { 0 };
             // Adaptation field contents (after its length byte): flags [+ PCR].
-            let mut af: Vec<u8> = Vec::new();
+            let mut af = [0u8; 7];
+            let mut af_len = 0;
             if first && (pcr.is_some() || random_access) {
-                af.push(
-                    if random_access { 0x40 } else { 0 } | if pcr.is_some() { 0x10 } else { 0 },
-                );
+                af[0] = if random_access { 0x40 } else { 0 } | if pcr.is_some() { 0x10 } else { 0 };
+                af_len = 1;
                 if let Some(base) = pcr {
-                    af.extend_from_slice(&[
+                    af[1..7].copy_from_slice(&[
                         (base >> 25) as u8,
                         (base >> 17) as u8,
                         (base >> 9) as u8,
@@ -238,11 +276,12 @@ impl TsMuxer {
                         ((base & 1) as u8) << 7 | 0x7e,
                         0x00,
                     ]);
+                    af_len = 7;
                 }
             }
-            let af_total = if af.is_empty() { 0 } else { 1 + af.len() };
+            let af_total = if af_len == 0 { 0 } else { 1 + af_len };
             let room = PACKET_SIZE - 4 - af_total;
-            let take = rest.len().min(room);
+            let take = rest.min(room);
             // Stuff the adaptation field so the payload exactly fills the packet.
             let af_total = PACKET_SIZE - 4 - take;
             let has_af = af_total > 0;
@@ -255,18 +294,55 @@ impl TsMuxer {
             if has_af {
                 out.push((af_total - 1) as u8);
                 if af_total > 1 {
-                    if af.is_empty() {
-                        af.push(0);
-                    }
-                    out.extend_from_slice(&af);
+                    // Flags (zero when there is nothing to flag), then stuffing.
+                    out.extend_from_slice(&af[..af_len.max(1)]);
                     out.resize(start + 4 + af_total, 0xff);
                 }
             }
-            out.extend_from_slice(&rest[..take]);
+            let mut need = take;
+            while need > 0 {
+                if piece.is_empty() {
+                    piece = pieces.next().unwrap_or_default();
+                    continue;
+                }
+                let n = need.min(piece.len());
+                out.extend_from_slice(&piece[..n]);
+                piece = &piece[n..];
+                need -= n;
+            }
             debug_assert_eq!(out.len() - start, PACKET_SIZE);
-            rest = &rest[take..];
+            rest -= take;
             first = false;
+            written += 1;
         }
+        debug_assert_eq!(written, pes_packets(total, first_af));
+    }
+}
+
+/// Bytes of the adaptation field of a video PES's first packet: length, flags
+/// and PCR.
+const VIDEO_FIRST_AF: usize = 8;
+
+/// Length of a video PES (header and access unit).
+fn video_pes_len(pts_90k: i64, dts_90k: i64, au_len: usize) -> usize {
+    9 + if pts_90k != dts_90k { 10 } else { 5 } + au_len
+}
+
+/// Length of an audio PES (header and ADTS frames).
+fn audio_pes_len(adts_len: usize) -> usize {
+    14 + adts_len
+}
+
+/// Packets a PES of `len` bytes takes when its first packet carries an
+/// adaptation field of `first_af` bytes (the others carry none but stuffing).
+fn pes_packets(len: usize, first_af: usize) -> usize {
+    let first_room = PACKET_SIZE - 4 - first_af;
+    if len == 0 {
+        0
+    } else if len <= first_room {
+        1
+    } else {
+        1 + (len - first_room).div_ceil(PACKET_SIZE - 4)
     }
 }
 
@@ -281,14 +357,17 @@ fn write_timestamp(out: &mut Vec<u8>, prefix: u8, ts: i64) {
     ]);
 }
 
-/// Builds an Annex B access unit for TS: an AUD, then SPS/PPS from `config` before
-/// an IDR unless the access unit already carries an SPS, then the NAL units
-/// (any AUD in the input is dropped so there is exactly one).
-pub fn annexb_access_unit(
-    avcc: &[u8],
-    config: &AvcConfig,
-    out: &mut Vec<u8>,
-) -> Result<(), MediaError> {
+/// The pieces of an Annex B access unit for TS, appended to `out` in order: an
+/// AUD, then SPS/PPS from `config` before an IDR unless the access unit already
+/// carries an SPS, then the NAL units (any AUD in the input is dropped so there
+/// is exactly one). The pieces borrow the input; returns their total length.
+pub fn annexb_pieces<'a>(
+    avcc: &'a [u8],
+    config: &'a AvcConfig,
+    out: &mut Vec<&'a [u8]>,
+) -> Result<usize, MediaError> {
+    const AUD: &[u8] = &[0, 0, 0, 1, 0x09, 0xf0];
+    const START: &[u8] = &[0, 0, 0, 1];
     let mut has_idr = false;
     let mut has_sps = false;
     for nal in h264::nal_units(avcc, config.nalu_length_size) {
@@ -298,11 +377,12 @@ pub fn annexb_access_unit(
             _ => {}
         }
     }
-    out.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]);
+    let mut len = AUD.len();
+    out.push(AUD);
     if has_idr && !has_sps {
         for ps in config.sps.iter().chain(&config.pps) {
-            out.extend_from_slice(&[0, 0, 0, 1]);
-            out.extend_from_slice(ps);
+            out.extend([START, &ps[..]]);
+            len += START.len() + ps.len();
         }
     }
     for nal in h264::nal_units(avcc, config.nalu_length_size) {
@@ -310,8 +390,22 @@ pub fn annexb_access_unit(
         if h264::nal_type(nal) == NAL_AUD {
             continue;
         }
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
+        out.extend([START, nal]);
+        len += START.len() + nal.len();
+    }
+    Ok(len)
+}
+
+/// [`annexb_pieces`], joined into `out`.
+pub fn annexb_access_unit(
+    avcc: &[u8],
+    config: &AvcConfig,
+    out: &mut Vec<u8>,
+) -> Result<(), MediaError> {
+    let mut pieces = Vec::new();
+    annexb_pieces(avcc, config, &mut pieces)?;
+    for p in pieces {
+        out.extend_from_slice(p);
     }
     Ok(())
 }
@@ -491,7 +585,7 @@ mod tests {
         for len in [0usize, 1, 150, 163, 164, 165, 176, 182, 183, 184, 400, 5000] {
             let au = vec![0xaa; len];
             let mut out = Vec::new();
-            m.write_video(9000 + 7200, 9000, true, &au, &mut out);
+            m.write_video(9000 + 7200, 9000, true, &[&au], &mut out);
             let ps = packets(&out);
             // Reassemble the payload and check it is the PES we expect.
             let mut payload = Vec::new();
@@ -527,7 +621,7 @@ mod tests {
         let mut m = TsMuxer::new();
         let mut out = Vec::new();
         for _ in 0..20 {
-            m.write_audio(0, &[1; 300], &mut out);
+            m.write_audio(0, &[&[1; 300]], &mut out);
         }
         let ccs: Vec<u8> = packets(&out).iter().map(|p| p[3] & 0x0f).collect();
         for (i, cc) in ccs.iter().enumerate() {
@@ -577,8 +671,8 @@ mod tests {
         let mut m = TsMuxer::new();
         let mut out = Vec::new();
         m.write_tables(true, &mut out);
-        m.write_video(0, 0, true, &[0, 0, 0, 1, 0x65, 1, 2, 3], &mut out);
-        m.write_audio(0, &[9; 400], &mut out);
+        m.write_video(0, 0, true, &[&[0, 0, 0, 1, 0x65, 1, 2, 3]], &mut out);
+        m.write_audio(0, &[&[9; 400]], &mut out);
         out
     }
 

@@ -97,7 +97,7 @@ impl From<Segment> for Muxed {
             init_version: s.init_version,
             init: s.init,
             fmp4: s.fmp4.mux(),
-            ts: s.ts.expect("TS is on by default"),
+            ts: s.ts.mux(),
             frame_count: s.frame_count,
             audio_frame_count: s.audio_frame_count,
         }

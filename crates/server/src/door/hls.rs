@@ -36,14 +36,10 @@ pub(super) fn hub_for(
     Ok(hub)
 }
 
-async fn playlists(
-    st: &AppState,
-    grant: &Grant,
-    ts: bool,
-) -> Result<crate::hub::Playlists, AppError> {
+async fn playlists(st: &AppState, grant: &Grant) -> Result<crate::hub::Playlists, AppError> {
     let hub = hub_for(st, grant, AppError::CameraOffline)?;
-    hub.touch(ts);
-    hub.wait_for_playlists(FIRST_SEGMENT_WAIT, ts)
+    hub.touch();
+    hub.wait_for_playlists(FIRST_SEGMENT_WAIT)
         .await
         .ok_or(AppError::CameraOffline)
 }
@@ -61,13 +57,11 @@ async fn playlist(
     door: &HttpGuard,
     kind: PlaylistKind,
 ) -> Result<MediaResponse, AppError> {
-    let ts = matches!(kind, PlaylistKind::Ts);
-    let p = playlists(st, door.grant(), ts).await?;
-    door.write(match (kind, &p.ts) {
-        (PlaylistKind::Master, _) => &p.master,
-        (PlaylistKind::Fmp4, _) => &p.fmp4,
-        (PlaylistKind::Ts, Some(ts)) => ts,
-        (PlaylistKind::Ts, None) => return Err(AppError::CameraOffline),
+    let p = playlists(st, door.grant()).await?;
+    door.write(match kind {
+        PlaylistKind::Master => &p.master,
+        PlaylistKind::Fmp4 => &p.fmp4,
+        PlaylistKind::Ts => &p.ts,
     })
 }
 
@@ -109,7 +103,7 @@ pub(super) async fn media_object(
     } else {
         return Err(AppError::NotFound);
     };
-    hub.touch(kind == MediaKind::TsSegment);
+    hub.touch();
     let obj = hub.object(kind, &name);
     let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;

@@ -25,7 +25,7 @@ use hearth_access::{MediaKind, MediaObject};
 use hearth_media::gop::GopCache;
 use hearth_media::h264::AvcConfig;
 use hearth_media::provenance::ProvenanceRecord;
-use hearth_media::segmenter::{Fmp4Media, Segment, Segmenter, SegmenterConfig};
+use hearth_media::segmenter::{Fmp4Media, Segment, Segmenter, SegmenterConfig, TsMedia};
 use hearth_media::{AudioFrame, VideoFrame, crypt, fmp4, playlist, ts};
 use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
 use std::collections::{HashMap, VecDeque};
@@ -171,10 +171,9 @@ pub struct Hub {
     /// Benchmarks only: segments stored unstamped and clear (see `hearth_access::switches`).
     bench: BenchSwitch,
     pub(crate) still: tokio::sync::Mutex<crate::hub::still::StillState>,
-    /// When a viewer last asked for this camera's HLS media, and for its TS
-    /// flavour (wall-clock ms; 0: never). See [`Hub::watched`].
+    /// When a viewer last asked for this camera's HLS media (wall-clock ms; 0:
+    /// never). See [`Hub::watched`].
     last_watched_ms: AtomicI64,
-    last_ts_ms: AtomicI64,
 }
 
 struct HubSegment {
@@ -196,8 +195,7 @@ struct HubSegment {
     /// Bytes of the muxed fMP4 flavour (for the master playlist's BANDWIDTH).
     fmp4_len: usize,
     fmp4: Arc<LazySegment>,
-    /// `None` when nobody played TS as the segment was cut.
-    ts: Option<Arc<LazySegment>>,
+    ts: Arc<LazySegment>,
 }
 
 impl HubSegment {
@@ -209,18 +207,18 @@ impl HubSegment {
         }
     }
 
-    fn flavour(&self, kind: MediaKind) -> Option<Arc<LazySegment>> {
+    fn flavour(&self, kind: MediaKind) -> Arc<LazySegment> {
         if kind == MediaKind::TsSegment {
             self.ts.clone()
         } else {
-            Some(self.fmp4.clone())
+            self.fmp4.clone()
         }
     }
 }
 
-/// One flavour of a segment, written (fMP4), stamped and encrypted on its first
-/// request and then reused; until then an fMP4 segment is only references to the
-/// frames' bytes, which the GOP cache shares. Cameras nobody watches — most of a
+/// One flavour of a segment, written, stamped and encrypted on its first request
+/// and then reused; until then it is only references to the frames' bytes, which
+/// the GOP cache shares. Cameras nobody watches — most of a
 /// vendor's cameras at any moment — pay no segment muxing, crypto or second copy
 /// at all, and a watched one pays only for the flavours its players ask for
 /// (browsers never ask for TS). Sealing happens under this segment's own lock,
@@ -228,19 +226,17 @@ impl HubSegment {
 /// sealing. Once sealed, the sealed bytes are the only copy the segment holds.
 struct LazySegment(Mutex<SegmentState>);
 
-/// What a segment flavour is made from.
+/// What a segment flavour is written from, on its first request.
 enum Source {
-    /// Written at the cut (MPEG-TS).
-    Muxed(Bytes),
-    /// Written on first request.
     Fmp4(Fmp4Media),
+    Ts(Box<TsMedia>),
 }
 
 impl Source {
     fn bytes(&self) -> Bytes {
         match self {
-            Source::Muxed(b) => b.clone(),
             Source::Fmp4(m) => m.mux(),
+            Source::Ts(m) => m.mux(),
         }
     }
 }
@@ -296,8 +292,7 @@ struct Keying {
 pub struct Playlists {
     pub master: Arc<MediaObject>,
     pub fmp4: Arc<MediaObject>,
-    /// `None` until a segment is cut with TS (see [`Hub::touch`]).
-    pub ts: Option<Arc<MediaObject>>,
+    pub ts: Arc<MediaObject>,
 }
 
 /// A consistent view of the newest GOP, for the still-image decoder.
@@ -375,31 +370,20 @@ impl Hub {
             bench: BenchSwitch::default(),
             still: tokio::sync::Mutex::new(crate::hub::still::StillState::default()),
             last_watched_ms: AtomicI64::new(0),
-            last_ts_ms: AtomicI64::new(0),
         }
     }
 
-    /// A viewer asked for this camera's HLS media (`ts`: its TS flavour): the hub
-    /// keeps the whole window (and cuts TS) while that is recent.
-    pub fn touch(&self, ts: bool) {
+    /// A viewer asked for this camera's HLS media: the hub keeps the whole
+    /// window while that is recent.
+    pub fn touch(&self) {
         let now = hearth_access::clock::now().0;
         self.last_watched_ms.fetch_max(now, Ordering::Relaxed);
-        if ts {
-            self.last_ts_ms.fetch_max(now, Ordering::Relaxed);
-        }
-    }
-
-    fn recent(at: &AtomicI64) -> bool {
-        hearth_access::clock::now().0 - at.load(Ordering::Relaxed) < WATCHED_FOR_MS
     }
 
     /// Someone asked for this camera's HLS media in the last [`WATCHED_FOR_MS`].
     fn watched(&self) -> bool {
-        Self::recent(&self.last_watched_ms)
-    }
-
-    fn ts_wanted(&self) -> bool {
-        Self::recent(&self.last_ts_ms)
+        hearth_access::clock::now().0 - self.last_watched_ms.load(Ordering::Relaxed)
+            < WATCHED_FOR_MS
     }
 
     pub fn camera(&self) -> CameraId {
@@ -481,16 +465,14 @@ impl Hub {
             .flatten()
     }
 
-    /// Waits (bounded) until the camera has playlists (with TS, if `ts`): a
-    /// viewer who arrives while the first GOP is still being recorded — or the
-    /// first TS viewer of a camera nobody played TS from — is answered as soon as
-    /// the segment completes.
-    pub async fn wait_for_playlists(&self, timeout: Duration, ts: bool) -> Option<Playlists> {
+    /// Waits (bounded) until the camera has playlists: a viewer who arrives
+    /// while the first GOP is still being recorded is answered as soon as the
+    /// segment completes.
+    pub async fn wait_for_playlists(&self, timeout: Duration) -> Option<Playlists> {
         let mut rx = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
-        let ready = |p: Option<Playlists>| p.filter(|p| !ts || p.ts.is_some());
         loop {
-            if let Some(p) = ready(self.playlists()) {
+            if let Some(p) = self.playlists() {
                 return Some(p);
             }
             if !self.is_online() {
@@ -498,7 +480,7 @@ impl Hub {
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return ready(self.playlists()),
+                _ => return self.playlists(),
             }
         }
     }
@@ -509,7 +491,7 @@ impl Hub {
         match kind {
             MediaKind::InitSegment => inner.inits.back().map(|i| i.object.clone()),
             MediaKind::Fmp4Segment | MediaKind::TsSegment => {
-                let lazy = inner.segments.back().and_then(|s| s.flavour(kind));
+                let lazy = inner.segments.back().map(|s| s.flavour(kind));
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -626,7 +608,7 @@ impl Hub {
                     .segments
                     .iter()
                     .find(|s| s.name(kind) == name)
-                    .and_then(|s| s.flavour(kind));
+                    .map(|s| s.flavour(kind));
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -786,15 +768,13 @@ impl Hub {
                 keying.encrypted.then_some(keying.key),
                 keying.iv,
             ),
-            ts: seg.ts.map(|ts| {
-                LazySegment::new(
-                    MediaKind::TsSegment,
-                    Source::Muxed(ts),
-                    prov,
-                    keying.encrypted.then_some(keying.key),
-                    keying.iv,
-                )
-            }),
+            ts: LazySegment::new(
+                MediaKind::TsSegment,
+                Source::Ts(Box::new(seg.ts)),
+                prov,
+                keying.encrypted.then_some(keying.key),
+                keying.iv,
+            ),
         });
         // Nobody watching: only the newest segment stays, for the next viewer to
         // start with at once.
@@ -844,24 +824,8 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             discontinuity: s.discontinuity,
         }
     }
-    // TS: the newest run of segments cut with TS (it is cut only while someone
-    // plays it); none while the newest has no TS.
-    let ts_listed: Vec<&HubSegment> = {
-        let run = inner
-            .segments
-            .iter()
-            .rev()
-            .take_while(|s| s.ts.is_some())
-            .count()
-            .min(PLAYLIST_WINDOW);
-        inner
-            .segments
-            .iter()
-            .skip(inner.segments.len() - run)
-            .collect()
-    };
     let keyed = |ts: bool| -> Vec<playlist::KeyedEntry<'_>> {
-        if ts { &ts_listed } else { &listed }
+        listed
             .iter()
             .map(|s| playlist::KeyedEntry {
                 map_uri: (!ts).then_some(s.init_name.as_str()),
@@ -873,21 +837,10 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             })
             .collect()
     };
-    let fmp4 = playlist::media_playlist_keyed(
-        target_s,
-        media_sequence,
-        discontinuity_sequence,
-        &keyed(false),
-    );
-    let ts = (!ts_listed.is_empty()).then(|| {
-        let listed_discontinuities = ts_listed.iter().filter(|s| s.discontinuity).count() as u64;
-        playlist::media_playlist_keyed(
-            target_s,
-            ts_listed[0].seq,
-            inner.discontinuities - listed_discontinuities,
-            &keyed(true),
-        )
-    });
+    let media = |ts: bool| {
+        playlist::media_playlist_keyed(target_s, media_sequence, discontinuity_sequence, &keyed(ts))
+    };
+    let (fmp4, ts) = (media(false), media(true));
     let bandwidth = listed
         .iter()
         .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
@@ -902,7 +855,7 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
     Playlists {
         master: MediaObject::new(prov, MediaKind::MasterPlaylist, Bytes::from(master)),
         fmp4: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(fmp4)),
-        ts: ts.map(|ts| MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts))),
+        ts: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts)),
     }
 }
 
@@ -972,11 +925,6 @@ impl Publisher {
     }
 
     pub fn push_video(&mut self, mut frame: VideoFrame, now: UnixMillis) {
-        if frame.keyframe {
-            // Segments are cut at keyframes: the one this keyframe closes carries
-            // TS if someone plays TS now.
-            self.segmenter.set_ts_enabled(self.hub.ts_wanted());
-        }
         let anchor = self.anchor(frame.dts_ms, now);
         frame.provenance = self.stamp(anchor + frame.dts_ms, &frame.data);
         {
@@ -1038,8 +986,27 @@ mod tests {
             data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
         };
         let fmp4 = Fmp4Media::new(1, first_dts_ms.max(0) as u64 * 90, vec![sample], 0, vec![]);
-        let mut ts = vec![0x47, 0x01, 0x00, 0x10];
-        ts.resize(188, 0xff);
+        // The TS flavour from a segmenter: one keyframe of x264's 640x360.
+        let sps: &[u8] = &[
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00,
+            0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
+        ];
+        let pps: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+        let mut record = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1, 0, sps.len() as u8];
+        record.extend_from_slice(sps);
+        record.extend_from_slice(&[1, 0, pps.len() as u8]);
+        record.extend_from_slice(pps);
+        let mut segmenter = Segmenter::new(SegmenterConfig::default());
+        segmenter.set_video_config(AvcConfig::parse_record(Bytes::from(record)).unwrap());
+        let key = |dts_ms| VideoFrame {
+            dts_ms,
+            pts_ms: dts_ms,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+            provenance: None,
+        };
+        segmenter.push_video(key(first_dts_ms));
+        let ts = segmenter.push_video(key(first_dts_ms + 2000)).unwrap().ts;
         Segment {
             seq: 0,
             first_dts_ms,
@@ -1048,7 +1015,7 @@ mod tests {
             init_version: 0,
             init: Bytes::from(mp4_box(b"moov", init)),
             fmp4,
-            ts: Some(Bytes::from(ts)),
+            ts,
             frame_count: 30,
             audio_frame_count: 0,
         }
@@ -1173,16 +1140,13 @@ mod tests {
         let h = hub();
         let p = h.claim(BindingEpoch(1)).unwrap();
         for i in 0..RETAINED_SEGMENTS as i64 {
-            let mut seg = segment(i * 2000, b"init");
-            seg.ts = None; // nobody plays TS: the segmenter cuts none
-            h.publish_segment(p.lease, seg);
+            h.publish_segment(p.lease, segment(i * 2000, b"init"));
         }
         {
             let inner = h.lock();
             assert_eq!(inner.segments.len(), 1, "only the newest is kept");
             let s = inner.segments.back().unwrap();
-            assert!(s.ts.is_none());
-            // Not written, let alone sealed, until someone asks.
+            // Neither flavour is written, let alone sealed, until someone asks.
             assert!(matches!(
                 &*s.fmp4.0.lock().unwrap(),
                 SegmentState::Muxed {
@@ -1190,25 +1154,31 @@ mod tests {
                     ..
                 }
             ));
+            assert!(matches!(
+                &*s.ts.0.lock().unwrap(),
+                SegmentState::Muxed {
+                    source: Source::Ts(_),
+                    ..
+                }
+            ));
         }
         let pl = h.playlists().unwrap();
-        assert!(pl.ts.is_none(), "no TS playlist without a TS segment");
         assert_eq!(text(&pl.fmp4).matches("#EXTINF").count(), 1);
+        assert_eq!(text(&pl.ts).matches("#EXTINF").count(), 1);
         // A viewer arrives: the window fills again.
-        h.touch(false);
+        h.touch();
         for i in 0..RETAINED_SEGMENTS as i64 + 2 {
             h.publish_segment(p.lease, segment((10 + i) * 2000, b"init"));
         }
         assert_eq!(h.lock().segments.len(), RETAINED_SEGMENTS);
         let pl = h.playlists().unwrap();
         assert_eq!(text(&pl.fmp4).matches("#EXTINF").count(), PLAYLIST_WINDOW);
-        assert!(!h.ts_wanted(), "an fMP4 viewer does not want TS");
     }
 
     #[test]
     fn reconnect_continues_the_window_with_a_discontinuity() {
         let h = hub();
-        h.touch(true);
+        h.touch();
         let p = h.claim(BindingEpoch(1)).unwrap();
         for i in 0..3 {
             h.publish_segment(p.lease, segment(i * 2000, b"init-a"));
@@ -1224,7 +1194,7 @@ mod tests {
         assert_eq!(fmp4.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{fmp4}");
         assert_eq!(fmp4.matches("#EXT-X-MAP").count(), 2, "{fmp4}");
         assert!(!fmp4.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1"), "{fmp4}");
-        let ts = text(pl.ts.as_ref().unwrap());
+        let ts = text(&pl.ts);
         assert_eq!(ts.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{ts}");
         // Once the discontinuity slides out, the discontinuity sequence counts it.
         for i in 1..=PLAYLIST_WINDOW as i64 {
@@ -1276,7 +1246,7 @@ mod tests {
             .filter(|l| !l.starts_with('#'))
             .map(String::from)
             .collect();
-        let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone().unwrap()];
+        let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone()];
         for n in &names {
             objects.push(h.object(MediaKind::Fmp4Segment, n).unwrap());
             objects.push(
@@ -1371,12 +1341,7 @@ mod tests {
                 MediaKind::Fmp4Segment,
                 fmp4::locate_provenance,
             ),
-            (
-                pls.ts.as_ref().unwrap(),
-                ".ts",
-                MediaKind::TsSegment,
-                ts::locate_provenance,
-            ),
+            (&pls.ts, ".ts", MediaKind::TsSegment, ts::locate_provenance),
         ];
         for (playlist, ext, kind, locate) in flavours {
             let pl = text(playlist);
@@ -1388,7 +1353,7 @@ mod tests {
                 .and_then(|r| r.split('"').next())
                 .unwrap();
             // Nothing is sealed until someone asks.
-            let lazy = h.lock().segments.back().unwrap().flavour(kind).unwrap();
+            let lazy = h.lock().segments.back().unwrap().flavour(kind);
             assert!(matches!(
                 &*lazy.0.lock().unwrap(),
                 SegmentState::Muxed { .. }

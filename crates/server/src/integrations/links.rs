@@ -105,9 +105,8 @@ pub async fn issue_stream(
     let Some(hub) = st.hubs.get(camera).filter(|h| h.is_online()) else {
         return Err(StreamRefusal::Offline);
     };
-    // Displays play TS (Cast) or RTSP: have the hub cut TS from the next keyframe
-    // on, before the display's player asks.
-    hub.touch(true);
+    // The display's player asks next: keep the camera's whole window from now.
+    hub.touch();
     let grant = Grant {
         id: GrantId::random(),
         viewer: link.user,
