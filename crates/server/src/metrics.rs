@@ -35,6 +35,8 @@ pub struct Metrics {
     /// What the egress door counts (also the still cache's refusals).
     pub door: Arc<DoorMetrics>,
     pub segments_produced: Counter,
+    /// Bytes of sealed segments the HTTP sockets sent with `sendfile` (no copy).
+    pub bytes_sent_zero_copy: Counter,
     pub rtmp_connections_refused: Counter,
     /// Panics the RTMP protocol code raised on a client's input (each a bug; the
     /// connection was closed).

@@ -8,6 +8,8 @@
 //!   accepting never fails for want of descriptors.
 //! - [`WriteDeadline`] fails a write that makes no progress for a while: a peer
 //!   that stops reading a response cannot hold its connection forever.
+//! - [`HttpSocket`] sends sealed segments with `sendfile(2)` from their memfd
+//!   instead of copying them into the kernel per viewer (see `hearth_zerocopy`).
 
 use hearth_access::limits::limit_key;
 use std::collections::HashMap;
@@ -220,5 +222,96 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// An HTTP connection's socket: writes as a `TcpStream` does, except that a
+/// slice of a segment sealed by `hearth_zerocopy::seal` is handed to the kernel
+/// with `sendfile(2)` from its memfd, so serving it to another viewer copies
+/// nothing. What precedes it in the same write (the response head) goes with
+/// `MSG_MORE`, so head and body still leave in full-sized packets.
+pub struct HttpSocket {
+    tcp: TcpStream,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl HttpSocket {
+    pub fn new(tcp: TcpStream, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Self { tcp, metrics }
+    }
+
+    /// Runs a non-blocking send on the socket when it is writable.
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        mut send: impl FnMut(BorrowedFd<'_>) -> std::io::Result<usize>,
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.tcp.poll_write_ready(cx))?;
+            let r = self
+                .tcp
+                .try_io(tokio::io::Interest::WRITABLE, || send(self.tcp.as_fd()));
+            match r {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+impl AsyncRead for HttpSocket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HttpSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match hearth_zerocopy::first_sealed(bufs) {
+            None => Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs),
+            Some(0) => {
+                let r = self.poll_send(cx, |sock| {
+                    hearth_zerocopy::send_sealed(sock, &bufs[0])
+                        .unwrap_or_else(|| Err(std::io::ErrorKind::InvalidInput.into()))
+                });
+                if let Poll::Ready(Ok(n)) = &r {
+                    self.metrics.bytes_sent_zero_copy.add(*n as u64);
+                }
+                r
+            }
+            // The response head: its own packet would be wasted.
+            Some(i) => self.poll_send(cx, |sock| hearth_zerocopy::send_more(sock, &bufs[..i])),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }

@@ -170,12 +170,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         public,
         crate::router::app(state.clone()),
         proxies.clone(),
+        state.metrics.clone(),
     ));
     tokio::spawn(serve_http(
         admin,
         operator,
         crate::router::admin_app(state.clone()),
         proxies,
+        state.metrics.clone(),
     ));
     if let (Some(listener), Some(bound)) = (rtsp, running.rtsp) {
         let _ = state.rtsp_url.set(cfg.rtsp_url_for(bound));
@@ -199,9 +201,11 @@ async fn serve_http(
     limits: crate::net::Limits,
     app: axum::Router,
     trusted_proxies: Arc<[std::net::IpAddr]>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     crate::net::accept_loop(listener, "http", limits, move |sock, peer| {
         let proxies = trusted_proxies.clone();
+        let metrics = metrics.clone();
         let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
@@ -216,6 +220,7 @@ async fn serve_http(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(64 * 1024);
+            let sock = crate::net::HttpSocket::new(sock, metrics);
             let sock = crate::net::WriteDeadline::new(sock, RESPONSE_WRITE_TIMEOUT);
             if let Err(e) = builder.serve_connection(TokioIo::new(sock), svc).await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");

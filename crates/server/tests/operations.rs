@@ -61,7 +61,33 @@ async fn health_readiness_and_metrics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // A segment leaves from its sealed memfd with sendfile: every byte of it
+    // counted as sent without a copy, and the viewer gets exactly the bytes the
+    // door checked (the playback and isolation scenarios decode them).
+    let ts_url = g["hls_ts_url"].as_str().unwrap();
+    let (st, playlist) = get_as(ts_url, Some(&a)).await;
+    assert_eq!(st, 200);
+    let newest = String::from_utf8(playlist)
+        .unwrap()
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_string();
+    let segment_url = format!("{}/{newest}", ts_url.rsplit_once('/').unwrap().0);
+    let zero_copy = value(&scrape().await, "hearth_bytes_sent_zero_copy_total");
+    let (st, segment) = get_as(&segment_url, Some(&a)).await;
+    assert_eq!(st, 200);
+    assert!(
+        segment.len() >= hearth_zerocopy::MIN_LEN,
+        "{}",
+        segment.len()
+    );
+    assert_eq!(segment.len() % 16, 0, "AES-128-CBC");
     let after = scrape().await;
+    assert_eq!(
+        value(&after, "hearth_bytes_sent_zero_copy_total") - zero_copy,
+        segment.len() as f64
+    );
     assert!(
         value(&after, "hearth_media_bytes_out_total")
             > value(&before, "hearth_media_bytes_out_total")

@@ -85,6 +85,12 @@ fn render(st: &AppState) -> String {
         "HLS segments produced",
         m.segments_produced.get(),
     );
+    counter(
+        &mut r,
+        "bytes_sent_zero_copy",
+        "Bytes of sealed segments sent from their memfd with sendfile (no copy per viewer)",
+        m.bytes_sent_zero_copy.get(),
+    );
     gauge(
         &mut r,
         "rtmp_connections",

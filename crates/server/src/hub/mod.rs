@@ -571,7 +571,10 @@ impl Hub {
                 }
             };
             *state = match sealed {
-                Ok(b) => SegmentState::Sealed(MediaObject::new(*prov, *kind, b)),
+                // Held where every viewer's socket can send it without a copy.
+                Ok(b) => {
+                    SegmentState::Sealed(MediaObject::new(*prov, *kind, hearth_zerocopy::seal(b)))
+                }
                 Err(e) => {
                     tracing::error!(camera = ?self.camera, seq = prov.seq, ?kind, error = %e, "segment cannot be sealed");
                     SegmentState::Failed
