@@ -297,3 +297,18 @@ pub fn machine_busy_ticks() -> Option<u64> {
     let total: u64 = f.iter().take(8).sum();
     Some(total - f.get(3)? - f.get(4)?)
 }
+
+/// Bytes of the sealed segments a Hearth server holds in memfd pages (see
+/// `hearth-zerocopy`): shared memory in no process's RSS until read through the
+/// mapping, so counted here like nginx's HLS files, from `/proc/PID/maps`.
+pub fn memfd_bytes(pid: u32) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    maps.lines()
+        .filter(|l| l.contains("/memfd:hearth-segment"))
+        .filter_map(|l| {
+            let (range, _) = l.split_once(' ')?;
+            let (a, b) = range.split_once('-')?;
+            Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?)
+        })
+        .sum()
+}

@@ -269,7 +269,9 @@ impl PeerRatios {
                 nginx
                     .server_peak_rss_mib
                     .map(|r| r + nginx.files_mib.unwrap_or(0.0)),
-                hearth.server_peak_rss_mib,
+                hearth
+                    .server_peak_rss_mib
+                    .map(|r| r + hearth.files_mib.unwrap_or(0.0)),
             ),
         }
     }

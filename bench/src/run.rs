@@ -404,7 +404,7 @@ async fn measure(
     let (c1, cpu1) = (counters.snapshot(), sample_cpu(under, publishers));
     let files_bytes = match under {
         Under::Nginx(n) => Some(n.hls_bytes()),
-        Under::Hearth(_) => None,
+        Under::Hearth(s) => Some(procs::memfd_bytes(s.proc.pid())),
     };
     viewers.abort_all();
     while viewers.join_next().await.is_some() {}
