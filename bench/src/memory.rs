@@ -16,9 +16,13 @@
 //! 5. **viewers gone**: all viewers stopped and their connections closed, then one more
 //!    settle (grant sessions idle out after 15 s). What of steps 3–4 came back.
 //!
-//! RSS is `VmRSS`, split into `RssAnon` (heap: segments, buffers) and `RssFile` (the
-//! mapped binary) from `/proc/PID/status`. glibc does not always hand freed memory
-//! back, so RSS after a drop is an upper bound of what is still in use.
+//! Memory (`mem`) is `VmRSS` from `/proc/PID/status` plus the sealed segments'
+//! memfd pages (`memfd`, the `memfd:hearth-segment` mappings in `/proc/PID/maps`):
+//! those are shared memory, outside `VmRSS` unless the process reads them through
+//! the mapping (`RssShmem`, subtracted so nothing counts twice). `RssAnon` (heap:
+//! buffers, unsealed frames) and `RssFile` (the mapped binary) are shown too. An
+//! allocator does not always hand freed memory back, so memory after a drop is an
+//! upper bound of what is still in use.
 
 use crate::report::opt;
 use crate::run::{self, HearthRig};
@@ -33,7 +37,9 @@ use tokio::time::Instant;
 /// Resident memory of the server at the end of one step, in KiB.
 #[derive(Clone, Copy, Default)]
 struct Rss {
+    /// VmRSS − RssShmem + memfd.
     vm_rss: u64,
+    memfd: u64,
     anon: u64,
     file: u64,
     hwm: u64,
@@ -42,8 +48,10 @@ struct Rss {
 impl Rss {
     fn of(pid: u32) -> Self {
         let f = |field| procs::status_kib(pid, field).unwrap_or(0);
+        let memfd = procs::memfd_bytes(pid) / 1024;
         Self {
-            vm_rss: f("VmRSS"),
+            vm_rss: f("VmRSS").saturating_sub(f("RssShmem")) + memfd,
+            memfd,
             anon: f("RssAnon"),
             file: f("RssFile"),
             hwm: f("VmHWM"),
@@ -90,7 +98,7 @@ impl Cost {
         }
     }
     fn to_json(self) -> Value {
-        json!({ "vm_rss_mib": self.rss_kib / MIB, "rss_anon_mib": self.anon_kib / MIB })
+        json!({ "mem_mib": self.rss_kib / MIB, "rss_anon_mib": self.anon_kib / MIB })
     }
 }
 
@@ -237,17 +245,18 @@ pub async fn run(
             ctx.flavour.name(),
         );
         println!(
-            "step             publishing  watched  viewers  started  VmRSS MiB  RssAnon MiB  RssFile MiB  VmHWM MiB"
+            "step             publishing  watched  viewers  started    mem MiB  memfd MiB  RssAnon MiB  RssFile MiB  VmHWM MiB"
         );
         for s in &steps {
             println!(
-                "{:<15}  {:>10}  {:>7}  {:>7}  {:>7}  {:>9.1}  {:>11.1}  {:>11.1}  {:>9.1}",
+                "{:<15}  {:>10}  {:>7}  {:>7}  {:>7}  {:>9.1}  {:>9.1}  {:>11.1}  {:>11.1}  {:>9.1}",
                 s.name,
                 s.publishing,
                 s.watched,
                 s.viewers,
                 s.viewers_started,
                 s.rss.vm_rss as f64 / MIB,
+                s.rss.memfd as f64 / MIB,
                 s.rss.anon as f64 / MIB,
                 s.rss.file as f64 / MIB,
                 s.rss.hwm as f64 / MIB,
@@ -262,18 +271,18 @@ pub async fn run(
                 .unwrap_or_default()
         };
         println!(
-            "per unwatched camera: {} MiB VmRSS ({} MiB anon){}   (unwatched − idle) / {}",
+            "per unwatched camera: {} MiB mem ({} MiB anon){}   (unwatched − idle) / {}",
             mib(per_camera, |c| c.rss_kib),
             mib(per_camera, |c| c.anon_kib),
             gops(per_camera),
             sc.cameras
         );
         println!(
-            "drift over one step with nothing changed: {drift_mib:+.1} MiB VmRSS   \
+            "drift over one step with nothing changed: {drift_mib:+.1} MiB mem   \
              (still unwatched − unwatched)"
         );
         println!(
-            "per watched camera, beyond its viewers: {} MiB VmRSS ({} MiB anon){}   \
+            "per watched camera, beyond its viewers: {} MiB mem ({} MiB anon){}   \
              (V viewers − still unwatched − {} × per viewer) / {}",
             mib(per_watched, |c| c.rss_kib),
             mib(per_watched, |c| c.anon_kib),
@@ -282,13 +291,13 @@ pub async fn run(
             watched
         );
         println!(
-            "per viewer: {} KiB VmRSS ({} KiB anon)   (2V viewers − V viewers) / {}",
+            "per viewer: {} KiB mem ({} KiB anon)   (2V viewers − V viewers) / {}",
             kib(per_viewer.map(|c| c.rss_kib)),
             kib(per_viewer.map(|c| c.anon_kib)),
             sc.viewers
         );
         println!(
-            "after the viewers left: {:+.1} MiB VmRSS against still unwatched; {}",
+            "after the viewers left: {:+.1} MiB mem against still unwatched; {}",
             (gone.vm_rss as f64 - still.vm_rss as f64) / MIB,
             returned.map_or_else(
                 || format!(
@@ -316,7 +325,8 @@ pub async fn run(
             "watched": s.watched,
             "viewers": s.viewers,
             "viewers_started": s.viewers_started,
-            "vm_rss_mib": s.rss.vm_rss as f64 / MIB,
+            "mem_mib": s.rss.vm_rss as f64 / MIB,
+            "memfd_mib": s.rss.memfd as f64 / MIB,
             "rss_anon_mib": s.rss.anon as f64 / MIB,
             "rss_file_mib": s.rss.file as f64 / MIB,
             "vm_hwm_mib": s.rss.hwm as f64 / MIB,
