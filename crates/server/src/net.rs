@@ -14,6 +14,7 @@
 use hearth_access::limits::limit_key;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -259,8 +260,6 @@ impl HttpSocket {
         }
     }
 }
-
-use std::os::fd::{AsFd, BorrowedFd};
 
 impl AsyncRead for HttpSocket {
     fn poll_read(
