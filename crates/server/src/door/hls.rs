@@ -36,9 +36,13 @@ pub(super) fn hub_for(
     Ok(hub)
 }
 
-async fn playlists(st: &AppState, grant: &Grant) -> Result<crate::hub::Playlists, AppError> {
+async fn playlists(
+    st: &AppState,
+    grant: &Grant,
+    ts: bool,
+) -> Result<crate::hub::Playlists, AppError> {
     let hub = hub_for(st, grant, AppError::CameraOffline)?;
-    hub.touch();
+    hub.touch(ts);
     hub.wait_for_playlists(FIRST_SEGMENT_WAIT)
         .await
         .ok_or(AppError::CameraOffline)
@@ -57,7 +61,7 @@ async fn playlist(
     door: &HttpGuard,
     kind: PlaylistKind,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(st, door.grant()).await?;
+    let p = playlists(st, door.grant(), matches!(kind, PlaylistKind::Ts)).await?;
     door.write(match kind {
         PlaylistKind::Master => &p.master,
         PlaylistKind::Fmp4 => &p.fmp4,
@@ -103,7 +107,7 @@ pub(super) async fn media_object(
     } else {
         return Err(AppError::NotFound);
     };
-    hub.touch();
+    hub.touch(kind == MediaKind::TsSegment);
     let obj = hub.object(kind, &name);
     let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;

@@ -171,9 +171,10 @@ pub struct Hub {
     /// Benchmarks only: segments stored unstamped and clear (see `hearth_access::switches`).
     bench: BenchSwitch,
     pub(crate) still: tokio::sync::Mutex<crate::hub::still::StillState>,
-    /// When a viewer last asked for this camera's HLS media (wall-clock ms; 0:
-    /// never). See [`Hub::watched`].
+    /// When a viewer last asked for this camera's HLS media, and for its TS
+    /// flavour (wall-clock ms; 0: never). See [`Hub::watched`].
     last_watched_ms: AtomicI64,
+    last_ts_ms: AtomicI64,
 }
 
 struct HubSegment {
@@ -195,7 +196,9 @@ struct HubSegment {
     /// Bytes of the muxed fMP4 flavour (for the master playlist's BANDWIDTH).
     fmp4_len: usize,
     fmp4: Arc<LazySegment>,
-    ts: Arc<LazySegment>,
+    /// `None` once let go unwritten: nobody played TS while the segment was
+    /// retained (its frames would otherwise stay alive beside the sealed fMP4).
+    ts: Option<Arc<LazySegment>>,
 }
 
 impl HubSegment {
@@ -207,11 +210,11 @@ impl HubSegment {
         }
     }
 
-    fn flavour(&self, kind: MediaKind) -> Arc<LazySegment> {
+    fn flavour(&self, kind: MediaKind) -> Option<Arc<LazySegment>> {
         if kind == MediaKind::TsSegment {
             self.ts.clone()
         } else {
-            self.fmp4.clone()
+            Some(self.fmp4.clone())
         }
     }
 }
@@ -256,6 +259,17 @@ enum SegmentState {
 }
 
 impl LazySegment {
+    /// Not yet asked for: still only references to the frames.
+    fn is_unwritten(&self) -> bool {
+        matches!(
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            SegmentState::Muxed { .. }
+        )
+    }
+
     fn new(
         kind: MediaKind,
         source: Source,
@@ -370,20 +384,32 @@ impl Hub {
             bench: BenchSwitch::default(),
             still: tokio::sync::Mutex::new(crate::hub::still::StillState::default()),
             last_watched_ms: AtomicI64::new(0),
+            last_ts_ms: AtomicI64::new(0),
         }
     }
 
-    /// A viewer asked for this camera's HLS media: the hub keeps the whole
-    /// window while that is recent.
-    pub fn touch(&self) {
+    /// A viewer asked for this camera's HLS media (`ts`: its TS flavour): the
+    /// hub keeps the whole window (of that flavour) while that is recent.
+    pub fn touch(&self, ts: bool) {
         let now = hearth_access::clock::now().0;
         self.last_watched_ms.fetch_max(now, Ordering::Relaxed);
+        if ts {
+            self.last_ts_ms.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    fn recent(at: &AtomicI64) -> bool {
+        hearth_access::clock::now().0 - at.load(Ordering::Relaxed) < WATCHED_FOR_MS
     }
 
     /// Someone asked for this camera's HLS media in the last [`WATCHED_FOR_MS`].
     fn watched(&self) -> bool {
-        hearth_access::clock::now().0 - self.last_watched_ms.load(Ordering::Relaxed)
-            < WATCHED_FOR_MS
+        Self::recent(&self.last_watched_ms)
+    }
+
+    /// Someone asked for this camera's TS in the last [`WATCHED_FOR_MS`].
+    fn ts_wanted(&self) -> bool {
+        Self::recent(&self.last_ts_ms)
     }
 
     pub fn camera(&self) -> CameraId {
@@ -491,7 +517,7 @@ impl Hub {
         match kind {
             MediaKind::InitSegment => inner.inits.back().map(|i| i.object.clone()),
             MediaKind::Fmp4Segment | MediaKind::TsSegment => {
-                let lazy = inner.segments.back().map(|s| s.flavour(kind));
+                let lazy = inner.segments.back().and_then(|s| s.flavour(kind));
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -611,7 +637,7 @@ impl Hub {
                     .segments
                     .iter()
                     .find(|s| s.name(kind) == name)
-                    .map(|s| s.flavour(kind));
+                    .and_then(|s| s.flavour(kind));
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -771,19 +797,29 @@ impl Hub {
                 keying.encrypted.then_some(keying.key),
                 keying.iv,
             ),
-            ts: LazySegment::new(
+            ts: Some(LazySegment::new(
                 MediaKind::TsSegment,
                 Source::Ts(Box::new(seg.ts)),
                 prov,
                 keying.encrypted.then_some(keying.key),
                 keying.iv,
-            ),
+            )),
         });
         // Nobody watching: only the newest segment stays, for the next viewer to
         // start with at once.
         let retained = if self.watched() { RETAINED_SEGMENTS } else { 1 };
         while inner.segments.len() > retained {
             inner.segments.pop_front();
+        }
+        if !self.ts_wanted() {
+            // Nobody plays TS: only the newest segment keeps its TS unwritten, for
+            // the first TS viewer to start with at once.
+            let older = inner.segments.len() - 1;
+            for s in inner.segments.iter_mut().take(older) {
+                if s.ts.as_ref().is_some_and(|t| t.is_unwritten()) {
+                    s.ts = None;
+                }
+            }
         }
         let HubInner {
             inits, segments, ..
@@ -827,8 +863,14 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             discontinuity: s.discontinuity,
         }
     }
+    // TS: the newest run of segments that still have it (see `publish_segment`);
+    // the newest always does.
+    let ts_listed: Vec<&HubSegment> = {
+        let run = listed.iter().rev().take_while(|s| s.ts.is_some()).count();
+        listed[listed.len() - run..].to_vec()
+    };
     let keyed = |ts: bool| -> Vec<playlist::KeyedEntry<'_>> {
-        listed
+        if ts { &ts_listed } else { &listed }
             .iter()
             .map(|s| playlist::KeyedEntry {
                 map_uri: (!ts).then_some(s.init_name.as_str()),
@@ -840,10 +882,19 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
             })
             .collect()
     };
-    let media = |ts: bool| {
-        playlist::media_playlist_keyed(target_s, media_sequence, discontinuity_sequence, &keyed(ts))
-    };
-    let (fmp4, ts) = (media(false), media(true));
+    let fmp4 = playlist::media_playlist_keyed(
+        target_s,
+        media_sequence,
+        discontinuity_sequence,
+        &keyed(false),
+    );
+    let ts_listed_discontinuities = ts_listed.iter().filter(|s| s.discontinuity).count() as u64;
+    let ts = playlist::media_playlist_keyed(
+        target_s,
+        ts_listed.first().map_or(0, |s| s.seq),
+        inner.discontinuities - ts_listed_discontinuities,
+        &keyed(true),
+    );
     let bandwidth = listed
         .iter()
         .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
@@ -1158,7 +1209,7 @@ mod tests {
                 }
             ));
             assert!(matches!(
-                &*s.ts.0.lock().unwrap(),
+                &*s.ts.as_ref().unwrap().0.lock().unwrap(),
                 SegmentState::Muxed {
                     source: Source::Ts(_),
                     ..
@@ -1168,20 +1219,46 @@ mod tests {
         let pl = h.playlists().unwrap();
         assert_eq!(text(&pl.fmp4).matches("#EXTINF").count(), 1);
         assert_eq!(text(&pl.ts).matches("#EXTINF").count(), 1);
-        // A viewer arrives: the window fills again.
-        h.touch();
+        // A browser (fMP4) arrives: its window fills again, while the older
+        // segments let go of their unwritten TS (and so of their frames, once
+        // the fMP4 is sealed); the newest keeps it for a TS viewer to start on.
+        h.touch(false);
         for i in 0..RETAINED_SEGMENTS as i64 + 2 {
             h.publish_segment(p.lease, segment((10 + i) * 2000, b"init"));
         }
-        assert_eq!(h.lock().segments.len(), RETAINED_SEGMENTS);
+        {
+            let inner = h.lock();
+            assert_eq!(inner.segments.len(), RETAINED_SEGMENTS);
+            let with_ts: Vec<bool> = inner.segments.iter().map(|s| s.ts.is_some()).collect();
+            assert_eq!(with_ts.iter().filter(|t| **t).count(), 1, "{with_ts:?}");
+            assert!(with_ts[RETAINED_SEGMENTS - 1], "the newest keeps its TS");
+        }
         let pl = h.playlists().unwrap();
         assert_eq!(text(&pl.fmp4).matches("#EXTINF").count(), PLAYLIST_WINDOW);
+        let ts = text(&pl.ts);
+        assert_eq!(ts.matches("#EXTINF").count(), 1, "{ts}");
+        let newest = h.lock().segments.back().unwrap().seq;
+        assert!(
+            ts.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{newest}\n")),
+            "{ts}"
+        );
+        // A TS viewer arrives: TS is kept from then on, and its window grows.
+        h.touch(true);
+        for i in 0..3 {
+            h.publish_segment(p.lease, segment((30 + i) * 2000, b"init"));
+        }
+        let ts = text(&h.playlists().unwrap().ts);
+        assert_eq!(ts.matches("#EXTINF").count(), 4, "{ts}");
+        assert!(
+            ts.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{newest}\n")),
+            "{ts}"
+        );
     }
 
     #[test]
     fn reconnect_continues_the_window_with_a_discontinuity() {
         let h = hub();
-        h.touch();
+        h.touch(true);
         let p = h.claim(BindingEpoch(1)).unwrap();
         for i in 0..3 {
             h.publish_segment(p.lease, segment(i * 2000, b"init-a"));
@@ -1356,7 +1433,7 @@ mod tests {
                 .and_then(|r| r.split('"').next())
                 .unwrap();
             // Nothing is sealed until someone asks.
-            let lazy = h.lock().segments.back().unwrap().flavour(kind);
+            let lazy = h.lock().segments.back().unwrap().flavour(kind).unwrap();
             assert!(matches!(
                 &*lazy.0.lock().unwrap(),
                 SegmentState::Muxed { .. }

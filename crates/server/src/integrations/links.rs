@@ -105,8 +105,9 @@ pub async fn issue_stream(
     let Some(hub) = st.hubs.get(camera).filter(|h| h.is_online()) else {
         return Err(StreamRefusal::Offline);
     };
-    // The display's player asks next: keep the camera's whole window from now.
-    hub.touch();
+    // The display's player (Cast plays TS) asks next: keep the camera's whole
+    // window, TS included, from now.
+    hub.touch(true);
     let grant = Grant {
         id: GrantId::random(),
         viewer: link.user,
