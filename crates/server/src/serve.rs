@@ -84,6 +84,14 @@ pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_s
 /// Binds both listeners and spawns the HTTP and RTMP drivers.
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     crate::net::raise_open_files();
+    // Sealed segments in memfds hold a descriptor each: a quarter of the
+    // open-file limit, and well under vm.max_map_count's default of 65,530.
+    let segments = (crate::net::open_files_limit() / 4).min(30_000) as usize;
+    hearth_zerocopy::set_limit(segments);
+    tracing::info!(
+        segments,
+        "segments held in memfds at most (sent with sendfile)"
+    );
     let store = open_store(&cfg.data_dir)?;
     let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
     let media_keys =

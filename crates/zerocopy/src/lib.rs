@@ -30,9 +30,20 @@ use std::collections::BTreeMap;
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Smaller objects are not worth a mapping (a page each, six system calls).
 pub const MIN_LEN: usize = 4096;
+
+/// At most this many segments are held in memfds at once: each holds a descriptor
+/// (counted against the open-file limit, like connections) and a mapping (against
+/// `vm.max_map_count`). Beyond it, [`seal`] keeps the bytes on the heap.
+static LIMIT: AtomicUsize = AtomicUsize::new(16_384);
+
+/// Sets how many segments may be held in memfds at once (see [`seal`]).
+pub fn set_limit(segments: usize) {
+    LIMIT.store(segments, Ordering::Relaxed);
+}
 
 /// Start address of each live mapping -> (length, memfd).
 static MAPPINGS: RwLock<BTreeMap<usize, (usize, RawFd)>> = RwLock::new(BTreeMap::new());
@@ -69,9 +80,10 @@ impl Drop for Mapping {
 }
 
 /// `bytes`, held in a sealed memfd the kernel can send from (see the module
-/// docs); `bytes` itself when it is small or a memfd cannot be made.
+/// docs); `bytes` itself when it is small, when [`set_limit`] segments are held
+/// already, or when a memfd cannot be made.
 pub fn seal(bytes: Bytes) -> Bytes {
-    if bytes.len() < MIN_LEN {
+    if bytes.len() < MIN_LEN || held() >= LIMIT.load(Ordering::Relaxed) {
         return bytes;
     }
     match map(&bytes) {
@@ -125,6 +137,11 @@ fn map(data: &[u8]) -> std::io::Result<Mapping> {
             .insert(m.ptr as usize, (m.len, m.fd.as_raw_fd()));
         Ok(m)
     }
+}
+
+/// Segments held in memfds now.
+pub fn held() -> usize {
+    MAPPINGS.read().unwrap_or_else(|e| e.into_inner()).len()
 }
 
 /// The memfd and offset behind `slice`, if it lies inside one mapping made by
