@@ -849,10 +849,6 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
         let skip = inner.segments.len().saturating_sub(PLAYLIST_WINDOW);
         inner.segments.iter().skip(skip).collect()
     };
-    let media_sequence = listed.first().map_or(0, |s| s.seq);
-    // RFC 8216 4.3.3.3: the number of discontinuities that have left the playlist.
-    let listed_discontinuities = listed.iter().filter(|s| s.discontinuity).count() as u64;
-    let discontinuity_sequence = inner.discontinuities - listed_discontinuities;
     let target_s = playlist::target_duration_s(listed.iter().map(|s| s.duration_ms))
         .max(TARGET_DURATION_MS / 1000);
     fn entry<'a>(s: &HubSegment, uri: &'a str) -> playlist::PlaylistEntry<'a> {
@@ -869,8 +865,8 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
         let run = listed.iter().rev().take_while(|s| s.ts.is_some()).count();
         listed[listed.len() - run..].to_vec()
     };
-    let keyed = |ts: bool| -> Vec<playlist::KeyedEntry<'_>> {
-        if ts { &ts_listed } else { &listed }
+    let media = |segs: &[&HubSegment], ts: bool| {
+        let entries: Vec<playlist::KeyedEntry<'_>> = segs
             .iter()
             .map(|s| playlist::KeyedEntry {
                 map_uri: (!ts).then_some(s.init_name.as_str()),
@@ -880,21 +876,17 @@ fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
                 }),
                 entry: entry(s, if ts { &s.ts_name } else { &s.fmp4_name }),
             })
-            .collect()
+            .collect();
+        // RFC 8216 4.3.3.3: the number of discontinuities that have left the playlist.
+        let listed_discontinuities = segs.iter().filter(|s| s.discontinuity).count() as u64;
+        playlist::media_playlist_keyed(
+            target_s,
+            segs.first().map_or(0, |s| s.seq),
+            inner.discontinuities - listed_discontinuities,
+            &entries,
+        )
     };
-    let fmp4 = playlist::media_playlist_keyed(
-        target_s,
-        media_sequence,
-        discontinuity_sequence,
-        &keyed(false),
-    );
-    let ts_listed_discontinuities = ts_listed.iter().filter(|s| s.discontinuity).count() as u64;
-    let ts = playlist::media_playlist_keyed(
-        target_s,
-        ts_listed.first().map_or(0, |s| s.seq),
-        inner.discontinuities - ts_listed_discontinuities,
-        &keyed(true),
-    );
+    let (fmp4, ts) = (media(&listed, false), media(&ts_listed, true));
     let bandwidth = listed
         .iter()
         .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
