@@ -211,11 +211,8 @@ impl Door {
         now: UnixMillis,
         lookup: impl FnOnce(VerifiedGrant) -> VerifiedGrant,
     ) -> Result<EgressGuard, Refusal> {
-        let Some(presented) = PresentedTag::of(token) else {
-            self.metrics.grants_refused.inc();
-            return Err(Refusal::Forbidden);
-        };
-        let v = match self.grant_key.verify(token, now) {
+        // The tag as the request carried it, taken before any lookup.
+        let (v, presented) = match self.grant_key.verify_presented(token, now) {
             Ok(v) => v,
             Err(e) => {
                 // The token is a credential: log why, never the token itself.

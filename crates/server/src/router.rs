@@ -1,7 +1,9 @@
 //! The whole HTTP surface in one router: the API and web app (`api`), the media
 //! door (`door`) and the smart-display endpoints (`integrations`).
 //!
-//! `app(state)` builds it so tests can drive it without a socket.
+//! `app(state)` builds it; [`HttpApp::serve`] answers a request, sending media
+//! GETs straight to the door's handlers ahead of the router (see
+//! [`crate::door::get`]).
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -21,7 +23,46 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 /// must not hold a connection).
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn app(state: AppState) -> Router {
+/// What one HTTP listener serves: its router and, on the public listener, the
+/// door's media GETs ahead of it.
+pub struct HttpApp {
+    router: Router,
+    media: Option<AppState>,
+}
+
+impl HttpApp {
+    /// Answers one request from `peer` (the client address comes from
+    /// `X-Forwarded-For` only when `peer` is one of `proxies`).
+    pub async fn serve(
+        &self,
+        mut req: axum::http::Request<hyper::body::Incoming>,
+        peer: std::net::IpAddr,
+        proxies: &[std::net::IpAddr],
+    ) -> Response {
+        if let Some(state) = &self.media
+            && req.method() == axum::http::Method::GET
+            && axum::body::HttpBody::is_end_stream(req.body())
+            && let Some((token, way)) = crate::door::way(req.uri().path())
+        {
+            return crate::door::get(state, token, way, req.headers()).await;
+        }
+        let addr = crate::auth::client_addr(peer, req.headers(), proxies);
+        req.extensions_mut().insert(crate::auth::ClientAddr(addr));
+        match tower::ServiceExt::oneshot(self.router.clone(), req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+pub fn app(state: AppState) -> HttpApp {
+    HttpApp {
+        router: public_router(state.clone()),
+        media: Some(state),
+    }
+}
+
+fn public_router(state: AppState) -> Router {
     // Answers of the API and of the OAuth provider (tokens, grant URLs, camera
     // lists, access logs) are one user's: no cache may keep them. Media sets
     // its own policy in the door; the web app's files theirs.
@@ -43,6 +84,10 @@ pub fn app(state: AppState) -> Router {
 /// [`MAX_BODY_BYTES`] before the handler runs: 408 or 413 otherwise, and the
 /// connection closes.
 async fn read_body_in_time(req: Request, next: Next) -> Response {
+    // Most requests (every media GET) have no body: nothing to wait for.
+    if axum::body::HttpBody::is_end_stream(req.body()) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let refuse = |status: StatusCode, why: &str| {
         tracing::info!(%status, why, "request body refused");
@@ -71,15 +116,19 @@ async fn read_body_in_time(req: Request, next: Next) -> Response {
     }
 }
 
-/// The admin API's router, for its own listener.
-pub fn admin_app(state: AppState) -> Router {
-    Router::new()
+/// The admin API, for its own listener.
+pub fn admin_app(state: AppState) -> HttpApp {
+    let router = Router::new()
         .merge(crate::api::admin_routes())
         .layer(axum::middleware::map_response(no_store))
         .fallback(|| async { AppError::NotFound })
         .layer(axum::middleware::from_fn(read_body_in_time))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    HttpApp {
+        router,
+        media: None,
+    }
 }
 
 /// `Cache-Control: no-store` unless the handler chose a policy itself.

@@ -4,7 +4,6 @@ use crate::config::Config;
 use crate::state::AppState;
 use hearth_access::grant::GrantKey;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,21 +206,17 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
 async fn serve_http(
     listener: TcpListener,
     limits: crate::net::Limits,
-    app: axum::Router,
+    app: crate::router::HttpApp,
     trusted_proxies: Arc<[std::net::IpAddr]>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
+    let app = Arc::new(app);
     crate::net::accept_loop(listener, "http", limits, move |sock, peer| {
-        let proxies = trusted_proxies.clone();
-        let metrics = metrics.clone();
-        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                let addr = crate::auth::client_addr(peer.ip(), req.headers(), &proxies);
-                req.extensions_mut().insert(crate::auth::ClientAddr(addr));
-                req
-            },
-        ));
+        let (app, proxies, metrics) = (app.clone(), trusted_proxies.clone(), metrics.clone());
+        let svc = hyper::service::service_fn(move |req| {
+            let (app, proxies) = (app.clone(), proxies.clone());
+            async move { Ok::<_, std::convert::Infallible>(app.serve(req, peer.ip(), &proxies).await) }
+        });
         async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

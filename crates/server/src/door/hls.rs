@@ -6,7 +6,8 @@ use super::{Egress, MediaResponse};
 use crate::error::AppError;
 use crate::hub::Hub;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::http::Uri;
 use hearth_access::{Grant, MediaKind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,14 +50,14 @@ async fn playlists(
 }
 
 /// Which of a camera's playlists a route serves.
-#[derive(Clone, Copy)]
-enum PlaylistKind {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaylistKind {
     Master,
     Fmp4,
     Ts,
 }
 
-async fn playlist(
+pub(super) async fn playlist(
     st: &AppState,
     door: &HttpGuard,
     kind: PlaylistKind,
@@ -93,9 +94,19 @@ pub(super) async fn ts_playlist(
 pub(super) async fn media_object(
     State(st): State<AppState>,
     Egress(door): Egress,
-    Path((_, name)): Path<(String, String)>,
+    uri: Uri,
 ) -> Result<MediaResponse, AppError> {
-    let hub = hub_for(&st, door.grant(), AppError::NotFound)?;
+    let (_, name) = super::media_path(uri.path()).ok_or(AppError::NotFound)?;
+    object(&st, &door, name).await
+}
+
+/// An init segment, segment or key of the grant's camera, by name.
+pub(super) async fn object(
+    st: &AppState,
+    door: &HttpGuard,
+    name: &str,
+) -> Result<MediaResponse, AppError> {
+    let hub = hub_for(st, door.grant(), AppError::NotFound)?;
     let kind = if name.ends_with(".m4s") {
         MediaKind::Fmp4Segment
     } else if name.ends_with(".ts") {
@@ -108,7 +119,7 @@ pub(super) async fn media_object(
         return Err(AppError::NotFound);
     };
     hub.touch(kind == MediaKind::TsSegment);
-    let obj = hub.object(kind, &name);
+    let obj = hub.object(kind, name);
     let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;
     door.write(&obj)

@@ -1,7 +1,7 @@
 //! Snapshot egress: the camera's newest still as a JPEG, through the door.
 
 use super::hls::hub_for;
-use super::{Egress, MediaResponse};
+use super::{Egress, HttpGuard, MediaResponse};
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::extract::State;
@@ -10,7 +10,12 @@ pub(super) async fn snapshot(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
+    still(&st, &door).await
+}
+
+/// The newest still of the grant's camera.
+pub(super) async fn still(st: &AppState, door: &HttpGuard) -> Result<MediaResponse, AppError> {
+    let hub = hub_for(st, door.grant(), AppError::CameraOffline)?;
     let camera = door.grant().camera;
     let frames = |gop| st.faults.frames(camera, gop, &st.hubs);
     let still = match crate::hub::still::snapshot(&hub, frames).await {
