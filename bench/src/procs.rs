@@ -63,7 +63,13 @@ impl Server {
         )?;
         let mut child = Command::new(hearth)
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
-            .args(["--admin", "127.0.0.1:0", "--config"])
+            .args([
+                "--admin",
+                "127.0.0.1:0",
+                "--webrtc",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(&config)
             .arg("--data-dir")
             .arg(&data_dir)

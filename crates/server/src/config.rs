@@ -8,6 +8,8 @@
 //! public_url = "http://cams.example.com"  # base of absolute URLs; default from `http`
 //! rtsp = "127.0.0.1:8554"        # RTSP egress for smart displays (Alexa); off if absent
 //! rtsp_public_url = "rtsps://cams.example.com:443"  # base of RTSP URLs; default from `rtsp`
+//! webrtc = "127.0.0.1:8189"      # WebRTC (WHEP) media, UDP: one port for every viewer
+//! webrtc_candidates = ["203.0.113.7"]  # addresses viewers reach it at; default the bound one
 //!
 //! [google]                       # optional: report to Google's HomeGraph
 //! homegraph_url = "https://homegraph.googleapis.com"   # the default
@@ -66,6 +68,8 @@ pub const DEFAULT_RTMP: &str = "127.0.0.1:1935";
 pub const DEFAULT_DATA_DIR: &str = "./hearth-data";
 /// The operator's admin API listens apart from the public port, on loopback.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:8081";
+/// WebRTC media (UDP), one port for every viewer.
+pub const DEFAULT_WEBRTC: &str = "127.0.0.1:8189";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +90,12 @@ pub struct FileConfig {
     pub admin: Option<SocketAddr>,
     /// Per-address limits (see [`LimitsConfig`]).
     pub limits: Option<LimitsConfig>,
+    /// WebRTC media address, UDP [default: 127.0.0.1:8189].
+    pub webrtc: Option<SocketAddr>,
+    /// The addresses announced to WebRTC viewers as this server's (ICE host
+    /// candidates, with the WebRTC port): a public or LAN address when `webrtc`
+    /// listens on all of them [default: the bound address].
+    pub webrtc_candidates: Option<Vec<std::net::IpAddr>>,
 }
 
 impl FileConfig {
@@ -94,6 +104,18 @@ impl FileConfig {
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
     }
+}
+
+/// What the command line says (each overrides the file's key of that name).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub http: Option<SocketAddr>,
+    pub rtmp: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub rtsp: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub webrtc: Option<SocketAddr>,
 }
 
 /// The effective configuration.
@@ -109,19 +131,22 @@ pub struct Config {
     pub google: Option<GoogleConfig>,
     pub admin: SocketAddr,
     pub limits: LimitsConfig,
+    pub webrtc: SocketAddr,
+    pub webrtc_candidates: Vec<std::net::IpAddr>,
 }
 
 impl Config {
     /// Flags win over the file; the file wins over defaults.
-    pub fn resolve(
-        file: FileConfig,
-        http: Option<SocketAddr>,
-        rtmp: Option<SocketAddr>,
-        data_dir: Option<PathBuf>,
-        public_url: Option<String>,
-        rtsp: Option<SocketAddr>,
-        admin: Option<SocketAddr>,
-    ) -> Self {
+    pub fn resolve(file: FileConfig, flags: Flags) -> Self {
+        let Flags {
+            http,
+            rtmp,
+            data_dir,
+            public_url,
+            rtsp,
+            admin,
+            webrtc,
+        } = flags;
         let http = http
             .or(file.http)
             .unwrap_or_else(|| DEFAULT_HTTP.parse().expect("default addr"));
@@ -148,6 +173,10 @@ impl Config {
                 .or(file.admin)
                 .unwrap_or_else(|| DEFAULT_ADMIN.parse().expect("default addr")),
             limits: file.limits.unwrap_or_default(),
+            webrtc: webrtc
+                .or(file.webrtc)
+                .unwrap_or_else(|| DEFAULT_WEBRTC.parse().expect("default addr")),
+            webrtc_candidates: file.webrtc_candidates.unwrap_or_default(),
         }
     }
 
@@ -194,14 +223,14 @@ mod tests {
             toml::from_str("http = \"127.0.0.1:9000\"\ndata_dir = \"/x\"").unwrap();
         let c = Config::resolve(
             file,
-            None,
-            Some("0.0.0.0:1936".parse().unwrap()),
-            Some("/y".into()),
-            None,
-            None,
-            None,
+            Flags {
+                rtmp: Some("0.0.0.0:1936".parse().unwrap()),
+                data_dir: Some("/y".into()),
+                ..Flags::default()
+            },
         );
         assert_eq!(c.http.port(), 9000);
+        assert_eq!(c.webrtc, DEFAULT_WEBRTC.parse().unwrap());
         assert_eq!(c.admin, DEFAULT_ADMIN.parse().unwrap(), "admin on loopback");
         assert_eq!(c.limits.http_connections_per_address, 256);
         assert_eq!(c.rtmp.port(), 1936);
@@ -222,7 +251,7 @@ mod tests {
     fn limits_take_what_the_file_says_and_default_the_rest() {
         let file: FileConfig =
             toml::from_str("[limits]\nhttp_connections_per_address = 5000").unwrap();
-        let c = Config::resolve(file, None, None, None, None, None, None);
+        let c = Config::resolve(file, Flags::default());
         assert_eq!(c.limits.http_connections_per_address, 5000);
         assert_eq!(
             c.limits.rtsp_connections_per_address, 32,

@@ -9,7 +9,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Args, Parser, Subcommand};
-use hearth_server::config::{Config, FileConfig};
+use hearth_server::config::{Config, FileConfig, Flags};
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, [google]).
+    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [limits], [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].
@@ -46,6 +46,10 @@ struct Common {
     /// the public network.
     #[arg(long, global = true)]
     admin: Option<SocketAddr>,
+    /// WebRTC (WHEP) media address, UDP, one port for every viewer
+    /// [default: 127.0.0.1:8189].
+    #[arg(long, global = true)]
+    webrtc: Option<SocketAddr>,
 }
 
 impl Common {
@@ -56,12 +60,15 @@ impl Common {
         };
         Ok(Config::resolve(
             file,
-            self.http,
-            self.rtmp,
-            self.data_dir.clone(),
-            self.public_url.clone(),
-            self.rtsp,
-            self.admin,
+            Flags {
+                http: self.http,
+                rtmp: self.rtmp,
+                data_dir: self.data_dir.clone(),
+                public_url: self.public_url.clone(),
+                rtsp: self.rtsp,
+                admin: self.admin,
+                webrtc: self.webrtc,
+            },
         ))
     }
 }

@@ -45,4 +45,6 @@ pub struct Metrics {
     pub rtmp_connections: Arc<Level>,
     /// RTSP viewers playing.
     pub rtsp_sessions: Arc<Level>,
+    /// WebRTC (WHEP) sessions, from the answer until they end.
+    pub webrtc_sessions: Arc<Level>,
 }

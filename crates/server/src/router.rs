@@ -55,9 +55,9 @@ impl HttpApp {
     }
 }
 
-pub fn app(state: AppState) -> HttpApp {
+pub fn app(state: AppState, webrtc: std::sync::Arc<crate::door::webrtc::WebRtc>) -> HttpApp {
     HttpApp {
-        router: public_router(state.clone()),
+        router: public_router(state.clone()).layer(axum::Extension(webrtc)),
         media: Some(state),
     }
 }

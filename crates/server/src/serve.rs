@@ -24,6 +24,8 @@ pub struct Running {
     pub rtsp: Option<SocketAddr>,
     /// The admin API's own listener.
     pub admin: SocketAddr,
+    /// The WebRTC media socket (UDP).
+    pub webrtc: SocketAddr,
     pub state: AppState,
 }
 
@@ -139,12 +141,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         &cfg.limits,
         audit,
     );
+    let webrtc = crate::door::webrtc::WebRtc::bind(cfg.webrtc, &cfg.webrtc_candidates).await?;
     let running = Running {
         public_url,
         http: http.local_addr()?,
         rtmp: rtmp.local_addr()?,
         rtsp: rtsp.as_ref().map(TcpListener::local_addr).transpose()?,
         admin: admin.local_addr()?,
+        webrtc: webrtc.local_addr(),
         state: state.clone(),
     };
 
@@ -175,7 +179,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     tokio::spawn(serve_http(
         http,
         public,
-        crate::router::app(state.clone()),
+        crate::router::app(state.clone(), webrtc),
         proxies.clone(),
         state.metrics.clone(),
     ));
@@ -253,10 +257,11 @@ impl Running {
     pub fn addresses(&self, cfg: &Config) -> String {
         let rtsp = self.rtsp.map(|a| format!("  RTSP {a}")).unwrap_or_default();
         format!(
-            "  HTTP {}  RTMP {}{rtsp}  ADMIN {}  data {}",
+            "  HTTP {}  RTMP {}{rtsp}  ADMIN {}  WEBRTC {}  data {}",
             self.http,
             self.rtmp,
             self.admin,
+            self.webrtc,
             cfg.data_dir.display()
         )
     }

@@ -73,6 +73,8 @@ pub(super) struct StreamGrant {
     hls_url: String,
     hls_ts_url: String,
     snapshot_url: String,
+    /// WHEP endpoint: `POST` an SDP offer (with the session) for WebRTC.
+    whep_url: String,
     expires_at: String,
     /// What the segments' in-band provenance must name: players check it.
     camera_id: CameraId,
@@ -128,6 +130,7 @@ pub(super) async fn create_stream(
         hls_url: format!("{base}/index.m3u8"),
         hls_ts_url: format!("{base}/ts.m3u8"),
         snapshot_url: format!("{base}/snapshot.jpg"),
+        whep_url: format!("{base}/whep"),
         expires_at: hearth_access::clock::rfc3339(grant.expires_at),
         camera_id: grant.camera,
         epoch: grant.epoch,

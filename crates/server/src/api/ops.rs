@@ -124,9 +124,12 @@ fn render(st: &AppState) -> String {
     viewers
         .get_or_create(&vec![("way_out", "rtsp")])
         .set(m.rtsp_sessions.get());
+    viewers
+        .get_or_create(&vec![("way_out", "webrtc")])
+        .set(m.webrtc_sessions.get());
     r.register(
         "viewers",
-        "Open view sessions, by integration, and RTSP viewers",
+        "Open view sessions, by integration, and RTSP and WebRTC viewers",
         viewers,
     );
     let failures = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();

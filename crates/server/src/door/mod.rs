@@ -5,7 +5,8 @@
 //!
 //! - [`hls`]: playlists, init segments, segments and keys over HTTP;
 //! - [`snapshot`]: the newest still as a JPEG;
-//! - [`rtsp`]: RTSP for smart displays (Alexa), frame by frame.
+//! - [`rtsp`]: RTSP for smart displays (Alexa), frame by frame;
+//! - [`webrtc`]: WebRTC over WHEP, frame by frame.
 //!
 //! This module turns what the guard lets out (a [`Delivery`]) into an HTTP
 //! response, and a refusal into the server's error; [`MediaResponse`] — the only
@@ -16,9 +17,11 @@
 //! are players polling playlists) or through the router's [`routes`] (HEAD, a GET
 //! with a body). `tests/media_routes.rs` holds them to the same answers.
 
+mod frames;
 pub mod hls;
 pub mod rtsp;
 pub mod snapshot;
+pub mod webrtc;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -35,6 +38,9 @@ crate::routes::route_table! { routes, ROUTES;
     get "/media/{grant}/ts.m3u8" => hls::ts_playlist, "HLS media playlist, MPEG-TS segments", "grant";
     get "/media/{grant}/snapshot.jpg" => snapshot::snapshot, "The newest still (JPEG)", "grant";
     get "/media/{grant}/{object}" => hls::media_object, "An init segment, segment or key", "grant";
+    post "/media/{grant}/whep" => webrtc::offer, "WHEP: an SDP offer in; 201 with the SDP answer and the session's Location", "grant";
+    patch "/media/{grant}/whep/{session}" => webrtc::trickle, "WHEP: a trickle-ICE fragment (accepted; Hearth is ICE-lite)", "grant";
+    delete "/media/{grant}/whep/{session}" => webrtc::end, "WHEP: end the WebRTC session", "grant";
 }
 
 impl From<Refusal> for AppError {

@@ -26,8 +26,9 @@
 //! viewer must take each frame within [`WRITE_TIMEOUT`]. One address holds at
 //! most a few dozen connections.
 
+use super::frames::{Feed, allowed};
 use crate::error::AppError;
-use crate::hub::{FrameCursor, Hub};
+use crate::hub::Hub;
 use crate::state::AppState;
 use bytes::Bytes;
 use hearth_access::keys::Stamper;
@@ -401,8 +402,7 @@ async fn play(
         packetizer,
         rtp_base,
         first_pts_ms: None,
-        lease: None,
-        cursor: None,
+        feed: Feed::default(),
         packets: Vec::new(),
     };
     let mut recheck = tokio::time::interval(ACCESS_RECHECK);
@@ -455,9 +455,7 @@ struct Stream {
     packetizer: H264Packetizer,
     rtp_base: u32,
     first_pts_ms: Option<i64>,
-    /// The publisher the session follows: another one is another timeline.
-    lease: Option<u64>,
-    cursor: Option<FrameCursor>,
+    feed: Feed,
     packets: Vec<InterleavedPacket>,
 }
 
@@ -468,14 +466,7 @@ impl Stream {
 
     /// Whether the grant still holds (expiry, revocation, kill switches).
     fn allowed(&self) -> Result<(), &'static str> {
-        let g = self.guard.grant();
-        if g.expires_at <= hearth_access::clock::now() {
-            return Err("grant expired");
-        }
-        if !self.guard.still_allowed() {
-            return Err("access revoked");
-        }
-        Ok(())
+        allowed(&self.guard)
     }
 
     /// Sends the frames the viewer has not had yet, each only while the grant
@@ -486,19 +477,7 @@ impl Stream {
         hub: &Hub,
         wr: &mut OwnedWriteHalf,
     ) -> Result<(), Stop> {
-        let Some(batch) = hub.frames_after(self.cursor) else {
-            return Err(Stop::Why("camera offline"));
-        };
-        if batch.epoch != self.guard.grant().epoch {
-            return Err(Stop::Why("binding epoch changed"));
-        }
-        if *self.lease.get_or_insert(batch.lease) != batch.lease {
-            return Err(Stop::Why("camera reconnected"));
-        }
-        let batch = state
-            .faults
-            .frame_batch(self.guard.grant().camera, batch, &state.hubs);
-        self.cursor = Some(batch.cursor);
+        let batch = self.feed.next(state, hub, &self.guard).map_err(Stop::Why)?;
         let Some(config) = batch.config else {
             return Ok(()); // no codec configuration yet, so no frames
         };

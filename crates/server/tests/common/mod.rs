@@ -195,6 +195,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--admin",
                 "127.0.0.1:0",
+                "--webrtc",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(dir.path().join("data"))

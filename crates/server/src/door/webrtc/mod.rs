@@ -1,0 +1,279 @@
+//! WebRTC egress over WHEP (draft-ietf-wish-whep): a viewer `POST`s an SDP offer
+//! to its grant's `whep_url` (with its session as `Authorization: Bearer`, as for
+//! HLS) and gets `201 Created`, the SDP answer and a `Location` naming the
+//! session; `DELETE` on that ends it; `PATCH` with a trickle-ICE fragment is
+//! accepted (Hearth is ICE-lite: it learns the viewer's addresses from the
+//! viewer's own connectivity checks, so there is nothing to add).
+//!
+//! Built on str0m (sans-IO WebRTC; DTLS and SRTP with AWS-LC): every session is
+//! one `Rtc` on its own task ([`session`]), and all of them share one UDP socket
+//! ([`udp`]), so a box behind a firewall opens one port. Video is the camera's
+//! own H.264, packetized, not transcoded; there is no audio track yet (the
+//! cameras send AAC, which WebRTC browsers do not take; Opus would need a
+//! transcode per camera).
+//!
+//! The isolation rules are those of every way out: the session exists only under
+//! a grant the door opened (verified, presented by its holder, live), and every
+//! frame passes [`hearth_access::EgressGuard::admit_frame`] before str0m sees it.
+
+pub mod session;
+pub mod udp;
+
+use super::{Egress, hls::hub_for};
+use crate::error::AppError;
+use crate::state::AppState;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use str0m::change::SdpOffer;
+use str0m::rtp::{Extension as RtpExtension, ExtensionMap};
+use str0m::{Candidate, IceCreds, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+
+/// WebRTC sessions at once, in all (each is a task, a DTLS context and send
+/// buffers): past this, `503`.
+const MAX_SESSIONS: usize = 10_000;
+
+/// The WebRTC side of the server: the shared socket and the running sessions.
+pub struct WebRtc {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    /// Host candidates announced in answers: the socket's port on each address.
+    candidates: Vec<SocketAddr>,
+    demux: Arc<udp::Demux>,
+    sessions: Mutex<HashMap<String, session::Handle>>,
+}
+
+impl WebRtc {
+    /// Binds the UDP socket at `addr` and starts reading it. `announce` are the
+    /// addresses viewers reach this machine at (default: the bound address; an
+    /// unspecified one announces loopback, with a warning).
+    pub async fn bind(addr: SocketAddr, announce: &[IpAddr]) -> anyhow::Result<Arc<Self>> {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding WebRTC UDP {addr}: {e}"))?;
+        let local = socket.local_addr()?;
+        let ips: Vec<IpAddr> = if !announce.is_empty() {
+            announce.to_vec()
+        } else if local.ip().is_unspecified() {
+            tracing::warn!(%local, "WebRTC listens on every address but announces only loopback: set webrtc_candidates to the addresses viewers reach");
+            vec![crate::config::reachable(local).ip()]
+        } else {
+            vec![local.ip()]
+        };
+        let candidates = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, local.port()))
+            .collect();
+        let socket = Arc::new(socket);
+        let demux = Arc::new(udp::Demux::default());
+        tokio::spawn(udp::receive(socket.clone(), demux.clone()));
+        Ok(Arc::new(Self {
+            socket,
+            local,
+            candidates,
+            demux,
+            sessions: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sessions running now.
+    pub fn sessions(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, session::Handle>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn sdp_response(status: StatusCode, location: Option<&str>, sdp: String) -> Response {
+    let mut r = (status, sdp).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    // The answer carries the session's ICE credentials: nobody may keep it.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(header::LOCATION, l);
+    }
+    r
+}
+
+fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
+}
+
+/// The str0m instance of a new session: ICE-lite, H.264 only, the playout-delay
+/// extension (a viewer may render each frame as it is decoded), and the
+/// credentials the demultiplexer knows it by.
+fn new_rtc(creds: IceCreds, candidates: &[SocketAddr]) -> Result<Rtc, AppError> {
+    let mut exts = ExtensionMap::standard();
+    exts.set(5, RtpExtension::PlayoutDelay);
+    let mut rtc = Rtc::builder()
+        .set_ice_lite(true)
+        .set_local_ice_credentials(creds)
+        .clear_codecs()
+        .enable_h264(true)
+        .set_extension_map(exts)
+        .build(Instant::now());
+    for addr in candidates {
+        let c = Candidate::host(*addr, "udp")
+            .map_err(|e| AppError::internal(anyhow::anyhow!("webrtc candidate {addr}: {e}")))?;
+        rtc.add_local_candidate(c);
+    }
+    Ok(rtc)
+}
+
+/// A session's str0m instance after the viewer's offer was accepted.
+pub struct Negotiated {
+    pub rtc: Rtc,
+    /// The SDP answer.
+    pub answer: String,
+    /// The local ICE ufrag the viewer's connectivity checks name.
+    pub ufrag: String,
+}
+
+/// Answers an SDP offer (the bytes of a `POST` body, from anyone holding a
+/// grant: outside input, fuzzed by `fuzz/fuzz_targets/whep_offer.rs`).
+pub fn negotiate(offer: &[u8], candidates: &[SocketAddr]) -> Result<Negotiated, AppError> {
+    let sdp = std::str::from_utf8(offer)
+        .map_err(|_| AppError::BadRequest("the offer is not UTF-8".into()))?;
+    let offer = SdpOffer::from_sdp_string(sdp)
+        .map_err(|e| AppError::BadRequest(format!("the offer is not valid SDP: {e}")))?;
+    let creds = IceCreds::new();
+    let ufrag = creds.ufrag.clone();
+    let mut rtc = new_rtc(creds, candidates)?;
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| AppError::BadRequest(format!("the offer cannot be answered: {e}")))?;
+    Ok(Negotiated {
+        rtc,
+        answer: answer.to_sdp_string(),
+        ufrag,
+    })
+}
+
+/// `POST whep_url`: an SDP offer in, `201` with the answer and the session's
+/// `Location` out.
+pub(in crate::door) async fn offer(
+    State(st): State<AppState>,
+    Extension(w): Extension<Arc<WebRtc>>,
+    Egress(door): Egress,
+    Path(grant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if !content_type_is(&headers, "application/sdp") {
+        return Ok((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "an SDP offer (Content-Type: application/sdp) is expected",
+        )
+            .into_response());
+    }
+    let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
+    if w.sessions() >= MAX_SESSIONS {
+        tracing::warn!(
+            sessions = MAX_SESSIONS,
+            "webrtc session refused: the server is full"
+        );
+        return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
+    }
+    let Negotiated { rtc, answer, ufrag } = negotiate(&body, &w.candidates)?;
+    let id = hex_id();
+    let end = Arc::new(Notify::new());
+    let guard = door.0;
+    let g = *guard.grant();
+    let rx = w.demux.register(&ufrag);
+    w.lock().insert(
+        id.clone(),
+        session::Handle {
+            end: end.clone(),
+            grant: g.id,
+        },
+    );
+    tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id, "webrtc session offered");
+    let s = session::Session {
+        rtc,
+        guard,
+        hub,
+        socket: w.socket.clone(),
+        local: w.local,
+        rx,
+        end,
+    };
+    let (w2, id2, st2) = (w.clone(), id.clone(), st.clone());
+    let counted = st.metrics.webrtc_sessions.hold();
+    tokio::spawn(async move {
+        let why = session::run(s, st2).await;
+        drop(counted);
+        w2.demux.remove(&ufrag);
+        w2.lock().remove(&id2);
+        tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id2, why, "webrtc session ended");
+    });
+    let location = format!("/media/{grant}/whep/{id}");
+    Ok(sdp_response(StatusCode::CREATED, Some(&location), answer))
+}
+
+/// The session named in the path, if it runs under the presented grant.
+fn session_of(w: &WebRtc, grant: hearth_model::GrantId, id: &str) -> Result<Arc<Notify>, AppError> {
+    let sessions = w.lock();
+    match sessions.get(id) {
+        Some(h) if h.grant == grant => Ok(h.end.clone()),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// `DELETE` on a session's `Location`: ends it.
+pub(in crate::door) async fn end(
+    Extension(w): Extension<Arc<WebRtc>>,
+    Egress(door): Egress,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let end = session_of(&w, door.grant().id, &id)?;
+    end.notify_one();
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PATCH` on a session's `Location` with a trickle-ICE fragment: accepted.
+/// Hearth is ICE-lite and answers the viewer's checks from wherever they come,
+/// so the viewer's candidates add nothing; ICE restarts are not offered.
+pub(in crate::door) async fn trickle(
+    Extension(w): Extension<Arc<WebRtc>>,
+    Egress(door): Egress,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    session_of(&w, door.grant().id, &id)?;
+    if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
+        return Ok((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a trickle-ICE fragment (Content-Type: application/trickle-ice-sdpfrag) is expected",
+        )
+            .into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn hex_id() -> String {
+    let b: [u8; 16] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,267 @@
+//! One WebRTC viewer: its str0m instance, driven by datagrams, timers and the
+//! hub's frames, on its own task.
+//!
+//! str0m is sans-IO: this loop feeds it input (a datagram, the time) and drains
+//! its output (datagrams to send, events, the next deadline). Frames come from
+//! the hub exactly as for RTSP ([`Hub::frames_after`]): the first batch starts at
+//! the current GOP's keyframe, so the viewer's first picture is the cached
+//! keyframe, sent as soon as DTLS is up. Every frame goes through
+//! [`EgressGuard::admit_frame`] (the grant's camera stamp, checked per frame)
+//! before str0m sees a byte of it, and access is rechecked before every frame and
+//! every [`ACCESS_RECHECK`]: a revoked share, a kill switch, an expired grant, an
+//! epoch change or a reconnecting publisher ends the peer connection. A frame
+//! the door refused never reaches str0m, so it cannot be retransmitted.
+//!
+//! A keyframe request (PLI/FIR) is answered from the GOP cache: the viewer's
+//! cursor is reset, so the current GOP is sent again from its keyframe.
+
+use super::super::frames::{Feed, Why, allowed};
+use super::udp::Datagram;
+use crate::hub::Hub;
+use crate::state::AppState;
+use hearth_access::keys::Stamper;
+use hearth_access::{AdmittedFrame, EgressGuard};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::media::{MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, mpsc};
+
+/// How often access is rechecked while no frame comes.
+pub const ACCESS_RECHECK: Duration = Duration::from_millis(250);
+/// Keyframe requests are answered at most this often (each resends a GOP).
+const KEYFRAME_RESEND_INTERVAL: Duration = Duration::from_secs(1);
+/// A peer that has not connected (ICE and DTLS) this long after the answer is
+/// dropped.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the HTTP side keeps of a running session.
+pub struct Handle {
+    /// Notified by `DELETE` on the session's resource.
+    pub end: Arc<Notify>,
+    /// The grant the session was opened under (`DELETE`/`PATCH` must present it).
+    pub grant: hearth_model::GrantId,
+}
+
+pub struct Session {
+    pub rtc: Rtc,
+    pub guard: EgressGuard,
+    pub hub: Arc<Hub>,
+    pub socket: Arc<UdpSocket>,
+    pub local: SocketAddr,
+    pub rx: mpsc::Receiver<Datagram>,
+    pub end: Arc<Notify>,
+}
+
+/// Runs the session until the peer leaves or access ends, then closes the peer
+/// connection (DTLS close, so the viewer knows at once); returns why.
+pub async fn run(mut s: Session, state: AppState) -> Why {
+    let why = drive(&mut s, &state).await;
+    s.rtc.disconnect();
+    for _ in 0..64 {
+        match s.rtc.poll_output() {
+            Ok(Output::Transmit(t)) => {
+                let _ = s.socket.try_send_to(&t.contents, t.destination);
+            }
+            Ok(Output::Event(_)) => {}
+            Ok(Output::Timeout(_)) | Err(_) => break,
+        }
+    }
+    why
+}
+
+async fn drive(s: &mut Session, state: &AppState) -> Why {
+    let g = *s.guard.grant();
+    let stamper = state.hubs.stamper(g.camera, g.epoch);
+    let mut video = Video {
+        mid: None,
+        pt: None,
+        feed: Feed::default(),
+        last_dts_ms: None,
+        rtp_ms: 0,
+        connected: false,
+        resent_at: None,
+        buf: Vec::new(),
+    };
+    let mut frames = s.hub.subscribe_frames();
+    let mut recheck = tokio::time::interval(ACCESS_RECHECK);
+    let connect_by = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        // Drain what str0m has to say.
+        let deadline = loop {
+            match s.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Transmit(t)) => {
+                    // Non-blocking: a full send buffer drops the packet, as the
+                    // network would; RTP recovers with NACK/PLI.
+                    let _ = s.socket.try_send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => match e {
+                    Event::Connected => {
+                        video.connected = true;
+                        tracing::info!(grant = ?g.id, camera = ?g.camera, "webrtc connected");
+                        if let Err(why) = video.send_new(s, state, &stamper) {
+                            return why;
+                        }
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return "peer disconnected";
+                    }
+                    Event::MediaAdded(m) if m.kind == str0m::media::MediaKind::Video => {
+                        video.mid.get_or_insert(m.mid);
+                    }
+                    Event::KeyframeRequest(_)
+                        if video
+                            .resent_at
+                            .is_none_or(|t| t.elapsed() >= KEYFRAME_RESEND_INTERVAL) =>
+                    {
+                        // From the GOP cache: the current GOP again, keyframe first.
+                        video.feed.restart();
+                        video.resent_at = Some(Instant::now());
+                        if video.connected
+                            && let Err(why) = video.send_new(s, state, &stamper)
+                        {
+                            return why;
+                        }
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::info!(grant = ?g.id, error = %e, "webrtc session error");
+                    return "webrtc error";
+                }
+            }
+        };
+        if !s.rtc.is_alive() {
+            return "peer connection closed";
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            d = s.rx.recv() => {
+                let Some(d) = d else { return "server shutting down" };
+                let now = Instant::now();
+                // Anything but STUN, DTLS and RTP/RTCP is ignored.
+                if let Ok(r) = Receive::new(Protocol::Udp, d.from, s.local, &d.data)
+                    && let Err(e) = s.rtc.handle_input(Input::Receive(now, r))
+                {
+                    tracing::debug!(grant = ?g.id, error = %e, "webrtc input refused");
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                if let Err(e) = s.rtc.handle_input(Input::Timeout(Instant::now())) {
+                    tracing::info!(grant = ?g.id, error = %e, "webrtc timeout handling failed");
+                    return "webrtc error";
+                }
+            }
+            changed = frames.changed(), if video.connected => {
+                if changed.is_err() {
+                    return "camera gone";
+                }
+                if let Err(why) = video.send_new(s, state, &stamper) {
+                    return why;
+                }
+            }
+            _ = recheck.tick() => {
+                if let Err(why) = allowed(&s.guard) {
+                    return why;
+                }
+                if !video.connected && tokio::time::Instant::now() >= connect_by {
+                    return "peer did not connect";
+                }
+            }
+            _ = s.end.notified() => return "ended by the viewer",
+        }
+    }
+}
+
+/// The sending side of the session's one video track.
+struct Video {
+    mid: Option<Mid>,
+    pt: Option<Pt>,
+    feed: Feed,
+    /// The previous frame's decode time, and the RTP clock (ms) it was sent at.
+    last_dts_ms: Option<i64>,
+    rtp_ms: u64,
+    connected: bool,
+    /// When a keyframe request last resent the GOP.
+    resent_at: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+impl Video {
+    /// Sends the frames the viewer has not had yet, each only while the grant
+    /// holds and as the door admits it.
+    fn send_new(
+        &mut self,
+        s: &mut Session,
+        state: &AppState,
+        stamper: &Stamper,
+    ) -> Result<(), Why> {
+        let Some(mid) = self.mid else {
+            return Ok(()); // the offer had no video we could send
+        };
+        let batch = self.feed.next(state, &s.hub, &s.guard)?;
+        let Some(config) = batch.config else {
+            return Ok(()); // no codec configuration yet, so no frames
+        };
+        let pt = match self.pt {
+            Some(pt) => pt,
+            None => {
+                let writer = s.rtc.writer(mid).ok_or("video track gone")?;
+                let pt = writer
+                    .payload_params()
+                    .find(|p| {
+                        p.spec().codec == str0m::format::Codec::H264
+                            && p.spec().format.packetization_mode == Some(1)
+                    })
+                    .map(|p| p.pt())
+                    .ok_or("the viewer offered no H.264 we can send")?;
+                *self.pt.insert(pt)
+            }
+        };
+        let last = batch.frames.len().saturating_sub(1);
+        for (i, frame) in batch.frames.iter().enumerate() {
+            allowed(&s.guard)?;
+            let admitted: AdmittedFrame<'_> = s
+                .guard
+                .admit_frame(frame, stamper)
+                .map_err(|_| "isolation violation")?;
+            let f = admitted.frame();
+            // The RTP clock follows the camera's, except that frames a viewer
+            // catches up on (all but the newest of a batch: the cached GOP when it
+            // starts or asks for a keyframe) are 1 ms apart, so it reaches live at once.
+            let step_ms = match self.last_dts_ms {
+                None => 0,
+                Some(prev) if i == last => (f.dts_ms - prev).clamp(1, 1000),
+                Some(_) => 1,
+            };
+            self.last_dts_ms = Some(f.dts_ms);
+            self.rtp_ms += step_ms as u64;
+            self.buf.clear();
+            if let Err(e) = hearth_media::ts::annexb_access_unit(&f.data, &config, &mut self.buf) {
+                tracing::warn!(error = %e, "webrtc: an access unit could not be converted; skipped");
+                continue;
+            }
+            let data: Arc<[u8]> = Arc::from(&self.buf[..]);
+            let zero = MediaTime::from_millis(0);
+            s.rtc
+                .writer(mid)
+                .ok_or("video track gone")?
+                .playout_delay(zero, zero)
+                .write(
+                    pt,
+                    Instant::now(),
+                    MediaTime::from_90khz(self.rtp_ms * 90),
+                    data,
+                )
+                .map_err(|e| {
+                    tracing::info!(error = %e, "webrtc write failed");
+                    "webrtc write failed"
+                })?;
+        }
+        Ok(())
+    }
+}

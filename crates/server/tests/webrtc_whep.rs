@@ -1,0 +1,286 @@
+//! WebRTC over WHEP, end to end on loopback with a real WebRTC peer (str0m as a
+//! client: ICE, DTLS, SRTP, RTP depacketization): the owner's camera plays from
+//! its cached keyframe and decodes to that camera's signature; `DELETE` ends the
+//! session; other households, a missing session, wrong content and garbage SDP
+//! get no session.
+
+mod common;
+use common::*;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// A WHEP viewer: a str0m peer on its own UDP socket.
+struct Viewer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+}
+
+/// What a viewer received.
+#[derive(Default)]
+struct Received {
+    frames: Vec<Arc<[u8]>>,
+    first_frame_after: Option<Duration>,
+    arrivals: Vec<Instant>,
+    connected_after: Option<Duration>,
+}
+
+impl Viewer {
+    /// Builds an offer (video, receive only) and returns it with the peer.
+    fn offer() -> (Viewer, String, str0m::change::SdpPendingOffer) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_h264(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        (
+            Viewer { rtc, socket, local },
+            offer.to_sdp_string(),
+            pending,
+        )
+    }
+
+    fn accept(&mut self, pending: str0m::change::SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("answer parses");
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Runs the peer for up to `limit`, until `want` frames arrived; times are
+    /// counted from `since`.
+    fn run_since(&mut self, since: Instant, limit: Duration, want: usize) -> Received {
+        let start = since;
+        let stop = Instant::now() + limit;
+        let mut got = Received::default();
+        let mut buf = vec![0u8; 2048];
+        while Instant::now() < stop && got.frames.len() < want {
+            let deadline = loop {
+                let Ok(out) = self.rtc.poll_output() else {
+                    return got; // closed by the server
+                };
+                match out {
+                    Output::Timeout(t) => break t,
+                    Output::Transmit(t) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
+                    }
+                    Output::Event(Event::Connected) => {
+                        got.connected_after = Some(start.elapsed());
+                    }
+                    Output::Event(Event::MediaData(d)) => {
+                        got.first_frame_after.get_or_insert(start.elapsed());
+                        got.arrivals.push(Instant::now());
+                        got.frames.push(d.data);
+                    }
+                    Output::Event(_) => {}
+                }
+            };
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), Duration::from_millis(50));
+            self.socket.set_read_timeout(Some(wait)).unwrap();
+            let input = match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => Input::Receive(
+                    Instant::now(),
+                    Receive::new(Protocol::Udp, from, self.local, &buf[..n]).unwrap(),
+                ),
+                Err(_) => Input::Timeout(Instant::now()),
+            };
+            if self.rtc.handle_input(input).is_err() || !self.rtc.is_alive() {
+                return got;
+            }
+        }
+        got
+    }
+
+    fn run(&mut self, limit: Duration, want: usize) -> Received {
+        self.run_since(Instant::now(), limit, want)
+    }
+}
+
+async fn post_offer(
+    url: &str,
+    session: Option<&str>,
+    content_type: &str,
+    sdp: &str,
+) -> reqwest::Response {
+    let mut r = client()
+        .post(url)
+        .header("content-type", content_type)
+        .body(sdp.to_string());
+    if let Some(s) = session {
+        r = r.bearer_auth(s);
+    }
+    r.send().await.unwrap()
+}
+
+fn nal_types(annexb: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    let mut i = 0;
+    while i + 3 < annexb.len() {
+        if annexb[i..i + 3] == [0, 0, 1] {
+            types.push(annexb[i + 3] & 0x1f);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    types
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_owner_plays_over_whep_from_the_cached_keyframe_and_nothing_else_gets_a_session() {
+    let s = Server::demo(160, 90);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    let camera = s.camera_id(&a, "Living room").await;
+    let g = s.grant(&a, &camera).await;
+    let whep = g["whep_url"]
+        .as_str()
+        .expect("the grant names its WHEP URL")
+        .to_string();
+    assert!(whep.ends_with("/whep"), "{whep}");
+
+    // Refusals first: no session is made for any of them.
+    let (_, offer, _) = Viewer::offer();
+    let b = s.login(OWNER_B, PASSWORD).await;
+    for (what, session, ctype, sdp, want) in [
+        (
+            "another household's session",
+            Some(b.as_str()),
+            "application/sdp",
+            offer.as_str(),
+            403,
+        ),
+        ("no session", None, "application/sdp", offer.as_str(), 403),
+        ("not SDP", Some(a.as_str()), "application/json", "{}", 415),
+        (
+            "garbage SDP",
+            Some(a.as_str()),
+            "application/sdp",
+            "v=0\r\nthis is not sdp",
+            400,
+        ),
+    ] {
+        let r = post_offer(&whep, session, ctype, sdp).await;
+        assert_eq!(r.status().as_u16(), want, "{what}");
+        assert!(r.headers().get("location").is_none(), "{what}");
+    }
+
+    // The owner's offer.
+    let (mut viewer, offer, pending) = Viewer::offer();
+    let posted = Instant::now();
+    let r = post_offer(&whep, Some(&a), "application/sdp", &offer).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["content-type"], "application/sdp");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.contains("/whep/"), "{location}");
+    let answer = r.text().await.unwrap();
+    assert!(answer.contains("a=ice-lite"), "Hearth answers as ICE-lite");
+    viewer.accept(pending, &answer);
+    let (mut viewer, got) = tokio::task::spawn_blocking(move || {
+        let got = viewer.run_since(posted, Duration::from_secs(20), 45);
+        (viewer, got)
+    })
+    .await
+    .unwrap();
+    assert!(got.connected_after.is_some(), "ICE and DTLS connected");
+    assert!(got.frames.len() >= 45, "only {} frames", got.frames.len());
+    let first = nal_types(&got.frames[0]);
+    assert!(
+        first.contains(&5),
+        "the first frame is the cached keyframe (IDR), got NAL types {first:?}"
+    );
+    println!(
+        "webrtc: from POST, connected after {:?}, first frame after {:?}",
+        got.connected_after.unwrap(),
+        got.first_frame_after.unwrap(),
+    );
+
+    // The pictures are the owner's camera's.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("whep.h264");
+    let bytes: Vec<u8> = got.frames.iter().flat_map(|f| f.iter().copied()).collect();
+    std::fs::write(&file, bytes).unwrap();
+    let pictures = decode_rgb(path_str(&file), 10.0, 160, 90);
+    assert_signature(&pictures, 160, 90, signature_of(&camera));
+
+    // Another household cannot end it; the holder can, once.
+    let base = s.base.clone();
+    let url = format!("{base}{location}");
+    let r = client().delete(&url).bearer_auth(&b).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .patch(&url)
+        .bearer_auth(&a)
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "trickle accepted");
+    let r = client().delete(&url).bearer_auth(&a).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Ended: nothing more arrives once what was in flight is in.
+    let after = tokio::task::spawn_blocking(move || {
+        viewer.run(Duration::from_millis(500), usize::MAX);
+        viewer.run(Duration::from_secs(2), usize::MAX).frames.len()
+    })
+    .await
+    .unwrap();
+    assert_eq!(after, 0, "frames after DELETE");
+    let r = client().delete(&url).bearer_auth(&a).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the session is gone");
+
+    // Signing out ends what the session holds: the peer connection stops
+    // within a second, without any DELETE.
+    let (mut viewer, offer, pending) = Viewer::offer();
+    let r = post_offer(&whep, Some(&a), "application/sdp", &offer).await;
+    assert_eq!(r.status(), 201);
+    viewer.accept(pending, &r.text().await.unwrap());
+    let mut viewer = tokio::task::spawn_blocking(move || {
+        assert!(viewer.run(Duration::from_secs(20), 10).frames.len() >= 10);
+        viewer
+    })
+    .await
+    .unwrap();
+    let playing = tokio::task::spawn_blocking(move || {
+        viewer.run(Duration::from_secs(4), usize::MAX).arrivals
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signed_out = Instant::now();
+    let r = client()
+        .post(format!("{base}/api/v1/logout"))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let arrivals = playing.await.unwrap();
+    let before = arrivals
+        .iter()
+        .filter(|t| **t < signed_out && signed_out - **t < Duration::from_millis(300))
+        .count();
+    assert!(before > 0, "live frames were arriving until the sign-out");
+    let after = arrivals
+        .last()
+        .unwrap()
+        .saturating_duration_since(signed_out);
+    println!(
+        "webrtc: {before} frames in the 300 ms before signing out, the last one {after:?} after"
+    );
+    assert!(
+        after < Duration::from_secs(1),
+        "frames went on for {after:?}"
+    );
+}
