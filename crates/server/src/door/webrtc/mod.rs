@@ -277,3 +277,46 @@ fn hex_id() -> String {
     let b: [u8; 16] = rand::random();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Chromium 156 offers for `addTransceiver('video')` and
+    /// `addTransceiver('audio')`, both receive-only (a WHEP player's offer).
+    const CHROMIUM_OFFER: &str = include_str!("chrome-offer.sdp");
+
+    #[test]
+    fn a_browsers_audio_and_video_offer_gets_h264_video_and_no_audio() {
+        let candidates = ["127.0.0.1:8189".parse().unwrap()];
+        let n = negotiate(CHROMIUM_OFFER.as_bytes(), &candidates).expect("answered");
+        let answer = n.answer;
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.contains("H264/90000"), "{answer}");
+        assert!(answer.contains("127.0.0.1 8189 typ host"), "{answer}");
+        assert!(
+            answer.contains(&format!("a=ice-ufrag:{}", n.ufrag)),
+            "{answer}"
+        );
+        // The audio m-line is refused (port 0) or inactive: Hearth sends no audio.
+        let audio = answer
+            .split("m=")
+            .find(|m| m.starts_with("audio"))
+            .expect("every offered m-line is answered");
+        assert!(
+            audio.starts_with("audio 0 ") || audio.contains("a=inactive"),
+            "{audio}"
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_offer_is_a_bad_request() {
+        let candidates = ["127.0.0.1:8189".parse().unwrap()];
+        for bad in [&b"\xff\xfe"[..], b"", b"v=0\r\n", b"hello"] {
+            assert!(matches!(
+                negotiate(bad, &candidates),
+                Err(AppError::BadRequest(_))
+            ));
+        }
+    }
+}
