@@ -104,6 +104,12 @@ uuid_id!(
 );
 
 uuid_id!(
+    /// One WebRTC (WHEP) viewing session: the last segment of its `Location`.
+    WhepSessionId,
+    "whep"
+);
+
+uuid_id!(
     /// A login session's public name: random, unrelated to its token, so listing
     /// sessions or naming one to end it hands out nothing that signs in.
     SessionId,

@@ -14,6 +14,7 @@ mod token;
 
 pub use ids::{
     BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, SessionId, UserId,
+    WhepSessionId,
 };
 pub use provenance::{Provenance, UnixMillis};
 pub use token::{RawToken, TokenHash};

@@ -284,3 +284,97 @@ async fn the_owner_plays_over_whep_from_the_cached_keyframe_and_nothing_else_get
         "frames went on for {after:?}"
     );
 }
+
+/// Frames a viewer under injected faults decoded, each with its camera's
+/// signature or none (never another's).
+fn decode_frames(frames: &[Arc<[u8]>]) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("whep.h264");
+    let bytes: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+    std::fs::write(&file, bytes).unwrap();
+    decode_rgb(path_str(&file), 10.0, 160, 90)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_foreign_frame_reaches_a_whep_viewer_under_injected_faults() {
+    require_tool("ffmpeg");
+    let s = Server::demo_with(160, 90, &[], &[("HEARTH_FAULT_P", "0.2")]);
+    assert!(
+        s.log().contains("FAULT INJECTION ENABLED"),
+        "the fault mode is not live"
+    );
+    // Every camera of both households, three viewers each, all at once.
+    let mut viewers = Vec::new();
+    for owner in [OWNER_A, OWNER_B] {
+        let t = s.login(owner, PASSWORD).await;
+        for cam in s.cameras(&t).await {
+            let (id, name) = (cam["id"].as_str().unwrap(), cam["name"].as_str().unwrap());
+            s.wait_online(&t, name).await;
+            for _ in 0..3 {
+                viewers.push((t.clone(), id.to_string()));
+            }
+        }
+    }
+    assert!(viewers.len() >= 6, "{} viewers", viewers.len());
+    let mut runs = Vec::new();
+    for (t, camera) in viewers {
+        let mut frames = Vec::new();
+        // Faults end sessions (a swapped grant, hub or frame batch is refused at the
+        // door): a viewer offers again, as a player would, up to a few times.
+        for _ in 0..6 {
+            let (status, g) = s.try_grant(&t, &camera).await;
+            if status != 200 {
+                continue;
+            }
+            let (mut viewer, offer, pending) = Viewer::offer();
+            let whep = g["whep_url"].as_str().unwrap();
+            let r = post_offer(whep, Some(&t), "application/sdp", &offer).await;
+            if r.status() != 201 {
+                continue;
+            }
+            viewer.accept(pending, &r.text().await.unwrap());
+            let got =
+                tokio::task::spawn_blocking(move || viewer.run(Duration::from_secs(3), 40).frames)
+                    .await
+                    .unwrap();
+            frames.extend(got);
+            if frames.len() >= 20 {
+                break;
+            }
+        }
+        runs.push((camera, frames));
+    }
+    let mut decoded_viewers = 0;
+    for (camera, frames) in &runs {
+        if frames.is_empty() {
+            continue;
+        }
+        let expected = signature_of(camera);
+        let mut readable = 0;
+        for (i, f) in decode_frames(frames).iter().enumerate() {
+            if let Some(sig) = hearth_camera::read_signature(f, 160, 90) {
+                assert_eq!(
+                    sig, expected,
+                    "FOREIGN PICTURE over WHEP: camera {camera}, frame {i}"
+                );
+                readable += 1;
+            }
+        }
+        if readable > 0 {
+            decoded_viewers += 1;
+        }
+    }
+    println!(
+        "webrtc under faults: {decoded_viewers}/{} viewers decoded their own camera",
+        runs.len()
+    );
+    assert!(
+        decoded_viewers * 2 >= runs.len(),
+        "too few viewers decoded anything ({decoded_viewers}/{})",
+        runs.len()
+    );
+    assert!(
+        s.log().contains("isolation violation blocked"),
+        "faults were injected into the WebRTC path and refused at the door"
+    );
+}

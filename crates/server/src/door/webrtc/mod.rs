@@ -27,6 +27,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hearth_model::WhepSessionId;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,7 @@ pub struct WebRtc {
     /// Host candidates announced in answers: the socket's port on each address.
     candidates: Vec<SocketAddr>,
     demux: Arc<udp::Demux>,
-    sessions: Mutex<HashMap<String, session::Handle>>,
+    sessions: Mutex<HashMap<WhepSessionId, session::Handle>>,
 }
 
 impl WebRtc {
@@ -93,7 +94,7 @@ impl WebRtc {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, session::Handle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WhepSessionId, session::Handle>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -198,13 +199,13 @@ pub(in crate::door) async fn offer(
         return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
     }
     let Negotiated { rtc, answer, ufrag } = negotiate(&body, &w.candidates)?;
-    let id = hex_id();
+    let id = WhepSessionId::random();
     let end = Arc::new(Notify::new());
     let guard = door.0;
     let g = *guard.grant();
     let rx = w.demux.register(&ufrag);
     w.lock().insert(
-        id.clone(),
+        id,
         session::Handle {
             end: end.clone(),
             grant: g.id,
@@ -220,14 +221,14 @@ pub(in crate::door) async fn offer(
         rx,
         end,
     };
-    let (w2, id2, st2) = (w.clone(), id.clone(), st.clone());
+    let (w2, st2) = (w.clone(), st.clone());
     let counted = st.metrics.webrtc_sessions.hold();
     tokio::spawn(async move {
         let why = session::run(s, st2).await;
         drop(counted);
         w2.demux.remove(&ufrag);
-        w2.lock().remove(&id2);
-        tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id2, why, "webrtc session ended");
+        w2.lock().remove(&id);
+        tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id, why, "webrtc session ended");
     });
     let location = format!("/media/{grant}/whep/{id}");
     Ok(sdp_response(StatusCode::CREATED, Some(&location), answer))
@@ -235,8 +236,9 @@ pub(in crate::door) async fn offer(
 
 /// The session named in the path, if it runs under the presented grant.
 fn session_of(w: &WebRtc, grant: hearth_model::GrantId, id: &str) -> Result<Arc<Notify>, AppError> {
+    let id: WhepSessionId = id.parse().map_err(|_| AppError::NotFound)?;
     let sessions = w.lock();
-    match sessions.get(id) {
+    match sessions.get(&id) {
         Some(h) if h.grant == grant => Ok(h.end.clone()),
         _ => Err(AppError::NotFound),
     }
@@ -271,11 +273,6 @@ pub(in crate::door) async fn trickle(
             .into_response());
     }
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn hex_id() -> String {
-    let b: [u8; 16] = rand::random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
