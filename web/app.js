@@ -5,6 +5,7 @@
 // who watched, owners), #/account; the path /oauth/authorize is the consent page.
 
 import { LivePlayer, exactEpoch, checkStill } from './player.js';
+import { WebRtcPlayer, webrtcSupported } from './webrtc.js';
 import { isLinkPage, showConsent, mountIntegrations } from './link.js';
 import { showManage, mountInvitations } from './sharing.js';
 import { showAccount } from './account.js';
@@ -423,7 +424,7 @@ function el(tag, attrs = {}, ...kids) {
 }
 
 function setBadge(badge, state) {
-  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', error: 'Error', refused: 'Unavailable' };
+  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', reconnecting: 'Reconnecting', error: 'Error', refused: 'Unavailable' };
   badge.className = `badge badge-${state}`;
   badge.textContent = labels[state] || state;
   badge.dataset.state = state;
@@ -656,7 +657,7 @@ function showPlayer(id) {
   foot.textContent = '';
 
   function setStatus(state, error, needsGesture) {
-    const map = { loading: 'loading', playing: 'live', offline: 'offline', error: 'error', refused: 'refused' };
+    const map = { loading: 'loading', playing: 'live', reconnecting: 'reconnecting', offline: 'offline', error: 'error', refused: 'refused' };
     setBadge(statusEl, map[state] || 'loading');
     statusEl.dataset.state = state;
     overlay.classList.toggle('is-offline', state === 'offline' || state === 'refused');
@@ -672,6 +673,7 @@ function showPlayer(id) {
       overlayText.textContent = state === 'refused' ? 'Stream unavailable'
         : needsGesture ? 'Press play to start the live view.'
         : state === 'offline' ? 'The camera is offline. Retrying…'
+        : state === 'reconnecting' ? 'Reconnecting…'
           : state === 'error' ? `Cannot play this camera${error ? `: ${error}` : ''}. Retrying…`
             : 'Connecting to the camera…';
     }
@@ -692,6 +694,10 @@ function showPlayer(id) {
     if (ft) {
       const delay = Math.max(0, (Date.now() - ft) / 1000);
       foot.textContent = `Picture from ${formatTime(ft, tz)}${tz ? ` (${tz})` : ''} · about ${delay.toFixed(1)} s behind real time`;
+    } else if (player && stats.transport === 'webrtc' && stats.state === 'playing') {
+      foot.textContent = stats.latencyMs !== null && stats.latencyMs !== undefined
+        ? `Live over WebRTC · about ${stats.latencyMs} ms behind the camera`
+        : 'Live over WebRTC';
     } else {
       foot.textContent = '';
     }
@@ -723,7 +729,7 @@ function showPlayer(id) {
     video.setAttribute('aria-label', `Live video from ${cam.name}`);
     if (!cam.online) setStatus('offline');
     grants.acquire(id);
-    player = new LivePlayer({
+    const opts = {
       video,
       grants: grants.source(id),
       stats,
@@ -731,7 +737,20 @@ function showPlayer(id) {
       report: (body) => { postReport(id, body); },
       authorization: sessionAuthorization,
       onState: ({ state, error, needsGesture }) => { if (alive) setStatus(state, error, needsGesture); },
-    });
+    };
+    const playHls = () => {
+      if (!alive) return;
+      player = new LivePlayer(opts);
+      stats.transport = 'hls';
+    };
+    // WebRTC first (lowest latency, every frame's provenance checked in the
+    // browser); HLS when WebRTC cannot connect here or this browser cannot check
+    // frames. `localStorage['hearth.transport'] = 'hls'` forces HLS.
+    if (webrtcSupported() && localStorage.getItem('hearth.transport') !== 'hls') {
+      player = new WebRtcPlayer({ ...opts, onFallback: playHls });
+    } else {
+      playHls();
+    }
     updateClock();
     clockTimer = setInterval(updateClock, 1000);
   }

@@ -23,6 +23,10 @@
 //    sizes: same buffered ranges and frames as without the box), so the box is
 //    left in place.
 
+import { HEARTH_UUID, decodeRecord, hex2, hexOf } from './provenance.js';
+
+export { HEARTH_UUID };
+
 const BACK_BUFFER_S = 10;        // keep this much behind currentTime
 const MAX_LIVE_LAG_S = 4.5;      // jump forward when further behind the live edge
 const LIVE_CUSHION_S = 1.0;      // after a jump, keep at least this much buffered ahead
@@ -209,7 +213,6 @@ function children(view, box, type) {
   return readBoxes(view, box.payload, box.end).filter((b) => b.type === type);
 }
 
-function hex2(n) { return n.toString(16).padStart(2, '0'); }
 
 export function parseInit(buf) {
   const view = new DataView(buf);
@@ -275,15 +278,6 @@ export function segmentStartTime(buf, timescales) {
 // ---------------------------------------------------------------------------
 // In-band provenance (fMP4 `uuid` box, see crates/media/src/fmp4.rs)
 
-export const HEARTH_UUID = '25ca0d1b351c445a8b156a3a89bd41dc';
-const PROVENANCE_RECORD_LEN = 73; // version 1
-
-function hexOf(bytes) {
-  let out = '';
-  for (let i = 0; i < bytes.length; i++) out += hex2(bytes[i]);
-  return out;
-}
-
 /**
  * The provenance record of a segment, or `{ record: null, reason }`.
  * Same rules as the server's `locate_provenance`: the whole top-level box
@@ -330,21 +324,6 @@ export function readProvenance(buf) {
   } catch (e) {
     return { record: null, reason: `unreadable (${e && e.message})` };
   }
-}
-
-function decodeRecord(body) {
-  if (body.length !== PROVENANCE_RECORD_LEN) return { record: null, reason: `provenance record of ${body.length} bytes` };
-  if (body[0] !== 1) return { record: null, reason: `unknown provenance version ${body[0]}` };
-  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  return {
-    record: {
-      camera: hexOf(body.subarray(1, 17)),
-      epoch: dv.getBigUint64(17),
-      seq: dv.getBigUint64(25),
-      captureTime: dv.getBigInt64(33),
-    },
-    reason: null,
-  };
 }
 
 /**

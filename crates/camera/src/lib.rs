@@ -32,4 +32,6 @@ pub use config::{SimCameraConfig, validate_timezone};
 pub use encoder::{EncodedFrame, Encoder};
 pub use error::CameraError;
 pub use rtmp::{RtmpUrl, publish};
-pub use signature::{expected_background, read_signature, signature_for, signature_for_name};
+pub use signature::{
+    expected_background, read_capture_time, read_signature, signature_for, signature_for_name,
+};

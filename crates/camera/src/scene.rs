@@ -1,4 +1,5 @@
-//! What the camera shows: background, name, local time, frame counter, signature strip.
+//! What the camera shows: background, name, local time, frame counter, capture
+//! clock and signature strip.
 //!
 //! ```text
 //! +--------------------------------------------+
@@ -6,11 +7,16 @@
 //! | [2025-01-31 17:04:05 CET ]                 |   local time (every frame)
 //! | [frame 000123            ]                 |   counter (every frame)
 //! |            background colour               |
+//! |  [W][B][ capture ms bits ][ crc ][B][W]    |   clock strip (every frame)
 //! |  [W][B][ signature bits ][ crc ][B][W]     |   signature strip (drawn once)
 //! +--------------------------------------------+
 //! ```
 //!
-//! Everything static is drawn once; each frame only repaints the two dynamic label boxes.
+//! The clock strip carries the capture time in machine-readable form, so a viewer
+//! can measure glass-to-glass latency from decoded pixels
+//! ([`crate::read_capture_time`]).
+//!
+//! Everything static is drawn once; each frame only repaints the dynamic boxes.
 //! That keeps drawing to a few microseconds and also lets the encoder code most of the
 //! picture as skipped blocks, like a real static camera.
 
@@ -20,13 +26,15 @@ use jiff::tz::TimeZone;
 use crate::config::SimCameraConfig;
 use crate::draw::{NEUTRAL, Picture};
 use crate::font::GLYPH;
-use crate::signature::{BLACK_Y, StripLayout, WHITE_Y, background_yuv, strip_cells};
+use crate::signature::{BLACK_Y, StripLayout, WHITE_Y, background_yuv, clock_value, strip_cells};
 
 const BLACK: [u8; 3] = [BLACK_Y, NEUTRAL, NEUTRAL];
 const WHITE: [u8; 3] = [WHITE_Y, NEUTRAL, NEUTRAL];
 
 pub(crate) struct Scene {
     picture: Picture,
+    /// Where the capture time is drawn.
+    clock: StripLayout,
     tz: TimeZone,
     /// Picture pixels per font pixel.
     scale: u32,
@@ -42,23 +50,18 @@ impl Scene {
         let (width, height) = (cfg.width, cfg.height);
         let mut picture = Picture::new(width, height, background_yuv(cfg.signature));
 
-        let strip = StripLayout::for_size(width, height);
-        for (i, white) in strip_cells(cfg.signature).into_iter().enumerate() {
-            let (x0, x1) = strip.cell(i as u32);
-            picture.fill_rect(
-                x0,
-                strip.y0,
-                x1,
-                strip.y1,
-                if white { WHITE } else { BLACK },
-            );
-        }
+        draw_strip(
+            &mut picture,
+            StripLayout::for_size(width, height),
+            cfg.signature,
+        );
 
         let scale = (height / 180).max(1);
         let margin = (width / 40).max(2) & !1;
         let max_chars = ((width - 2 * margin - 2 * scale) / (GLYPH * scale)) as usize;
         let mut scene = Self {
             picture,
+            clock: StripLayout::clock_for_size(width, height),
             tz,
             scale,
             margin,
@@ -75,6 +78,11 @@ impl Scene {
         let time = local.strftime("%Y-%m-%d %H:%M:%S %Z").to_string();
         self.label(1, &time);
         self.label(2, &format!("frame {index:06}"));
+        draw_strip(
+            &mut self.picture,
+            self.clock,
+            clock_value(now.as_millisecond()),
+        );
         &self.picture
     }
 
@@ -100,10 +108,24 @@ impl Scene {
     }
 }
 
+/// Paints a strip of black and white cells carrying `value`.
+fn draw_strip(picture: &mut Picture, strip: StripLayout, value: u32) {
+    for (i, white) in strip_cells(value).into_iter().enumerate() {
+        let (x0, x1) = strip.cell(i as u32);
+        picture.fill_rect(
+            x0,
+            strip.y0,
+            x1,
+            strip.y1,
+            if white { WHITE } else { BLACK },
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{expected_background, read_signature};
+    use crate::{expected_background, read_capture_time, read_signature};
 
     fn scene(sig: u32, w: u32, h: u32, tz: &str) -> Scene {
         let cfg = SimCameraConfig {
@@ -120,6 +142,14 @@ mod tests {
             let mut s = scene(0xfeed_f00d, w, h, "UTC");
             let rgb = s.render(Timestamp::UNIX_EPOCH, 0).to_rgb();
             assert_eq!(read_signature(&rgb, w, h), Some(0xfeed_f00d), "{w}x{h}");
+            assert_eq!(read_capture_time(&rgb, w, h, 0), Some(0), "{w}x{h}");
+            let t = Timestamp::from_millisecond(1_796_000_000_123).unwrap();
+            let rgb = s.render(t, 1).to_rgb();
+            assert_eq!(
+                read_capture_time(&rgb, w, h, 1_796_000_004_000),
+                Some(1_796_000_000_123),
+                "{w}x{h}"
+            );
             // Middle right of the picture is plain background.
             let p = (((h / 2) * w + w - w / 10) * 3) as usize;
             let bg = expected_background(0xfeed_f00d);

@@ -62,7 +62,8 @@ pub(crate) fn background_yuv(signature: u32) -> [u8; 3] {
     rgb_to_yuv(hsv_to_rgb(hue, 0.6, 0.7))
 }
 
-/// Cell colours for a signature, left to right; `true` is white.
+/// Cell colours for a strip carrying `signature` (or a clock value), left to
+/// right; `true` is white.
 pub(crate) fn strip_cells(signature: u32) -> [bool; CELLS as usize] {
     let mut cells = [false; CELLS as usize];
     cells[0] = true; // start marker: white, black
@@ -77,7 +78,7 @@ pub(crate) fn strip_cells(signature: u32) -> [bool; CELLS as usize] {
     cells
 }
 
-/// Where the strip sits in a `width` x `height` picture.
+/// Where a strip sits in a `width` x `height` picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StripLayout {
     pub x0: u32,
@@ -87,12 +88,23 @@ pub(crate) struct StripLayout {
 }
 
 impl StripLayout {
+    /// The signature strip, along the bottom edge.
     pub fn for_size(width: u32, height: u32) -> Self {
         Self {
             x0: width * 4 / 100,
             x1: width * 96 / 100,
             y0: height * 86 / 100,
             y1: height * 95 / 100,
+        }
+    }
+
+    /// The clock strip, just above the signature strip: the capture time of the
+    /// frame, redrawn every frame (see [`read_capture_time`]).
+    pub fn clock_for_size(width: u32, height: u32) -> Self {
+        Self {
+            y0: height * 74 / 100,
+            y1: height * 83 / 100,
+            ..Self::for_size(width, height)
         }
     }
 
@@ -116,11 +128,47 @@ impl StripLayout {
 /// Returns `None` when there is no valid strip: the buffer is too small, the markers do
 /// not show a clear black/white contrast, a cell is ambiguous, or the CRC fails.
 pub fn read_signature(rgb: &[u8], width: u32, height: u32) -> Option<u32> {
+    read_strip(rgb, width, height, StripLayout::for_size(width, height))
+}
+
+/// Reads the capture time (Unix milliseconds) the camera drew into a decoded RGB24
+/// picture, as [`read_signature`] reads the signature.
+///
+/// The clock strip carries the low 32 bits of the capture time (with the same
+/// markers and CRC as the signature strip), which repeat every 49.7 days: the
+/// time returned is the one with those bits nearest to `near_ms`, the reader's
+/// own clock. A viewer on the camera's machine (or one with a synchronised
+/// clock) gets glass-to-glass latency as `now - read_capture_time(..)`.
+pub fn read_capture_time(rgb: &[u8], width: u32, height: u32, near_ms: i64) -> Option<i64> {
+    let low = read_strip(
+        rgb,
+        width,
+        height,
+        StripLayout::clock_for_size(width, height),
+    )?;
+    Some(nearest_with_low_bits(low, near_ms))
+}
+
+/// The value nearest to `near` whose low 32 bits are `low`.
+fn nearest_with_low_bits(low: u32, near: i64) -> i64 {
+    let base = near & !0xffff_ffff;
+    [base - (1 << 32), base, base + (1 << 32)]
+        .into_iter()
+        .map(|b| b | i64::from(low))
+        .min_by_key(|t| t.abs_diff(near))
+        .unwrap_or(near)
+}
+
+/// The low 32 bits of a capture time, as the clock strip carries them.
+pub(crate) fn clock_value(unix_ms: i64) -> u32 {
+    unix_ms as u32
+}
+
+fn read_strip(rgb: &[u8], width: u32, height: u32, layout: StripLayout) -> Option<u32> {
     let (w, h) = (width as usize, height as usize);
     if width < 32 || height < 18 || rgb.len() < w.checked_mul(h)?.checked_mul(3)? {
         return None;
     }
-    let layout = StripLayout::for_size(width, height);
     let (ry0, ry1) = centre_half(layout.y0 as f32, layout.y1 as f32);
     let mut luma = [0u32; CELLS as usize];
     for (i, mean) in luma.iter_mut().enumerate() {
@@ -260,6 +308,20 @@ mod tests {
             }
         }
         rgb
+    }
+
+    #[test]
+    fn capture_times_are_read_back_near_the_readers_clock() {
+        let t: i64 = 1_796_000_000_123; // December 2026
+        let low = clock_value(t);
+        assert_eq!(nearest_with_low_bits(low, t), t);
+        assert_eq!(nearest_with_low_bits(low, t + 5_000), t);
+        assert_eq!(nearest_with_low_bits(low, t - 5_000), t);
+        // Across a wrap of the low 32 bits, both ways.
+        let wrap: i64 = (t & !0xffff_ffff) + (1 << 32);
+        for (capture, reader) in [(wrap - 40, wrap + 60), (wrap + 40, wrap - 60)] {
+            assert_eq!(nearest_with_low_bits(clock_value(capture), reader), capture);
+        }
     }
 
     #[test]

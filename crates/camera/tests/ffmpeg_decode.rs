@@ -4,8 +4,8 @@
 mod common;
 
 use hearth_camera::{
-    EncodedFrame, Encoder, SimCameraConfig, expected_background, flv, read_signature,
-    signature_for, signature_for_name,
+    EncodedFrame, Encoder, SimCameraConfig, expected_background, flv, read_capture_time,
+    read_signature, signature_for, signature_for_name,
 };
 use hearth_model::CameraId;
 
@@ -72,6 +72,29 @@ fn signature_survives_h264_at_full_size() {
         }
         assert_background(&decoded[0], 1280, 720, sig);
         assert_background(&decoded[FRAMES - 1], 1280, 720, sig);
+    }
+}
+
+/// The clock strip (capture time, redrawn every frame) survives inter-frame
+/// coding and scaling, so a viewer can read glass-to-glass latency off the pixels.
+#[test]
+fn capture_time_survives_h264_and_scaling() {
+    let sig = signature_for_name("Porch");
+    for (cw, ch) in [(1280, 720), (640, 360)] {
+        let frames = encode("Porch", sig, cw, ch);
+        let stream = annexb(&frames);
+        for (w, h) in [(cw, ch), (320, 180)] {
+            let decoded = common::decode_h264_to_rgb(&stream, w, h);
+            assert_eq!(decoded.len(), FRAMES);
+            for (i, rgb) in decoded.iter().enumerate() {
+                let want = frames[i].capture_time.0;
+                assert_eq!(
+                    read_capture_time(rgb, w, h, want + 3_000),
+                    Some(want),
+                    "{cw}x{ch} shown at {w}x{h}, frame {i}"
+                );
+            }
+        }
     }
 }
 

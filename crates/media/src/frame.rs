@@ -22,6 +22,12 @@ pub struct VideoFrame {
     /// the source (the server's ingest) before the frame goes anywhere else.
     /// The muxers ignore it; caches that hand frames on check it.
     pub provenance: Option<ProvenanceRecord>,
+    /// The access unit as frame-by-frame ways out (WebRTC) send it: Annex B with
+    /// `provenance` as an SEI before the first slice
+    /// ([`crate::sei::annexb_with_provenance`]). Built once per frame when the
+    /// hub takes it, so no viewer converts or copies it (an `Arc<[u8]>` is what
+    /// the WebRTC stack takes); `None` before that.
+    pub annexb: Option<std::sync::Arc<[u8]>>,
 }
 
 /// One raw AAC frame (no ADTS header), 1024 samples.

@@ -97,6 +97,7 @@ mod tests {
             keyframe: key,
             data: Bytes::from(vec![0; len]),
             provenance: None,
+            annexb: None,
         }
     }
 

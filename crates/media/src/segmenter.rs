@@ -682,6 +682,7 @@ mod tests {
             keyframe: key,
             data: Bytes::from_static(if key { IDR } else { P }),
             provenance: None,
+            annexb: None,
         }
     }
     fn af(pts: i64) -> AudioFrame {
@@ -776,6 +777,7 @@ mod tests {
             keyframe: key,
             data: Bytes::from(data),
             provenance: None,
+            annexb: None,
         }
     }
 
@@ -934,6 +936,7 @@ mod tests {
             keyframe: true,
             data: Bytes::from_static(&[0, 0, 0, 9, 0x65]),
             provenance: None,
+            annexb: None,
         });
         let st = s.stats();
         assert_eq!(

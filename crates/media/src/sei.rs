@@ -182,6 +182,41 @@ pub fn provenance_nal(record: &ProvenanceRecord) -> Vec<u8> {
     user_data_unregistered_nal(HEARTH_UUID, &record.encode())
 }
 
+/// The access unit as frame-by-frame ways out (WebRTC) send it: Annex B, with
+/// the parameter sets from `config` before an IDR that lacks them (as
+/// [`crate::ts::annexb_pieces`] lays them out, minus its AUD: RTP marks access
+/// units itself) and `record` as an SEI NAL unit right before the first slice,
+/// so the viewer can check whose picture every frame is.
+pub fn annexb_with_provenance(
+    avcc_au: &[u8],
+    config: &crate::h264::AvcConfig,
+    record: &ProvenanceRecord,
+) -> Result<Vec<u8>, MediaError> {
+    const START: &[u8] = &[0, 0, 0, 1];
+    let sei = provenance_nal(record);
+    let mut pieces = Vec::new();
+    let len = crate::ts::annexb_pieces(avcc_au, config, &mut pieces)?;
+    let mut out = Vec::with_capacity(len + START.len() + sei.len());
+    let mut inserted = false;
+    // pieces: [AUD, START, nal, START, nal, ...]
+    for nal in pieces.iter().skip(2).step_by(2) {
+        if !inserted && (1..=5).contains(&h264::nal_type(nal)) {
+            out.extend_from_slice(START);
+            out.extend_from_slice(&sei);
+            inserted = true;
+        }
+        out.extend_from_slice(START);
+        out.extend_from_slice(nal);
+    }
+    if !inserted {
+        return Err(MediaError::InvalidNal {
+            offset: 0,
+            reason: "access unit has no slice",
+        });
+    }
+    Ok(out)
+}
+
 /// The provenance record carried in an access unit's SEI under [`HEARTH_UUID`].
 pub fn find_provenance(avcc_au: &[u8], nalu_length_size: u8) -> Option<ProvenanceRecord> {
     let payload = find_user_data_unregistered(avcc_au, nalu_length_size, HEARTH_UUID)?;
@@ -194,6 +229,49 @@ mod tests {
     use crate::provenance::tests::{noise, sample};
 
     const UUID: [u8; 16] = [0x11; 16];
+
+    /// NAL units of an Annex B stream with 4-byte start codes.
+    fn annexb_nals(stream: &[u8]) -> Vec<&[u8]> {
+        let mut starts = Vec::new();
+        for i in 0..stream.len().saturating_sub(3) {
+            if stream[i..i + 4] == [0, 0, 0, 1] {
+                starts.push(i + 4);
+            }
+        }
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| &stream[s..starts.get(k + 1).map_or(stream.len(), |n| n - 4)])
+            .collect()
+    }
+
+    #[test]
+    fn wire_form_has_parameter_sets_then_provenance_then_the_slices() {
+        use crate::h264::tests::{PPS, SPS_640X360, record};
+        let config =
+            crate::h264::AvcConfig::parse_record(bytes::Bytes::from(record(SPS_640X360, PPS)))
+                .unwrap();
+        let rec = sample();
+        let aud: &[u8] = &[0x09, 0xf0];
+        let idr: &[u8] = &[0x65, 0x88, 0x84, 0x00];
+        let p: &[u8] = &[0x41, 0x9a, 0x02];
+        let key = annexb_with_provenance(&avcc(&[aud, idr], 4), &config, &rec).unwrap();
+        let nals = annexb_nals(&key);
+        let types: Vec<u8> = nals.iter().map(|n| h264::nal_type(n)).collect();
+        assert_eq!(types, [7, 8, 6, 5], "SPS, PPS, SEI, IDR; the AUD dropped");
+        assert_eq!(nals[3], idr);
+        let back = avcc(&[nals[2]], 4);
+        assert_eq!(find_provenance(&back, 4), Some(rec));
+        // An inter frame: the SEI, then the slice; no parameter sets.
+        let inter = annexb_with_provenance(&avcc(&[p], 4), &config, &rec).unwrap();
+        let types: Vec<u8> = annexb_nals(&inter)
+            .iter()
+            .map(|n| h264::nal_type(n))
+            .collect();
+        assert_eq!(types, [6, 1]);
+        // No slice: nothing to carry.
+        assert!(annexb_with_provenance(&avcc(&[aud], 4), &config, &rec).is_err());
+    }
 
     fn avcc(nals: &[&[u8]], ls: u8) -> Vec<u8> {
         let mut out = Vec::new();

@@ -159,6 +159,7 @@ fn replay(flv_path: &Path, stamp: bool) -> Replay {
                         keyframe: f.keyframe,
                         data,
                         provenance: None,
+                        annexb: None,
                     })
                 }
                 FlvVideo::EndOfSequence => None,

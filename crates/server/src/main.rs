@@ -92,6 +92,9 @@ enum Command {
         size: (u32, u32),
         #[arg(long, default_value_t = 15)]
         fps: u32,
+        /// Milliseconds between the simulated cameras' keyframes (IDR frames).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=20_000))]
+        keyframe_ms: u32,
     },
     /// Manage users.
     User {
@@ -243,6 +246,9 @@ enum CameraCmd {
         size: (u32, u32),
         #[arg(long, default_value_t = 15)]
         fps: u32,
+        /// Milliseconds between keyframes (IDR frames).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=20_000))]
+        keyframe_ms: u32,
         /// Visual signature drawn on the picture [default: derived from the name].
         #[arg(long)]
         signature: Option<u32>,
@@ -307,6 +313,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             demo_password,
             size,
             fps,
+            keyframe_ms,
         } => {
             let cfg = common.resolve()?;
             let opts = hearth_server::cli::demo::DemoOptions {
@@ -314,6 +321,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 width: size.0,
                 height: size.1,
                 fps,
+                keyframe_interval_ms: keyframe_ms,
             };
             hearth_server::cli::demo::run(cfg, opts).await
         }
@@ -536,6 +544,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     timezone,
                     size,
                     fps,
+                    keyframe_ms,
                     signature,
                 },
         } => {
@@ -545,6 +554,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cfg.width = size.0;
             cfg.height = size.1;
             cfg.fps = fps;
+            cfg.keyframe_interval_ms = keyframe_ms;
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;

@@ -63,6 +63,24 @@ pub async fn web_player_js() -> Response {
         "text/javascript; charset=utf-8",
     )
 }
+pub async fn web_webrtc_js() -> Response {
+    static_file(
+        include_str!("../../../web/webrtc.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+pub async fn web_provenance_js() -> Response {
+    static_file(
+        include_str!("../../../web/provenance.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+pub async fn web_frame_check_js() -> Response {
+    static_file(
+        include_str!("../../../web/frame-check.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
 pub async fn web_css() -> Response {
     static_file(
         include_str!("../../../web/app.css"),

@@ -14,6 +14,10 @@
 //!
 //! Control, first: the same setup with the door open but no faults plays A's own
 //! pictures, so the refusal is the check's doing, not a broken stream or page.
+//!
+//! Both ways the web app plays are proved: HLS (the check reads each segment's
+//! `uuid` box before it is appended) and WebRTC (the check reads each frame's
+//! SEI in an encoded transform before it is decoded).
 
 mod common;
 #[path = "common/webdriver.rs"]
@@ -79,8 +83,20 @@ async fn setup(env: &[(&str, &str)]) -> Setup {
     }
 }
 
+/// How the web app is made to play.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Transport {
+    Hls,
+    WebRtc,
+}
+
 impl Setup {
-    async fn open_player(&self) {
+    async fn open_player(&self, transport: Transport) {
+        let choice = match transport {
+            Transport::Hls => "localStorage.setItem('hearth.transport', 'hls')",
+            Transport::WebRtc => "localStorage.removeItem('hearth.transport')",
+        };
+        self.d.js(choice).await;
         self.d
             .click(&format!(
                 "[data-testid=camera-card][data-camera-id='{}']",
@@ -179,7 +195,29 @@ fn plain(log: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_web_player_refuses_and_reports_another_cameras_stream() {
+async fn the_web_player_refuses_and_reports_another_cameras_stream_over_hls() {
+    refuses_and_reports(Transport::Hls).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_player_refuses_and_reports_another_cameras_stream_over_webrtc() {
+    refuses_and_reports(Transport::WebRtc).await;
+}
+
+/// What the player counted as checked (segments or frames) and shown.
+fn checked_and_shown(st: &Value, transport: Transport) -> (u64, u64) {
+    let n = |k: &str| st[k].as_u64().unwrap_or(0);
+    match transport {
+        Transport::Hls => (n("provenanceChecked"), n("segmentsAppended")),
+        Transport::WebRtc => (n("framesChecked"), n("framesChecked")),
+    }
+}
+
+async fn refuses_and_reports(transport: Transport) {
+    let want = match transport {
+        Transport::Hls => "hls",
+        Transport::WebRtc => "webrtc",
+    };
     // Control: the door is open but nothing answers wrongly. A's page plays A.
     {
         let c = setup(&[("HEARTH_FAULT_DOOR_OPEN", "1"), ("HEARTH_FAULT_P", "0")]).await;
@@ -188,11 +226,12 @@ async fn the_web_player_refuses_and_reports_another_cameras_stream() {
             "the door-open switch is not live:\n{}",
             c.s.log()
         );
-        c.open_player().await;
+        c.open_player(transport).await;
         let st = c
             .wait_state("playing", "refused", Duration::from_secs(20))
             .await;
-        assert!(st["segmentsAppended"].as_u64().unwrap() >= 1, "{st}");
+        assert_eq!(st["transport"], want, "{st}");
+        assert!(checked_and_shown(&st, transport).1 >= 1, "{st}");
         let t0 = c.current_time().await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let t1 = c.current_time().await;
@@ -257,14 +296,24 @@ async fn the_web_player_refuses_and_reports_another_cameras_stream() {
     // (`player_reports` checks that every still report names B.)
     assert!(t.player_reports().await.is_empty());
 
-    t.open_player().await;
+    t.open_player(transport).await;
     let st = t
         .wait_state("refused", "playing", Duration::from_secs(20))
         .await;
+    assert_eq!(st["transport"], want, "{st}");
 
-    // The player checked what it fetched, found B, and appended nothing.
-    assert_eq!(st["segmentsAppended"], 0, "{st}");
-    assert!(st["provenanceChecked"].as_u64().unwrap() >= 1, "{st}");
+    // The player checked what it got, found B, and showed nothing.
+    match transport {
+        Transport::Hls => {
+            assert_eq!(st["segmentsAppended"], 0, "{st}");
+            assert!(st["provenanceChecked"].as_u64().unwrap() >= 1, "{st}");
+        }
+        Transport::WebRtc => {
+            // A session was made (B's frames came), none of its frames passed.
+            assert!(st["sessions"].as_u64().unwrap() >= 1, "{st}");
+            assert_eq!(st["framesChecked"], 0, "{st}");
+        }
+    }
     let why = st["lastError"].as_str().unwrap();
     assert!(
         why.starts_with("provenance check failed for ")
@@ -281,7 +330,7 @@ async fn the_web_player_refuses_and_reports_another_cameras_stream() {
              return {overlayHidden: o.hidden, overlayText: document.getElementById('video-overlay-text').textContent,
                      refusedClass: o.classList.contains('is-refused'),
                      badgeState: s.dataset.state, badgeText: s.textContent,
-                     src: v.getAttribute('src'), buffered: v.buffered.length, currentTime: v.currentTime,
+                     src: v.getAttribute('src'), srcObject: !!v.srcObject, buffered: v.buffered.length, currentTime: v.currentTime,
                      readyState: v.readyState};")
         .await;
     assert_eq!(page["overlayHidden"], false, "{page}");
@@ -290,6 +339,7 @@ async fn the_web_player_refuses_and_reports_another_cameras_stream() {
     assert_eq!(page["badgeState"], "refused", "{page}");
     assert_eq!(page["badgeText"], "Unavailable", "{page}");
     assert_eq!(page["src"], Value::Null, "{page}");
+    assert_eq!(page["srcObject"], false, "{page}");
     assert_eq!(page["buffered"], 0, "{page}");
     assert_eq!(page["currentTime"], 0.0, "{page}");
     assert_eq!(page["readyState"], 0, "{page}");
@@ -319,16 +369,19 @@ async fn the_web_player_refuses_and_reports_another_cameras_stream() {
     assert_eq!(detail["expected_epoch"], 1, "{r}");
     assert_eq!(detail["got_epoch"], 1, "{r}");
     let object = detail["object"].as_str().unwrap_or_default();
-    assert!(
-        object.starts_with("init-") || object.ends_with(".m4s"),
-        "the report names no media object: {r}"
-    );
+    match transport {
+        Transport::Hls => assert!(
+            object.starts_with("init-") || object.ends_with(".m4s"),
+            "the report names no media object: {r}"
+        ),
+        Transport::WebRtc => assert_eq!(object, "webrtc frame", "{r}"),
+    }
 
     // Stopped for good: a while later still nothing appended, nothing playing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let st = t.stats().await;
     assert_eq!(st["state"], "refused", "{st}");
-    assert_eq!(st["segmentsAppended"], 0, "{st}");
+    assert_eq!(checked_and_shown(&st, transport).1, 0, "{st}");
     assert_eq!(t.current_time().await, 0.0);
     assert_eq!(t.player_reports().await.len(), 1);
 

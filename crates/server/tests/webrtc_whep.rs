@@ -137,6 +137,30 @@ fn nal_types(annexb: &[u8]) -> Vec<u8> {
     types
 }
 
+/// The provenance record a frame carries in its SEI (what the web player checks).
+fn provenance_in(annexb: &[u8]) -> Option<hearth_media::provenance::ProvenanceRecord> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= annexb.len() {
+        if annexb[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut avcc = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(annexb.len(), |n| n - 3);
+        while end > s && annexb[end - 1] == 0 {
+            end -= 1;
+        }
+        avcc.extend_from_slice(&((end - s) as u32).to_be_bytes());
+        avcc.extend_from_slice(&annexb[s..end]);
+    }
+    hearth_media::sei::find_provenance(&avcc, 4)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_owner_plays_over_whep_from_the_cached_keyframe_and_nothing_else_gets_a_session() {
     let s = Server::demo(160, 90);
@@ -201,6 +225,12 @@ async fn the_owner_plays_over_whep_from_the_cached_keyframe_and_nothing_else_get
         first.contains(&5),
         "the first frame is the cached keyframe (IDR), got NAL types {first:?}"
     );
+    // Every frame names its camera in-band, for the viewer to check.
+    for (i, f) in got.frames.iter().enumerate() {
+        let r = provenance_in(f).unwrap_or_else(|| panic!("frame {i} carries no provenance"));
+        assert_eq!(r.camera.to_string(), camera, "frame {i}");
+        assert_eq!(r.epoch.to_string(), g["epoch"].to_string(), "frame {i}");
+    }
     println!(
         "webrtc: from POST, connected after {:?}, first frame after {:?}",
         got.connected_after.unwrap(),

@@ -42,6 +42,7 @@ pub struct DemoOptions {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    pub keyframe_interval_ms: u32,
 }
 
 fn random_password() -> String {
@@ -128,6 +129,7 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
         sim.width = opts.width;
         sim.height = opts.height;
         sim.fps = opts.fps;
+        sim.keyframe_interval_ms = opts.keyframe_interval_ms;
         // The camera signs its GOPs at the source, naming itself.
         sim.camera_id = Some(cam.id);
         let rx = stop_rx.clone();

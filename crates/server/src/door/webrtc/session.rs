@@ -84,7 +84,6 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
         rtp_ms: 0,
         connected: false,
         resent_at: None,
-        buf: Vec::new(),
     };
     let mut frames = s.hub.subscribe_frames();
     let mut recheck = tokio::time::interval(ACCESS_RECHECK);
@@ -188,7 +187,6 @@ struct Video {
     connected: bool,
     /// When a keyframe request last resent the GOP.
     resent_at: Option<Instant>,
-    buf: Vec<u8>,
 }
 
 impl Video {
@@ -204,9 +202,9 @@ impl Video {
             return Ok(()); // the offer had no video we could send
         };
         let batch = self.feed.next(state, &s.hub, &s.guard)?;
-        let Some(config) = batch.config else {
+        if batch.config.is_none() {
             return Ok(()); // no codec configuration yet, so no frames
-        };
+        }
         let pt = match self.pt {
             Some(pt) => pt,
             None => {
@@ -240,12 +238,11 @@ impl Video {
             };
             self.last_dts_ms = Some(f.dts_ms);
             self.rtp_ms += step_ms as u64;
-            self.buf.clear();
-            if let Err(e) = hearth_media::ts::annexb_access_unit(&f.data, &config, &mut self.buf) {
-                tracing::warn!(error = %e, "webrtc: an access unit could not be converted; skipped");
+            // Built once per frame by the hub (Annex B, provenance SEI first):
+            // each viewer shares it.
+            let Some(data) = f.annexb.clone() else {
                 continue;
-            }
-            let data: Arc<[u8]> = Arc::from(&self.buf[..]);
+            };
             let zero = MediaTime::from_millis(0);
             s.rtc
                 .writer(mid)

@@ -346,6 +346,7 @@ impl RtmpIngest {
                 keyframe: f.keyframe,
                 data: f.data,
                 provenance: None,
+                annexb: None,
             },
             now,
         );

@@ -1,0 +1,401 @@
+// Hearth WebRTC player: live video over WHEP, with the in-band provenance of
+// every frame checked before the browser decodes it.
+//
+// Pipeline: grant (whep_url) -> RTCPeerConnection, one receive-only video
+// transceiver -> POST the offer (Content-Type: application/sdp, the session as
+// Authorization) -> 201 + answer -> ICE/DTLS (Hearth is ICE-lite: it answers
+// the browser's checks, so there is nothing to trickle) -> frames.
+//
+// Design rules:
+//  * Provenance (DESIGN.md, isolation layer 1): the server puts each frame's
+//    record in an H.264 SEI before its first slice. An encoded transform
+//    (RTCRtpScriptTransform in a worker, or Chromium's createEncodedStreams)
+//    reads it for every frame before the decoder does; a frame that does not
+//    name this camera and epoch is dropped, the player stops for good
+//    ('refused') and reports it once, as the HLS player does for segments.
+//    A browser that can do neither does not play WebRTC at all (HLS instead).
+//  * Instant start: the server sends the current GOP from its keyframe as soon
+//    as DTLS is up; the first decoded frame is timed (stats.firstFrameMs, from
+//    the POST) and shown at once (playout delay 0).
+//  * Fallback: no picture within CONNECT_TIMEOUT_MS on the first try, or
+//    repeated failures later, hands over to HLS (onFallback).
+//  * Reconnect by itself: a failed or closed connection, or no frame for
+//    STALL_MS, opens a new session (backoff up to 5 s) under a fresh grant if
+//    the old one was refused; the state reads 'reconnecting' meanwhile.
+//  * Grants are short: when a new one arrives (app.js renews them), a new
+//    session is opened under it and replaces the old one once its first frame
+//    has been checked (make before break), before the old grant runs out.
+//  * When destroyed, nothing from this instance touches the <video> again.
+
+import { frameCheckStream } from './provenance.js';
+import { exactEpoch } from './player.js';
+
+const CONNECT_TIMEOUT_MS = 4000;
+const STALL_MS = 2500;
+const OFFLINE_RETRY_MS = 3000;
+const FETCH_TIMEOUT_MS = 10000;
+const MAX_FAILURES_BEFORE_FALLBACK = 3;
+const CAMERA_ID_RE = /^[0-9a-f]{32}$/;
+
+class StopError extends Error {
+  constructor() { super('stopped'); this.name = 'StopError'; }
+}
+
+class WhepError extends Error {
+  constructor(status, message) {
+    super(message || `HTTP ${status}`);
+    this.name = 'WhepError';
+    this.status = status;
+  }
+}
+
+/** Whether this browser can play WebRTC with every frame's provenance checked. */
+export function webrtcSupported() {
+  if (typeof RTCPeerConnection !== 'function' || typeof RTCRtpReceiver !== 'function') return false;
+  return typeof RTCRtpScriptTransform === 'function' || 'createEncodedStreams' in RTCRtpReceiver.prototype;
+}
+
+/**
+ * @param {object} opts  as for LivePlayer (video, grants, onState, stats,
+ *        cameraId, report, authorization), plus
+ * @param {(why: string) => void} opts.onFallback  called at most once when
+ *        WebRTC cannot play here; the caller then plays HLS instead.
+ */
+export class WebRtcPlayer {
+  constructor({ video, grants, onState, stats, cameraId, report, authorization, onFallback }) {
+    this.video = video;
+    this.grants = grants;
+    this.onState = onState || (() => {});
+    this.report = report || (() => {});
+    this.authorization = authorization || (() => null);
+    this.onFallback = onFallback || (() => {});
+    this.cameraId = String(cameraId || '').toLowerCase();
+    this.stats = stats || {};
+    Object.assign(this.stats, {
+      transport: 'webrtc', state: 'loading', lastError: null, framesChecked: 0,
+      firstFrameMs: null, reconnects: 0, sessions: 0, grantSwitches: 0, latencyMs: null,
+    });
+    this.alive = true;
+    this.abort = new AbortController();
+    this.current = null;     // the session on screen
+    this.everPlayed = false;
+    this.reported = false;
+    this.wake = null;        // resolves the wait of watch() early (new grant)
+    this.unsubscribe = grants.subscribe(() => { if (this.wake) this.wake('renew'); });
+    this.run();
+  }
+
+  destroy() {
+    if (!this.alive) return;
+    this.alive = false;
+    this.abort.abort();
+    this.unsubscribe();
+    if (this.wake) this.wake('stop');
+    this.close(this.current);
+    this.current = null;
+    this.video.srcObject = null;
+    try { this.video.load(); } catch (_) { /* ignore */ }
+  }
+
+  resume() { this.tryPlay(); }
+
+  /** Wall-clock time of the frame on screen is not known here; latency is in stats. */
+  currentFrameTime() { return null; }
+
+  setState(state, error) {
+    if (!this.alive) return;
+    if (error !== undefined) this.stats.lastError = error;
+    if (this.stats.state === state && error === undefined) return;
+    this.stats.state = state;
+    this.onState({ state, error: this.stats.lastError });
+  }
+
+  refuse(reason, reportBody) {
+    if (!this.alive) return;
+    console.error(`[hearth webrtc] refused: ${reason}`);
+    this.stats.state = 'refused';
+    this.stats.lastError = reason;
+    this.onState({ state: 'refused', error: reason });
+    this.destroy();
+    if (reportBody && !this.reported) {
+      this.reported = true;
+      try { this.report(reportBody); } catch (e) { console.warn('[hearth webrtc] report failed', e); }
+    }
+  }
+
+  fallback(why) {
+    if (!this.alive) return;
+    console.warn(`[hearth webrtc] falling back to HLS: ${why}`);
+    this.stats.fallback = why;
+    this.destroy();
+    this.onFallback(why);
+  }
+
+  expectationFrom(grant) {
+    const gotCamera = typeof grant.camera_id === 'string' ? grant.camera_id.toLowerCase() : null;
+    const epoch = exactEpoch(grant.epoch);
+    if (!CAMERA_ID_RE.test(this.cameraId)) { this.refuse(`not a camera id: ${JSON.stringify(this.cameraId)}`); return null; }
+    if (gotCamera === null || epoch === null) { this.refuse('stream grant lacks a camera_id or an exact epoch: cannot check provenance'); return null; }
+    if (gotCamera !== this.cameraId) { this.refuse(`stream grant names camera ${gotCamera}, expected ${this.cameraId}`); return null; }
+    return { camera: this.cameraId, epoch, epochJson: grant.epoch };
+  }
+
+  // --- main loop ------------------------------------------------------------
+
+  async run() {
+    let failures = 0;
+    while (this.alive) {
+      try {
+        const grant = await this.grants.current();
+        if (!this.alive) return;
+        const expect = this.expectationFrom(grant);
+        if (!expect) return;
+        if (!grant.whep_url) { this.fallback('the grant has no whep_url'); return; }
+        const s = await this.open(grant, expect);
+        try {
+          await this.firstFrame(s);
+        } catch (e) {
+          this.close(s);
+          throw e;
+        }
+        if (!this.alive) { this.close(s); return; }
+        this.attach(s);
+        failures = 0;
+        const why = await this.watch(s);
+        if (!this.alive) return;
+        if (why === 'renew') { this.stats.grantSwitches++; continue; }
+        // Dropped: the old picture stays until a new session replaces it.
+        this.stats.reconnects++;
+        this.stats.lastError = why;
+        console.warn(`[hearth webrtc] ${why}; reconnecting`);
+        this.setState('reconnecting', why);
+      } catch (e) {
+        if (!this.alive || e instanceof StopError) return;
+        failures++;
+        const status = e instanceof WhepError ? e.status : (e && e.status) || 0;
+        this.stats.lastError = String(e.message || e);
+        if (status === 401 || status === 403) {
+          try { await this.grants.refresh(); } catch (ge) {
+            if (ge && ge.status === 404) this.setState('error', 'camera not available');
+          }
+          if (failures > 1) await this.pause(Math.min(1000 * 2 ** (failures - 2), 10000));
+          continue;
+        }
+        if (status === 404 || status === 503) {
+          // The camera is offline (or gone): not a WebRTC problem, keep trying.
+          this.setState('offline', e.message);
+          failures = 0;
+          await this.pause(OFFLINE_RETRY_MS);
+          continue;
+        }
+        if (!this.everPlayed || failures >= MAX_FAILURES_BEFORE_FALLBACK) {
+          this.fallback(this.stats.lastError);
+          return;
+        }
+        this.setState('reconnecting', this.stats.lastError);
+        await this.pause(Math.min(500 * 2 ** failures, 5000));
+      }
+    }
+  }
+
+  async pause(ms) {
+    await new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    });
+  }
+
+  // --- one session ------------------------------------------------------------
+
+  // A peer connection with a checked receive-only video track, its offer POSTed
+  // and the answer applied. Resolves once the answer is set.
+  async open(grant, expect) {
+    const s = {
+      pc: null, worker: null, location: null, grant, stream: null,
+      postAt: performance.now(), lastFrameAt: 0, frames: 0, dropped: null,
+      firstFrame: null, onFirstFrame: null,
+    };
+    s.firstFrame = new Promise((resolve) => { s.onFirstFrame = resolve; });
+    const onEvent = (m) => this.frameEvent(s, m, expect);
+    const scriptTransform = typeof RTCRtpScriptTransform === 'function';
+    const config = { iceServers: Array.isArray(grant.ice_servers) ? grant.ice_servers : [] };
+    if (!scriptTransform) config.encodedInsertableStreams = true;
+    const pc = new RTCPeerConnection(config);
+    s.pc = pc;
+    this.stats.sessions++;
+    try {
+      const tr = pc.addTransceiver('video', { direction: 'recvonly' });
+      if (scriptTransform) {
+        s.worker = new Worker('/frame-check.js', { type: 'module' });
+        s.worker.onmessage = (ev) => onEvent(ev.data);
+        s.worker.onerror = () => { s.dropped = s.dropped || 'frame check failed'; };
+        tr.receiver.transform = new RTCRtpScriptTransform(s.worker, { camera: expect.camera, epoch: String(expect.epoch) });
+      } else {
+        const { readable, writable } = tr.receiver.createEncodedStreams();
+        readable.pipeThrough(frameCheckStream(expect.camera, expect.epoch, onEvent)).pipeTo(writable).catch(() => {});
+      }
+      pc.ontrack = (ev) => {
+        s.stream = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
+        if (!this.current && this.alive) this.show(s); // nothing on screen yet: show it at once
+      };
+      pc.onconnectionstatechange = () => {
+        if (pc.connectionState === 'failed' || pc.connectionState === 'closed') s.dropped = s.dropped || `connection ${pc.connectionState}`;
+        if (s.poke) s.poke();
+      };
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      s.postAt = performance.now();
+      const { answer, location } = await this.post(grant.whep_url, pc.localDescription.sdp);
+      s.location = location ? new URL(location, grant.whep_url).href : null;
+      if (!this.alive) throw new StopError();
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      return s;
+    } catch (e) {
+      this.close(s);
+      throw e;
+    }
+  }
+
+  frameEvent(s, m, expect) {
+    if (!this.alive || !m) return;
+    if (m.kind === 'refused') {
+      s.dropped = 'refused';
+      this.refuse(`provenance check failed for a WebRTC frame: ${m.problem}`, {
+        kind: 'provenance_mismatch',
+        detail: {
+          expected_camera: this.cameraId,
+          got_camera: m.camera,
+          expected_epoch: expect.epochJson,
+          got_epoch: m.epoch === null ? null : exactEpochJson(m.epoch),
+          object: 'webrtc frame',
+        },
+      });
+      return;
+    }
+    if (m.kind !== 'frame') return;
+    s.frames++;
+    s.lastFrameAt = performance.now();
+    if (s === this.current) {
+      this.stats.framesChecked++;
+      if (Number.isFinite(m.captureTime)) {
+        const l = Date.now() - m.captureTime;
+        this.stats.latencyMs = l >= 0 && l < 60000 ? Math.round(l) : null;
+      }
+    }
+    if (s.frames === 1) s.onFirstFrame();
+  }
+
+  async post(url, sdp) {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    this.abort.signal.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const headers = { 'Content-Type': 'application/sdp' };
+      const auth = this.authorization();
+      if (auth) headers.Authorization = auth;
+      const res = await fetch(url, { method: 'POST', body: sdp, headers, signal: ctl.signal, cache: 'no-store', credentials: 'omit' });
+      if (res.status !== 201) {
+        let msg = `WHEP ${res.status}`;
+        try { const j = await res.json(); if (j && j.error) msg = j.error; } catch (_) { /* not JSON */ }
+        throw new WhepError(res.status, msg);
+      }
+      return { answer: await res.text(), location: res.headers.get('Location') };
+    } catch (e) {
+      if (!this.alive) throw new StopError();
+      if (e.name === 'AbortError') throw new Error('timeout posting the WebRTC offer');
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.abort.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  // Resolves at the session's first checked frame; rejects if it does not come
+  // within CONNECT_TIMEOUT_MS or the connection fails first.
+  firstFrame(s) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error('WebRTC did not connect in time')), CONNECT_TIMEOUT_MS);
+      const finish = (err) => {
+        clearTimeout(timer);
+        s.poke = null;
+        if (err) reject(err); else resolve();
+      };
+      s.poke = () => { if (s.dropped) finish(new Error(s.dropped)); };
+      s.firstFrame.then(() => finish(null));
+      this.abort.signal.addEventListener('abort', () => finish(new StopError()), { once: true });
+    });
+  }
+
+  show(s) {
+    this.video.srcObject = s.stream;
+    const v = this.video;
+    if (typeof v.requestVideoFrameCallback === 'function' && this.stats.firstFrameMs === null) {
+      v.requestVideoFrameCallback(() => {
+        if (this.alive && this.stats.firstFrameMs === null) this.stats.firstFrameMs = Math.round(performance.now() - s.postAt);
+      });
+    }
+    this.tryPlay();
+  }
+
+  // Puts `s` on screen and ends the session it replaces.
+  attach(s) {
+    const old = this.current;
+    this.current = s;
+    if (this.video.srcObject !== s.stream) this.show(s);
+    if (old && old !== s) this.close(old);
+    this.everPlayed = true;
+    this.setState('playing', null);
+  }
+
+  // Waits while `s` plays; resolves with why it stopped ('renew' for a new grant).
+  watch(s) {
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (why) => {
+        if (done) return;
+        done = true;
+        clearInterval(timer);
+        this.wake = null;
+        s.poke = null;
+        resolve(why);
+      };
+      this.wake = finish;
+      s.poke = () => { if (s.dropped) finish(s.dropped); };
+      const timer = setInterval(() => {
+        if (!this.alive) return finish('stop');
+        if (s.dropped) return finish(s.dropped);
+        if (performance.now() - s.lastFrameAt > STALL_MS) return finish('no video for a while');
+        if (this.video.paused) this.tryPlay();
+      }, 250);
+    });
+  }
+
+  // Ends a session: DELETE its resource (best effort) and close the peer.
+  close(s) {
+    if (!s || s.closed) return;
+    s.closed = true;
+    try { s.pc.close(); } catch (_) { /* ignore */ }
+    if (s.worker) s.worker.terminate();
+    if (s.location) {
+      const headers = {};
+      const auth = this.authorization();
+      if (auth) headers.Authorization = auth;
+      fetch(s.location, { method: 'DELETE', headers, credentials: 'omit', keepalive: true }).catch(() => {});
+    }
+  }
+
+  tryPlay() {
+    const p = this.video.play();
+    if (p && p.catch) {
+      p.catch((e) => {
+        if (this.alive && e && e.name === 'NotAllowedError') this.onState({ state: this.stats.state, needsGesture: true });
+      });
+    }
+  }
+}
+
+function exactEpochJson(s) {
+  const b = BigInt(s);
+  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : s;
+}
