@@ -17,8 +17,10 @@
 //  * Instant start: the server sends the current GOP from its keyframe as soon
 //    as DTLS is up; the first decoded frame is timed (stats.firstFrameMs, from
 //    the POST) and shown at once (playout delay 0).
-//  * Fallback: no picture within CONNECT_TIMEOUT_MS on the first try, or
-//    repeated failures later, hands over to HLS (onFallback).
+//  * Fallback: no picture within CONNECT_TIMEOUT_MS of an answered offer on
+//    the first try (or three times in a row later), or a server that takes no
+//    more WebRTC viewers (429), hands over to HLS (onFallback). An unreachable
+//    or restarting server is not a WebRTC problem: the player keeps trying.
 //  * Reconnect by itself: a failed or closed connection, or no frame for
 //    STALL_MS, opens a new session (backoff up to 5 s) under a fresh grant if
 //    the old one was refused; the state reads 'reconnecting' meanwhile.
@@ -144,6 +146,7 @@ export class WebRtcPlayer {
 
   async run() {
     let failures = 0;
+    let webrtcFailures = 0;
     while (this.alive) {
       try {
         const grant = await this.grants.current();
@@ -156,11 +159,13 @@ export class WebRtcPlayer {
           await this.firstFrame(s);
         } catch (e) {
           this.close(s);
+          if (!(e instanceof StopError)) e.webrtcFailed = true;
           throw e;
         }
         if (!this.alive) { this.close(s); return; }
         this.attach(s);
         failures = 0;
+        webrtcFailures = 0;
         const why = await this.watch(s);
         if (!this.alive) return;
         if (why === 'renew') { this.stats.grantSwitches++; continue; }
@@ -188,12 +193,23 @@ export class WebRtcPlayer {
           await this.pause(OFFLINE_RETRY_MS);
           continue;
         }
-        if (!this.everPlayed || failures >= MAX_FAILURES_BEFORE_FALLBACK) {
+        if (status === 429 || status === 415) {
+          // The server takes no more WebRTC viewers (or no SDP): HLS will do.
           this.fallback(this.stats.lastError);
           return;
         }
+        if (e.webrtcFailed) {
+          // The offer was answered but no picture came: UDP blocked, say. Once
+          // at the start, or a few times in a row later, means HLS instead.
+          webrtcFailures++;
+          if (!this.everPlayed || webrtcFailures >= MAX_FAILURES_BEFORE_FALLBACK) {
+            this.fallback(this.stats.lastError);
+            return;
+          }
+        }
+        // Otherwise (the server unreachable or restarting): keep trying.
         this.setState('reconnecting', this.stats.lastError);
-        await this.pause(Math.min(500 * 2 ** failures, 5000));
+        await this.pause(Math.min(250 * 2 ** failures, 5000));
       }
     }
   }

@@ -164,3 +164,88 @@ async fn chromium_plays_over_webrtc_from_the_cached_keyframe_with_every_frame_ch
         "the player says how it plays: {foot}"
     );
 }
+
+/// Waits until the player plays over WebRTC again after at least `reconnects`
+/// drops; returns how long that took.
+async fn wait_replaying(d: &Driver, reconnects: u64, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let st = d
+            .js("const p = window.hearthPlayer; return p ? JSON.parse(JSON.stringify(p)) : null")
+            .await;
+        if st["state"] == "playing"
+            && st["transport"] == "webrtc"
+            && st["reconnects"].as_u64().unwrap_or(0) >= reconnects
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "the player did not play again by itself: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The picture is `camera`'s, and keeps coming.
+async fn assert_live_picture(d: &Driver, camera: &str) {
+    let before = d
+        .js("return window.hearthPlayer.framesChecked")
+        .await
+        .as_u64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = d
+        .js("return window.hearthPlayer.framesChecked")
+        .await
+        .as_u64()
+        .unwrap();
+    assert!(after >= before + 10, "frames stopped: {before} -> {after}");
+    let rgb = d.video_rgb(W, H).await;
+    assert_eq!(
+        hearth_camera::read_signature(&rgb, W, H),
+        Some(signature_of(camera))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_player_reconnects_by_itself_after_the_camera_and_the_server_restart() {
+    let s = Server::serve();
+    s.admin(
+        &["user", "add", "--email", OWNER_A],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let (camera, ingest) = s.add_camera(OWNER_A, "Porch");
+    let sig = signature_of(&camera).to_string();
+    let sim = simulate(&ingest, "Porch", (W, H), &["--signature", &sig]);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Porch").await;
+
+    let d = Driver::start().await;
+    d.log_in(&s.base, OWNER_A, PASSWORD).await;
+    d.wait_find("[data-testid=camera-card]").await;
+    // Marks this page: a reload would lose it.
+    d.js("window.hearthSamePage = true").await;
+    open_and_play(&d, &camera).await;
+    assert_live_picture(&d, &camera).await;
+
+    // The camera drops and comes back (a publisher reconnect).
+    drop(sim);
+    let sim = simulate(&ingest, "Porch", (W, H), &["--signature", &sig]);
+    let took = wait_replaying(&d, 1, Duration::from_secs(30)).await;
+    println!("webrtc chromium: playing again {took:?} after the camera restarted");
+    assert_live_picture(&d, &camera).await;
+
+    // The server restarts on the same addresses; the camera and the page find it.
+    let s = s.restart_serve_in_place();
+    let took = wait_replaying(&d, 2, Duration::from_secs(45)).await;
+    println!("webrtc chromium: playing again {took:?} after the server restarted");
+    assert_live_picture(&d, &camera).await;
+    assert_eq!(
+        d.js("return window.hearthSamePage === true").await,
+        true,
+        "the page was reloaded"
+    );
+    drop(sim);
+    drop(s);
+}

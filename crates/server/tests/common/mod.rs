@@ -178,7 +178,26 @@ impl Server {
         Self::spawn_in(dir, &["serve"], &[])
     }
 
+    /// Stops this server and starts `hearth serve` on the same data dir and the
+    /// same HTTP and RTMP addresses: an open page and a camera reconnect to it.
+    pub fn restart_serve_in_place(mut self) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let (http, rtmp) = (self.http.to_string(), self.rtmp.to_string());
+        Self::spawn_at(dir, &["serve"], &[], [&http, &rtmp])
+    }
+
     fn spawn_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn_at(dir, args, env, ["127.0.0.1:0", "127.0.0.1:0"])
+    }
+
+    fn spawn_at(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        [http, rtmp]: [&str; 2],
+    ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -188,9 +207,9 @@ impl Server {
             .args(args)
             .args([
                 "--http",
-                "127.0.0.1:0",
+                http,
                 "--rtmp",
-                "127.0.0.1:0",
+                rtmp,
                 "--rtsp",
                 "127.0.0.1:0",
                 "--admin",
