@@ -11,6 +11,12 @@
 //! webrtc = "127.0.0.1:8189"      # WebRTC (WHEP) media, UDP: one port for every viewer
 //! webrtc_candidates = ["203.0.113.7"]  # addresses viewers reach it at; default the bound one
 //!
+//! [[ice_servers]]                # optional: STUN/TURN servers handed to WebRTC viewers
+//! urls = ["stun:stun.example.net:3478"]
+//! [[ice_servers]]
+//! urls = ["turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349"]
+//! secret = "..."                 # coturn `static-auth-secret`: Hearth mints credentials per grant
+//!
 //! [google]                       # optional: report to Google's HomeGraph
 //! homegraph_url = "https://homegraph.googleapis.com"   # the default
 //! homegraph_token_command = "gcloud auth print-access-token --impersonate-service-account=hearth@PROJECT.iam.gserviceaccount.com"
@@ -28,6 +34,48 @@ pub struct GoogleConfig {
     pub homegraph_url: Option<String>,
     /// A command printing an OAuth access token for HomeGraph on stdout.
     pub homegraph_token_command: Option<String>,
+}
+
+/// One `[[ice_servers]]` entry: a STUN or TURN server WebRTC viewers may use
+/// (handed out with every grant, to WHEP clients as `Link` headers and to
+/// Google as `cameraStreamIceServers`). A TURN server needs credentials: either
+/// `secret` (coturn's `use-auth-secret`: Hearth mints a username and password
+/// per grant, valid as long as the grant) or a fixed `username` and
+/// `credential`, which every signed-in viewer then sees.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+    pub secret: Option<String>,
+}
+
+impl IceServerConfig {
+    /// Checks the entry before anything starts.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.urls.is_empty() {
+            anyhow::bail!("ice_servers: an entry has no urls");
+        }
+        for u in &self.urls {
+            let scheme = u.split(':').next().unwrap_or_default();
+            if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || u.len() <= scheme.len() + 1
+            {
+                anyhow::bail!("ice_servers: {u:?} is not a stun:, stuns:, turn: or turns: URL");
+            }
+        }
+        let fixed = self.username.is_some() || self.credential.is_some();
+        if fixed && (self.username.is_none() || self.credential.is_none()) {
+            anyhow::bail!("ice_servers: username and credential go together");
+        }
+        if fixed && self.secret.is_some() {
+            anyhow::bail!("ice_servers: give either secret or username and credential, not both");
+        }
+        if self.secret.as_ref().is_some_and(String::is_empty) {
+            anyhow::bail!("ice_servers: an empty secret");
+        }
+        Ok(())
+    }
 }
 
 /// The `[limits]` table: how much one peer address may take. Behind a reverse
@@ -96,13 +144,21 @@ pub struct FileConfig {
     /// candidates, with the WebRTC port): a public or LAN address when `webrtc`
     /// listens on all of them [default: the bound address].
     pub webrtc_candidates: Option<Vec<std::net::IpAddr>>,
+    /// STUN/TURN servers handed to WebRTC viewers (see [`IceServerConfig`]).
+    pub ice_servers: Option<Vec<IceServerConfig>>,
 }
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        let file: Self =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        for ice in file.ice_servers.iter().flatten() {
+            ice.validate()
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        }
+        Ok(file)
     }
 }
 
@@ -133,6 +189,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub webrtc: SocketAddr,
     pub webrtc_candidates: Vec<std::net::IpAddr>,
+    pub ice_servers: Vec<IceServerConfig>,
 }
 
 impl Config {
@@ -177,6 +234,7 @@ impl Config {
                 .or(file.webrtc)
                 .unwrap_or_else(|| DEFAULT_WEBRTC.parse().expect("default addr")),
             webrtc_candidates: file.webrtc_candidates.unwrap_or_default(),
+            ice_servers: file.ice_servers.unwrap_or_default(),
         }
     }
 

@@ -141,7 +141,12 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         &cfg.limits,
         audit,
     );
-    let webrtc = crate::door::webrtc::WebRtc::bind(cfg.webrtc, &cfg.webrtc_candidates).await?;
+    let webrtc = crate::door::webrtc::WebRtc::bind(
+        cfg.webrtc,
+        &cfg.webrtc_candidates,
+        crate::door::webrtc::ice::IceServers::new(cfg.ice_servers.clone()),
+    )
+    .await?;
     let running = Running {
         public_url,
         http: http.local_addr()?,

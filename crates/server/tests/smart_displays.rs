@@ -159,7 +159,7 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
     assert_eq!(dev["traits"], json!(["action.devices.traits.CameraStream"]));
     assert_eq!(
         dev["attributes"]["cameraStreamSupportedProtocols"],
-        json!(["hls"])
+        json!(["webrtc", "hls"])
     );
     assert_eq!(dev["attributes"]["cameraStreamNeedAuthToken"], true);
     assert_eq!(dev["willReportState"], true);

@@ -5,107 +5,12 @@
 //! get no session.
 
 mod common;
+#[path = "common/webrtc_peer.rs"]
+mod webrtc_peer;
 use common::*;
+use webrtc_peer::*;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-
-/// A WHEP viewer: a str0m peer on its own UDP socket.
-struct Viewer {
-    rtc: Rtc,
-    socket: UdpSocket,
-    local: SocketAddr,
-}
-
-/// What a viewer received.
-#[derive(Default)]
-struct Received {
-    frames: Vec<Arc<[u8]>>,
-    first_frame_after: Option<Duration>,
-    arrivals: Vec<Instant>,
-    connected_after: Option<Duration>,
-}
-
-impl Viewer {
-    /// Builds an offer (video, receive only) and returns it with the peer.
-    fn offer() -> (Viewer, String, str0m::change::SdpPendingOffer) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let local = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_h264(true)
-            .build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-        let mut api = rtc.sdp_api();
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let (offer, pending) = api.apply().unwrap();
-        (
-            Viewer { rtc, socket, local },
-            offer.to_sdp_string(),
-            pending,
-        )
-    }
-
-    fn accept(&mut self, pending: str0m::change::SdpPendingOffer, answer: &str) {
-        let answer = SdpAnswer::from_sdp_string(answer).expect("answer parses");
-        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
-    }
-
-    /// Runs the peer for up to `limit`, until `want` frames arrived; times are
-    /// counted from `since`.
-    fn run_since(&mut self, since: Instant, limit: Duration, want: usize) -> Received {
-        let start = since;
-        let stop = Instant::now() + limit;
-        let mut got = Received::default();
-        let mut buf = vec![0u8; 2048];
-        while Instant::now() < stop && got.frames.len() < want {
-            let deadline = loop {
-                let Ok(out) = self.rtc.poll_output() else {
-                    return got; // closed by the server
-                };
-                match out {
-                    Output::Timeout(t) => break t,
-                    Output::Transmit(t) => {
-                        let _ = self.socket.send_to(&t.contents, t.destination);
-                    }
-                    Output::Event(Event::Connected) => {
-                        got.connected_after = Some(start.elapsed());
-                    }
-                    Output::Event(Event::MediaData(d)) => {
-                        got.first_frame_after.get_or_insert(start.elapsed());
-                        got.arrivals.push(Instant::now());
-                        got.frames.push(d.data);
-                    }
-                    Output::Event(_) => {}
-                }
-            };
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), Duration::from_millis(50));
-            self.socket.set_read_timeout(Some(wait)).unwrap();
-            let input = match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => Input::Receive(
-                    Instant::now(),
-                    Receive::new(Protocol::Udp, from, self.local, &buf[..n]).unwrap(),
-                ),
-                Err(_) => Input::Timeout(Instant::now()),
-            };
-            if self.rtc.handle_input(input).is_err() || !self.rtc.is_alive() {
-                return got;
-            }
-        }
-        got
-    }
-
-    fn run(&mut self, limit: Duration, want: usize) -> Received {
-        self.run_since(Instant::now(), limit, want)
-    }
-}
 
 async fn post_offer(
     url: &str,
@@ -135,30 +40,6 @@ fn nal_types(annexb: &[u8]) -> Vec<u8> {
         }
     }
     types
-}
-
-/// The provenance record a frame carries in its SEI (what the web player checks).
-fn provenance_in(annexb: &[u8]) -> Option<hearth_media::provenance::ProvenanceRecord> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= annexb.len() {
-        if annexb[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut avcc = Vec::new();
-    for (k, &s) in starts.iter().enumerate() {
-        let mut end = starts.get(k + 1).map_or(annexb.len(), |n| n - 3);
-        while end > s && annexb[end - 1] == 0 {
-            end -= 1;
-        }
-        avcc.extend_from_slice(&((end - s) as u32).to_be_bytes());
-        avcc.extend_from_slice(&annexb[s..end]);
-    }
-    hearth_media::sei::find_provenance(&avcc, 4)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -315,16 +196,6 @@ async fn the_owner_plays_over_whep_from_the_cached_keyframe_and_nothing_else_get
     );
 }
 
-/// Frames a viewer under injected faults decoded, each with its camera's
-/// signature or none (never another's).
-fn decode_frames(frames: &[Arc<[u8]>]) -> Vec<Vec<u8>> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("whep.h264");
-    let bytes: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
-    std::fs::write(&file, bytes).unwrap();
-    decode_rgb(path_str(&file), 10.0, 160, 90)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_foreign_frame_reaches_a_whep_viewer_under_injected_faults() {
     require_tool("ffmpeg");
@@ -381,7 +252,7 @@ async fn no_foreign_frame_reaches_a_whep_viewer_under_injected_faults() {
         }
         let expected = signature_of(camera);
         let mut readable = 0;
-        for (i, f) in decode_frames(frames).iter().enumerate() {
+        for (i, f) in decode_frames(frames, 160, 90).iter().enumerate() {
             if let Some(sig) = hearth_camera::read_signature(f, 160, 90) {
                 assert_eq!(
                     sig, expected,

@@ -75,6 +75,9 @@ pub(super) struct StreamGrant {
     snapshot_url: String,
     /// WHEP endpoint: `POST` an SDP offer (with the session) for WebRTC.
     whep_url: String,
+    /// STUN/TURN servers for the WebRTC peer connection (`RTCIceServer`s;
+    /// TURN credentials live as long as the grant). Empty when none is set up.
+    ice_servers: Vec<crate::door::webrtc::ice::IceServer>,
     expires_at: String,
     /// What the segments' in-band provenance must name: players check it.
     camera_id: CameraId,
@@ -83,6 +86,7 @@ pub(super) struct StreamGrant {
 
 pub(super) async fn create_stream(
     State(st): State<AppState>,
+    axum::Extension(webrtc): axum::Extension<std::sync::Arc<crate::door::webrtc::WebRtc>>,
     session: crate::auth::AuthSession,
     Path(id): Path<String>,
 ) -> Result<Json<StreamGrant>, AppError> {
@@ -131,6 +135,7 @@ pub(super) async fn create_stream(
         hls_ts_url: format!("{base}/ts.m3u8"),
         snapshot_url: format!("{base}/snapshot.jpg"),
         whep_url: format!("{base}/whep"),
+        ice_servers: webrtc.ice_servers(&grant),
         expires_at: hearth_access::clock::rfc3339(grant.expires_at),
         camera_id: grant.camera,
         epoch: grant.epoch,

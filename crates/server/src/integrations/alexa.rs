@@ -1,6 +1,10 @@
 //! Alexa Smart Home (payload version 3) for cameras: `Alexa.Discovery`,
-//! `Alexa.CameraStreamController.InitializeCameraStreams`, `Alexa.ReportState`
-//! (endpoint health), `Alexa.Authorization.AcceptGrant`, and `Alexa.ErrorResponse`.
+//! `Alexa.CameraStreamController.InitializeCameraStreams`,
+//! `Alexa.RTCSessionController` (WebRTC, one-way video:
+//! `InitiateSessionWithOffer` is answered with `AnswerGeneratedForSession`,
+//! `SessionConnected` acknowledged, `SessionDisconnected` ends the session),
+//! `Alexa.ReportState` (endpoint health), `Alexa.Authorization.AcceptGrant`,
+//! and `Alexa.ErrorResponse`.
 //!
 //! Alexa delivers smart-home directives to an AWS Lambda function, not to a URL;
 //! the operator's Lambda forwards each directive unchanged to
@@ -26,18 +30,20 @@
 //! AcceptGrant is therefore answered `ACCEPT_GRANT_FAILED` (with the reason) rather
 //! than accepted and ignored.
 
+use crate::door::webrtc::{Select, WebRtc};
 use crate::error::AppError;
 use crate::integrations::links::{self, StreamRefusal};
 use crate::state::AppState;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use hearth_model::{CameraId, Integration};
 use hearth_store::{AccessToken, Link};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -115,9 +121,13 @@ fn error_event(
 }
 
 /// `POST /integrations/alexa/directives`.
-pub async fn directive(State(st): State<AppState>, body: Bytes) -> Result<Response, AppError> {
+pub async fn directive(
+    State(st): State<AppState>,
+    Extension(webrtc): Extension<Arc<WebRtc>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
     match parse_directive(&body) {
-        Ok(d) => Ok(Json(handle(&st, d).await?).into_response()),
+        Ok(d) => Ok(Json(handle(&st, &webrtc, d).await?).into_response()),
         Err(ev) => Ok((StatusCode::BAD_REQUEST, Json(ev)).into_response()),
     }
 }
@@ -157,7 +167,7 @@ pub fn token_of(d: &Directive) -> Option<String> {
     })
 }
 
-async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
+async fn handle(st: &AppState, webrtc: &Arc<WebRtc>, d: Directive) -> Result<Value, AppError> {
     let corr = d.header.correlation_token.as_deref();
     let endpoint_id = d.endpoint.as_ref().map(|e| e.endpoint_id.clone());
     let ep = endpoint_id.as_deref();
@@ -209,6 +219,9 @@ async fn handle(st: &AppState, d: Directive) -> Result<Value, AppError> {
             Ok(initialize(st, &link, corr, ep, &d.payload).await)
         }
         ("Alexa", "ReportState") => Ok(report_state(st, &link, corr, ep)),
+        ("Alexa.RTCSessionController", name) => {
+            Ok(rtc_session(st, webrtc, &link, corr, ep, name, &d.payload).await)
+        }
         (ns, name) => Ok(error_event(
             corr,
             ep,
@@ -265,6 +278,13 @@ async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
                             "proactivelyReported": false,
                             "retrievable": true,
                         },
+                    },
+                    {
+                        "type": "AlexaInterface",
+                        "interface": "Alexa.RTCSessionController",
+                        "version": "3",
+                        // One-way: video from the camera, nothing back.
+                        "configuration": {"isFullDuplexAudioSupported": false},
                     },
                     {"type": "AlexaInterface", "interface": "Alexa", "version": "3"},
                 ],
@@ -386,6 +406,110 @@ fn protocols(st: &AppState) -> Vec<Protocol> {
     match st.rtsp_url.get() {
         Some(_) => vec![Protocol::Rtsp, Protocol::Hls],
         None => vec![Protocol::Hls],
+    }
+}
+
+/// Longest Alexa session id taken (they are UUID-like).
+const MAX_SESSION_ID: usize = 256;
+
+/// `Alexa.RTCSessionController`: a WebRTC session under a grant of this link,
+/// named by Alexa's session id (scoped to the link, so no other link can end it).
+async fn rtc_session(
+    st: &AppState,
+    webrtc: &Arc<WebRtc>,
+    link: &Link,
+    corr: Option<&str>,
+    ep: Option<&str>,
+    name: &str,
+    payload: &Value,
+) -> Value {
+    let Some(camera) = device(st, link, ep) else {
+        return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
+    };
+    let Some(session) = payload
+        .get("sessionId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SESSION_ID)
+    else {
+        return error_event(corr, ep, "INVALID_VALUE", "a sessionId is required");
+    };
+    let tag = format!("alexa {} {session}", link.id);
+    let event = |event_name: &str, payload: Value| {
+        json!({"event": {
+            "header": header("Alexa.RTCSessionController", event_name, corr),
+            "endpoint": {"endpointId": camera},
+            "payload": payload,
+        }})
+    };
+    match name {
+        "InitiateSessionWithOffer" => {
+            let offer = payload.get("offer");
+            let sdp = match (
+                offer.and_then(|o| o.get("format")).and_then(Value::as_str),
+                offer.and_then(|o| o.get("value")).and_then(Value::as_str),
+            ) {
+                (Some("SDP"), Some(v)) => v,
+                _ => return error_event(corr, ep, "INVALID_VALUE", "an SDP offer is required"),
+            };
+            let stream = match links::issue_stream(st, link, camera).await {
+                Ok(s) => s,
+                Err(StreamRefusal::NotFound) => {
+                    return error_event(
+                        corr,
+                        ep,
+                        "NO_SUCH_ENDPOINT",
+                        "no such camera on this link",
+                    );
+                }
+                Err(StreamRefusal::Offline) => {
+                    return error_event(corr, ep, "ENDPOINT_UNREACHABLE", "the camera is offline");
+                }
+                Err(StreamRefusal::Suspended) => {
+                    return error_event(
+                        corr,
+                        ep,
+                        "INSUFFICIENT_PERMISSIONS",
+                        "the alexa integration is suspended",
+                    );
+                }
+            };
+            // The door opens the grant just issued, as for any viewer; a second
+            // offer for the same session replaces the first.
+            webrtc.end_where(Select::Tag(&tag));
+            let started = crate::door::open(st, &stream.token, None)
+                .and_then(|guard| webrtc.start(st, guard, sdp.as_bytes(), Some(tag)));
+            match started {
+                Ok(s) => event(
+                    "AnswerGeneratedForSession",
+                    json!({"answer": {"format": "SDP", "value": s.answer}}),
+                ),
+                Err(AppError::BadRequest(why)) => error_event(corr, ep, "INVALID_VALUE", &why),
+                Err(AppError::CameraOffline) => {
+                    error_event(corr, ep, "ENDPOINT_UNREACHABLE", "the camera is offline")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "alexa webrtc session not started");
+                    error_event(
+                        corr,
+                        ep,
+                        "INTERNAL_ERROR",
+                        "the session could not be started",
+                    )
+                }
+            }
+        }
+        "SessionConnected" => event("SessionConnected", json!({"sessionId": session})),
+        "SessionDisconnected" => {
+            let n = webrtc.end_where(Select::Tag(&tag));
+            tracing::info!(link = ?link.id, sessions = n, "alexa ended its webrtc session");
+            event("SessionDisconnected", json!({"sessionId": session}))
+        }
+        other => error_event(
+            corr,
+            ep,
+            "INVALID_DIRECTIVE",
+            &format!("Alexa.RTCSessionController.{other} is not supported"),
+        ),
     }
 }
 

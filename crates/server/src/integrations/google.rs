@@ -7,28 +7,40 @@
 //! ask the user to re-link). A link sees only the cameras its user consented to and
 //! may still view; every other device id, whoever owns it, is `deviceNotFound`.
 //! `GetCameraStream` answers with a stream grant for exactly that camera, link and
-//! integration (see `links::issue_stream`): an HLS playlist with MPEG-TS segments,
-//! which the default Cast receiver plays, AES-128 encrypted like every stream.
+//! integration (see `links::issue_stream`): WebRTC when the request lists
+//! `webrtc` (a signaling URL and the grant as `cameraStreamAuthToken`: Google
+//! `POST`s `{"action": "offer", "sdp"}` there with the token as Bearer and gets
+//! `{"action": "answer", "sdp"}`; `{"action": "end"}` ends the session), else
+//! an HLS playlist with MPEG-TS segments, which the default Cast receiver plays,
+//! AES-128 encrypted like every stream. Either way the media leaves through the
+//! door under that grant.
 //!
 //! While the `google` kill switch is on, every intent but DISCONNECT answers
 //! `transientError`, and the access view refuses every request under a Google
 //! grant, so live streams stop within a poll.
 
+use crate::door::webrtc::{Select, WebRtc};
 use crate::error::AppError;
 use crate::integrations::links::{self, StreamRefusal};
 use crate::state::AppState;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use hearth_model::{CameraId, Integration};
 use hearth_store::{AccessToken, Link};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
-/// What we serve, in preference order (Google's protocol names).
-pub const PROTOCOLS: [&str; 1] = ["hls"];
+/// What we serve, in preference order (Google's protocol names): WebRTC to the
+/// displays that take it (Nest Hubs), HLS with MPEG-TS segments to Cast.
+pub const PROTOCOLS: [&str; 2] = ["webrtc", "hls"];
+
+/// The only origin whose scripts may call the signaling endpoint (Google's
+/// player on displays, as its documentation requires).
+const SIGNALING_ORIGIN: &str = "https://www.gstatic.com";
 
 /// A fulfillment request, as parsed by [`parse_request`].
 #[derive(Deserialize)]
@@ -95,6 +107,7 @@ fn unauthorized() -> Response {
 
 pub async fn fulfillment(
     State(st): State<AppState>,
+    Extension(webrtc): Extension<Arc<WebRtc>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -137,7 +150,7 @@ pub async fn fulfillment(
     let payload = match input {
         Intent::Sync => sync(&st, &link).await?,
         Intent::Query(payload) => query(&st, &link, payload),
-        Intent::Execute(payload) => execute(&st, &link, payload).await,
+        Intent::Execute(payload) => execute(&st, &webrtc, &link, payload).await,
     };
     Ok(Json(json!({"requestId": request_id, "payload": payload})).into_response())
 }
@@ -211,7 +224,7 @@ fn query(st: &AppState, link: &Link, payload: QueryPayload) -> Value {
 /// asks for one stream at a time.
 const MAX_EXECUTIONS: usize = 64;
 
-async fn execute(st: &AppState, link: &Link, payload: ExecutePayload) -> Value {
+async fn execute(st: &AppState, webrtc: &WebRtc, link: &Link, payload: ExecutePayload) -> Value {
     let mut results = Vec::new();
     let mut seen = std::collections::HashSet::new();
     'all: for cmd in &payload.commands {
@@ -221,7 +234,7 @@ async fn execute(st: &AppState, link: &Link, payload: ExecutePayload) -> Value {
                     break 'all;
                 }
                 if seen.insert((d.id.as_str(), ex.command.as_str())) {
-                    results.push(execute_one(st, link, &d.id, ex).await);
+                    results.push(execute_one(st, webrtc, link, &d.id, ex).await);
                 }
             }
         }
@@ -233,35 +246,174 @@ fn error(id: &str, code: &str) -> Value {
     json!({"ids": [id], "status": "ERROR", "errorCode": code})
 }
 
-async fn execute_one(st: &AppState, link: &Link, id: &str, ex: &Execution) -> Value {
+async fn execute_one(
+    st: &AppState,
+    webrtc: &WebRtc,
+    link: &Link,
+    id: &str,
+    ex: &Execution,
+) -> Value {
     if ex.command != "action.devices.commands.GetCameraStream" {
         return error(id, "functionNotSupported");
     }
     let Some(camera) = device(st, link, id) else {
         return error(id, "deviceNotFound");
     };
-    if let Some(wanted) = ex.params.get("SupportedStreamProtocols") {
-        let ok = wanted
-            .as_array()
-            .is_some_and(|w| w.iter().any(|p| PROTOCOLS.iter().any(|ours| p == ours)));
-        if !ok {
-            return error(id, "functionNotSupported");
+    // The surface's protocols, in our order of preference; HLS for a request
+    // that names none (Cast's default receiver, as before WebRTC).
+    let protocol = match ex.params.get("SupportedStreamProtocols") {
+        Some(wanted) => {
+            let listed = |p: &str| wanted.as_array().is_some_and(|w| w.iter().any(|x| x == p));
+            match PROTOCOLS.into_iter().find(|p| listed(p)) {
+                Some(p) => p,
+                None => return error(id, "functionNotSupported"),
+            }
         }
+        None => "hls",
+    };
+    let s = match links::issue_stream(st, link, camera).await {
+        Ok(s) => s,
+        Err(StreamRefusal::NotFound) => return error(id, "deviceNotFound"),
+        Err(StreamRefusal::Offline) => return error(id, "deviceOffline"),
+        Err(StreamRefusal::Suspended) => return error(id, "transientError"),
+    };
+    let states = if protocol == "webrtc" {
+        let mut states = json!({
+            "online": true,
+            "cameraStreamProtocol": "webrtc",
+            "cameraStreamSignalingUrl": format!("{}/integrations/google/signaling", st.public_url),
+            "cameraStreamAuthToken": s.token,
+        });
+        let servers = webrtc.ice_servers(&s.grant);
+        if !servers.is_empty() {
+            // A JSON string, as Google documents it; none means Google's own STUN.
+            states["cameraStreamIceServers"] =
+                json!(serde_json::to_string(&servers).unwrap_or_default());
+        }
+        states
+    } else {
+        json!({
+            "online": true,
+            // MPEG-TS segments: what the default Cast receiver plays.
+            "cameraStreamAccessUrl": format!("{}/ts.m3u8", s.base),
+            "cameraStreamProtocol": "hls",
+            "cameraStreamAuthToken": s.token,
+        })
+    };
+    json!({"ids": [id], "status": "SUCCESS", "states": states})
+}
+
+/// A signaling message from Google's player.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Signal {
+    action: String,
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    sdp: Option<String>,
+}
+
+fn signaling_response(status: StatusCode, body: Value) -> Response {
+    let mut r = (status, Json(body)).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static(SIGNALING_ORIGIN),
+    );
+    // The answer carries the session's ICE credentials.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `POST /integrations/google/signaling`: Google's WebRTC signaling, under
+/// the grant `GetCameraStream` handed out as `cameraStreamAuthToken` (Bearer).
+/// `offer` starts a session (the door opens it for that grant, as for WHEP and
+/// HLS) and answers it; `end` ends the grant's sessions.
+pub async fn signaling(
+    State(st): State<AppState>,
+    Extension(webrtc): Extension<Arc<WebRtc>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let refuse = |status: StatusCode, why: &str| signaling_response(status, json!({"error": why}));
+    let Some(token) = crate::auth::bearer(&headers) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "the stream's auth token is required",
+        );
+    };
+    let guard = match crate::door::open(&st, token, None) {
+        Ok(g) if g.grant().integration == Integration::Google => g,
+        Ok(_) => return refuse(StatusCode::FORBIDDEN, "not a Google stream"),
+        Err(e) => return e.into_response(),
+    };
+    let signal: Signal = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed signaling message: {e}"),
+            );
+        }
+    };
+    let camera = guard.grant().camera;
+    if signal
+        .device_id
+        .as_deref()
+        .is_some_and(|d| d.parse::<CameraId>().ok() != Some(camera))
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "deviceId is not the stream's camera",
+        );
     }
-    match links::issue_stream(st, link, camera).await {
-        Ok(s) => json!({
-            "ids": [id],
-            "status": "SUCCESS",
-            "states": {
-                "online": true,
-                // MPEG-TS segments: what the default Cast receiver plays.
-                "cameraStreamAccessUrl": format!("{}/ts.m3u8", s.base),
-                "cameraStreamProtocol": "hls",
-                "cameraStreamAuthToken": s.token,
-            },
-        }),
-        Err(StreamRefusal::NotFound) => error(id, "deviceNotFound"),
-        Err(StreamRefusal::Offline) => error(id, "deviceOffline"),
-        Err(StreamRefusal::Suspended) => error(id, "transientError"),
+    match signal.action.as_str() {
+        "offer" => {
+            let Some(sdp) = signal.sdp else {
+                return refuse(StatusCode::BAD_REQUEST, "an offer needs its sdp");
+            };
+            match webrtc.start(&st, guard, sdp.as_bytes(), None) {
+                Ok(started) => signaling_response(
+                    StatusCode::OK,
+                    json!({"action": "answer", "sdp": started.answer}),
+                ),
+                Err(e) => e.into_response(),
+            }
+        }
+        "end" => {
+            let n = webrtc.end_where(Select::Grant(guard.grant().id));
+            tracing::info!(grant = ?guard.grant().id, sessions = n, "google ended its webrtc session");
+            signaling_response(StatusCode::OK, json!({}))
+        }
+        // Hearth never sends an offer, so there is nothing to answer.
+        other => refuse(
+            StatusCode::BAD_REQUEST,
+            &format!("unsupported action {other:?}"),
+        ),
     }
+}
+
+/// `OPTIONS /integrations/google/signaling`: the CORS preflight of Google's
+/// player (a JSON body and an `Authorization` header need one).
+pub async fn signaling_preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static(SIGNALING_ORIGIN),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    r
 }

@@ -25,5 +25,7 @@ crate::routes::route_table! { routes, ROUTES;
     delete "/api/v1/integrations/{integration}" => links::delete, "Unlink a smart-display platform", "session";
     put "/api/v1/integrations/{integration}/cameras" => links::set_cameras, "The cameras a link shows", "session";
     post "/integrations/google/fulfillment" => google::fulfillment, "Google Home: SYNC, QUERY, EXECUTE, DISCONNECT", "link";
+    post "/integrations/google/signaling" => google::signaling, "Google Home WebRTC signaling: {action: offer|end, sdp} under a GetCameraStream grant", "grant";
+    options "/integrations/google/signaling" => google::signaling_preflight, "CORS preflight of Google's WebRTC player", "none";
     post "/integrations/alexa/directives" => alexa::directive, "Alexa directives (through the forwarding Lambda)", "link";
 }

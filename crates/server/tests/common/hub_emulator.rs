@@ -250,6 +250,42 @@ pub fn get_camera_stream(id: &str) -> Value {
     }]}}]})
 }
 
+/// GetCameraStream from a surface that plays `protocols` (a Nest Hub lists
+/// `webrtc`).
+pub fn get_camera_stream_as(id: &str, protocols: &[&str]) -> Value {
+    json!({"requestId": "exec-2", "inputs": [{"intent": "action.devices.EXECUTE", "payload": {"commands": [{
+        "devices": [{"id": id}],
+        "execution": [{"command": "action.devices.commands.GetCameraStream", "params": {
+            "StreamToChromecast": false,
+            "SupportedStreamProtocols": protocols,
+        }}],
+    }]}}]})
+}
+
+/// A message to Google's WebRTC signaling URL, as Google's player sends it:
+/// JSON, the stream's auth token as Bearer, from its gstatic origin.
+pub async fn google_signal(
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Option<String>, Value) {
+    let mut r = client()
+        .post(url)
+        .header("origin", "https://www.gstatic.com")
+        .json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let origin = r
+        .headers()
+        .get("access-control-allow-origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, origin, r.json().await.unwrap_or(Value::Null))
+}
+
 pub fn disconnect() -> Value {
     json!({"requestId": "disc-1", "inputs": [{"intent": "action.devices.DISCONNECT"}]})
 }
@@ -300,6 +336,16 @@ pub fn initialize_streams(token: &str, endpoint: &str) -> Value {
         "endpoint": {"endpointId": endpoint, "scope": {"type": "BearerToken", "token": token}, "cookie": {}},
         "payload": {"cameraStreams": [{"protocol": "HLS", "resolution": {"width": 1280, "height": 720},
                     "authorizationType": "NONE", "videoCodec": "H264", "audioCodec": "AAC"}]},
+    })
+}
+
+/// An `Alexa.RTCSessionController` directive for `endpoint`.
+pub fn rtc_session(token: &str, endpoint: &str, name: &str, payload: Value) -> Value {
+    json!({
+        "header": {"namespace": "Alexa.RTCSessionController", "name": name,
+                   "payloadVersion": "3", "messageId": "m-3", "correlationToken": "corr-3"},
+        "endpoint": {"endpointId": endpoint, "scope": {"type": "BearerToken", "token": token}, "cookie": {}},
+        "payload": payload,
     })
 }
 

@@ -16,6 +16,7 @@
 //! a grant the door opened (verified, presented by its holder, live), and every
 //! frame passes [`hearth_access::EgressGuard::admit_frame`] before str0m sees it.
 
+pub mod ice;
 pub mod session;
 pub mod udp;
 
@@ -27,6 +28,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hearth_access::EgressGuard;
 use hearth_model::WhepSessionId;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -50,13 +52,19 @@ pub struct WebRtc {
     candidates: Vec<SocketAddr>,
     demux: Arc<udp::Demux>,
     sessions: Mutex<HashMap<WhepSessionId, session::Handle>>,
+    /// STUN/TURN servers handed to viewers.
+    ice: ice::IceServers,
 }
 
 impl WebRtc {
     /// Binds the UDP socket at `addr` and starts reading it. `announce` are the
     /// addresses viewers reach this machine at (default: the bound address; an
     /// unspecified one announces loopback, with a warning).
-    pub async fn bind(addr: SocketAddr, announce: &[IpAddr]) -> anyhow::Result<Arc<Self>> {
+    pub async fn bind(
+        addr: SocketAddr,
+        announce: &[IpAddr],
+        ice: ice::IceServers,
+    ) -> anyhow::Result<Arc<Self>> {
         let socket = UdpSocket::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("binding WebRTC UDP {addr}: {e}"))?;
@@ -82,11 +90,17 @@ impl WebRtc {
             candidates,
             demux,
             sessions: Mutex::new(HashMap::new()),
+            ice,
         }))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The STUN/TURN servers a viewer holding `grant` may use.
+    pub fn ice_servers(&self, grant: &hearth_access::grant::Grant) -> Vec<ice::IceServer> {
+        self.ice.for_grant(grant)
     }
 
     /// Sessions running now.
@@ -173,6 +187,93 @@ pub fn negotiate(offer: &[u8], candidates: &[SocketAddr]) -> Result<Negotiated, 
     })
 }
 
+/// A WebRTC session that was started: its id and the SDP answer.
+pub struct Started {
+    pub id: WhepSessionId,
+    pub answer: String,
+}
+
+/// What ends sessions from outside ([`WebRtc::end_where`]).
+pub enum Select<'a> {
+    /// Every session under this grant.
+    Grant(hearth_model::GrantId),
+    /// The session its opener tagged so (Alexa's session id, say).
+    Tag(&'a str),
+}
+
+impl WebRtc {
+    /// Starts a session for the viewer `guard` was opened for, answering
+    /// `offer`: every way a WebRTC viewer comes in (WHEP, Google's signaling,
+    /// Alexa's directive) comes through here, with a guard the door opened.
+    /// `tag` names the session for [`WebRtc::end_where`].
+    pub fn start(
+        self: &Arc<Self>,
+        st: &AppState,
+        guard: EgressGuard,
+        offer: &[u8],
+        tag: Option<String>,
+    ) -> Result<Started, AppError> {
+        let hub = hub_for(st, guard.grant(), AppError::CameraOffline)?;
+        if self.sessions() >= MAX_SESSIONS {
+            tracing::warn!(
+                sessions = MAX_SESSIONS,
+                "webrtc session refused: the server is full"
+            );
+            return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
+        }
+        let Negotiated { rtc, answer, ufrag } = negotiate(offer, &self.candidates)?;
+        let id = WhepSessionId::random();
+        let end = Arc::new(Notify::new());
+        let g = *guard.grant();
+        let rx = self.demux.register(&ufrag);
+        self.lock().insert(
+            id,
+            session::Handle {
+                end: end.clone(),
+                grant: g.id,
+                tag,
+            },
+        );
+        tracing::info!(grant = ?g.id, camera = ?g.camera, integration = g.integration.as_str(), session = %id, "webrtc session offered");
+        let s = session::Session {
+            rtc,
+            guard,
+            hub,
+            socket: self.socket.clone(),
+            local: self.local,
+            rx,
+            end,
+        };
+        let (w, st) = (self.clone(), st.clone());
+        let counted = st.metrics.webrtc_sessions.hold();
+        tokio::spawn(async move {
+            let why = session::run(s, st).await;
+            drop(counted);
+            w.demux.remove(&ufrag);
+            w.lock().remove(&id);
+            tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id, why, "webrtc session ended");
+        });
+        Ok(Started { id, answer })
+    }
+
+    /// Ends the sessions `which` selects; returns how many.
+    pub fn end_where(&self, which: Select<'_>) -> usize {
+        let sessions = self.lock();
+        let mut n = 0;
+        for h in sessions.values() {
+            let hit = match &which {
+                Select::Grant(g) => h.grant == *g,
+                Select::Tag(t) => h.tag.as_deref() == Some(*t),
+            };
+            if hit {
+                h.end.notify_one();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 /// `POST whep_url`: an SDP offer in, `201` with the answer and the session's
 /// `Location` out.
 pub(in crate::door) async fn offer(
@@ -190,48 +291,14 @@ pub(in crate::door) async fn offer(
         )
             .into_response());
     }
-    let hub = hub_for(&st, door.grant(), AppError::CameraOffline)?;
-    if w.sessions() >= MAX_SESSIONS {
-        tracing::warn!(
-            sessions = MAX_SESSIONS,
-            "webrtc session refused: the server is full"
-        );
-        return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
-    }
-    let Negotiated { rtc, answer, ufrag } = negotiate(&body, &w.candidates)?;
-    let id = WhepSessionId::random();
-    let end = Arc::new(Notify::new());
-    let guard = door.0;
-    let g = *guard.grant();
-    let rx = w.demux.register(&ufrag);
-    w.lock().insert(
-        id,
-        session::Handle {
-            end: end.clone(),
-            grant: g.id,
-        },
-    );
-    tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id, "webrtc session offered");
-    let s = session::Session {
-        rtc,
-        guard,
-        hub,
-        socket: w.socket.clone(),
-        local: w.local,
-        rx,
-        end,
-    };
-    let (w2, st2) = (w.clone(), st.clone());
-    let counted = st.metrics.webrtc_sessions.hold();
-    tokio::spawn(async move {
-        let why = session::run(s, st2).await;
-        drop(counted);
-        w2.demux.remove(&ufrag);
-        w2.lock().remove(&id);
-        tracing::info!(grant = ?g.id, camera = ?g.camera, session = %id, why, "webrtc session ended");
-    });
+    let servers = w.ice_servers(door.grant());
+    let Started { id, answer } = w.start(&st, door.0, &body, None)?;
     let location = format!("/media/{grant}/whep/{id}");
-    Ok(sdp_response(StatusCode::CREATED, Some(&location), answer))
+    let mut r = sdp_response(StatusCode::CREATED, Some(&location), answer);
+    for link in ice::link_headers(&servers) {
+        r.headers_mut().append(header::LINK, link);
+    }
+    Ok(r)
 }
 
 /// The session named in the path, if it runs under the presented grant.

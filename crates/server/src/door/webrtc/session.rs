@@ -44,6 +44,8 @@ pub struct Handle {
     pub end: Arc<Notify>,
     /// The grant the session was opened under (`DELETE`/`PATCH` must present it).
     pub grant: hearth_model::GrantId,
+    /// What its opener calls it, if anything (Alexa: the link and its session id).
+    pub tag: Option<String>,
 }
 
 pub struct Session {
