@@ -196,63 +196,93 @@ async fn the_owner_plays_over_whep_from_the_cached_keyframe_and_nothing_else_get
     );
 }
 
+/// Ten cameras, fifty WebRTC viewers at once, faults injected into the grant,
+/// hub and frame lookups (p = 0.2): every frame any viewer receives names its
+/// own camera in-band, and every picture that decodes shows its own camera.
+/// (Checked to fail when the door's comparison is switched off.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn no_foreign_frame_reaches_a_whep_viewer_under_injected_faults() {
+async fn no_foreign_frame_reaches_fifty_whep_viewers_of_ten_cameras_under_injected_faults() {
     require_tool("ffmpeg");
     let s = Server::demo_with(160, 90, &[], &[("HEARTH_FAULT_P", "0.2")]);
     assert!(
         s.log().contains("FAULT INJECTION ENABLED"),
         "the fault mode is not live"
     );
-    // Every camera of both households, three viewers each, all at once.
-    let mut viewers = Vec::new();
+    // The demo's three cameras and seven more, publishing from their own processes.
+    let mut sims = Vec::new();
+    for i in 0..7 {
+        let (id, ingest) = s.add_camera(OWNER_A, &format!("Extra {i}"));
+        let sig = signature_of(&id).to_string();
+        sims.push(simulate(
+            &ingest,
+            "extra",
+            (160, 90),
+            &["--signature", &sig],
+        ));
+    }
+    let mut cameras = Vec::new();
     for owner in [OWNER_A, OWNER_B] {
         let t = s.login(owner, PASSWORD).await;
         for cam in s.cameras(&t).await {
             let (id, name) = (cam["id"].as_str().unwrap(), cam["name"].as_str().unwrap());
             s.wait_online(&t, name).await;
-            for _ in 0..3 {
-                viewers.push((t.clone(), id.to_string()));
-            }
+            cameras.push((t.clone(), id.to_string()));
         }
     }
-    assert!(viewers.len() >= 6, "{} viewers", viewers.len());
+    assert_eq!(cameras.len(), 10);
+    // Five viewers per camera, all at once. Faults end sessions (a swapped
+    // grant, hub or frame batch is refused at the door): a viewer offers again,
+    // as a player would, up to a few times.
     let mut runs = Vec::new();
-    for (t, camera) in viewers {
-        let mut frames = Vec::new();
-        // Faults end sessions (a swapped grant, hub or frame batch is refused at the
-        // door): a viewer offers again, as a player would, up to a few times.
-        for _ in 0..6 {
-            let (status, g) = s.try_grant(&t, &camera).await;
-            if status != 200 {
-                continue;
+    for (t, camera) in cameras.iter().flat_map(|c| std::iter::repeat_n(c, 5)) {
+        let (base, t, camera) = (s.base.clone(), t.clone(), camera.clone());
+        runs.push(tokio::spawn(async move {
+            let mut frames = Vec::new();
+            for _ in 0..8 {
+                let (status, g) = try_grant_at(&base, &t, &camera).await;
+                if status != 200 {
+                    continue;
+                }
+                let (mut viewer, offer, pending) = Viewer::offer();
+                let whep = g["whep_url"].as_str().unwrap();
+                let r = post_offer(whep, Some(&t), "application/sdp", &offer).await;
+                if r.status() != 201 {
+                    continue;
+                }
+                viewer.accept(pending, &r.text().await.unwrap());
+                let got = tokio::task::spawn_blocking(move || {
+                    viewer.run(Duration::from_secs(3), 40).frames
+                })
+                .await
+                .unwrap();
+                frames.extend(got);
+                if frames.len() >= 20 {
+                    break;
+                }
             }
-            let (mut viewer, offer, pending) = Viewer::offer();
-            let whep = g["whep_url"].as_str().unwrap();
-            let r = post_offer(whep, Some(&t), "application/sdp", &offer).await;
-            if r.status() != 201 {
-                continue;
-            }
-            viewer.accept(pending, &r.text().await.unwrap());
-            let got =
-                tokio::task::spawn_blocking(move || viewer.run(Duration::from_secs(3), 40).frames)
-                    .await
-                    .unwrap();
-            frames.extend(got);
-            if frames.len() >= 20 {
-                break;
-            }
-        }
-        runs.push((camera, frames));
+            (camera, frames)
+        }));
     }
     let mut decoded_viewers = 0;
-    for (camera, frames) in &runs {
+    let (mut total_frames, mut viewers) = (0, 0);
+    for run in runs {
+        let (camera, frames) = run.await.unwrap();
+        viewers += 1;
+        total_frames += frames.len();
+        for (i, f) in frames.iter().enumerate() {
+            let named = provenance_in(f).map(|r| r.camera.to_string());
+            assert_eq!(
+                named.as_deref(),
+                Some(camera.as_str()),
+                "FOREIGN FRAME over WHEP: a viewer of {camera}, frame {i}"
+            );
+        }
         if frames.is_empty() {
             continue;
         }
-        let expected = signature_of(camera);
+        let expected = signature_of(&camera);
         let mut readable = 0;
-        for (i, f) in decode_frames(frames, 160, 90).iter().enumerate() {
+        for (i, f) in decode_frames(&frames, 160, 90).iter().enumerate() {
             if let Some(sig) = hearth_camera::read_signature(f, 160, 90) {
                 assert_eq!(
                     sig, expected,
@@ -266,16 +296,115 @@ async fn no_foreign_frame_reaches_a_whep_viewer_under_injected_faults() {
         }
     }
     println!(
-        "webrtc under faults: {decoded_viewers}/{} viewers decoded their own camera",
-        runs.len()
+        "webrtc under faults: {decoded_viewers}/{viewers} viewers decoded their own camera, {total_frames} frames, all naming their camera"
     );
+    assert_eq!(viewers, 50);
     assert!(
-        decoded_viewers * 2 >= runs.len(),
-        "too few viewers decoded anything ({decoded_viewers}/{})",
-        runs.len()
+        decoded_viewers * 2 >= viewers,
+        "too few viewers decoded anything ({decoded_viewers}/{viewers})"
     );
     assert!(
         s.log().contains("isolation violation blocked"),
         "faults were injected into the WebRTC path and refused at the door"
     );
+    drop(sims);
+}
+
+/// Whether `POST whep_url` with `session` is refused with `want` and no session.
+async fn refused_offer(whep: &str, session: &str, want: u16, what: &str) {
+    let (_, offer, _) = Viewer::offer();
+    let r = post_offer(whep, Some(session), "application/sdp", &offer).await;
+    assert_eq!(r.status().as_u16(), want, "{what}");
+    assert!(r.headers().get("location").is_none(), "{what}");
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("a=ice-ufrag"),
+        "{what}: an answer came back: {body}"
+    );
+}
+
+/// Expired, replayed and revoked grants open no WebRTC session (so no RTP at
+/// all), and revoking a share ends the session it was playing within a second.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_replayed_and_revoked_grants_get_no_webrtc_media() {
+    use hearth_access::grant::{Grant, GrantKey};
+    use hearth_model::{GrantId, UnixMillis};
+    let s = Server::demo(160, 90);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    let living = s.camera_id(&a, "Living room").await;
+    let g = s.grant(&a, &living).await;
+    let whep = g["whep_url"].as_str().unwrap().to_string();
+    let token = grant_token(&whep).unwrap().to_string();
+
+    // Expired: A's own grant, signed with the server's key, already over.
+    let key = GrantKey::load_or_create(&s.data_dir().join("grant.key")).unwrap();
+    let real = *key.verify(&token, UnixMillis(0)).unwrap().grant();
+    let expired = key.sign(&Grant {
+        id: GrantId::random(),
+        expires_at: UnixMillis(1_000),
+        ..real
+    });
+    refused_offer(&whep.replace(&token, &expired), &a, 403, "expired grant").await;
+
+    // Replayed: the grant presented by another session of the same account (a
+    // second device), and by a session that has signed out.
+    let a2 = s.login(OWNER_A, PASSWORD).await;
+    refused_offer(&whep, &a2, 403, "another session of the same account").await;
+    let a3 = s.login(OWNER_A, PASSWORD).await;
+    let g3 = s.grant(&a3, &living).await;
+    let r = client()
+        .post(format!("{}/api/v1/logout", s.base))
+        .bearer_auth(&a3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let whep3 = g3["whep_url"].as_str().unwrap();
+    for session in [a3.as_str(), a.as_str()] {
+        refused_offer(whep3, session, 403, "a signed-out session's grant").await;
+    }
+
+    // Revoked share: B plays A's shared camera, A revokes, B's session ends and
+    // its grant opens nothing more.
+    let (st, share) = s.share(&a, &living, OWNER_B).await;
+    assert_eq!(st, 202, "{share}");
+    let b = s.login(OWNER_B, PASSWORD).await;
+    let gb = s.grant(&b, &living).await;
+    let whep_b = gb["whep_url"].as_str().unwrap().to_string();
+    let (mut viewer, offer, pending) = Viewer::offer();
+    let r = post_offer(&whep_b, Some(&b), "application/sdp", &offer).await;
+    assert_eq!(r.status(), 201);
+    viewer.accept(pending, &r.text().await.unwrap());
+    let mut viewer = tokio::task::spawn_blocking(move || {
+        assert!(viewer.run(Duration::from_secs(20), 10).frames.len() >= 10);
+        viewer
+    })
+    .await
+    .unwrap();
+    let playing = tokio::task::spawn_blocking(move || {
+        viewer.run(Duration::from_secs(4), usize::MAX).arrivals
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = client()
+        .delete(format!(
+            "{}/api/v1/cameras/{living}/shares/{}",
+            s.base,
+            share["user"].as_str().unwrap()
+        ))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let revoked = Instant::now();
+    let arrivals = playing.await.unwrap();
+    assert!(arrivals.iter().any(|t| *t < revoked), "B was playing");
+    let after = arrivals.last().unwrap().saturating_duration_since(revoked);
+    println!("webrtc: the last frame {after:?} after the share was revoked");
+    assert!(
+        after < Duration::from_secs(1),
+        "frames went on for {after:?}"
+    );
+    refused_offer(&whep_b, &b, 403, "a revoked share's grant").await;
 }

@@ -415,16 +415,7 @@ impl Server {
 
     /// POST streams; returns (status, body).
     pub async fn try_grant(&self, token: &str, camera: &str) -> (u16, Value) {
-        let r = client()
-            .post(format!("{}/api/v1/cameras/{camera}/streams", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let v = r.json().await.unwrap_or(Value::Null);
-        remember_holder(&v, token);
-        (status, v)
+        try_grant_at(&self.base, token, camera).await
     }
 
     pub async fn grant(&self, token: &str, camera: &str) -> Value {
@@ -493,6 +484,21 @@ pub fn simulate(ingest: &str, name: &str, (w, h): (u32, u32), extra: &[&str]) ->
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("camera simulate"))
+}
+
+/// POST streams to the server at `base` (for tasks that do not borrow the
+/// [`Server`]); returns (status, body).
+pub async fn try_grant_at(base: &str, token: &str, camera: &str) -> (u16, Value) {
+    let r = client()
+        .post(format!("{base}/api/v1/cameras/{camera}/streams"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(Value::Null);
+    remember_holder(&v, token);
+    (status, v)
 }
 
 pub fn client() -> reqwest::Client {
