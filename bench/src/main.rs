@@ -17,6 +17,10 @@
 //! source, publishers and viewer loop, and prints the ratios (see [`nginx`] and
 //! [`report::PeerRatios`]).
 //!
+//! `--webrtc` runs WebRTC (WHEP) viewers instead of HLS ones: str0m peers that
+//! count RTP, with Hearth pinned to one core; it prints viewers per core, CPU
+//! per Gbit, memory per viewer and time to first frame (see [`webrtc`]).
+//!
 //! `--memory` measures instead what a camera (watched and unwatched) and a viewer
 //! cost Hearth in RSS, and whether it comes back (see [`memory`]).
 //!
@@ -27,6 +31,7 @@
 //! target/release/hearth-bench [--sizes 4x20,16x100,32x400] [--duration 30] [--json]
 //! target/release/hearth-bench --peer nginx --sizes 16x100 --pairs 3
 //! target/release/hearth-bench --memory --sizes 32x64
+//! target/release/hearth-bench --webrtc --sizes 1x1000 --video-size 640x360 --bitrate 250k
 //! cargo build --release -p hearth-server --features bench-switches
 //! target/release/hearth-bench --compare --sizes 16x100,32x400
 //! ```
@@ -37,6 +42,7 @@ mod procs;
 mod report;
 mod run;
 mod viewer;
+mod webrtc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -134,6 +140,9 @@ struct Args {
     /// MALLOC_ARENA_MAX=1 to see what glibc's arenas do to RSS.
     #[arg(long, value_parser = parse_env)]
     hearth_env: Vec<(String, String)>,
+    /// WebRTC (WHEP) viewers instead of HLS ones (see `webrtc.rs`).
+    #[arg(long, conflicts_with_all = ["peer", "memory", "compare"])]
+    webrtc: bool,
     /// Cameras that get viewers in --memory [default: half of them, rounded up].
     #[arg(long)]
     watched: Option<usize>,
@@ -354,6 +363,22 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         doc["memory"] = out.into();
+    } else if args.webrtc {
+        if !args.json {
+            println!("webrtc {}", webrtc::TABLE_HEADER);
+        }
+        let mut out = Vec::new();
+        for sc in &sizes {
+            eprintln!("webrtc {}x{}", sc.cameras, sc.viewers);
+            let m = webrtc::run(&ctx, *sc, source_kbit_s)
+                .await
+                .with_context(|| format!("webrtc {}x{}", sc.cameras, sc.viewers))?;
+            if !args.json {
+                println!("webrtc {}", m.line());
+            }
+            out.push(m.to_json());
+        }
+        doc["webrtc"] = out.into();
     } else if args.peer.is_some() {
         peer_runs(&ctx, &args, &sizes, &mut doc).await?;
     } else {

@@ -33,14 +33,26 @@ impl HearthRig {
     /// `unguarded` sets `HEARTH_BENCH_UNGUARDED=1` in the server's environment, on top
     /// of `--hearth-env`.
     pub async fn provision(ctx: &Ctx, cameras: usize, unguarded: bool) -> anyhow::Result<Self> {
+        let extra: &[(&str, &str)] = if unguarded {
+            &[("HEARTH_BENCH_UNGUARDED", "1")]
+        } else {
+            &[]
+        };
+        Self::provision_with(ctx, cameras, extra).await
+    }
+
+    /// [`HearthRig::provision`] with `extra` added to the server's environment.
+    pub async fn provision_with(
+        ctx: &Ctx,
+        cameras: usize,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut env: Vec<(&str, &str)> = ctx
             .hearth_env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        if unguarded {
-            env.push(("HEARTH_BENCH_UNGUARDED", "1"));
-        }
+        env.extend_from_slice(extra);
         let server = Server::start(&ctx.hearth, &env)?;
         let users: Vec<String> = (0..cameras.div_ceil(ctx.per_user))
             .map(|u| format!("household{u}@bench.invalid"))
@@ -135,6 +147,11 @@ impl HearthRig {
             }
         }
         Ok(())
+    }
+
+    /// The session token of camera `cam`'s household.
+    pub fn token_for(&self, cam: usize) -> &str {
+        &self.tokens[cam / self.per_user]
     }
 
     /// What a viewer of camera `cam` plays.

@@ -35,6 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::rtp::{Extension as RtpExtension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::net::UdpSocket;
@@ -43,6 +44,12 @@ use tokio::sync::Notify;
 /// WebRTC sessions at once, in all (each is a task, a DTLS context and send
 /// buffers): past this, `503`.
 const MAX_SESSIONS: usize = 10_000;
+
+/// Sent video packets a session keeps for retransmission (NACK), at most
+/// [`session::RTX_AGE`] of them: about 300 ms of a 2 Mbit/s stream, a second
+/// of a 500 kbit/s one. str0m's default (1000 packets, 3 s) cost about 300 KB
+/// more per viewer (bench/README.md); a live view needs a round trip's worth.
+const RTX_PACKETS: usize = 64;
 
 /// The WebRTC side of the server: the shared socket and the running sessions.
 pub struct WebRtc {
@@ -54,6 +61,9 @@ pub struct WebRtc {
     sessions: Mutex<HashMap<WhepSessionId, session::Handle>>,
     /// STUN/TURN servers handed to viewers.
     ice: ice::IceServers,
+    /// The DTLS certificate every session presents (its fingerprint is in each
+    /// answer): made once, not per session.
+    cert: Option<DtlsCert>,
 }
 
 impl WebRtc {
@@ -91,6 +101,9 @@ impl WebRtc {
             demux,
             sessions: Mutex::new(HashMap::new()),
             ice,
+            cert: str0m::crypto::from_feature_flags()
+                .dtls_provider
+                .generate_certificate(),
         }))
     }
 
@@ -139,16 +152,24 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
 /// The str0m instance of a new session: ICE-lite, H.264 only, the playout-delay
 /// extension (a viewer may render each frame as it is decoded), and the
 /// credentials the demultiplexer knows it by.
-fn new_rtc(creds: IceCreds, candidates: &[SocketAddr]) -> Result<Rtc, AppError> {
+fn new_rtc(
+    creds: IceCreds,
+    candidates: &[SocketAddr],
+    cert: Option<&DtlsCert>,
+) -> Result<Rtc, AppError> {
     let mut exts = ExtensionMap::standard();
     exts.set(5, RtpExtension::PlayoutDelay);
-    let mut rtc = Rtc::builder()
+    let mut config = Rtc::builder()
         .set_ice_lite(true)
         .set_local_ice_credentials(creds)
         .clear_codecs()
         .enable_h264(true)
         .set_extension_map(exts)
-        .build(Instant::now());
+        .set_send_buffer_video(RTX_PACKETS);
+    if let Some(cert) = cert {
+        config = config.set_dtls_cert(cert.clone());
+    }
+    let mut rtc = config.build(Instant::now());
     for addr in candidates {
         let c = Candidate::host(*addr, "udp")
             .map_err(|e| AppError::internal(anyhow::anyhow!("webrtc candidate {addr}: {e}")))?;
@@ -169,13 +190,22 @@ pub struct Negotiated {
 /// Answers an SDP offer (the bytes of a `POST` body, from anyone holding a
 /// grant: outside input, fuzzed by `fuzz/fuzz_targets/whep_offer.rs`).
 pub fn negotiate(offer: &[u8], candidates: &[SocketAddr]) -> Result<Negotiated, AppError> {
+    negotiate_as(offer, candidates, None)
+}
+
+/// [`negotiate`], presenting `cert` (a fresh one when `None`).
+fn negotiate_as(
+    offer: &[u8],
+    candidates: &[SocketAddr],
+    cert: Option<&DtlsCert>,
+) -> Result<Negotiated, AppError> {
     let sdp = std::str::from_utf8(offer)
         .map_err(|_| AppError::BadRequest("the offer is not UTF-8".into()))?;
     let offer = SdpOffer::from_sdp_string(sdp)
         .map_err(|e| AppError::BadRequest(format!("the offer is not valid SDP: {e}")))?;
     let creds = IceCreds::new();
     let ufrag = creds.ufrag.clone();
-    let mut rtc = new_rtc(creds, candidates)?;
+    let mut rtc = new_rtc(creds, candidates, cert)?;
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
@@ -221,7 +251,8 @@ impl WebRtc {
             );
             return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
         }
-        let Negotiated { rtc, answer, ufrag } = negotiate(offer, &self.candidates)?;
+        let Negotiated { rtc, answer, ufrag } =
+            negotiate_as(offer, &self.candidates, self.cert.as_ref())?;
         let id = WhepSessionId::random();
         let end = Arc::new(Notify::new());
         let g = *guard.grant();

@@ -34,6 +34,9 @@ use tokio::sync::{Notify, mpsc};
 pub const ACCESS_RECHECK: Duration = Duration::from_millis(250);
 /// Keyframe requests are answered at most this often (each resends a GOP).
 const KEYFRAME_RESEND_INTERVAL: Duration = Duration::from_secs(1);
+/// How long sent packets are kept for retransmission: a NACK comes within a
+/// round trip, and a frame resent later than this would be too late to show.
+pub const RTX_AGE: Duration = Duration::from_millis(1000);
 /// A peer that has not connected (ICE and DTLS) this long after the answer is
 /// dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -113,6 +116,9 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
                     }
                     Event::MediaAdded(m) if m.kind == str0m::media::MediaKind::Video => {
                         video.mid.get_or_insert(m.mid);
+                        if let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(m.mid, None) {
+                            tx.set_rtx_cache(super::RTX_PACKETS, RTX_AGE, Some(0.15));
+                        }
                     }
                     Event::KeyframeRequest(_)
                         if video
