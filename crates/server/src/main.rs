@@ -24,7 +24,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [limits], [google]).
+    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].

@@ -157,7 +157,12 @@ fn new_rtc(
     candidates: &[SocketAddr],
     cert: Option<&DtlsCert>,
 ) -> Result<Rtc, AppError> {
-    let mut exts = ExtensionMap::standard();
+    // Only what a one-way live view uses: the MID (BUNDLE) and the playout
+    // delay. Not transport-wide congestion control: without a bandwidth
+    // estimator to feed, its feedback (about 20 RTCP packets a second from each
+    // viewer) would only wake every session for nothing.
+    let mut exts = ExtensionMap::empty();
+    exts.set(4, RtpExtension::RtpMid);
     exts.set(5, RtpExtension::PlayoutDelay);
     let mut config = Rtc::builder()
         .set_ice_lite(true)

@@ -94,10 +94,24 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
     let mut recheck = tokio::time::interval(ACCESS_RECHECK);
     let connect_by = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     loop {
-        // Drain what str0m has to say.
+        // Drain what str0m has to say. A deadline already due (str0m asks for
+        // one right after a write, to time the queued packets) is handled here,
+        // not through a timer and another wakeup: a few rounds at most.
+        let mut due_rounds = 0;
         let deadline = loop {
             match s.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Timeout(t)) => {
+                    let now = Instant::now();
+                    if t <= now && due_rounds < 4 {
+                        due_rounds += 1;
+                        if let Err(e) = s.rtc.handle_input(Input::Timeout(now)) {
+                            tracing::info!(grant = ?g.id, error = %e, "webrtc timeout handling failed");
+                            return "webrtc error";
+                        }
+                        continue;
+                    }
+                    break t;
+                }
                 Ok(Output::Transmit(t)) => {
                     // Non-blocking: a full send buffer drops the packet, as the
                     // network would; RTP recovers with NACK/PLI.
