@@ -692,6 +692,21 @@ impl Hub {
         })
     }
 
+    /// The video bitrate the current GOP shows (bits per second), if it spans
+    /// some time: what a frame-by-frame sender sizes its buffers by.
+    pub fn gop_bitrate(&self) -> Option<u64> {
+        let inner = self.lock();
+        let gop = inner.gop.current();
+        let (first, last) = (gop.first()?, gop.last()?);
+        let span_ms = u64::try_from(last.dts_ms - first.dts_ms)
+            .ok()
+            .filter(|&s| s > 0)?;
+        let bytes: u64 = gop.iter().map(|f| f.data.len() as u64).sum();
+        // The last frame's bytes cover one more frame interval than the span.
+        let frames = gop.len() as u64;
+        Some(bytes * 8 * 1000 * (frames - 1) / frames / span_ms)
+    }
+
     /// What a stream description needs, without copying frames: the binding
     /// epoch, the codec configuration and the frame rate the current GOP shows.
     /// `None` while offline or before the codec configuration.

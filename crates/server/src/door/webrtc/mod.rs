@@ -45,11 +45,11 @@ use tokio::sync::Notify;
 /// buffers): past this, `503`.
 const MAX_SESSIONS: usize = 10_000;
 
-/// Sent video packets a session keeps for retransmission (NACK), at most
-/// [`session::RTX_AGE`] of them: about 300 ms of a 2 Mbit/s stream, a second
-/// of a 500 kbit/s one. str0m's default (1000 packets, 3 s) cost about 300 KB
-/// more per viewer (bench/README.md); a live view needs a round trip's worth.
-const RTX_PACKETS: usize = 64;
+/// The most sent video packets a session keeps for retransmission (NACK): the
+/// builder's size, before [`session::rtx_packets`] fits it to the stream.
+/// str0m's default (1000 packets, 3 s) cost about 300 KB more per viewer
+/// (bench/README.md); a live view needs a round trip's worth.
+const RTX_PACKETS: usize = 256;
 
 /// The WebRTC side of the server: the shared socket and the running sessions.
 pub struct WebRtc {
@@ -279,6 +279,7 @@ impl WebRtc {
             local: self.local,
             rx,
             end,
+            deferred: Default::default(),
         };
         let (w, st) = (self.clone(), st.clone());
         let counted = st.metrics.webrtc_sessions.hold();

@@ -21,6 +21,7 @@ use crate::hub::Hub;
 use crate::state::AppState;
 use hearth_access::keys::Stamper;
 use hearth_access::{AdmittedFrame, EgressGuard};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +37,14 @@ pub const ACCESS_RECHECK: Duration = Duration::from_millis(250);
 const KEYFRAME_RESEND_INTERVAL: Duration = Duration::from_secs(1);
 /// How long sent packets are kept for retransmission: a NACK comes within a
 /// round trip, and a frame resent later than this would be too late to show.
-pub const RTX_AGE: Duration = Duration::from_millis(1000);
+pub const RTX_AGE: Duration = Duration::from_millis(500);
+
+/// Packets in [`RTX_AGE`] of a stream of `bitrate` bits per second (about
+/// 1,100 bytes each), 16 to 256: what the retransmission buffer needs to hold.
+pub fn rtx_packets(bitrate: Option<u64>) -> usize {
+    let bytes = bitrate.unwrap_or(2_000_000) / 8 * RTX_AGE.as_millis() as u64 / 1000;
+    usize::try_from(bytes / 1100 + 1).map_or(256, |n| n.clamp(16, 256))
+}
 /// A peer that has not connected (ICE and DTLS) this long after the answer is
 /// dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -59,6 +67,8 @@ pub struct Session {
     pub local: SocketAddr,
     pub rx: mpsc::Receiver<Datagram>,
     pub end: Arc<Notify>,
+    /// Events str0m gave while frames were being sent, handled next.
+    pub deferred: VecDeque<Event>,
 }
 
 /// Runs the session until the peer leaves or access ends, then closes the peer
@@ -99,7 +109,11 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
         // not through a timer and another wakeup: a few rounds at most.
         let mut due_rounds = 0;
         let deadline = loop {
-            match s.rtc.poll_output() {
+            let out = match s.deferred.pop_front() {
+                Some(e) => Ok(Output::Event(e)),
+                None => s.rtc.poll_output(),
+            };
+            match out {
                 Ok(Output::Timeout(t)) => {
                     let now = Instant::now();
                     if t <= now && due_rounds < 4 {
@@ -130,8 +144,9 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
                     }
                     Event::MediaAdded(m) if m.kind == str0m::media::MediaKind::Video => {
                         video.mid.get_or_insert(m.mid);
+                        let packets = rtx_packets(s.hub.gop_bitrate());
                         if let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(m.mid, None) {
-                            tx.set_rtx_cache(super::RTX_PACKETS, RTX_AGE, Some(0.15));
+                            tx.set_rtx_cache(packets, RTX_AGE, Some(0.15));
                         }
                     }
                     Event::KeyframeRequest(_)
@@ -280,7 +295,50 @@ impl Video {
                     tracing::info!(error = %e, "webrtc write failed");
                     "webrtc write failed"
                 })?;
+            // Out before the next frame is written: str0m's send queue then
+            // holds one frame's packets, not a whole GOP's (a catch-up of two
+            // seconds at 2 Mbit/s would leave its capacity, ~200 KB, behind).
+            flush(s)?;
         }
         Ok(())
+    }
+}
+
+/// Sends what str0m has queued, handling deadlines already due; keeps the
+/// events it gives for the session loop.
+fn flush(s: &mut Session) -> Result<(), Why> {
+    let mut due_rounds = 0;
+    loop {
+        match s.rtc.poll_output() {
+            Ok(Output::Transmit(t)) => {
+                let _ = s.socket.try_send_to(&t.contents, t.destination);
+            }
+            Ok(Output::Timeout(t)) => {
+                let now = Instant::now();
+                if t > now || due_rounds == 4 {
+                    return Ok(());
+                }
+                due_rounds += 1;
+                s.rtc
+                    .handle_input(Input::Timeout(now))
+                    .map_err(|_| "webrtc error")?;
+            }
+            Ok(Output::Event(e)) => s.deferred.push_back(e),
+            Err(_) => return Err("webrtc error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retransmission_buffer_holds_half_a_second_of_the_stream() {
+        assert_eq!(rtx_packets(Some(250_000)), 16, "the floor");
+        assert_eq!(rtx_packets(Some(2_000_000)), 114);
+        assert_eq!(rtx_packets(Some(4_000_000)), 228);
+        assert_eq!(rtx_packets(Some(50_000_000)), 256, "the ceiling");
+        assert_eq!(rtx_packets(None), 114, "unknown: as for 2 Mbit/s");
     }
 }
