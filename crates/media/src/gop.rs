@@ -97,7 +97,7 @@ mod tests {
             keyframe: key,
             data: Bytes::from(vec![0; len]),
             provenance: None,
-            annexb: None,
+            annexb: Default::default(),
         }
     }
 

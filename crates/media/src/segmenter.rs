@@ -682,7 +682,7 @@ mod tests {
             keyframe: key,
             data: Bytes::from_static(if key { IDR } else { P }),
             provenance: None,
-            annexb: None,
+            annexb: Default::default(),
         }
     }
     fn af(pts: i64) -> AudioFrame {
@@ -777,7 +777,7 @@ mod tests {
             keyframe: key,
             data: Bytes::from(data),
             provenance: None,
-            annexb: None,
+            annexb: Default::default(),
         }
     }
 
@@ -936,7 +936,7 @@ mod tests {
             keyframe: true,
             data: Bytes::from_static(&[0, 0, 0, 9, 0x65]),
             provenance: None,
-            annexb: None,
+            annexb: Default::default(),
         });
         let st = s.stats();
         assert_eq!(

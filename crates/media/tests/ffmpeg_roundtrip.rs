@@ -159,7 +159,7 @@ fn replay(flv_path: &Path, stamp: bool) -> Replay {
                         keyframe: f.keyframe,
                         data,
                         provenance: None,
-                        annexb: None,
+                        annexb: Default::default(),
                     })
                 }
                 FlvVideo::EndOfSequence => None,

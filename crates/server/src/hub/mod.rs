@@ -478,7 +478,6 @@ impl Hub {
             }),
             anchor: None,
             flush_on_drop: true,
-            video_config: None,
         })
     }
 
@@ -933,8 +932,6 @@ pub struct Publisher {
     anchor: Option<i64>,
     /// False once the open segment must not be published (see [`Publisher::discard`]).
     flush_on_drop: bool,
-    /// The codec configuration frames are converted with for WebRTC.
-    video_config: Option<AvcConfig>,
 }
 
 impl Publisher {
@@ -955,7 +952,6 @@ impl Publisher {
 
     pub fn set_video_config(&mut self, config: AvcConfig) {
         self.segmenter.set_video_config(config.clone());
-        self.video_config = Some(config.clone());
         let mut inner = self.hub.lock();
         if inner.lease == Some(self.lease) {
             inner.video_config = Some(config);
@@ -992,7 +988,6 @@ impl Publisher {
     pub fn push_video(&mut self, mut frame: VideoFrame, now: UnixMillis) {
         let anchor = self.anchor(frame.dts_ms, now);
         frame.provenance = self.stamp(anchor + frame.dts_ms, &frame.data);
-        frame.annexb = self.wire_form(&frame);
         {
             let mut inner = self.hub.lock();
             if inner.lease != Some(self.lease) {
@@ -1007,28 +1002,6 @@ impl Publisher {
         self.hub.frames.send_modify(|v| *v += 1);
         if let Some(seg) = self.segmenter.push_video(frame) {
             self.hub.publish_segment(self.lease, seg);
-        }
-    }
-
-    /// The frame as WebRTC viewers get it (see [`VideoFrame::annexb`]), built
-    /// once here, outside the hub lock. `None` (the frame is not sent frame by
-    /// frame) before a codec configuration or for an access unit without a slice.
-    fn wire_form(&self, frame: &VideoFrame) -> Option<std::sync::Arc<[u8]>> {
-        let config = self.video_config.as_ref()?;
-        let built = match &frame.provenance {
-            Some(record) => hearth_media::sei::annexb_with_provenance(&frame.data, config, record),
-            // Bench switch only: without provenance there is nothing to carry.
-            None => {
-                let mut out = Vec::new();
-                ts::annexb_access_unit(&frame.data, config, &mut out).map(|()| out)
-            }
-        };
-        match built {
-            Ok(au) => Some(au.into()),
-            Err(e) => {
-                tracing::debug!(camera = ?self.hub.camera, error = %e, "access unit not sent frame by frame");
-                None
-            }
         }
     }
 
@@ -1092,7 +1065,7 @@ mod tests {
             keyframe: true,
             data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
             provenance: None,
-            annexb: None,
+            annexb: Default::default(),
         };
         segmenter.push_video(key(first_dts_ms));
         let ts = segmenter.push_video(key(first_dts_ms + 2000)).unwrap().ts;
@@ -1156,7 +1129,7 @@ mod tests {
             pts_ms: 0,
             keyframe: true,
             provenance: stamper.map(|s| s.stamp(0, UnixMillis(0), IDR)),
-            annexb: None,
+            annexb: Default::default(),
             data: Bytes::from_static(data),
         };
         let set_gop = |f: VideoFrame| {

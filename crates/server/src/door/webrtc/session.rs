@@ -21,6 +21,8 @@ use crate::hub::Hub;
 use crate::state::AppState;
 use hearth_access::keys::Stamper;
 use hearth_access::{AdmittedFrame, EgressGuard};
+use hearth_media::VideoFrame;
+use hearth_media::h264::AvcConfig;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -239,9 +241,9 @@ impl Video {
             return Ok(()); // the offer had no video we could send
         };
         let batch = self.feed.next(state, &s.hub, &s.guard)?;
-        if batch.config.is_none() {
+        let Some(config) = batch.config.as_ref() else {
             return Ok(()); // no codec configuration yet, so no frames
-        }
+        };
         let pt = match self.pt {
             Some(pt) => pt,
             None => {
@@ -275,9 +277,9 @@ impl Video {
             };
             self.last_dts_ms = Some(f.dts_ms);
             self.rtp_ms += step_ms as u64;
-            // Built once per frame by the hub (Annex B, provenance SEI first):
-            // each viewer shares it.
-            let Some(data) = f.annexb.clone() else {
+            // Built once per frame, by its first viewer (Annex B, provenance
+            // SEI first): each viewer shares it.
+            let Some(data) = f.annexb.get_or_build(|| wire_form(f, config)) else {
                 continue;
             };
             let zero = MediaTime::from_millis(0);
@@ -301,6 +303,27 @@ impl Video {
             flush(s)?;
         }
         Ok(())
+    }
+}
+
+/// `frame` as WebRTC sends it: Annex B with its provenance record as an SEI
+/// before the first slice. `None` (the frame is not sent) for an access unit
+/// without a slice; without a record (the bench's unguarded switch only), plain
+/// Annex B.
+fn wire_form(frame: &VideoFrame, config: &AvcConfig) -> Option<Arc<[u8]>> {
+    let built = match &frame.provenance {
+        Some(record) => hearth_media::sei::annexb_with_provenance(&frame.data, config, record),
+        None => {
+            let mut out = Vec::new();
+            hearth_media::ts::annexb_access_unit(&frame.data, config, &mut out).map(|()| out)
+        }
+    };
+    match built {
+        Ok(au) => Some(au.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "webrtc: an access unit could not be converted; not sent");
+            None
+        }
     }
 }
 

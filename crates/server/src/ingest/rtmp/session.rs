@@ -346,7 +346,7 @@ impl RtmpIngest {
                 keyframe: f.keyframe,
                 data: f.data,
                 provenance: None,
-                annexb: None,
+                annexb: Default::default(),
             },
             now,
         );
