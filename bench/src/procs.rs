@@ -59,7 +59,7 @@ impl Server {
         std::fs::write(
             &config,
             "[limits]\nhttp_connections_per_address = 100000\nrtmp_connections_per_address = 100000\n\
-             rtsp_connections_per_address = 100000\nlogins_per_address_per_minute = 100000\n",
+             rtsp_connections_per_address = 100000\nwebrtc_sessions_per_address = 100000\nlogins_per_address_per_minute = 100000\n",
         )?;
         let mut child = Command::new(hearth)
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])

@@ -91,6 +91,9 @@ pub struct LimitsConfig {
     pub rtmp_connections_per_address: usize,
     /// Open RTSP connections from one address [default: 32].
     pub rtsp_connections_per_address: usize,
+    /// WebRTC (WHEP) sessions at once from one address [default: 128]; smart
+    /// displays' sessions (from their platforms' clouds) are not counted.
+    pub webrtc_sessions_per_address: usize,
     /// Login attempts from one address, at once and per minute [default: 30].
     pub logins_per_address_per_minute: u32,
     /// Reverse proxies whose `X-Forwarded-For` is believed: for a request from
@@ -105,6 +108,7 @@ impl Default for LimitsConfig {
             http_connections_per_address: 256,
             rtmp_connections_per_address: 128,
             rtsp_connections_per_address: 32,
+            webrtc_sessions_per_address: 128,
             logins_per_address_per_minute: 30,
             trusted_proxies: Vec::new(),
         }

@@ -145,6 +145,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         cfg.webrtc,
         &cfg.webrtc_candidates,
         crate::door::webrtc::ice::IceServers::new(cfg.ice_servers.clone()),
+        cfg.limits.webrtc_sessions_per_address,
     )
     .await?;
     let running = Running {

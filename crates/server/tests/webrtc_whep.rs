@@ -408,3 +408,51 @@ async fn expired_replayed_and_revoked_grants_get_no_webrtc_media() {
     );
     refused_offer(&whep_b, &b, 403, "a revoked share's grant").await;
 }
+
+/// One address holds at most `webrtc_sessions_per_address` sessions at once;
+/// past it, `429` with `Retry-After`, and room again once one ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_holds_at_most_its_share_of_webrtc_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(&config, "[limits]\nwebrtc_sessions_per_address = 3\n").unwrap();
+    let s = Server::demo_with(160, 90, &["--config", path_str(&config)], &[]);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    let living = s.camera_id(&a, "Living room").await;
+    let whep = s.grant(&a, &living).await["whep_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut locations = Vec::new();
+    for _ in 0..3 {
+        let (_, offer, _) = Viewer::offer();
+        let r = post_offer(&whep, Some(&a), "application/sdp", &offer).await;
+        assert_eq!(r.status(), 201);
+        locations.push(r.headers()["location"].to_str().unwrap().to_string());
+    }
+    let (_, offer, _) = Viewer::offer();
+    let r = post_offer(&whep, Some(&a), "application/sdp", &offer).await;
+    assert_eq!(r.status(), 429, "a fourth session from the same address");
+    assert!(r.headers().get("retry-after").is_some());
+    assert!(r.headers().get("location").is_none());
+    let r = client()
+        .delete(format!("{}{}", s.base, locations[0]))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The session ends on its own task: room comes back at once after that.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, offer, _) = Viewer::offer();
+        let r = post_offer(&whep, Some(&a), "application/sdp", &offer).await;
+        if r.status() == 201 {
+            break;
+        }
+        assert_eq!(r.status(), 429);
+        assert!(Instant::now() < deadline, "no room after a session ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

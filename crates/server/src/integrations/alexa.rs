@@ -477,7 +477,7 @@ async fn rtc_session(
             // offer for the same session replaces the first.
             webrtc.end_where(Select::Tag(&tag));
             let started = crate::door::open(st, &stream.token, None)
-                .and_then(|guard| webrtc.start(st, guard, sdp.as_bytes(), Some(tag)));
+                .and_then(|guard| webrtc.start(st, guard, sdp.as_bytes(), Some(tag), None));
             match started {
                 Ok(s) => event(
                     "AnswerGeneratedForSession",

@@ -373,7 +373,7 @@ pub async fn signaling(
             let Some(sdp) = signal.sdp else {
                 return refuse(StatusCode::BAD_REQUEST, "an offer needs its sdp");
             };
-            match webrtc.start(&st, guard, sdp.as_bytes(), None) {
+            match webrtc.start(&st, guard, sdp.as_bytes(), None, None) {
                 Ok(started) => signaling_response(
                     StatusCode::OK,
                     json!({"action": "answer", "sdp": started.answer}),

@@ -21,6 +21,7 @@ pub mod session;
 pub mod udp;
 
 use super::{Egress, hls::hub_for};
+use crate::auth::ClientAddr;
 use crate::error::AppError;
 use crate::state::AppState;
 use axum::Extension;
@@ -64,6 +65,8 @@ pub struct WebRtc {
     /// The DTLS certificate every session presents (its fingerprint is in each
     /// answer): made once, not per session.
     cert: Option<DtlsCert>,
+    /// Sessions at once from one client address (WHEP; see [`WebRtc::start`]).
+    per_address: usize,
 }
 
 impl WebRtc {
@@ -74,6 +77,7 @@ impl WebRtc {
         addr: SocketAddr,
         announce: &[IpAddr],
         ice: ice::IceServers,
+        per_address: usize,
     ) -> anyhow::Result<Arc<Self>> {
         let socket = UdpSocket::bind(addr)
             .await
@@ -104,6 +108,7 @@ impl WebRtc {
             cert: str0m::crypto::from_feature_flags()
                 .dtls_provider
                 .generate_certificate(),
+            per_address,
         }))
     }
 
@@ -240,19 +245,38 @@ impl WebRtc {
     /// Starts a session for the viewer `guard` was opened for, answering
     /// `offer`: every way a WebRTC viewer comes in (WHEP, Google's signaling,
     /// Alexa's directive) comes through here, with a guard the door opened.
-    /// `tag` names the session for [`WebRtc::end_where`].
+    /// `tag` names the session for [`WebRtc::end_where`]; `client` is the
+    /// address a WHEP offer came from, which may hold at most `per_address`
+    /// sessions at once (smart displays' offers come from their platforms'
+    /// clouds, for many homes, and pass `None`).
     pub fn start(
         self: &Arc<Self>,
         st: &AppState,
         guard: EgressGuard,
         offer: &[u8],
         tag: Option<String>,
+        client: Option<IpAddr>,
     ) -> Result<Started, AppError> {
         let hub = hub_for(st, guard.grant(), AppError::CameraOffline)?;
-        if self.sessions() >= MAX_SESSIONS {
+        let (all, from_client) = {
+            let sessions = self.lock();
+            let from = client.map_or(0, |ip| {
+                sessions.values().filter(|h| h.client == Some(ip)).count()
+            });
+            (sessions.len(), from)
+        };
+        if all >= MAX_SESSIONS {
             tracing::warn!(
                 sessions = MAX_SESSIONS,
                 "webrtc session refused: the server is full"
+            );
+            return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
+        }
+        if from_client >= self.per_address {
+            tracing::warn!(
+                client = ?client,
+                sessions = from_client,
+                "webrtc session refused: too many from this address"
             );
             return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
         }
@@ -268,6 +292,7 @@ impl WebRtc {
                 end: end.clone(),
                 grant: g.id,
                 tag,
+                client,
             },
         );
         tracing::info!(grant = ?g.id, camera = ?g.camera, integration = g.integration.as_str(), session = %id, "webrtc session offered");
@@ -317,6 +342,7 @@ pub(in crate::door) async fn offer(
     State(st): State<AppState>,
     Extension(w): Extension<Arc<WebRtc>>,
     Egress(door): Egress,
+    ClientAddr(client): ClientAddr,
     Path(grant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -329,7 +355,7 @@ pub(in crate::door) async fn offer(
             .into_response());
     }
     let servers = w.ice_servers(door.grant());
-    let Started { id, answer } = w.start(&st, door.0, &body, None)?;
+    let Started { id, answer } = w.start(&st, door.0, &body, None, Some(client))?;
     let location = format!("/media/{grant}/whep/{id}");
     let mut r = sdp_response(StatusCode::CREATED, Some(&location), answer);
     for link in ice::link_headers(&servers) {

@@ -59,6 +59,8 @@ pub struct Handle {
     pub grant: hearth_model::GrantId,
     /// What its opener calls it, if anything (Alexa: the link and its session id).
     pub tag: Option<String>,
+    /// The address a WHEP offer came from (counted against the per-address cap).
+    pub client: Option<std::net::IpAddr>,
 }
 
 pub struct Session {
