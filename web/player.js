@@ -23,9 +23,9 @@
 //    sizes: same buffered ranges and frames as without the box), so the box is
 //    left in place.
 
-import { HEARTH_UUID, decodeRecord, hex2, hexOf } from './provenance.js';
+import { HEARTH_UUID, decodeRecord, exactEpoch, grantExpectation, hex2, hexOf, jsonInt } from './provenance.js';
 
-export { HEARTH_UUID };
+export { HEARTH_UUID, exactEpoch };
 
 const BACK_BUFFER_S = 10;        // keep this much behind currentTime
 const MAX_LIVE_LAG_S = 4.5;      // jump forward when further behind the live edge
@@ -46,8 +46,6 @@ export class HttpError extends Error {
 class StopError extends Error {
   constructor() { super('stopped'); this.name = 'StopError'; }
 }
-
-const CAMERA_ID_RE = /^[0-9a-f]{32}$/;
 
 const sleep = (ms, signal) => new Promise((resolve, reject) => {
   if (signal && signal.aborted) { reject(new StopError()); return; }
@@ -375,19 +373,6 @@ export function readStillProvenance(buf) {
   }
 }
 
-// An epoch from JSON as an exact BigInt, or null (missing, negative, fractional,
-// or a number too large to be exact in JavaScript).
-export function exactEpoch(v) {
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
-  if (typeof v === 'string' && /^[0-9]{1,20}$/.test(v)) return BigInt(v);
-  return null;
-}
-
-// A BigInt as a JSON-safe value: a number when exact, otherwise a decimal string.
-function jsonInt(b) {
-  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString();
-}
-
 // The last path component of a URL ("seg-105.m4s"): names the object in a
 // report without the grant that is part of the path.
 function objectName(url) {
@@ -490,21 +475,9 @@ export class LivePlayer {
   // What segments of this grant must say; refuses (and returns null) when the
   // grant itself does not name our camera and an exact epoch.
   expectationFrom(grant) {
-    const gotCamera = typeof grant.camera_id === 'string' ? grant.camera_id.toLowerCase() : null;
-    const epoch = exactEpoch(grant.epoch);
-    if (!CAMERA_ID_RE.test(this.cameraId)) {
-      this.refuse(`not a camera id: ${JSON.stringify(this.cameraId)}`);
-      return null;
-    }
-    if (gotCamera === null || epoch === null) {
-      this.refuse(`stream grant lacks a camera_id or an exact epoch (${JSON.stringify(grant.epoch)}): cannot check provenance`);
-      return null;
-    }
-    if (gotCamera !== this.cameraId) {
-      this.refuse(`stream grant names camera ${gotCamera}, expected ${this.cameraId}`);
-      return null;
-    }
-    return { camera: this.cameraId, epoch, epochJson: grant.epoch };
+    const { expect, problem } = grantExpectation(grant, this.cameraId);
+    if (problem !== null) this.refuse(problem);
+    return expect;
   }
 
   // Checks one fetched (and decrypted) segment; throws StopError after refusing.

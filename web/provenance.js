@@ -18,6 +18,38 @@ export function hexOf(bytes) {
   return out;
 }
 
+const CAMERA_ID_RE = /^[0-9a-f]{32}$/;
+
+// An epoch from JSON as an exact BigInt, or null (missing, negative, fractional,
+// or a number too large to be exact in JavaScript).
+export function exactEpoch(v) {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  if (typeof v === 'string' && /^[0-9]{1,20}$/.test(v)) return BigInt(v);
+  return null;
+}
+
+// A BigInt as a JSON-safe value: a number when exact, otherwise a decimal string.
+export function jsonInt(b) {
+  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b.toString();
+}
+
+/**
+ * What a player opened for `cameraId` must find in the media of `grant`:
+ * `{ expect: { camera, epoch (BigInt), epochJson }, problem: null }`, or
+ * `{ expect: null, problem }` when the grant does not name that camera and an
+ * exact epoch (then provenance cannot be checked, and nothing may play).
+ */
+export function grantExpectation(grant, cameraId) {
+  const gotCamera = typeof grant.camera_id === 'string' ? grant.camera_id.toLowerCase() : null;
+  const epoch = exactEpoch(grant.epoch);
+  let problem = null;
+  if (!CAMERA_ID_RE.test(cameraId)) problem = `not a camera id: ${JSON.stringify(cameraId)}`;
+  else if (gotCamera === null || epoch === null) problem = `stream grant lacks a camera_id or an exact epoch (${JSON.stringify(grant.epoch)}): cannot check provenance`;
+  else if (gotCamera !== cameraId) problem = `stream grant names camera ${gotCamera}, expected ${cameraId}`;
+  if (problem !== null) return { expect: null, problem };
+  return { expect: { camera: cameraId, epoch, epochJson: grant.epoch }, problem: null };
+}
+
 /** `{ record: {camera, epoch, seq, captureTime}, reason: null }` or `{ record: null, reason }`. */
 export function decodeRecord(body) {
   if (body.length !== PROVENANCE_RECORD_LEN) return { record: null, reason: `provenance record of ${body.length} bytes` };

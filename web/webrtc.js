@@ -29,15 +29,13 @@
 //    has been checked (make before break), before the old grant runs out.
 //  * When destroyed, nothing from this instance touches the <video> again.
 
-import { frameCheckStream } from './provenance.js';
-import { exactEpoch } from './player.js';
+import { frameCheckStream, grantExpectation, jsonInt } from './provenance.js';
 
 const CONNECT_TIMEOUT_MS = 4000;
 const STALL_MS = 2500;
 const OFFLINE_RETRY_MS = 3000;
 const FETCH_TIMEOUT_MS = 10000;
 const MAX_FAILURES_BEFORE_FALLBACK = 3;
-const CAMERA_ID_RE = /^[0-9a-f]{32}$/;
 
 class StopError extends Error {
   constructor() { super('stopped'); this.name = 'StopError'; }
@@ -134,12 +132,9 @@ export class WebRtcPlayer {
   }
 
   expectationFrom(grant) {
-    const gotCamera = typeof grant.camera_id === 'string' ? grant.camera_id.toLowerCase() : null;
-    const epoch = exactEpoch(grant.epoch);
-    if (!CAMERA_ID_RE.test(this.cameraId)) { this.refuse(`not a camera id: ${JSON.stringify(this.cameraId)}`); return null; }
-    if (gotCamera === null || epoch === null) { this.refuse('stream grant lacks a camera_id or an exact epoch: cannot check provenance'); return null; }
-    if (gotCamera !== this.cameraId) { this.refuse(`stream grant names camera ${gotCamera}, expected ${this.cameraId}`); return null; }
-    return { camera: this.cameraId, epoch, epochJson: grant.epoch };
+    const { expect, problem } = grantExpectation(grant, this.cameraId);
+    if (problem !== null) this.refuse(problem);
+    return expect;
   }
 
   // --- main loop ------------------------------------------------------------
@@ -282,7 +277,7 @@ export class WebRtcPlayer {
           expected_camera: this.cameraId,
           got_camera: m.camera,
           expected_epoch: expect.epochJson,
-          got_epoch: m.epoch === null ? null : exactEpochJson(m.epoch),
+          got_epoch: m.epoch === null ? null : jsonInt(BigInt(m.epoch)),
           object: 'webrtc frame',
         },
       });
@@ -409,9 +404,4 @@ export class WebRtcPlayer {
       });
     }
   }
-}
-
-function exactEpochJson(s) {
-  const b = BigInt(s);
-  return b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : s;
 }

@@ -333,20 +333,7 @@ async fn initialize(
     };
     let stream = match links::issue_stream(st, link, camera).await {
         Ok(s) => s,
-        Err(StreamRefusal::NotFound) => {
-            return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
-        }
-        Err(StreamRefusal::Offline) => {
-            return error_event(corr, ep, "ENDPOINT_UNREACHABLE", "the camera is offline");
-        }
-        Err(StreamRefusal::Suspended) => {
-            return error_event(
-                corr,
-                ep,
-                "INSUFFICIENT_PERMISSIONS",
-                "the alexa integration is suspended",
-            );
-        }
+        Err(refusal) => return refusal_event(corr, ep, refusal),
     };
     let (w, h) = resolution(st, camera);
     json!({"event": {
@@ -366,6 +353,24 @@ async fn initialize(
             "imageUri": format!("{}/snapshot.jpg", stream.base),
         },
     }})
+}
+
+/// The error event for a stream the link may not have.
+fn refusal_event(corr: Option<&str>, ep: Option<&str>, refusal: StreamRefusal) -> Value {
+    match refusal {
+        StreamRefusal::NotFound => {
+            error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link")
+        }
+        StreamRefusal::Offline => {
+            error_event(corr, ep, "ENDPOINT_UNREACHABLE", "the camera is offline")
+        }
+        StreamRefusal::Suspended => error_event(
+            corr,
+            ep,
+            "INSUFFICIENT_PERMISSIONS",
+            "the alexa integration is suspended",
+        ),
+    }
 }
 
 /// A way Hearth streams to Alexa.
@@ -453,25 +458,7 @@ async fn rtc_session(
             };
             let stream = match links::issue_stream(st, link, camera).await {
                 Ok(s) => s,
-                Err(StreamRefusal::NotFound) => {
-                    return error_event(
-                        corr,
-                        ep,
-                        "NO_SUCH_ENDPOINT",
-                        "no such camera on this link",
-                    );
-                }
-                Err(StreamRefusal::Offline) => {
-                    return error_event(corr, ep, "ENDPOINT_UNREACHABLE", "the camera is offline");
-                }
-                Err(StreamRefusal::Suspended) => {
-                    return error_event(
-                        corr,
-                        ep,
-                        "INSUFFICIENT_PERMISSIONS",
-                        "the alexa integration is suspended",
-                    );
-                }
+                Err(refusal) => return refusal_event(corr, ep, refusal),
             };
             // The door opens the grant just issued, as for any viewer; a second
             // offer for the same session replaces the first.
