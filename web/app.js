@@ -6,6 +6,7 @@
 
 import { LivePlayer, exactEpoch, checkStill } from './player.js';
 import { WebRtcPlayer, webrtcSupported } from './webrtc.js';
+import { StillPlayer } from './stills.js';
 import { isLinkPage, showConsent, mountIntegrations } from './link.js';
 import { showManage, mountInvitations } from './sharing.js';
 import { showAccount } from './account.js';
@@ -424,7 +425,7 @@ function el(tag, attrs = {}, ...kids) {
 }
 
 function setBadge(badge, state) {
-  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', reconnecting: 'Reconnecting', error: 'Error', refused: 'Unavailable' };
+  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', reconnecting: 'Reconnecting', error: 'Error', refused: 'Unavailable', poor: 'Poor connection' };
   badge.className = `badge badge-${state}`;
   badge.textContent = labels[state] || state;
   badge.dataset.state = state;
@@ -657,7 +658,7 @@ function showPlayer(id) {
   foot.textContent = '';
 
   function setStatus(state, error, needsGesture) {
-    const map = { loading: 'loading', playing: 'live', reconnecting: 'reconnecting', offline: 'offline', error: 'error', refused: 'refused' };
+    const map = { loading: 'loading', playing: 'live', reconnecting: 'reconnecting', offline: 'offline', error: 'error', refused: 'refused', poor: 'poor' };
     setBadge(statusEl, map[state] || 'loading');
     statusEl.dataset.state = state;
     overlay.classList.toggle('is-offline', state === 'offline' || state === 'refused');
@@ -666,7 +667,8 @@ function showPlayer(id) {
     // Refused: the player has stopped for good; the details are in the console.
     if (state === 'refused') needsGesture = false;
     playBtn.hidden = !needsGesture;
-    if (state === 'playing' && !needsGesture) {
+    if ((state === 'playing' || state === 'poor') && !needsGesture) {
+      // Poor connection: the newest still is the picture, the badge says why.
       overlay.hidden = true;
     } else {
       overlay.hidden = false;
@@ -694,6 +696,8 @@ function showPlayer(id) {
     if (ft) {
       const delay = Math.max(0, (Date.now() - ft) / 1000);
       foot.textContent = `Picture from ${formatTime(ft, tz)}${tz ? ` (${tz})` : ''} · about ${delay.toFixed(1)} s behind real time`;
+    } else if (player && stats.transport === 'stills' && stats.lastStill) {
+      foot.textContent = `Poor connection: still picture from ${formatTime(stats.lastStill.captureTime, tz)} · the video comes back when the connection does`;
     } else if (player && stats.transport === 'webrtc' && stats.state === 'playing') {
       foot.textContent = stats.latencyMs !== null && stats.latencyMs !== undefined
         ? `Live over WebRTC · about ${stats.latencyMs} ms behind the camera`
@@ -738,19 +742,29 @@ function showPlayer(id) {
       authorization: sessionAuthorization,
       onState: ({ state, error, needsGesture }) => { if (alive) setStatus(state, error, needsGesture); },
     };
+    let useHls = !webrtcSupported() || localStorage.getItem('hearth.transport') === 'hls';
     const playHls = () => {
       if (!alive) return;
-      player = new LivePlayer(opts);
+      useHls = true;
+      player = new LivePlayer({ ...opts, onPoor: playStills });
       stats.transport = 'hls';
     };
     // WebRTC first (lowest latency, every frame's provenance checked in the
     // browser); HLS when WebRTC cannot connect here or this browser cannot check
     // frames. `localStorage['hearth.transport'] = 'hls'` forces HLS.
-    if (webrtcSupported() && localStorage.getItem('hearth.transport') !== 'hls') {
-      player = new WebRtcPlayer({ ...opts, onFallback: playHls });
-    } else {
-      playHls();
+    const playVideo = () => {
+      if (!alive) return;
+      if (useHls) playHls();
+      else player = new WebRtcPlayer({ ...opts, onFallback: playHls, onPoor: playStills });
+    };
+    // A link too poor even for the sub stream: checked stills, about one a
+    // second, until the link can carry video again.
+    function playStills() {
+      if (!alive) return;
+      stats.stillFallbacks = (stats.stillFallbacks || 0) + 1;
+      player = new StillPlayer({ ...opts, onRecovered: playVideo });
     }
+    playVideo();
     updateClock();
     clockTimer = setInterval(updateClock, 1000);
   }

@@ -14,6 +14,12 @@
 //    of the grant (app.js) is asked for one and the playlists are re-fetched.
 //  * When destroyed, nothing from this instance touches the <video> again
 //    (every await is followed by an `alive` check and fetches are aborted).
+//  * Renditions: the master playlist lists the camera's main and sub streams.
+//    Each segment's download is timed; when the link cannot carry the main
+//    stream (or the picture starves), the player moves to the sub stream, and
+//    back when the link has room for main again, continuing from the segment
+//    whose date follows what is buffered. When even the sub stream does not fit,
+//    it hands over to stills (onPoor; see stills.js).
 //  * Provenance (DESIGN.md, isolation layer 1): every init and media segment
 //    carries a Hearth `uuid` box naming its camera and binding epoch. Each one is
 //    checked after decryption and before it goes anywhere near the SourceBuffer;
@@ -33,6 +39,10 @@ const LIVE_CUSHION_S = 1.0;      // after a jump, keep at least this much buffer
 const OFFLINE_RETRY_MS = 3000;
 const FETCH_TIMEOUT_MS = 10000;
 const SUPERVISE_MS = 500;
+const DOWN_FACTOR = 1.3;         // main needs this much more than its bandwidth
+const UP_FACTOR = 2.0;           // ... and this much to come back to it
+const POOR_FACTOR = 1.1;         // the sub stream needs this much, or stills
+const STARVED_MS = 4000;         // no progress with nothing buffered: too slow
 
 export class HttpError extends Error {
   constructor(status, url, message) {
@@ -98,9 +108,12 @@ export function parseMaster(text, baseUrl) {
     }
   }
   if (!variants.length) throw new Error('master playlist has no variant');
-  // One variant is expected; if there are more, take the first playable one.
-  const playable = variants.find((v) => !v.codecs || MediaSource.isTypeSupported(mimeFor(v.codecs)));
-  return { ...(playable || variants[0]), isMedia: false };
+  // The playable ones, most demanding first (main, then sub).
+  let playable = variants.filter((v) => !v.codecs || MediaSource.isTypeSupported(mimeFor(v.codecs)));
+  if (!playable.length) playable = [variants[0]];
+  playable.sort((a, b) => b.bandwidth - a.bandwidth);
+  for (const v of playable) v.rendition = /\/sub\.m3u8(\?|$)/.test(v.mediaUrl) ? 'sub' : 'main';
+  return { ...playable[0], variants: playable, isMedia: false };
 }
 
 export function parseMedia(text, baseUrl) {
@@ -281,7 +294,7 @@ export function segmentStartTime(buf, timescales) {
  * Same rules as the server's `locate_provenance`: the whole top-level box
  * structure must be well formed (64-bit sizes and size 0 = "to the end"
  * accepted), there must be exactly one Hearth `uuid` box, and its body must be
- * exactly one version-1 record. Never throws.
+ * exactly one version-2 record. Never throws.
  */
 export function readProvenance(buf) {
   try {
@@ -406,13 +419,18 @@ export function codecFamilies(codecs) {
  *        the session that holds the grants: media URLs are refused without it.
  */
 export class LivePlayer {
-  constructor({ video, grants, onState, stats, cameraId, report, authorization }) {
+  constructor({ video, grants, onState, stats, cameraId, report, authorization, onPoor }) {
     this.video = video;
     this.authorization = authorization || (() => null);
     this.grants = grants;
     this.onState = onState || (() => {});
     this.report = report || (() => {});
     this.reported = false;
+    this.onPoor = onPoor || null;
+    this.variants = [];         // from the master playlist, most demanding first
+    this.level = 0;             // index in variants of the one playing
+    this.switchPdt = null;      // after a switch: continue from this wall-clock time
+    this.samples = [];          // recent segment downloads, bits per second
     this.cameraId = String(cameraId || '').toLowerCase();
     this.expect = null;         // { camera, epoch (BigInt), epochJson } from the current grant
     this.stats = stats || {};
@@ -420,6 +438,7 @@ export class LivePlayer {
       state: 'loading', segmentsAppended: 0, lastError: null,
       codecs: null, mediaSequence: null, jumps: 0, skipped: 0, discontinuities: 0,
       quotaRecoveries: 0, grantSwitches: 0, restarts: 0, provenanceChecked: 0,
+      rendition: null, levelSwitches: 0, linkBps: null,
     });
     this.abort = new AbortController();
     this.alive = true;
@@ -650,8 +669,12 @@ export class LivePlayer {
     }
     const m = await this.fetchBytes(grant.hls_url, { text: true });
     const master = parseMaster(m.body, m.url);
-    let mediaUrl = master.mediaUrl;
-    this.masterCodecs = master.codecs;
+    this.variants = master.variants || [master];
+    this.level = Math.min(this.level, this.variants.length - 1);
+    let level = this.level;
+    let mediaUrl = this.variants[level].mediaUrl;
+    this.stats.rendition = this.variants[level].rendition || 'main';
+    this.masterCodecs = this.variants[level].codecs;
     if (this.sb && master.codecs && this.sbCodecs && codecFamilies(master.codecs) !== codecFamilies(this.sbCodecs)) {
       // The camera changed its tracks (e.g. audio added): start over with a new MediaSource.
       this.teardownMedia();
@@ -662,6 +685,13 @@ export class LivePlayer {
         // A new grant arrived: re-read the master with the new URLs, keep the buffer.
         this.stats.grantSwitches++;
         return;
+      }
+      if (this.level !== level) {
+        // Another rendition: its playlist, from where the buffer ends.
+        level = this.level;
+        mediaUrl = this.variants[level].mediaUrl;
+        this.masterCodecs = this.variants[level].codecs;
+        this.stats.rendition = this.variants[level].rendition || 'main';
       }
       const started = performance.now();
       const r = await this.fetchBytes(mediaUrl, { text: true });
@@ -686,7 +716,14 @@ export class LivePlayer {
     if (this.stats.state === 'offline' || this.stats.state === 'error') this.setState('loading');
     const newest = segs[segs.length - 1];
     let start;
-    if (this.lastSeq === null || this.resync) {
+    if (this.switchPdt !== null) {
+      // A new rendition (its own sequence numbers): the first segment that is
+      // not already buffered, by date; the newest if the playlist has none.
+      const at = segs.findIndex((sg) => sg.pdt !== null && sg.pdt >= this.switchPdt - 250);
+      start = at >= 0 ? at : segs.length - 1;
+      this.switchPdt = null;
+      this.resync = true;
+    } else if (this.lastSeq === null || this.resync) {
       start = segs.length - 1;
     } else if (newest.seq < this.lastSeq) {
       // Media sequence went backwards: the stream restarted.
@@ -707,6 +744,7 @@ export class LivePlayer {
       if (this.grantDirty) return; // pick up new URLs first
       try {
         await this.appendSegment(seg, i === start && (this.resync || this.lastSeq === null || seg.seq !== this.lastSeq + 1));
+        if (this.adapt()) return; // another rendition (or stills) from here
       } catch (e) {
         if (e instanceof HttpError && e.status === 404 && !this.resync) {
           // Slid out of the window between the playlist and the fetch.
@@ -726,7 +764,12 @@ export class LivePlayer {
       (seg.map && (seg.map.id !== this.lastInitId || this.resync || !this.sb))
         ? this.fetchBytes(seg.map.url, { range: seg.map.byteRange }).then((r) => this.decrypt(r.body, seg.map.key, seg.seq))
         : Promise.resolve(null),
-      this.fetchBytes(seg.url, { range: seg.byteRange }).then((r) => r.body),
+      (async () => {
+        const t = performance.now();
+        const r = await this.fetchBytes(seg.url, { range: seg.byteRange });
+        this.measure(r.body.byteLength, (performance.now() - t) / 1000);
+        return r.body;
+      })(),
     ]);
     if (!this.alive) throw new StopError();
     const data = await this.decrypt(dataRaw, seg.key, seg.seq);
@@ -779,6 +822,60 @@ export class LivePlayer {
     }
     this.afterAppend();
     await this.trim();
+  }
+
+  // --- renditions -----------------------------------------------------------
+
+  measure(bytes, seconds) {
+    const bps = (bytes * 8) / Math.max(seconds, 0.001);
+    this.samples.push(bps);
+    if (this.samples.length > 3) this.samples.shift();
+    this.stats.linkBps = Math.round(bps);
+  }
+
+  // Moves to another rendition (or to stills) when the measured link calls for
+  // it; true if it did.
+  adapt() {
+    const n = this.samples.length;
+    if (n === 0 || this.variants.length === 0) return false;
+    const last = this.samples[n - 1];
+    const low = Math.min(...this.samples.slice(-2));
+    const bw = (i) => this.variants[i].bandwidth || 0;
+    const lowest = this.variants.length - 1;
+    if (this.level < lowest && last < DOWN_FACTOR * bw(this.level)) {
+      return this.switchLevel(this.level + 1, `link ${Math.round(last / 1000)} kbit/s`);
+    }
+    if (this.level > 0 && n >= 3 && this.samples.every((b) => b > UP_FACTOR * bw(this.level - 1))) {
+      return this.switchLevel(this.level - 1, `link ${Math.round(low / 1000)} kbit/s`);
+    }
+    if (this.level === lowest && n >= 2 && low < POOR_FACTOR * bw(lowest)) {
+      return this.poor(`link ${Math.round(low / 1000)} kbit/s, the stream needs ${Math.round(bw(lowest) / 1000)}`);
+    }
+    return false;
+  }
+
+  switchLevel(level, why) {
+    const from = this.variants[this.level];
+    const to = this.variants[level];
+    console.info(`[hearth player] ${from.rendition} -> ${to.rendition}: ${why}`);
+    const lastTime = this.segTimes[this.segTimes.length - 1];
+    this.switchPdt = lastTime && lastTime.pdt !== null ? lastTime.pdt + (lastTime.end - lastTime.start) * 1000 : null;
+    if (this.switchPdt === null) this.resync = true;
+    this.level = level;
+    this.samples = [];
+    this.stats.levelSwitches++;
+    return true;
+  }
+
+  // Even the sub stream does not fit: stills instead (app.js).
+  poor(why) {
+    if (!this.alive || !this.onPoor) return false;
+    console.warn(`[hearth player] poor connection: ${why}`);
+    this.stats.poor = why;
+    const onPoor = this.onPoor;
+    this.destroy();
+    onPoor(why);
+    return true;
   }
 
   // --- MSE ----------------------------------------------------------------
@@ -980,6 +1077,12 @@ export class LivePlayer {
       this.stats.jumps++;
       v.currentTime = target;
       this.lastProgress.at = now;
+    } else if (!v.paused && now - this.lastProgress.at > STARVED_MS && edge - ct < 0.3
+      && this.stats.segmentsAppended > 0) {
+      // Starved: the link does not bring the stream as fast as it plays.
+      this.lastProgress.at = now;
+      if (this.level < this.variants.length - 1) this.switchLevel(this.level + 1, 'starved');
+      else this.poor('starved on the sub stream');
     } else if (!v.paused && now - this.lastProgress.at > 2000 && edge - ct > 0.5) {
       // Stalled although data is ahead (e.g. a tiny gap): nudge.
       const next = inRange + 1 < b.length ? b.start(inRange + 1) : ct + 0.1;

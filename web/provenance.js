@@ -2,13 +2,15 @@
 // layer 1): every segment, still and WebRTC frame names the camera and binding
 // epoch it came from, and a player shows nothing that does not name its own.
 //
-// The record (version 1, 73 bytes; crates/media/src/provenance.rs) rides in an
+// The record (version 2, 74 bytes; crates/media/src/provenance.rs) rides in an
 // fMP4 `uuid` box, a JPEG APP11 segment, or an H.264 SEI user_data_unregistered
 // message (WebRTC frames), always under the same UUID. This module is plain
 // functions with no DOM use, so the WebRTC frame-check worker imports it too.
 
 export const HEARTH_UUID = '25ca0d1b351c445a8b156a3a89bd41dc';
-const PROVENANCE_RECORD_LEN = 73; // version 1
+const PROVENANCE_RECORD_LEN = 74; // version 2
+const PROVENANCE_VERSION = 2;
+const RENDITIONS = ['main', 'sub'];
 
 export function hex2(n) { return n.toString(16).padStart(2, '0'); }
 
@@ -50,10 +52,12 @@ export function grantExpectation(grant, cameraId) {
   return { expect: { camera: cameraId, epoch, epochJson: grant.epoch }, problem: null };
 }
 
-/** `{ record: {camera, epoch, seq, captureTime}, reason: null }` or `{ record: null, reason }`. */
+/** `{ record: {camera, epoch, seq, captureTime, rendition}, reason: null }` or `{ record: null, reason }`. */
 export function decodeRecord(body) {
   if (body.length !== PROVENANCE_RECORD_LEN) return { record: null, reason: `provenance record of ${body.length} bytes` };
-  if (body[0] !== 1) return { record: null, reason: `unknown provenance version ${body[0]}` };
+  if (body[0] !== PROVENANCE_VERSION) return { record: null, reason: `unknown provenance version ${body[0]}` };
+  const rendition = RENDITIONS[body[41]];
+  if (rendition === undefined) return { record: null, reason: `unknown rendition ${body[41]}` };
   const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
   return {
     record: {
@@ -61,6 +65,7 @@ export function decodeRecord(body) {
       epoch: dv.getBigUint64(17),
       seq: dv.getBigUint64(25),
       captureTime: dv.getBigInt64(33),
+      rendition,
     },
     reason: null,
   };
@@ -168,8 +173,12 @@ export function checkFrame(bytes, camera, epoch) {
 /**
  * The per-frame check as a TransformStream of encoded video frames (a WebRTC
  * encoded transform): frames that name `camera` and `epoch` (a BigInt) pass;
- * the first one that does not is dropped with every frame after it. `onEvent`
- * hears `{kind: 'frame', captureTime}` for each frame let through and, once,
+ * the first one whose record names anything else is dropped with every frame
+ * after it. A frame with no readable record (on a lossy link the browser may
+ * assemble a frame whose first packets, the record's, never came) is dropped
+ * alone: never decoded, but no evidence of another camera either. `onEvent`
+ * hears `{kind: 'frame', captureTime, rendition}` for each frame let through,
+ * `{kind: 'dropped', problem}` for each frame without a record, and, once,
  * `{kind: 'refused', problem, camera, epoch}` (epoch as a decimal string).
  */
 export function frameCheckStream(camera, epoch, onEvent) {
@@ -178,12 +187,16 @@ export function frameCheckStream(camera, epoch, onEvent) {
     transform(frame, controller) {
       if (refused) return;
       const { record, problem } = checkFrame(new Uint8Array(frame.data), camera, epoch);
+      if (problem !== null && record === null) {
+        onEvent({ kind: 'dropped', problem });
+        return;
+      }
       if (problem !== null) {
         refused = true;
         onEvent({ kind: 'refused', problem, camera: record ? record.camera : null, epoch: record ? String(record.epoch) : null });
         return;
       }
-      onEvent({ kind: 'frame', captureTime: Number(record.captureTime) });
+      onEvent({ kind: 'frame', captureTime: Number(record.captureTime), rendition: record.rendition });
       controller.enqueue(frame);
     },
   });

@@ -18,8 +18,9 @@
 //    as DTLS is up; the first decoded frame is timed (stats.firstFrameMs, from
 //    the POST) and shown at once (playout delay 0).
 //  * Fallback: no picture within CONNECT_TIMEOUT_MS of an answered offer on
-//    the first try (or three times in a row later), or a server that takes no
-//    more WebRTC viewers (429), hands over to HLS (onFallback). An unreachable
+//    the first try (or no picture three times in a row, the connection closing
+//    before its first frame included), or a server that takes no more WebRTC
+//    viewers (429), hands over to HLS (onFallback). An unreachable
 //    or restarting server is not a WebRTC problem: the player keeps trying.
 //  * Reconnect by itself: a failed or closed connection, or no frame for
 //    STALL_MS, opens a new session (backoff up to 5 s) under a fresh grant if
@@ -27,6 +28,10 @@
 //  * Grants are short: when a new one arrives (app.js renews them), a new
 //    session is opened under it and replaces the old one once its first frame
 //    has been checked (make before break), before the old grant runs out.
+//  * A link too poor even for the sub rendition (the server moves a congested
+//    viewer to it by itself): fewer than POOR_MIN_FPS frames a second for
+//    POOR_WINDOW_MS, or the picture stalling again soon after a reconnect,
+//    hands over to stills (onPoor), which come back to video when the link does.
 //  * When destroyed, nothing from this instance touches the <video> again.
 
 import { frameCheckStream, grantExpectation, jsonInt } from './provenance.js';
@@ -36,6 +41,23 @@ const STALL_MS = 2500;
 const OFFLINE_RETRY_MS = 3000;
 const FETCH_TIMEOUT_MS = 10000;
 const MAX_FAILURES_BEFORE_FALLBACK = 3;
+const POOR_WINDOW_MS = 5000;
+const POOR_MIN_FPS = 1.5;
+/// A stall this soon after the last one (without a good stretch between) is a poor link.
+const POOR_RESTALL_MS = 20000;
+/// After a stall, no good picture again within this long is a poor link too.
+const POOR_TROUBLE_MS = 8000;
+
+// Whether frames were coming in at less than 60% of the session's own rate
+// in the 3 s before its last frame.
+function slowingDown(s) {
+  const span = s.lastFrameAt - s.attachedAt;
+  if (span < 1000 || s.recent.length < 2) return false; // too short to tell
+  if (span < 4000) return s.frames / (span / 1000) < POOR_MIN_FPS;
+  const recent = s.recent.filter((t) => t > s.lastFrameAt - 3000).length / 3;
+  const overall = Math.min(s.frames, s.recent.length) / Math.min(span / 1000, (s.lastFrameAt - s.recent[0]) / 1000 || 1);
+  return recent < 0.6 * overall;
+}
 
 class StopError extends Error {
   constructor() { super('stopped'); this.name = 'StopError'; }
@@ -62,18 +84,22 @@ export function webrtcSupported() {
  *        WebRTC cannot play here; the caller then plays HLS instead.
  */
 export class WebRtcPlayer {
-  constructor({ video, grants, onState, stats, cameraId, report, authorization, onFallback }) {
+  constructor({ video, grants, onState, stats, cameraId, report, authorization, onFallback, onPoor }) {
     this.video = video;
     this.grants = grants;
     this.onState = onState || (() => {});
     this.report = report || (() => {});
     this.authorization = authorization || (() => null);
     this.onFallback = onFallback || (() => {});
+    this.onPoor = onPoor || null;
+    this.lastStallAt = -Infinity;
+    this.troubleSince = null; // the picture stalled and has not been good since
     this.cameraId = String(cameraId || '').toLowerCase();
     this.stats = stats || {};
     Object.assign(this.stats, {
       transport: 'webrtc', state: 'loading', lastError: null, framesChecked: 0,
       firstFrameMs: null, reconnects: 0, sessions: 0, grantSwitches: 0, latencyMs: null,
+      rendition: null,
     });
     this.alive = true;
     this.abort = new AbortController();
@@ -123,6 +149,17 @@ export class WebRtcPlayer {
     }
   }
 
+  // The link cannot carry even the sub rendition: stills instead (app.js).
+  poor(why) {
+    if (!this.alive || !this.onPoor) return false;
+    console.warn(`[hearth webrtc] poor connection: ${why}`);
+    this.stats.poor = why;
+    const onPoor = this.onPoor;
+    this.destroy();
+    onPoor(why);
+    return true;
+  }
+
   fallback(why) {
     if (!this.alive) return;
     console.warn(`[hearth webrtc] falling back to HLS: ${why}`);
@@ -163,7 +200,23 @@ export class WebRtcPlayer {
         webrtcFailures = 0;
         const why = await this.watch(s);
         if (!this.alive) return;
+        // A new session starts on the sub rendition when the link just starved
+        // this one or it was on sub already; the server moves it up when it can.
+        this.preferSub = why === 'poor' || why === 'no video for a while' || this.stats.rendition === 'sub';
         if (why === 'renew') { this.stats.grantSwitches++; continue; }
+        if (why === 'poor' && this.poor('too few frames arrive')) return;
+        // From a dropped session on, a picture must come back within
+        // POOR_TROUBLE_MS (a camera that went offline is answered 503 and
+        // waited for instead). A stall soon after another counts against the
+        // link only if the picture was slowing down before it (a camera or
+        // server restart stops it abruptly).
+        if (this.troubleSince === null) this.troubleSince = performance.now();
+        if (why === 'no video for a while' && slowingDown(s)) {
+          const now = performance.now();
+          const again = now - this.lastStallAt < POOR_RESTALL_MS;
+          this.lastStallAt = now;
+          if (again && this.poor('the picture keeps stalling')) return;
+        }
         // Dropped: the old picture stays until a new session replaces it.
         this.stats.reconnects++;
         this.stats.lastError = why;
@@ -184,6 +237,7 @@ export class WebRtcPlayer {
         if (status === 404 || status === 503) {
           // The camera is offline (or gone): not a WebRTC problem, keep trying.
           this.setState('offline', e.message);
+          this.troubleSince = null;
           failures = 0;
           await this.pause(OFFLINE_RETRY_MS);
           continue;
@@ -193,11 +247,16 @@ export class WebRtcPlayer {
           this.fallback(this.stats.lastError);
           return;
         }
+        // Stalled on this link and not back since: too poor for video.
+        if (this.troubleSince !== null && performance.now() - this.troubleSince > POOR_TROUBLE_MS
+          && this.poor(`no picture again after a stall: ${this.stats.lastError}`)) return;
         if (e.webrtcFailed) {
           // The offer was answered but no picture came: UDP blocked, say. Once
           // at the start, or a few times in a row later, means HLS instead.
+          // A connection the server closed before the first frame (its door
+          // refused the session, say) is worth another try or two.
           webrtcFailures++;
-          if (!this.everPlayed || webrtcFailures >= MAX_FAILURES_BEFORE_FALLBACK) {
+          if ((!this.everPlayed && e.timedOut) || webrtcFailures >= MAX_FAILURES_BEFORE_FALLBACK) {
             this.fallback(this.stats.lastError);
             return;
           }
@@ -224,7 +283,7 @@ export class WebRtcPlayer {
     const s = {
       pc: null, worker: null, location: null, grant, stream: null,
       postAt: performance.now(), lastFrameAt: 0, frames: 0, dropped: null,
-      firstFrame: null, onFirstFrame: null,
+      firstFrame: null, onFirstFrame: null, recent: [], attachedAt: 0,
     };
     s.firstFrame = new Promise((resolve) => { s.onFirstFrame = resolve; });
     const onEvent = (m) => this.frameEvent(s, m, expect);
@@ -256,7 +315,8 @@ export class WebRtcPlayer {
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       s.postAt = performance.now();
-      const { answer, location } = await this.post(grant.whep_url, pc.localDescription.sdp);
+      const url = this.preferSub ? `${grant.whep_url}${grant.whep_url.includes('?') ? '&' : '?'}rendition=sub` : grant.whep_url;
+      const { answer, location } = await this.post(url, pc.localDescription.sdp);
       s.location = location ? new URL(location, grant.whep_url).href : null;
       if (!this.alive) throw new StopError();
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
@@ -283,11 +343,19 @@ export class WebRtcPlayer {
       });
       return;
     }
+    if (m.kind === 'dropped') {
+      // Not decoded: a frame without its record (lost packets), not a foreign one.
+      this.stats.framesDropped = (this.stats.framesDropped || 0) + 1;
+      return;
+    }
     if (m.kind !== 'frame') return;
     s.frames++;
     s.lastFrameAt = performance.now();
+    s.recent.push(s.lastFrameAt);
+    if (s.recent.length > 256) s.recent.shift();
     if (s === this.current) {
       this.stats.framesChecked++;
+      if (m.rendition) this.stats.rendition = m.rendition;
       if (Number.isFinite(m.captureTime)) {
         const l = Date.now() - m.captureTime;
         this.stats.latencyMs = l >= 0 && l < 60000 ? Math.round(l) : null;
@@ -326,7 +394,11 @@ export class WebRtcPlayer {
   // within CONNECT_TIMEOUT_MS or the connection fails first.
   firstFrame(s) {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error('WebRTC did not connect in time')), CONNECT_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        const e = new Error('WebRTC did not connect in time');
+        e.timedOut = true;
+        finish(e);
+      }, CONNECT_TIMEOUT_MS);
       const finish = (err) => {
         clearTimeout(timer);
         s.poke = null;
@@ -353,6 +425,7 @@ export class WebRtcPlayer {
   attach(s) {
     const old = this.current;
     this.current = s;
+    s.attachedAt = performance.now();
     if (this.video.srcObject !== s.stream) this.show(s);
     if (old && old !== s) this.close(old);
     this.everPlayed = true;
@@ -376,7 +449,15 @@ export class WebRtcPlayer {
       const timer = setInterval(() => {
         if (!this.alive) return finish('stop');
         if (s.dropped) return finish(s.dropped);
-        if (performance.now() - s.lastFrameAt > STALL_MS) return finish('no video for a while');
+        const now = performance.now();
+        if (now - s.lastFrameAt > STALL_MS) return finish('no video for a while');
+        if (now - s.attachedAt > POOR_WINDOW_MS + 1000) {
+          const n = s.recent.filter((t) => now - t < POOR_WINDOW_MS).length;
+          if (n < (POOR_MIN_FPS * POOR_WINDOW_MS) / 1000) return finish('poor');
+        }
+        // A good stretch forgives an earlier stall.
+        if (now - s.attachedAt > POOR_RESTALL_MS) this.lastStallAt = -Infinity;
+        if (now - s.attachedAt > POOR_WINDOW_MS) this.troubleSince = null;
         if (this.video.paused) this.tryPlay();
       }, 250);
     });

@@ -21,6 +21,9 @@
 //! count RTP, with Hearth pinned to one core; it prints viewers per core, CPU
 //! per Gbit, memory per viewer and time to first frame (see [`webrtc`]).
 //!
+//! `--transcode` measures what deriving a sub stream from a 1080p main stream
+//! would cost per camera (see [`transcode`]).
+//!
 //! `--memory` measures instead what a camera (watched and unwatched) and a viewer
 //! cost Hearth in RSS, and whether it comes back (see [`memory`]).
 //!
@@ -41,6 +44,7 @@ mod nginx;
 mod procs;
 mod report;
 mod run;
+mod transcode;
 mod viewer;
 mod webrtc;
 
@@ -143,6 +147,10 @@ struct Args {
     /// WebRTC (WHEP) viewers instead of HLS ones (see `webrtc.rs`).
     #[arg(long, conflicts_with_all = ["peer", "memory", "compare"])]
     webrtc: bool,
+    /// Measures what deriving a sub stream (1080p decode, 640x360 encode) costs
+    /// per camera, and exits (see `transcode.rs`).
+    #[arg(long, conflicts_with_all = ["peer", "memory", "compare", "webrtc"])]
+    transcode: bool,
     /// Cameras that get viewers in --memory [default: half of them, rounded up].
     #[arg(long)]
     watched: Option<usize>,
@@ -201,6 +209,9 @@ pub struct Ctx {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.transcode {
+        return tokio::task::spawn_blocking(transcode::run).await?;
+    }
     let hearth = match &args.hearth {
         Some(p) => p.clone(),
         None => std::env::current_exe()?

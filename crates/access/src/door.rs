@@ -463,6 +463,7 @@ mod tests {
             epoch: BindingEpoch(epoch),
             seq: 7,
             capture_time: UnixMillis(1),
+            rendition: Default::default(),
         };
         MediaObject::new(
             prov,

@@ -18,7 +18,7 @@
 //! hashes a few dozen bytes).
 
 use hearth_media::provenance::ProvenanceRecord;
-use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
+use hearth_model::{BindingEpoch, CameraId, Provenance, Rendition, UnixMillis};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::Path;
@@ -116,6 +116,7 @@ impl MediaKeys {
         Stamper {
             camera,
             epoch,
+            rendition: Rendition::Main,
             key: self.provenance_key(camera, epoch),
         }
     }
@@ -123,6 +124,7 @@ impl MediaKeys {
     /// The provenance record of an object with these bytes, tag included.
     pub fn stamp(&self, p: &Provenance, bytes: &[u8]) -> ProvenanceRecord {
         self.stamper(p.camera, p.epoch)
+            .for_rendition(p.rendition)
             .stamp(p.seq, p.capture_time, bytes)
     }
 
@@ -139,6 +141,9 @@ impl MediaKeys {
 pub struct Stamper {
     camera: CameraId,
     epoch: BindingEpoch,
+    /// What it stamps: both renditions share the camera's key (a grant covers
+    /// both), and the record names which one the bytes were cut from.
+    rendition: Rendition,
     key: [u8; 32],
 }
 
@@ -146,8 +151,10 @@ impl std::fmt::Debug for Stamper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Stamper({:?}, {}, <key redacted>)",
-            self.camera, self.epoch
+            "Stamper({:?}, {}, {}, <key redacted>)",
+            self.camera,
+            self.epoch,
+            self.rendition.as_str()
         )
     }
 }
@@ -166,6 +173,12 @@ impl Stamper {
         h.finalize()
     }
 
+    /// The same camera and epoch's stamper for `rendition`.
+    pub fn for_rendition(mut self, rendition: Rendition) -> Self {
+        self.rendition = rendition;
+        self
+    }
+
     /// The provenance of this camera's object `seq`, captured at `capture_time`.
     pub fn provenance(&self, seq: u64, capture_time: UnixMillis) -> Provenance {
         Provenance {
@@ -173,6 +186,7 @@ impl Stamper {
             epoch: self.epoch,
             seq,
             capture_time,
+            rendition: self.rendition,
         }
     }
 
@@ -204,6 +218,7 @@ mod tests {
             epoch: BindingEpoch(epoch),
             seq: 9,
             capture_time: UnixMillis(5),
+            rendition: Default::default(),
         }
     }
 

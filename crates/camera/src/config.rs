@@ -37,6 +37,10 @@ pub struct SimCameraConfig {
     /// signs with the all-zero id. Ingest may compare it with the camera the
     /// stream key belongs to.
     pub camera_id: Option<CameraId>,
+    /// Paint a busy region (blocks that change every frame, like leaves in the
+    /// wind or traffic) so the stream needs the bitrate a real camera's does;
+    /// without it the static scene codes to a few dozen kbit/s. Default false.
+    pub busy: bool,
     /// **For tests only.** `Some(n)`: on every connection, after `n` complete GOPs,
     /// flip one byte of the next inter frame *after* signing it, so ingest that
     /// verifies GOP signatures must refuse the stream at the following IDR. `None`
@@ -56,6 +60,7 @@ impl SimCameraConfig {
             keyframe_interval_ms: 2000,
             signature,
             camera_id: None,
+            busy: false,
             tamper_after_gops: None,
         }
     }

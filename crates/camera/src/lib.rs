@@ -31,7 +31,7 @@ mod signature;
 pub use config::{SimCameraConfig, validate_timezone};
 pub use encoder::{EncodedFrame, Encoder};
 pub use error::CameraError;
-pub use rtmp::{RtmpUrl, publish};
+pub use rtmp::{RtmpUrl, publish, publish_renditions, sub_stream_url};
 pub use signature::{
     expected_background, read_capture_time, read_signature, signature_for, signature_for_name,
 };

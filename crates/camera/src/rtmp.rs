@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth_media::signing::{GopSigner, gop_signing_key};
+use hearth_model::Rendition;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -188,6 +189,41 @@ pub async fn publish(
     .await
 }
 
+/// Runs a simulated camera that, like most real ones, offers a main stream and
+/// a sub stream: `cfg` published to `url`, and the same scene at `sub_size`
+/// published to `url` + `/sub` (the camera's sub rendition), until `shutdown`.
+/// `sub_size: None` publishes the main stream only.
+pub async fn publish_renditions(
+    url: &str,
+    cfg: SimCameraConfig,
+    sub_size: Option<(u32, u32)>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CameraError> {
+    let Some((width, height)) = sub_size else {
+        return publish(url, cfg, shutdown).await;
+    };
+    let sub = SimCameraConfig {
+        width,
+        height,
+        ..cfg.clone()
+    };
+    sub.validate()?;
+    let sub_url = sub_stream_url(url);
+    let (main, sub) = tokio::join!(
+        publish(url, cfg, shutdown.clone()),
+        publish(&sub_url, sub, shutdown)
+    );
+    main.and(sub)
+}
+
+/// `rtmp://host/live/<key>` → `rtmp://host/live/<key>/sub` (before any query).
+pub fn sub_stream_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((path, query)) => format!("{path}/sub?{query}"),
+        None => format!("{url}/sub"),
+    }
+}
+
 async fn reconnect_loop(
     target: &RtmpUrl,
     cfg: &SimCameraConfig,
@@ -308,7 +344,9 @@ async fn publish_once(
     source.request_keyframe();
     let mut base_pts_ms = None;
     // A new chain per connection: the server's verifier is per connection too.
-    let mut signer = GopSigner::new(gop_signing_key(target.stream_key()), cfg.camera_id);
+    // A sub stream (`<key>/sub`) signs with the camera's key, naming its rendition.
+    let (key, rendition) = Rendition::from_stream_path(target.stream_key());
+    let mut signer = GopSigner::new(gop_signing_key(key), cfg.camera_id).for_rendition(rendition);
     let mut tamper = Tamper::new(cfg.tamper_after_gops);
 
     loop {

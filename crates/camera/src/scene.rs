@@ -16,6 +16,11 @@
 //! can measure glass-to-glass latency from decoded pixels
 //! ([`crate::read_capture_time`]).
 //!
+//! A busy camera ([`SimCameraConfig::busy`]) also repaints, every frame, about
+//! half of the 8x8 blocks of a region right of centre (above the strips) with
+//! new grey levels: detail a viewer's link has to carry, at a bitrate that grows
+//! with the picture size, as a real camera's does.
+//!
 //! Everything static is drawn once; each frame only repaints the dynamic boxes.
 //! That keeps drawing to a few microseconds and also lets the encoder code most of the
 //! picture as skipped blocks, like a real static camera.
@@ -43,6 +48,8 @@ pub(crate) struct Scene {
     max_chars: usize,
     /// Widest text (in characters) each label line has shown, so its box erases it.
     label_chars: [usize; 3],
+    /// The busy region (x0, y0, x1, y1), if the camera is busy.
+    busy: Option<(u32, u32, u32, u32)>,
 }
 
 impl Scene {
@@ -67,6 +74,11 @@ impl Scene {
             margin,
             max_chars,
             label_chars: [0; 3],
+            busy: cfg.busy.then(|| {
+                let x0 = (width * 45 / 100) & !7;
+                let y0 = (height * 30 / 100) & !7;
+                (x0, y0, (width * 96 / 100) & !7, (height * 70 / 100) & !7)
+            }),
         };
         scene.label(0, &cfg.name);
         scene
@@ -83,6 +95,22 @@ impl Scene {
             self.clock,
             clock_value(now.as_millisecond()),
         );
+        if let Some((x0, y0, x1, y1)) = self.busy {
+            // xorshift, seeded by the frame: the same frames for the same index.
+            let mut r = index.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            for y in (y0..y1).step_by(8) {
+                for x in (x0..x1).step_by(8) {
+                    r ^= r << 13;
+                    r ^= r >> 7;
+                    r ^= r << 17;
+                    if r & 1 == 1 {
+                        let luma = 40 + (r >> 8) as u8 % 176;
+                        self.picture
+                            .fill_rect(x, y, x + 8, y + 8, [luma, NEUTRAL, NEUTRAL]);
+                    }
+                }
+            }
+        }
         &self.picture
     }
 

@@ -362,17 +362,42 @@ fn size_of_len(len: usize) -> usize {
 
 /// Writes a media segment: `styp` + `moof` + `mdat`.
 pub fn media_segment(frag: &Fragment<'_>) -> Bytes {
-    let video_bytes: usize = frag.video.iter().map(|s| s.data.len()).sum();
-    let audio_bytes: usize = frag.audio.iter().map(|s| s.data.len()).sum();
-    let mut w = Writer::default();
-    w.buf.reserve(video_bytes + audio_bytes + 1024);
+    media_segment_of(std::slice::from_ref(frag))
+}
 
+/// Writes a media segment of several fragments (a segment whose LL-HLS parts
+/// are its fragments): `styp`, then `moof` + `mdat` per fragment.
+pub fn media_segment_of(frags: &[Fragment<'_>]) -> Bytes {
+    let mut w = Writer::default();
+    w.buf
+        .reserve(frags.iter().map(fragment_len).sum::<usize>() + 1024);
     let styp = w.start(b"styp");
     w.bytes(b"msdh");
     w.u32(0);
     w.bytes(b"msdhmsix");
     w.end(styp);
+    for f in frags {
+        write_fragment(&mut w, f);
+    }
+    Bytes::from(w.buf)
+}
 
+/// Writes one fragment alone, `moof` + `mdat` (an LL-HLS part, a CMAF chunk).
+pub fn fragment(frag: &Fragment<'_>) -> Bytes {
+    let mut w = Writer::default();
+    w.buf.reserve(fragment_len(frag) + 512);
+    write_fragment(&mut w, frag);
+    Bytes::from(w.buf)
+}
+
+fn fragment_len(frag: &Fragment<'_>) -> usize {
+    frag.video.iter().map(|s| s.data.len()).sum::<usize>()
+        + frag.audio.iter().map(|s| s.data.len()).sum::<usize>()
+}
+
+fn write_fragment(w: &mut Writer, frag: &Fragment<'_>) {
+    let video_bytes: usize = frag.video.iter().map(|s| s.data.len()).sum();
+    let audio_bytes: usize = frag.audio.iter().map(|s| s.data.len()).sum();
     let moof = w.start(b"moof");
     let mfhd = w.start_full(b"mfhd", 0, 0);
     w.u32(frag.sequence_number);
@@ -382,7 +407,7 @@ pub fn media_segment(frag: &Fragment<'_>) -> Bytes {
     let mut offsets = Vec::new();
     if !frag.video.is_empty() {
         let traf = w.start(b"traf");
-        tfhd_tfdt(&mut w, VIDEO_TRACK_ID, frag.video_base_90k);
+        tfhd_tfdt(w, VIDEO_TRACK_ID, frag.video_base_90k);
         let trun = w.start_full(
             b"trun",
             1,
@@ -406,7 +431,7 @@ pub fn media_segment(frag: &Fragment<'_>) -> Bytes {
     }
     if !frag.audio.is_empty() {
         let traf = w.start(b"traf");
-        tfhd_tfdt(&mut w, AUDIO_TRACK_ID, frag.audio_base);
+        tfhd_tfdt(w, AUDIO_TRACK_ID, frag.audio_base);
         let trun = w.start_full(b"trun", 1, 0x000001 | 0x000100 | 0x000200);
         w.u32(frag.audio.len() as u32);
         offsets.push(w.buf.len());
@@ -441,7 +466,6 @@ pub fn media_segment(frag: &Fragment<'_>) -> Bytes {
         w.bytes(&s.data);
     }
     w.end(mdat);
-    Bytes::from(w.buf)
 }
 
 fn tfhd_tfdt(w: &mut Writer, track_id: u32, base: u64) {
@@ -757,7 +781,7 @@ pub(crate) mod tests {
         let r = crate::provenance::tests::sample();
         let b = provenance_box(&r);
         assert_eq!(b.len(), PROVENANCE_BOX_LEN);
-        assert_eq!(PROVENANCE_BOX_LEN, 97);
+        assert_eq!(PROVENANCE_BOX_LEN, 98);
         let top = boxes(&b);
         assert_eq!(top.len(), 1);
         assert_eq!(&top[0].0, b"uuid");

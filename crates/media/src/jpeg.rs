@@ -9,7 +9,7 @@
 //! UUID.
 //!
 //! The segment is inserted right after SOI: `FF EB`, a 2-byte big-endian length
-//! (2 + 16 + 73 = 91), [`HEARTH_UUID`], the encoded record. A tag is computed over
+//! (2 + 16 + 74 = 92), [`HEARTH_UUID`], the encoded record. A tag is computed over
 //! the image *without* this segment, so [`locate_provenance`] returns the byte
 //! range to leave out when checking it. Exactly one such segment is accepted, and
 //! only among the header segments (before SOS).
@@ -125,6 +125,7 @@ mod tests {
             epoch: BindingEpoch(2),
             seq: 5,
             capture_time: UnixMillis(1_700_000_000_000),
+            rendition: Default::default(),
         };
         ProvenanceRecord::new(&p, [9; 32])
     }

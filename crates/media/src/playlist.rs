@@ -126,7 +126,66 @@ pub fn media_playlist_keyed(
     discontinuity_sequence: u64,
     entries: &[KeyedEntry<'_>],
 ) -> String {
-    let version = if entries.iter().any(|e| e.map_uri.is_some()) {
+    let entries: Vec<LlEntry<'_>> = entries
+        .iter()
+        .map(|e| LlEntry {
+            segment: *e,
+            parts: &[],
+            complete: true,
+        })
+        .collect();
+    media_playlist_ll(
+        target_duration_s,
+        media_sequence,
+        discontinuity_sequence,
+        None,
+        &entries,
+    )
+}
+
+/// What makes a media playlist a Low-Latency HLS one (RFC 8216bis §4.4.3.7–8,
+/// §4.4.5.3): parts, their target, the hold-back and the preload hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowLatency<'a> {
+    /// `EXT-X-PART-INF:PART-TARGET`: no part is longer.
+    pub part_target_ms: u32,
+    /// `PART-HOLD-BACK` of `EXT-X-SERVER-CONTROL` (at least twice the part target).
+    pub part_hold_back_ms: u32,
+    /// URI of the next part, before it exists (`EXT-X-PRELOAD-HINT:TYPE=PART`).
+    pub preload_hint: Option<&'a str>,
+}
+
+/// One `EXT-X-PART`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartEntry<'a> {
+    pub uri: &'a str,
+    pub duration_ms: u32,
+    /// Starts with a keyframe (`INDEPENDENT=YES`).
+    pub independent: bool,
+}
+
+/// A segment with its parts. An incomplete one (the segment being recorded) is
+/// listed by its parts only: its discontinuity, map, key and date, then the
+/// parts, and no `EXTINF`/URI yet (its `entry.uri` and duration are unused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlEntry<'a> {
+    pub segment: KeyedEntry<'a>,
+    pub parts: &'a [PartEntry<'a>],
+    pub complete: bool,
+}
+
+/// A media playlist as [`media_playlist_keyed`], with parts and the LL-HLS tags
+/// when `ll` is given. A key in force applies to the parts after it as to
+/// segments, so each segment's `EXT-X-KEY` (with its IV) comes before its
+/// first part: every part is encrypted on its own with its segment's key and IV.
+pub fn media_playlist_ll(
+    target_duration_s: u32,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    ll: Option<&LowLatency<'_>>,
+    entries: &[LlEntry<'_>],
+) -> String {
+    let version = if entries.iter().any(|e| e.segment.map_uri.is_some()) {
         7
     } else {
         3
@@ -137,9 +196,18 @@ pub fn media_playlist_keyed(
         discontinuity_sequence,
         version,
     );
+    if let Some(ll) = ll {
+        let _ = writeln!(
+            out,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={}\n#EXT-X-PART-INF:PART-TARGET={}",
+            seconds(ll.part_hold_back_ms),
+            seconds(ll.part_target_ms)
+        );
+    }
     let mut map_in_force = None;
     let mut key_in_force: Option<KeyRef<'_>> = None;
-    for e in entries {
+    for ll_entry in entries {
+        let e = &ll_entry.segment;
         if e.entry.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
@@ -159,9 +227,42 @@ pub fn media_playlist_keyed(
             }
             key_in_force = e.key;
         }
-        segment_lines(&mut out, &e.entry);
+        let _ = writeln!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}",
+            iso8601_utc_ms(e.entry.program_date_time_ms)
+        );
+        for p in ll_entry.parts {
+            let _ = write!(
+                out,
+                "#EXT-X-PART:DURATION={},URI=\"{}\"",
+                seconds(p.duration_ms),
+                p.uri
+            );
+            out.push_str(if p.independent {
+                ",INDEPENDENT=YES\n"
+            } else {
+                "\n"
+            });
+        }
+        if ll_entry.complete {
+            let _ = writeln!(
+                out,
+                "#EXTINF:{},\n{}",
+                seconds(e.entry.duration_ms),
+                e.entry.uri
+            );
+        }
+    }
+    if let Some(hint) = ll.and_then(|ll| ll.preload_hint) {
+        let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"");
     }
     out
+}
+
+/// Milliseconds as decimal seconds with three places (`0.334`).
+fn seconds(ms: u32) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 fn key_tag(out: &mut String, k: &KeyRef<'_>) {
@@ -214,15 +315,40 @@ pub fn master_playlist(
     codecs: &str,
     resolution: Option<(u32, u32)>,
 ) -> String {
+    multivariant_playlist(&[VariantEntry {
+        uri: variant_uri,
+        bandwidth,
+        codecs,
+        resolution,
+    }])
+}
+
+/// One variant of a multivariant playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantEntry<'a> {
+    pub uri: &'a str,
+    /// Peak bits per second.
+    pub bandwidth: u64,
+    /// RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: &'a str,
+    pub resolution: Option<(u32, u32)>,
+}
+
+/// A multivariant playlist listing `variants` in order (a player starts with
+/// the first unless it measures otherwise).
+pub fn multivariant_playlist(variants: &[VariantEntry<'_>]) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let _ = write!(
-        out,
-        "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{codecs}\""
-    );
-    if let Some((w, h)) = resolution {
-        let _ = write!(out, ",RESOLUTION={w}x{h}");
+    for v in variants {
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},CODECS=\"{}\"",
+            v.bandwidth, v.codecs
+        );
+        if let Some((w, h)) = v.resolution {
+            let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
+        let _ = writeln!(out, "\n{}", v.uri);
     }
-    let _ = writeln!(out, "\n{variant_uri}");
     out
 }
 
@@ -259,6 +385,75 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn low_latency_playlist_lists_parts_keys_and_the_hint() {
+        let key = |iv: u8| KeyRef {
+            uri: "key-1.bin",
+            iv: [iv; 16],
+        };
+        let seg = |uri, seq: i64, iv| KeyedEntry {
+            map_uri: Some("init.mp4"),
+            key: Some(key(iv)),
+            entry: PlaylistEntry {
+                uri,
+                duration_ms: 2000,
+                program_date_time_ms: 1_700_000_000_000 + seq * 2000,
+                discontinuity: false,
+            },
+        };
+        let p = |uri, independent| PartEntry {
+            uri,
+            duration_ms: 333,
+            independent,
+        };
+        let done = [p("p0.m4s", true), p("p1.m4s", false)];
+        let open = [p("p2.m4s", true)];
+        let text = media_playlist_ll(
+            2,
+            7,
+            0,
+            Some(&LowLatency {
+                part_target_ms: 334,
+                part_hold_back_ms: 1002,
+                preload_hint: Some("p3.m4s"),
+            }),
+            &[
+                LlEntry {
+                    segment: seg("s7.m4s", 0, 1),
+                    parts: &done,
+                    complete: true,
+                },
+                LlEntry {
+                    segment: seg("", 1, 2),
+                    parts: &open,
+                    complete: false,
+                },
+            ],
+        );
+        let iv = |b: &str| b.repeat(16);
+        assert_eq!(
+            text,
+            format!(
+                "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+                 #EXT-X-INDEPENDENT-SEGMENTS\n\
+                 #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.002\n\
+                 #EXT-X-PART-INF:PART-TARGET=0.334\n\
+                 #EXT-X-MAP:URI=\"init.mp4\"\n\
+                 #EXT-X-KEY:METHOD=AES-128,URI=\"key-1.bin\",IV=0x{}\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z\n\
+                 #EXT-X-PART:DURATION=0.333,URI=\"p0.m4s\",INDEPENDENT=YES\n\
+                 #EXT-X-PART:DURATION=0.333,URI=\"p1.m4s\"\n\
+                 #EXTINF:2.000,\ns7.m4s\n\
+                 #EXT-X-KEY:METHOD=AES-128,URI=\"key-1.bin\",IV=0x{}\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z\n\
+                 #EXT-X-PART:DURATION=0.333,URI=\"p2.m4s\",INDEPENDENT=YES\n\
+                 #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p3.m4s\"\n",
+                iv("01"),
+                iv("02")
+            )
+        );
+    }
 
     #[test]
     fn dates() {

@@ -13,19 +13,21 @@
 //! [`ProvenanceRecord::authenticated_fields`] (everything but the tag): the
 //! fixed-length part of the message a MAC covers, together with the media bytes.
 //!
-//! Layout, version 1 (73 bytes):
+//! Layout, version 2 (74 bytes; version 1 lacked the rendition byte and is no
+//! longer written or read):
 //!
 //! | offset | len | field                                 |
 //! |-------:|----:|---------------------------------------|
-//! | 0      | 1   | version = 1                           |
+//! | 0      | 1   | version = 2                           |
 //! | 1      | 16  | camera id (UUID bytes)                |
 //! | 17     | 8   | binding epoch, u64 big-endian         |
 //! | 25     | 8   | seq, u64 big-endian                   |
 //! | 33     | 8   | capture time, unix ms, i64 big-endian |
-//! | 41     | 32  | tag                                   |
+//! | 41     | 1   | rendition: 0 main, 1 sub              |
+//! | 42     | 32  | tag                                   |
 
 use crate::MediaError;
-use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
+use hearth_model::{BindingEpoch, CameraId, Provenance, Rendition, UnixMillis};
 
 /// Identifies Hearth's in-band data: the fMP4 `uuid` box extended type, the
 /// prefix of the TS private data and the SEI `uuid_iso_iec_11578`.
@@ -35,9 +37,9 @@ pub const HEARTH_UUID: [u8; 16] = [
 ];
 
 /// The record layout version this crate writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the fields a tag authenticates (version through capture time).
-pub const FIELDS_LEN: usize = 41;
+pub const FIELDS_LEN: usize = 42;
 /// Length of the tag.
 pub const TAG_LEN: usize = 32;
 /// Length of an encoded record.
@@ -54,6 +56,8 @@ pub struct ProvenanceRecord {
     pub seq: u64,
     /// Wall-clock capture time of the first frame.
     pub capture_time: UnixMillis,
+    /// The camera's stream the bytes were cut from.
+    pub rendition: Rendition,
     /// MAC or signature over [`Self::authenticated_fields`] and a content digest,
     /// computed by the caller.
     pub tag: [u8; TAG_LEN],
@@ -67,6 +71,7 @@ impl ProvenanceRecord {
             epoch: p.epoch,
             seq: p.seq,
             capture_time: p.capture_time,
+            rendition: p.rendition,
             tag,
         }
     }
@@ -78,6 +83,7 @@ impl ProvenanceRecord {
             epoch: self.epoch,
             seq: self.seq,
             capture_time: self.capture_time,
+            rendition: self.rendition,
         }
     }
 
@@ -90,10 +96,11 @@ impl ProvenanceRecord {
         out[17..25].copy_from_slice(&self.epoch.0.to_be_bytes());
         out[25..33].copy_from_slice(&self.seq.to_be_bytes());
         out[33..41].copy_from_slice(&self.capture_time.0.to_be_bytes());
+        out[41] = self.rendition.code();
         out
     }
 
-    /// The version-1 encoding (see the module docs for the layout).
+    /// The version-2 encoding (see the module docs for the layout).
     pub fn encode(&self) -> [u8; ENCODED_LEN] {
         let mut out = [0u8; ENCODED_LEN];
         out[..FIELDS_LEN].copy_from_slice(&self.authenticated_fields());
@@ -126,6 +133,8 @@ impl ProvenanceRecord {
         };
         let mut camera = [0u8; 16];
         camera.copy_from_slice(&data[1..17]);
+        let rendition = Rendition::from_code(data[41])
+            .ok_or(MediaError::InvalidProvenance("unknown rendition"))?;
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&data[FIELDS_LEN..]);
         Ok(Self {
@@ -133,6 +142,7 @@ impl ProvenanceRecord {
             epoch: BindingEpoch(u64::from_be_bytes(arr(17..25))),
             seq: u64::from_be_bytes(arr(25..33)),
             capture_time: UnixMillis(i64::from_be_bytes(arr(33..41))),
+            rendition,
             tag,
         })
     }
@@ -161,6 +171,7 @@ pub(crate) mod tests {
             epoch: BindingEpoch(0x0102_0304_0506_0708),
             seq: 42,
             capture_time: UnixMillis(-5),
+            rendition: Rendition::Sub,
             tag: [0x5a; 32],
         }
     }
@@ -169,8 +180,8 @@ pub(crate) mod tests {
     fn layout_is_fixed() {
         let r = sample();
         let e = r.encode();
-        assert_eq!(e.len(), 73);
-        assert_eq!(e[0], 1);
+        assert_eq!(e.len(), 74);
+        assert_eq!(e[0], 2);
         assert_eq!(&e[1..17], &[0xab; 16]);
         assert_eq!(&e[17..25], &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(&e[25..33], &42u64.to_be_bytes());
@@ -178,8 +189,9 @@ pub(crate) mod tests {
             &e[33..41],
             &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb]
         );
-        assert_eq!(&e[41..], &[0x5a; 32]);
-        assert_eq!(&r.authenticated_fields()[..], &e[..41]);
+        assert_eq!(e[41], 1, "sub");
+        assert_eq!(&e[42..], &[0x5a; 32]);
+        assert_eq!(&r.authenticated_fields()[..], &e[..42]);
     }
 
     #[test]
@@ -200,11 +212,17 @@ pub(crate) mod tests {
         let mut long = e.to_vec();
         long.push(0);
         assert!(ProvenanceRecord::decode(&long).is_err());
-        let mut v2 = e;
-        v2[0] = 2;
+        let mut v1 = e;
+        v1[0] = 1;
         assert_eq!(
-            ProvenanceRecord::decode(&v2),
+            ProvenanceRecord::decode(&v1),
             Err(MediaError::InvalidProvenance("unknown record version"))
+        );
+        let mut r9 = e;
+        r9[41] = 9;
+        assert_eq!(
+            ProvenanceRecord::decode(&r9),
+            Err(MediaError::InvalidProvenance("unknown rendition"))
         );
         for seed in 0..2000u64 {
             let mut junk = noise(seed, (seed % 100) as usize);

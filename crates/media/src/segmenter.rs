@@ -30,6 +30,13 @@
 //!   chosen at each (re)start, so that they are never negative; `Segment`
 //!   reports the publisher's original ms.
 //!
+//! LL-HLS parts: a segment's fMP4 flavour is a run of fragments (`moof` +
+//! `mdat`), each one part. A part closes when the next frame would take it past
+//! [`SegmenterConfig::part_target_ms`], or with its segment; so every part is at
+//! most the part target long (unless a single frame is longer), and a segment's
+//! bytes are `styp` followed by its parts' bytes. Parts come out through
+//! [`Segmenter::pop_part`] as they close, before the segment they belong to.
+//!
 //! A changed video or audio config closes the open segment (returned by the next
 //! `push_*`/`flush`), bumps `init_version` and marks the next segment a
 //! discontinuity. Setting an identical config again is a no-op, as RTMP publishers
@@ -61,14 +68,39 @@ const MAX_AUDIO_FRAMES_PER_PES: usize = 8;
 pub struct SegmenterConfig {
     /// Target segment duration; segments close at the first keyframe at or after it.
     pub target_duration_ms: u32,
+    /// Longest LL-HLS part (`PART-TARGET`); `u32::MAX`: one part per segment.
+    pub part_target_ms: u32,
 }
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
         SegmenterConfig {
             target_duration_ms: 2000,
+            part_target_ms: u32::MAX,
         }
     }
+}
+
+/// One LL-HLS part: consecutive frames of the open segment, as one fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The [`Segment::seq`] of the segment it belongs to.
+    pub segment_seq: u64,
+    /// 0, 1, … within its segment.
+    pub index: u32,
+    /// DTS of its first video frame, publisher ms.
+    pub first_dts_ms: i64,
+    /// Next part's first dts minus this one's (or as [`Segment::duration_ms`]).
+    pub duration_ms: u32,
+    /// Starts with a keyframe (`INDEPENDENT=YES`): the first part of a segment.
+    pub independent: bool,
+    /// Its segment starts a new timeline (as [`Segment::discontinuity`]).
+    pub discontinuity: bool,
+    /// The init segment it decodes with (as [`Segment::init_version`], [`Segment::init`]).
+    pub init_version: u32,
+    pub init: Bytes,
+    /// `moof` + `mdat`, written on demand.
+    pub fmp4: FragmentMedia,
 }
 
 /// One finished segment, in both container flavours.
@@ -101,10 +133,10 @@ pub struct Segment {
     pub audio_frame_count: u32,
 }
 
-/// A segment's fMP4 flavour, not yet written: the samples (sharing the frames'
-/// bytes) and the fragment's timing.
+/// One fragment, not yet written: the samples (sharing the frames' bytes) and
+/// the fragment's timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fmp4Media {
+pub struct FragmentMedia {
     sequence_number: u32,
     video_base_90k: u64,
     video: Vec<VideoSample>,
@@ -112,8 +144,39 @@ pub struct Fmp4Media {
     audio: Vec<AudioSample>,
 }
 
+impl FragmentMedia {
+    fn fragment(&self) -> Fragment<'_> {
+        Fragment {
+            sequence_number: self.sequence_number,
+            video_base_90k: self.video_base_90k,
+            video: &self.video,
+            audio_base: self.audio_base,
+            audio: &self.audio,
+        }
+    }
+
+    /// Writes `moof` + `mdat` (one copy of the samples): a part as served.
+    pub fn mux(&self) -> Bytes {
+        fmp4::fragment(&self.fragment())
+    }
+
+    /// Bytes of media the fragment carries.
+    pub fn media_len(&self) -> usize {
+        let video: usize = self.video.iter().map(|s| s.data.len()).sum();
+        let audio: usize = self.audio.iter().map(|s| s.data.len()).sum();
+        video + audio
+    }
+}
+
+/// A segment's fMP4 flavour, not yet written: its parts' fragments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fmp4Media {
+    fragments: Vec<FragmentMedia>,
+}
+
 impl Fmp4Media {
-    /// A fragment of these samples (the segmenter makes them; tests may too).
+    /// A segment of one fragment of these samples (the segmenter makes them;
+    /// tests may too).
     pub fn new(
         sequence_number: u32,
         video_base_90k: u64,
@@ -122,31 +185,31 @@ impl Fmp4Media {
         audio: Vec<AudioSample>,
     ) -> Self {
         Self {
-            sequence_number,
-            video_base_90k,
-            video,
-            audio_base,
-            audio,
+            fragments: vec![FragmentMedia {
+                sequence_number,
+                video_base_90k,
+                video,
+                audio_base,
+                audio,
+            }],
         }
     }
 
-    /// Writes `styp` + `moof` + `mdat` (one copy of the samples).
+    /// Writes `styp`, then `moof` + `mdat` per part (one copy of the samples).
     pub fn mux(&self) -> Bytes {
-        fmp4::media_segment(&Fragment {
-            sequence_number: self.sequence_number,
-            video_base_90k: self.video_base_90k,
-            video: &self.video,
-            audio_base: self.audio_base,
-            audio: &self.audio,
-        })
+        let frags: Vec<Fragment<'_>> = self.fragments.iter().map(|f| f.fragment()).collect();
+        fmp4::media_segment_of(&frags)
     }
 
     /// Bytes of media the segment carries (its size, less a few hundred bytes of
     /// boxes).
     pub fn media_len(&self) -> usize {
-        let video: usize = self.video.iter().map(|s| s.data.len()).sum();
-        let audio: usize = self.audio.iter().map(|s| s.data.len()).sum();
-        video + audio
+        self.fragments.iter().map(FragmentMedia::media_len).sum()
+    }
+
+    /// How many fragments (parts) it is made of.
+    pub fn fragment_count(&self) -> usize {
+        self.fragments.len()
     }
 }
 
@@ -286,9 +349,17 @@ pub struct SegmenterStats {
 
 #[derive(Debug)]
 struct OpenSegment {
+    /// Every video frame of the segment (the TS flavour is written from them).
     video: Vec<VideoFrame>,
+    /// Audio not yet in a part.
     audio: Vec<AudioFrame>,
     discontinuity: bool,
+    /// Index in `video` of the open part's first frame.
+    part_start: usize,
+    /// Closed parts' fragments.
+    parts: Vec<FragmentMedia>,
+    /// Closed parts' audio for the TS flavour: (raw frame, 90 kHz pts).
+    ts_audio: Vec<(Bytes, i64)>,
 }
 
 /// Running AAC sample clock.
@@ -311,6 +382,10 @@ pub struct Segmenter {
     open: Option<OpenSegment>,
     pending_audio: VecDeque<AudioFrame>,
     ready: Option<Segment>,
+    /// Closed parts not yet taken ([`Segmenter::pop_part`]).
+    parts: VecDeque<Part>,
+    /// The next fragment's `mfhd` sequence number.
+    next_fragment: u32,
     next_seq: u64,
     next_discontinuity: bool,
     last_video_dts: Option<i64>,
@@ -335,6 +410,8 @@ impl Segmenter {
             open: None,
             pending_audio: VecDeque::new(),
             ready: None,
+            parts: VecDeque::new(),
+            next_fragment: 1,
             next_seq: 0,
             next_discontinuity: false,
             last_video_dts: None,
@@ -432,16 +509,22 @@ impl Segmenter {
         self.last_video_dts = Some(f.dts_ms);
 
         let target = i64::from(self.cfg.target_duration_ms);
-        match &mut self.open {
-            Some(open) => {
-                let first_dts = open.video[0].dts_ms;
-                if f.keyframe && f.dts_ms - first_dts >= target {
-                    debug_assert!(closed.is_none());
-                    closed = self.close(Some(f.dts_ms));
-                    self.open_segment(f);
-                } else {
-                    open.video.push(f);
+        match self.open.take() {
+            Some(open) if f.keyframe && f.dts_ms - open.video[0].dts_ms >= target => {
+                debug_assert!(closed.is_none());
+                self.open = Some(open);
+                closed = self.close(Some(f.dts_ms));
+                self.open_segment(f);
+            }
+            Some(mut open) => {
+                let part_first = open.video[open.part_start].dts_ms;
+                let part_target = i64::from(self.cfg.part_target_ms);
+                if f.dts_ms + self.last_frame_ms - part_first > part_target {
+                    // With this frame the part would pass its target: it ends here.
+                    self.close_part(&mut open, f.dts_ms, Some(f.dts_ms));
                 }
+                open.video.push(f);
+                self.open = Some(open);
             }
             None if f.keyframe => self.open_segment(f),
             None => self.stats.video_waiting_for_keyframe += 1,
@@ -464,6 +547,9 @@ impl Segmenter {
             video: vec![f],
             audio,
             discontinuity: std::mem::take(&mut self.next_discontinuity),
+            part_start: 0,
+            parts: Vec::new(),
+            ts_audio: Vec::new(),
         });
         self.init_used = true;
     }
@@ -498,6 +584,12 @@ impl Segmenter {
         seg
     }
 
+    /// The next closed LL-HLS part, in order. Take them after every `push_*` and
+    /// `flush`, before the segment it returned (which they belong to).
+    pub fn pop_part(&mut self) -> Option<Part> {
+        self.parts.pop_front()
+    }
+
     /// The fMP4 init segment (`ftyp` + `moov`) for the current configs; `None`
     /// until a video config is known. It may still change (without a version bump)
     /// until the first segment of its version opens; [`Segment::init`] is exact.
@@ -529,42 +621,23 @@ impl Segmenter {
         self.stats
     }
 
-    /// Closes the open segment. `next_dts` is the dts of the keyframe that starts
-    /// the next segment (None: end of stream / config change / discontinuity).
-    fn close(&mut self, next_dts: Option<i64>) -> Option<Segment> {
-        let open = self.open.take()?;
-        let video_cfg = self.video_config.clone()?;
-        let init = self.init.clone()?;
-        let first_dts = open.video[0].dts_ms;
-        let last_dts = open.video[open.video.len() - 1].dts_ms;
-        let end_dts = next_dts.unwrap_or(last_dts + self.last_frame_ms);
-
-        let mut audio = open.audio;
-        if let Some(t) = next_dts {
-            // Audio at or after the next keyframe belongs to the next segment.
-            let (this, next): (Vec<_>, Vec<_>) = audio.into_iter().partition(|a| a.pts_ms < t);
-            audio = this;
-            for a in next.into_iter().rev() {
-                self.pending_audio.push_front(a);
-            }
+    /// Closes the open part of `open`: its frames from `part_start` up to
+    /// `end_dts` (the next frame's dts, or the estimated end), and the audio
+    /// before `audio_until` (all of it: `None`). Queues the [`Part`].
+    fn close_part(&mut self, open: &mut OpenSegment, end_dts: i64, audio_until: Option<i64>) {
+        let frames = &open.video[open.part_start..];
+        if frames.is_empty() {
+            return;
         }
-        let audio_cfg = self.audio_config.clone().filter(|_| !audio.is_empty());
-        // Per-frame audio times: (sample time in sample-rate ticks, 90 kHz pts).
-        let audio_times: Vec<(u64, i64)> = match &audio_cfg {
-            Some(c) => audio.iter().map(|a| self.audio_time(c, a.pts_ms)).collect(),
-            None => Vec::new(),
+        let Some(init) = self.init.clone() else {
+            return;
         };
-
-        let offset = self.offset_ms;
-        let to_90k = |ms: i64| (ms + offset) * 90;
-
-        // fMP4
-        let video_samples: Vec<VideoSample> = open
-            .video
+        let first_dts = frames[0].dts_ms;
+        let video: Vec<VideoSample> = frames
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let next = open.video.get(i + 1).map_or(end_dts, |n| n.dts_ms);
+                let next = frames.get(i + 1).map_or(end_dts, |n| n.dts_ms);
                 VideoSample {
                     duration_90k: ((next - f.dts_ms).max(0) * 90) as u32,
                     cts_offset_90k: ((f.pts_ms - f.dts_ms) * 90) as i32,
@@ -573,6 +646,25 @@ impl Segmenter {
                 }
             })
             .collect();
+        let independent = frames[0].keyframe;
+        let audio: Vec<AudioFrame> = match audio_until {
+            None => std::mem::take(&mut open.audio),
+            Some(t) => {
+                let (this, later) = std::mem::take(&mut open.audio)
+                    .into_iter()
+                    .partition(|a| a.pts_ms < t);
+                open.audio = later;
+                this
+            }
+        };
+        // Per-frame audio times: (sample time in sample-rate ticks, 90 kHz pts).
+        let audio_times: Vec<(u64, i64)> = match self.audio_config.clone() {
+            Some(c) => audio
+                .iter()
+                .map(|a| self.audio_time(&c, a.pts_ms))
+                .collect(),
+            None => Vec::new(),
+        };
         let audio_samples: Vec<AudioSample> = audio
             .iter()
             .enumerate()
@@ -585,13 +677,64 @@ impl Segmenter {
                 data: a.data.clone(),
             })
             .collect();
-        let fmp4 = Fmp4Media {
-            sequence_number: (self.next_seq + 1) as u32,
-            video_base_90k: to_90k(first_dts).max(0) as u64,
-            video: video_samples,
+        open.ts_audio.extend(
+            audio
+                .iter()
+                .zip(&audio_times)
+                .map(|(a, t)| (a.data.clone(), t.1)),
+        );
+        let fragment = FragmentMedia {
+            sequence_number: self.next_fragment,
+            video_base_90k: ((first_dts + self.offset_ms) * 90).max(0) as u64,
+            video,
             audio_base: audio_times.first().map_or(0, |t| t.0),
             audio: audio_samples,
         };
+        self.next_fragment = self.next_fragment.wrapping_add(1).max(1);
+        self.parts.push_back(Part {
+            segment_seq: self.next_seq,
+            index: open.parts.len() as u32,
+            first_dts_ms: first_dts,
+            duration_ms: (end_dts - first_dts).clamp(0, i64::from(u32::MAX)) as u32,
+            independent,
+            discontinuity: open.discontinuity,
+            init_version: self.init_version,
+            init,
+            fmp4: fragment.clone(),
+        });
+        open.parts.push(fragment);
+        open.part_start = open.video.len();
+    }
+
+    /// Closes the open segment. `next_dts` is the dts of the keyframe that starts
+    /// the next segment (None: end of stream / config change / discontinuity).
+    fn close(&mut self, next_dts: Option<i64>) -> Option<Segment> {
+        let mut open = self.open.take()?;
+        let video_cfg = self.video_config.clone()?;
+        let init = self.init.clone()?;
+        let first_dts = open.video[0].dts_ms;
+        let last_dts = open.video[open.video.len() - 1].dts_ms;
+        let end_dts = next_dts.unwrap_or(last_dts + self.last_frame_ms);
+
+        if let Some(t) = next_dts {
+            // Audio at or after the next keyframe belongs to the next segment.
+            let (this, next): (Vec<_>, Vec<_>) = std::mem::take(&mut open.audio)
+                .into_iter()
+                .partition(|a| a.pts_ms < t);
+            open.audio = this;
+            for a in next.into_iter().rev() {
+                self.pending_audio.push_front(a);
+            }
+        }
+        self.close_part(&mut open, end_dts, None);
+
+        let offset = self.offset_ms;
+        let to_90k = |ms: i64| (ms + offset) * 90;
+        let audio_frame_count = open.ts_audio.len() as u32;
+        let audio_cfg = self
+            .audio_config
+            .clone()
+            .filter(|_| !open.ts_audio.is_empty());
         let ts = TsMedia {
             start: self.ts.clone(),
             audio_stream: self.audio_config.is_some(),
@@ -606,11 +749,7 @@ impl Segmenter {
                     keyframe: f.keyframe,
                 })
                 .collect(),
-            audio: audio
-                .iter()
-                .zip(&audio_times)
-                .map(|(a, t)| (a.data.clone(), t.1))
-                .collect(),
+            audio: open.ts_audio,
             audio_cfg,
         };
         ts.count(&mut self.ts);
@@ -622,10 +761,12 @@ impl Segmenter {
             discontinuity: open.discontinuity,
             init_version: self.init_version,
             init,
-            fmp4,
+            fmp4: Fmp4Media {
+                fragments: open.parts,
+            },
             ts,
             frame_count: open.video.len() as u32,
-            audio_frame_count: audio.len() as u32,
+            audio_frame_count,
         };
         self.next_seq += 1;
         Some(seg)
@@ -718,6 +859,79 @@ mod tests {
             .collect();
         let t = find(trafs[traf_index].1, &[b"tfdt"]);
         u64::from_be_bytes(t[4..12].try_into().unwrap())
+    }
+
+    /// LL-HLS: 25 fps with a keyframe every 50 frames and a 334 ms part target
+    /// gives 8-frame parts (320 ms), the first of each segment independent;
+    /// every part comes out before its segment, and a segment's bytes are `styp`
+    /// followed by its parts' bytes, audio included.
+    #[test]
+    fn parts_tile_their_segment() {
+        let mut s = Segmenter::new(SegmenterConfig {
+            target_duration_ms: 2000,
+            part_target_ms: 334,
+        });
+        s.set_video_config(video_cfg());
+        s.set_audio_config(audio_cfg());
+        let mut parts: Vec<Part> = Vec::new();
+        let mut segs = Vec::new();
+        let mut audio_n = 0i64;
+        for i in 0..200i64 {
+            let dts = i * 40;
+            while audio_n * 1024 * 1000 / 44100 <= dts {
+                segs.extend(s.push_audio(af(audio_n * 1024 * 1000 / 44100)));
+                audio_n += 1;
+            }
+            let seg = s.push_video(vf(dts, i % 50 == 0));
+            while let Some(p) = s.pop_part() {
+                assert!(
+                    segs.iter().all(|g: &Segment| g.seq < p.segment_seq),
+                    "a part comes before its segment"
+                );
+                parts.push(p);
+            }
+            segs.extend(seg);
+        }
+        segs.extend(s.flush());
+        parts.extend(std::iter::from_fn(|| s.pop_part()));
+        assert_eq!(segs.len(), 4);
+        for seg in &segs {
+            let mine: Vec<&Part> = parts.iter().filter(|p| p.segment_seq == seg.seq).collect();
+            // 50 frames: six parts of 8 frames and one of 2.
+            let durations: Vec<u32> = mine.iter().map(|p| p.duration_ms).collect();
+            assert_eq!(durations, [320, 320, 320, 320, 320, 320, 80], "{}", seg.seq);
+            assert!(mine.iter().all(|p| p.duration_ms <= 334));
+            let indices: Vec<u32> = mine.iter().map(|p| p.index).collect();
+            assert_eq!(indices, (0..7).collect::<Vec<_>>());
+            assert!(mine[0].independent && mine[1..].iter().all(|p| !p.independent));
+            assert_eq!(mine[0].first_dts_ms, seg.first_dts_ms);
+            assert_eq!(seg.fmp4.fragment_count(), 7);
+            let written = seg.fmp4.mux();
+            let styp_len = u32::from_be_bytes(written[..4].try_into().unwrap()) as usize;
+            let joined: Vec<u8> = mine.iter().flat_map(|p| p.fmp4.mux().to_vec()).collect();
+            assert_eq!(&written[styp_len..], &joined[..], "segment = styp + parts");
+            let audio: usize = mine.iter().map(|p| p.fmp4.audio.len()).sum();
+            assert_eq!(audio as u32, seg.audio_frame_count);
+            assert!(audio > 80, "about two seconds of AAC: {audio}");
+        }
+        // Each part's audio starts where the one before ended.
+        let audio_starts: Vec<u64> = parts
+            .iter()
+            .filter(|p| !p.fmp4.audio.is_empty())
+            .map(|p| p.fmp4.audio_base)
+            .collect();
+        let counts: Vec<u64> = parts
+            .iter()
+            .filter(|p| !p.fmp4.audio.is_empty())
+            .map(|p| p.fmp4.audio.len() as u64 * 1024)
+            .collect();
+        for i in 1..audio_starts.len() {
+            assert_eq!(
+                audio_starts[i],
+                audio_starts[i - 1] + counts[i - 1],
+                "part {i}"
+            );
+        }
     }
 
     #[test]

@@ -50,7 +50,7 @@
 //! camera the stream key belongs to).
 
 use bytes::Bytes;
-use hearth_model::{BindingEpoch, CameraId, UnixMillis};
+use hearth_model::{BindingEpoch, CameraId, Rendition, UnixMillis};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -100,6 +100,9 @@ pub enum SignatureFailure {
         /// The GOP number the record carries.
         found: u64,
     },
+    /// The record names the other rendition than the stream it arrived on (a
+    /// main-stream GOP replayed as the sub stream, or the reverse).
+    Rendition,
 }
 
 impl std::fmt::Display for SignatureFailure {
@@ -107,6 +110,7 @@ impl std::fmt::Display for SignatureFailure {
         match self {
             Self::BadTag => f.write_str("tag does not verify"),
             Self::Downgrade => f.write_str("keyframe unsigned after signed ones"),
+            Self::Rendition => f.write_str("signed for the other rendition"),
             Self::Malformed => f.write_str("GOP signature record does not decode"),
             Self::Sequence { expected, found } => {
                 write!(f, "GOP number {found}, expected {expected}")
@@ -175,6 +179,8 @@ fn tag(key: &[u8; 32], record: &ProvenanceRecord, digest: &[u8; 32]) -> HmacSha2
 pub struct GopSigner {
     key: [u8; 32],
     camera: CameraId,
+    /// Which of the camera's streams this connection publishes.
+    rendition: Rendition,
     /// The next GOP number.
     seq: u64,
     /// The digest of the GOP so far; `None` before the first IDR.
@@ -188,9 +194,16 @@ impl GopSigner {
         Self {
             key,
             camera: camera.unwrap_or(CameraId::from_bytes([0; 16])),
+            rendition: Rendition::Main,
             seq: 0,
             running: None,
         }
+    }
+
+    /// The signer of a connection that publishes `rendition` (main by default).
+    pub fn for_rendition(mut self, rendition: Rendition) -> Self {
+        self.rendition = rendition;
+        self
     }
 
     /// The access unit to send: for a keyframe, `avcc_au` with the signature SEI
@@ -226,6 +239,7 @@ impl GopSigner {
             epoch: BindingEpoch(0),
             seq: self.seq,
             capture_time,
+            rendition: self.rendition,
             tag: [0; 32],
         };
         record.tag = tag(&self.key, &record, &digest)
@@ -281,6 +295,8 @@ pub enum Verdict {
 #[derive(Clone)]
 pub struct GopVerifier {
     key: [u8; 32],
+    /// The rendition the connection publishes; records must name it.
+    rendition: Rendition,
     /// The last verified record's GOP number; `None` until the first.
     last_seq: Option<u64>,
     /// Keyframes pushed so far.
@@ -295,11 +311,18 @@ impl GopVerifier {
     pub fn new(key: [u8; 32]) -> Self {
         Self {
             key,
+            rendition: Rendition::Main,
             last_seq: None,
             keyframes: 0,
             running: Sha256::new(),
             failed: None,
         }
+    }
+
+    /// The verifier of a connection that publishes `rendition` (main by default).
+    pub fn for_rendition(mut self, rendition: Rendition) -> Self {
+        self.rendition = rendition;
+        self
     }
 
     /// Whether any signed keyframe has verified on this connection.
@@ -365,6 +388,9 @@ impl GopVerifier {
         tag(&self.key, &record, &digest)
             .verify_slice(&record.tag)
             .map_err(|_| fail(SignatureFailure::BadTag))?;
+        if record.rendition != self.rendition {
+            return Err(fail(SignatureFailure::Rendition));
+        }
         self.last_seq = Some(record.seq);
         self.running = next;
         Ok(Verdict::Verified { record, gop })

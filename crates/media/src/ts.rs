@@ -660,10 +660,10 @@ mod tests {
         let r = crate::provenance::tests::sample();
         let p = provenance_packet(&r, 0x17);
         assert_eq!(p.len(), PACKET_SIZE);
-        assert_eq!(&p[..7], &[0x47, 0x1f, 0xf0, 0x27, 183, 0x02, 89]);
+        assert_eq!(&p[..7], &[0x47, 0x1f, 0xf0, 0x27, 183, 0x02, 90]);
         assert_eq!(&p[7..23], &HEARTH_UUID);
-        assert_eq!(&p[23..96], &r.encode());
-        assert!(p[96..].iter().all(|&b| b == 0xff));
+        assert_eq!(&p[23..97], &r.encode());
+        assert!(p[97..].iter().all(|&b| b == 0xff));
         assert_eq!(find_provenance(&p), Some(r));
     }
 
@@ -706,9 +706,9 @@ mod tests {
         p[4] = 183;
         p[5] = 0x12; // PCR + private data
         p[6..12].copy_from_slice(&[0, 0, 0, 0, 0x7e, 0]);
-        p[12] = 89;
+        p[12] = 90;
         p[13..29].copy_from_slice(&HEARTH_UUID);
-        p[29..102].copy_from_slice(&r.encode());
+        p[29..103].copy_from_slice(&r.encode());
         assert_eq!(find_provenance(&p), Some(r));
     }
 

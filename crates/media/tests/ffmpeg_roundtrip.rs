@@ -30,6 +30,7 @@ fn record(seq: u64) -> ProvenanceRecord {
         epoch: BindingEpoch(3),
         seq,
         capture_time: UnixMillis(1_700_000_000_000 + (seq % 1_000_000) as i64),
+        rendition: Default::default(),
         tag: content_digest(&[b"tag", &seq.to_be_bytes()]),
     }
 }
@@ -121,8 +122,10 @@ struct Replay {
 fn replay(flv_path: &Path, stamp: bool) -> Replay {
     let data = Bytes::from(std::fs::read(flv_path).unwrap());
     let tags = flv::read_flv_file(data).expect("read flv");
+    // Segments of LL-HLS parts (one fragment each): what players decode.
     let mut seg = Segmenter::new(SegmenterConfig {
         target_duration_ms: 2000,
+        part_target_ms: 334,
     });
     let mut segments = Vec::new();
     let (mut video_frames, mut audio_frames) = (0, 0);

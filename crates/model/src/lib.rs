@@ -16,7 +16,7 @@ pub use ids::{
     BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, SessionId, UserId,
     WhepSessionId,
 };
-pub use provenance::{Provenance, UnixMillis};
+pub use provenance::{Provenance, Rendition, UnixMillis};
 pub use token::{RawToken, TokenHash};
 
 /// Through which integration a viewer reaches a camera. Grants name exactly one.

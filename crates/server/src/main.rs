@@ -95,6 +95,14 @@ enum Command {
         /// Milliseconds between the simulated cameras' keyframes (IDR frames).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=20_000))]
         keyframe_ms: u32,
+        /// Size of the cameras' sub stream (published beside the main one under
+        /// `<key>/sub`), or `none`.
+        #[arg(long, default_value = "640x360", value_parser = parse_sub_size)]
+        sub_size: SubSize,
+        /// Busy pictures (detail that changes every frame), for a real camera's
+        /// bitrate rather than a static scene's.
+        #[arg(long)]
+        busy: bool,
     },
     /// Manage users.
     User {
@@ -249,6 +257,13 @@ enum CameraCmd {
         /// Milliseconds between keyframes (IDR frames).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=20_000))]
         keyframe_ms: u32,
+        /// Size of the sub stream, published to the URL + `/sub` beside the main
+        /// stream, or `none`.
+        #[arg(long, default_value = "640x360", value_parser = parse_sub_size)]
+        sub_size: SubSize,
+        /// A busy picture (detail that changes every frame).
+        #[arg(long)]
+        busy: bool,
         /// Visual signature drawn on the picture [default: derived from the name].
         #[arg(long)]
         signature: Option<u32>,
@@ -280,6 +295,17 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
         return Err("size must be even and between 16x16 and 3840x2160".into());
     }
     Ok((w, h))
+}
+
+/// A simulated camera's sub-stream size, if it has one.
+#[derive(Clone, Copy, Debug)]
+struct SubSize(Option<(u32, u32)>);
+
+fn parse_sub_size(s: &str) -> Result<SubSize, String> {
+    if s == "none" {
+        return Ok(SubSize(None));
+    }
+    parse_size(s).map(|size| SubSize(Some(size)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -314,6 +340,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             size,
             fps,
             keyframe_ms,
+            sub_size,
+            busy,
         } => {
             let cfg = common.resolve()?;
             let opts = hearth_server::cli::demo::DemoOptions {
@@ -322,6 +350,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 height: size.1,
                 fps,
                 keyframe_interval_ms: keyframe_ms,
+                sub_size: sub_size.0,
+                busy,
             };
             hearth_server::cli::demo::run(cfg, opts).await
         }
@@ -545,6 +575,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     size,
                     fps,
                     keyframe_ms,
+                    sub_size,
+                    busy,
                     signature,
                 },
         } => {
@@ -555,12 +587,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cfg.height = size.1;
             cfg.fps = fps;
             cfg.keyframe_interval_ms = keyframe_ms;
+            cfg.busy = busy;
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = tx.send(true);
             });
-            hearth_camera::publish(&url, cfg, rx)
+            hearth_camera::publish_renditions(&url, cfg, sub_size.0, rx)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))
         }

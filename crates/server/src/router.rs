@@ -44,7 +44,7 @@ impl HttpApp {
             && axum::body::HttpBody::is_end_stream(req.body())
             && let Some((token, way)) = crate::door::way(req.uri().path())
         {
-            return crate::door::get(state, token, way, req.headers()).await;
+            return crate::door::get(state, token, way, req.uri().query(), req.headers()).await;
         }
         let addr = crate::auth::client_addr(peer, req.headers(), proxies);
         req.extensions_mut().insert(crate::auth::ClientAddr(addr));

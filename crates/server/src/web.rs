@@ -69,6 +69,12 @@ pub async fn web_webrtc_js() -> Response {
         "text/javascript; charset=utf-8",
     )
 }
+pub async fn web_stills_js() -> Response {
+    static_file(
+        include_str!("../../../web/stills.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
 pub async fn web_provenance_js() -> Response {
     static_file(
         include_str!("../../../web/provenance.js"),

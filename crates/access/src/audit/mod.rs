@@ -452,6 +452,7 @@ mod tests {
             epoch: g.epoch,
             seq: 1,
             capture_time: UnixMillis(0),
+            rendition: Default::default(),
         };
         audit.viewed(&g, &p, 1000);
         for i in 0..40 {

@@ -18,6 +18,7 @@ crate::routes::route_table! { routes, ROUTES;
     get "/app.js" => crate::web::web_app_js, "The web app's script", "none";
     get "/player.js" => crate::web::web_player_js, "The web player (HLS)", "none";
     get "/webrtc.js" => crate::web::web_webrtc_js, "The web player (WebRTC)", "none";
+    get "/stills.js" => crate::web::web_stills_js, "The web player's still fallback for poor links", "none";
     get "/provenance.js" => crate::web::web_provenance_js, "The players' provenance checks", "none";
     get "/frame-check.js" => crate::web::web_frame_check_js, "The WebRTC player's frame-check worker", "none";
     get "/link.js" => crate::web::web_link_js, "The account-linking page's script", "none";

@@ -43,6 +43,10 @@ pub struct DemoOptions {
     pub height: u32,
     pub fps: u32,
     pub keyframe_interval_ms: u32,
+    /// The cameras' sub stream (published beside the main one), if any.
+    pub sub_size: Option<(u32, u32)>,
+    /// Busy pictures (see `SimCameraConfig::busy`).
+    pub busy: bool,
 }
 
 fn random_password() -> String {
@@ -112,6 +116,12 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
             hearth_access::password::MIN_PASSWORD_CHARS
         );
     }
+    if let Some((width, height)) = opts.sub_size {
+        let mut sub = SimCameraConfig::new("sub", "UTC", 0);
+        (sub.width, sub.height, sub.fps) = (width, height, opts.fps);
+        sub.validate()
+            .map_err(|e| anyhow::anyhow!("--sub-size {width}x{height}: {e}"))?;
+    }
     let running = crate::serve::start(&cfg).await?;
     let store: Arc<dyn Store> = running.state.store.clone();
     let pw = opts.password.clone();
@@ -130,12 +140,14 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
         sim.height = opts.height;
         sim.fps = opts.fps;
         sim.keyframe_interval_ms = opts.keyframe_interval_ms;
+        sim.busy = opts.busy;
         // The camera signs its GOPs at the source, naming itself.
         sim.camera_id = Some(cam.id);
         let rx = stop_rx.clone();
         let name = cam.name.clone();
+        let sub_size = opts.sub_size;
         tokio::spawn(async move {
-            if let Err(e) = hearth_camera::publish(&url, sim, rx).await {
+            if let Err(e) = hearth_camera::publish_renditions(&url, sim, sub_size, rx).await {
                 tracing::error!(camera = %name, error = %e, "simulated camera stopped");
             }
         });

@@ -34,6 +34,11 @@ impl Feed {
         self.cursor = None;
     }
 
+    /// Nothing has been read yet (the next call returns the current GOP).
+    pub fn is_new(&self) -> bool {
+        self.cursor.is_none()
+    }
+
     /// The frames the viewer has not had yet (the whole current GOP, keyframe
     /// first, on the first call or after [`restart`](Self::restart)), or why the
     /// session must end. Each frame must still pass the door before it is sent.

@@ -1,19 +1,31 @@
-//! HLS egress: master and media playlists (fMP4 and MPEG-TS), init segments,
-//! segments and keys, each written through the door.
+//! HLS egress: master and media playlists (fMP4 with LL-HLS parts, for each
+//! rendition, and MPEG-TS), init segments, segments, parts and keys, each written
+//! through the door.
+//!
+//! LL-HLS (RFC 8216bis) needs two kinds of waiting, both bounded and both before
+//! the door writes: a blocking playlist reload (`_HLS_msn`/`_HLS_part`) waits
+//! until the hub lists that segment or part, and a request for the part the
+//! preload hint names waits until the part exists.
 
 use super::HttpGuard;
 use super::{Egress, MediaResponse};
 use crate::error::AppError;
-use crate::hub::Hub;
+use crate::hub::{Hub, Playlists, rendition_of};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::Uri;
 use hearth_access::{Grant, MediaKind};
+use hearth_model::Rendition;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A viewer who arrives before the camera's first segment waits at most this long.
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(8);
+/// A blocking playlist reload waits at most three target durations (RFC 8216bis
+/// §6.2.5.2), then is answered 503.
+const BLOCKING_RELOAD_WAIT: Duration = Duration::from_secs(6);
+/// A request for the hinted part waits at most this long for it.
+const HINTED_PART_WAIT: Duration = Duration::from_secs(3);
 
 /// The hub of the grant's camera, if the grant is for the camera's current binding.
 /// (The egress door would refuse a past epoch's objects anyway; refusing here keeps
@@ -23,10 +35,18 @@ pub(super) fn hub_for(
     grant: &Grant,
     missing: AppError,
 ) -> Result<Arc<Hub>, AppError> {
-    let hub = st
-        .faults
-        .hub(grant.camera, st.hubs.get(grant.camera), &st.hubs)
-        .ok_or(missing)?;
+    rendition_hub_for(st, grant, Rendition::Main, missing)
+}
+
+/// As [`hub_for`], for one of the camera's renditions.
+pub(super) fn rendition_hub_for(
+    st: &AppState,
+    grant: &Grant,
+    rendition: Rendition,
+    missing: AppError,
+) -> Result<Arc<Hub>, AppError> {
+    let real = st.hubs.get_rendition(grant.camera, rendition);
+    let hub = st.faults.hub(grant.camera, real, &st.hubs).ok_or(missing)?;
     if hub.epoch() != grant.epoch {
         if !hub.is_online() {
             return Err(AppError::CameraOffline);
@@ -37,58 +57,122 @@ pub(super) fn hub_for(
     Ok(hub)
 }
 
-async fn playlists(
-    st: &AppState,
-    grant: &Grant,
-    ts: bool,
-) -> Result<crate::hub::Playlists, AppError> {
-    let hub = hub_for(st, grant, AppError::CameraOffline)?;
-    hub.touch(ts);
-    hub.wait_for_playlists(FIRST_SEGMENT_WAIT)
-        .await
-        .ok_or(AppError::CameraOffline)
-}
-
 /// Which of a camera's playlists a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlaylistKind {
     Master,
-    Fmp4,
+    /// The fMP4 (LL-HLS) media playlist of a rendition.
+    Fmp4(Rendition),
+    /// MPEG-TS, main rendition (Cast receivers).
     Ts,
+}
+
+/// A blocking playlist reload's `_HLS_msn` and `_HLS_part` (RFC 8216bis
+/// §6.2.5.2), from a query string; other parameters are ignored.
+fn blocking_reload(query: Option<&str>) -> Result<Option<(u64, Option<u32>)>, AppError> {
+    let (mut msn, mut part) = (None, None);
+    for pair in query.unwrap_or("").split('&') {
+        let bad = || AppError::BadRequest(format!("malformed LL-HLS parameter {pair:?}"));
+        match pair.split_once('=') {
+            Some(("_HLS_msn", v)) => msn = Some(v.parse::<u64>().map_err(|_| bad())?),
+            Some(("_HLS_part", v)) => part = Some(v.parse::<u32>().map_err(|_| bad())?),
+            _ => {}
+        }
+    }
+    match (msn, part) {
+        (None, Some(_)) => Err(AppError::BadRequest("_HLS_part without _HLS_msn".into())),
+        (None, None) => Ok(None),
+        (Some(m), p) => Ok(Some((m, p))),
+    }
 }
 
 pub(super) async fn playlist(
     st: &AppState,
     door: &HttpGuard,
     kind: PlaylistKind,
+    query: Option<&str>,
 ) -> Result<MediaResponse, AppError> {
-    let p = playlists(st, door.grant(), matches!(kind, PlaylistKind::Ts)).await?;
-    door.write(match kind {
-        PlaylistKind::Master => &p.master,
-        PlaylistKind::Fmp4 => &p.fmp4,
-        PlaylistKind::Ts => &p.ts,
-    })
+    let grant = door.grant();
+    match kind {
+        PlaylistKind::Master => {
+            let main = playlists(st, grant, Rendition::Main, false, None).await?;
+            // The sub rendition is listed once it has a segment; a lookup or
+            // fault here costs nothing: its playlist goes through the door too.
+            let sub = rendition_hub_for(st, grant, Rendition::Sub, AppError::NotFound)
+                .ok()
+                .filter(|h| h.rendition() == Rendition::Sub)
+                .and_then(|h| h.playlists());
+            door.write(&crate::hub::master_playlist(&main, sub.as_ref()))
+        }
+        PlaylistKind::Fmp4(r) => {
+            let blocking = blocking_reload(query)?;
+            let p = playlists(st, grant, r, false, blocking).await?;
+            door.write(&p.fmp4)
+        }
+        PlaylistKind::Ts => {
+            let p = playlists(st, grant, Rendition::Main, true, None).await?;
+            door.write(&p.ts)
+        }
+    }
+}
+
+/// A rendition's playlists once it has a segment, after a blocking reload's wait.
+async fn playlists(
+    st: &AppState,
+    grant: &Grant,
+    rendition: Rendition,
+    ts: bool,
+    blocking: Option<(u64, Option<u32>)>,
+) -> Result<Playlists, AppError> {
+    let hub = rendition_hub_for(st, grant, rendition, AppError::CameraOffline)?;
+    hub.touch(ts);
+    let first = hub
+        .wait_for_playlists(FIRST_SEGMENT_WAIT)
+        .await
+        .ok_or(AppError::CameraOffline)?;
+    let Some((msn, part)) = blocking else {
+        return Ok(first);
+    };
+    // RFC 8216bis: a request more than two segments ahead is an error.
+    if hub.last_msn().is_some_and(|last| msn > last + 2) {
+        return Err(AppError::BadRequest(format!(
+            "_HLS_msn={msn} is too far ahead of the playlist"
+        )));
+    }
+    if !hub.wait_for_media(msn, part, BLOCKING_RELOAD_WAIT).await {
+        return Err(AppError::CameraOffline);
+    }
+    hub.playlists().ok_or(AppError::CameraOffline)
 }
 
 pub(super) async fn master_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Master).await
+    playlist(&st, &door, PlaylistKind::Master, None).await
 }
 
 pub(super) async fn fmp4_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
+    uri: Uri,
 ) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Fmp4).await
+    playlist(&st, &door, PlaylistKind::Fmp4(Rendition::Main), uri.query()).await
+}
+
+pub(super) async fn sub_playlist(
+    State(st): State<AppState>,
+    Egress(door): Egress,
+    uri: Uri,
+) -> Result<MediaResponse, AppError> {
+    playlist(&st, &door, PlaylistKind::Fmp4(Rendition::Sub), uri.query()).await
 }
 
 pub(super) async fn ts_playlist(
     State(st): State<AppState>,
     Egress(door): Egress,
 ) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Ts).await
+    playlist(&st, &door, PlaylistKind::Ts, None).await
 }
 
 pub(super) async fn media_object(
@@ -100,26 +184,28 @@ pub(super) async fn media_object(
     object(&st, &door, name).await
 }
 
-/// An init segment, segment or key of the grant's camera, by name.
+/// An init segment, segment, part or key of the grant's camera, by name (the
+/// name's prefix says which rendition's hub holds it).
 pub(super) async fn object(
     st: &AppState,
     door: &HttpGuard,
     name: &str,
 ) -> Result<MediaResponse, AppError> {
-    let hub = hub_for(st, door.grant(), AppError::NotFound)?;
-    let kind = if name.ends_with(".m4s") {
+    let (rendition, bare) = rendition_of(name);
+    let hub = rendition_hub_for(st, door.grant(), rendition, AppError::NotFound)?;
+    let kind = if bare.ends_with(".m4s") {
         MediaKind::Fmp4Segment
-    } else if name.ends_with(".ts") {
+    } else if bare.ends_with(".ts") {
         MediaKind::TsSegment
-    } else if name.starts_with("init-") && name.ends_with(".mp4") {
+    } else if bare.starts_with("init-") && bare.ends_with(".mp4") {
         MediaKind::InitSegment
-    } else if name.starts_with("key-") && name.ends_with(".bin") {
+    } else if bare.starts_with("key-") && bare.ends_with(".bin") {
         MediaKind::Key
     } else {
         return Err(AppError::NotFound);
     };
     hub.touch(kind == MediaKind::TsSegment);
-    let obj = hub.object(kind, name);
+    let obj = hub.wait_for_object(kind, name, HINTED_PART_WAIT).await;
     let obj = st.faults.object(door.grant().camera, obj, kind, &st.hubs);
     let obj = obj.ok_or(AppError::NotFound)?;
     door.write(&obj)

@@ -34,10 +34,12 @@ use hearth_model::Provenance;
 
 crate::routes::route_table! { routes, ROUTES;
     get "/media/{grant}/index.m3u8" => hls::master_playlist, "HLS master playlist (fMP4)", "grant";
-    get "/media/{grant}/live.m3u8" => hls::fmp4_playlist, "HLS media playlist, fMP4 segments", "grant";
+    get "/media/{grant}/live.m3u8" => hls::fmp4_playlist, "HLS media playlist, main rendition: fMP4 segments and LL-HLS parts (blocking reload with _HLS_msn/_HLS_part)", "grant";
+    get "/media/{grant}/sub.m3u8" => hls::sub_playlist, "HLS media playlist, sub rendition: fMP4 segments and LL-HLS parts (blocking reload with _HLS_msn/_HLS_part)", "grant";
     get "/media/{grant}/ts.m3u8" => hls::ts_playlist, "HLS media playlist, MPEG-TS segments", "grant";
     get "/media/{grant}/snapshot.jpg" => snapshot::snapshot, "The newest still (JPEG)", "grant";
-    get "/media/{grant}/{object}" => hls::media_object, "An init segment, segment or key", "grant";
+    get "/media/{grant}/sub-snapshot.jpg" => snapshot::sub_snapshot, "The newest still of the sub rendition (a small JPEG)", "grant";
+    get "/media/{grant}/{object}" => hls::media_object, "An init segment, segment, LL-HLS part or key (a request for the hinted part waits for it)", "grant";
     post "/media/{grant}/whep" => webrtc::offer, "WHEP: an SDP offer in; 201 with the SDP answer and the session's Location", "grant";
     patch "/media/{grant}/whep/{session}" => webrtc::trickle, "WHEP: a trickle-ICE fragment (accepted; Hearth is ICE-lite)", "grant";
     delete "/media/{grant}/whep/{session}" => webrtc::end, "WHEP: end the WebRTC session", "grant";
@@ -127,7 +129,7 @@ impl FromRequestParts<AppState> for Egress {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Way<'a> {
     Playlist(hls::PlaylistKind),
-    Snapshot,
+    Snapshot(hearth_model::Rendition),
     /// An init segment, segment or key, by name.
     Object(&'a str),
 }
@@ -142,9 +144,11 @@ pub fn way(path: &str) -> Option<(&str, Way<'_>)> {
     }
     let way = match rest {
         "index.m3u8" => Way::Playlist(hls::PlaylistKind::Master),
-        "live.m3u8" => Way::Playlist(hls::PlaylistKind::Fmp4),
+        "live.m3u8" => Way::Playlist(hls::PlaylistKind::Fmp4(hearth_model::Rendition::Main)),
+        "sub.m3u8" => Way::Playlist(hls::PlaylistKind::Fmp4(hearth_model::Rendition::Sub)),
         "ts.m3u8" => Way::Playlist(hls::PlaylistKind::Ts),
-        "snapshot.jpg" => Way::Snapshot,
+        "snapshot.jpg" => Way::Snapshot(hearth_model::Rendition::Main),
+        "sub-snapshot.jpg" => Way::Snapshot(hearth_model::Rendition::Sub),
         name => Way::Object(name),
     };
     Some((token, way))
@@ -154,14 +158,20 @@ pub fn way(path: &str) -> Option<(&str, Way<'_>)> {
 /// answer, for a fraction of the work (no route matching, no parameter
 /// decoding, no middleware — a media GET has no body to read). Players poll
 /// playlists every second or faster, so these are most of what a server answers.
-pub async fn get(state: &AppState, token: &str, way: Way<'_>, headers: &HeaderMap) -> Response {
+pub async fn get(
+    state: &AppState,
+    token: &str,
+    way: Way<'_>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
     let door = match open(state, token, crate::auth::bearer(headers)) {
         Ok(g) => HttpGuard(g),
         Err(e) => return e.into_response(),
     };
     let answer = match way {
-        Way::Playlist(kind) => hls::playlist(state, &door, kind).await,
-        Way::Snapshot => snapshot::still(state, &door).await,
+        Way::Playlist(kind) => hls::playlist(state, &door, kind, query).await,
+        Way::Snapshot(rendition) => snapshot::still(state, &door, rendition).await,
         Way::Object(name) => hls::object(state, &door, name).await,
     };
     answer.into_response()

@@ -1,9 +1,13 @@
-//! Stream hubs: one per camera, holding everything a viewer can be sent.
+//! Stream hubs: one per camera and rendition, holding everything a viewer can be sent.
 //!
-//! A hub keeps the camera's recent media in memory: the current and last complete
-//! GOP (for the still-image cache and instant start), a sliding window of HLS
-//! segments in two flavours (fMP4/CMAF for browsers, MPEG-TS for Cast receivers), the
-//! init segment and pre-rendered playlists. Every object is an immutable
+//! A hub keeps one of the camera's streams (its main or its sub rendition, see
+//! [`Rendition`]) in memory: the current GOP (for the still-image cache and
+//! instant start), a sliding window of HLS segments in two flavours (fMP4/CMAF
+//! for browsers, MPEG-TS for Cast receivers), the LL-HLS parts of the newest
+//! segments and of the one being recorded, the init segments, and the playlists
+//! (rendered when asked for after a change, so an unwatched camera renders none).
+//! Both renditions of a camera carry the same camera and epoch; the sub
+//! rendition's objects are named with a `sub-` prefix, so a name finds its hub. Every object is an immutable
 //! [`MediaObject`] stamped with the camera's [`Provenance`], so the egress door can
 //! check it no matter how it was found. Segments are muxed at ingest and sealed
 //! (tagged in-band, encrypted) on their first request ([`LazySegment`]), so segment
@@ -25,9 +29,11 @@ use hearth_access::{MediaKind, MediaObject};
 use hearth_media::gop::GopCache;
 use hearth_media::h264::AvcConfig;
 use hearth_media::provenance::ProvenanceRecord;
-use hearth_media::segmenter::{Fmp4Media, Segment, Segmenter, SegmenterConfig, TsMedia};
+use hearth_media::segmenter::{
+    Fmp4Media, FragmentMedia, Part, Segment, Segmenter, SegmenterConfig, TsMedia,
+};
 use hearth_media::{AudioFrame, VideoFrame, crypt, fmp4, playlist, ts};
-use hearth_model::{BindingEpoch, CameraId, Provenance, UnixMillis};
+use hearth_model::{BindingEpoch, CameraId, Provenance, Rendition, UnixMillis};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,10 +48,18 @@ const RETAINED_SEGMENTS: usize = 8;
 /// segment (what a joining viewer starts with), not the whole window.
 const WATCHED_FOR_MS: i64 = 30_000;
 const TARGET_DURATION_MS: u32 = 2000;
+/// LL-HLS `PART-TARGET`: five frames at 15 fps, eight at 25, ten at 30.
+pub const PART_TARGET_MS: u32 = 334;
+/// LL-HLS `PART-HOLD-BACK`: three part targets (RFC 8216bis: at least two, and
+/// three recommended); what an LL-HLS player stays behind the newest part.
+pub const PART_HOLD_BACK_MS: u32 = 3 * PART_TARGET_MS;
+/// Complete segments whose parts stay listed (RFC 8216bis: parts older than
+/// three target durations from the end may be left out).
+const SEGMENTS_WITH_PARTS: usize = 2;
 
-/// All hubs of this process.
+/// All hubs of this process: one per camera and rendition.
 pub struct HubRegistry {
-    hubs: RwLock<HashMap<CameraId, Arc<Hub>>>,
+    hubs: RwLock<HashMap<(CameraId, Rendition), Arc<Hub>>>,
     metrics: Arc<Metrics>,
     keys: Arc<MediaKeys>,
     bench: BenchSwitch,
@@ -73,36 +87,47 @@ impl HubRegistry {
         self.keys.stamper(camera, epoch)
     }
 
+    /// The hub of the camera's main rendition.
     pub fn get(&self, camera: CameraId) -> Option<Arc<Hub>> {
+        self.get_rendition(camera, Rendition::Main)
+    }
+
+    pub fn get_rendition(&self, camera: CameraId, rendition: Rendition) -> Option<Arc<Hub>> {
         self.hubs
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&camera)
+            .get(&(camera, rendition))
             .cloned()
     }
 
+    /// The hub of the camera's main rendition, made if there is none yet.
     pub fn get_or_create(&self, camera: CameraId) -> Arc<Hub> {
-        if let Some(h) = self.get(camera) {
+        self.get_or_create_rendition(camera, Rendition::Main)
+    }
+
+    pub fn get_or_create_rendition(&self, camera: CameraId, rendition: Rendition) -> Arc<Hub> {
+        if let Some(h) = self.get_rendition(camera, rendition) {
             return h;
         }
         let mut hubs = self
             .hubs
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        hubs.entry(camera)
+        hubs.entry((camera, rendition))
             .or_insert_with(|| {
-                let mut hub = Hub::new(camera, self.metrics.clone(), self.keys.clone());
+                let mut hub = Hub::new(camera, rendition, self.metrics.clone(), self.keys.clone());
                 hub.bench = self.bench;
                 Arc::new(hub)
             })
             .clone()
     }
 
+    /// The camera's main rendition is being published.
     pub fn is_online(&self, camera: CameraId) -> bool {
         self.get(camera).is_some_and(|h| h.is_online())
     }
 
-    /// How many cameras are publishing now.
+    /// How many cameras are publishing (their main rendition) now.
     pub fn live_count(&self) -> usize {
         let hubs: Vec<Arc<Hub>> = self
             .hubs
@@ -111,7 +136,9 @@ impl HubRegistry {
             .values()
             .cloned()
             .collect();
-        hubs.iter().filter(|h| h.is_online()).count()
+        hubs.iter()
+            .filter(|h| h.rendition == Rendition::Main && h.is_online())
+            .count()
     }
 
     /// Ends the publisher of every camera whose binding epoch has changed (transfer,
@@ -144,7 +171,7 @@ impl HubRegistry {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let others: Vec<&Arc<Hub>> = hubs
             .iter()
-            .filter(|(c, _)| **c != camera)
+            .filter(|((c, _), _)| *c != camera)
             .map(|(_, h)| h)
             .collect();
         if others.is_empty() {
@@ -154,9 +181,10 @@ impl HubRegistry {
     }
 }
 
-/// One camera's live media.
+/// One camera's live media, of one rendition.
 pub struct Hub {
     camera: CameraId,
+    rendition: Rendition,
     inner: Mutex<HubInner>,
     /// Bumped whenever the playlists change, so waiting viewers wake up.
     changed: watch::Sender<u64>,
@@ -195,6 +223,8 @@ struct HubSegment {
     encrypted: bool,
     /// Bytes of the muxed fMP4 flavour (for the master playlist's BANDWIDTH).
     fmp4_len: usize,
+    /// Its LL-HLS parts, while it is among the newest [`SEGMENTS_WITH_PARTS`].
+    parts: Vec<HubPart>,
     fmp4: Arc<LazySegment>,
     /// `None` once let go unwritten: nobody played TS while the segment was
     /// retained (its frames would otherwise stay alive beside the sealed fMP4).
@@ -233,6 +263,8 @@ struct LazySegment(Mutex<SegmentState>);
 enum Source {
     Fmp4(Fmp4Media),
     Ts(Box<TsMedia>),
+    /// An LL-HLS part: one fragment of a segment.
+    Part(FragmentMedia),
 }
 
 impl Source {
@@ -240,8 +272,32 @@ impl Source {
         match self {
             Source::Fmp4(m) => m.mux(),
             Source::Ts(m) => m.mux(),
+            Source::Part(m) => m.mux(),
         }
     }
+}
+
+/// One LL-HLS part, as listed and served. Parts are numbered across the
+/// camera's stream (not per segment), so the preload hint names the next part
+/// before anyone knows whether it starts a new segment.
+struct HubPart {
+    name: String,
+    duration_ms: u32,
+    independent: bool,
+    /// Sealed as segments are (in-band provenance, then AES-128 with its
+    /// segment's key and IV), on its first request.
+    object: Arc<LazySegment>,
+}
+
+/// The segment being recorded: what its parts are listed and encrypted with.
+struct OpenSegment {
+    seq: u64,
+    program_date_time: UnixMillis,
+    init_name: String,
+    discontinuity: bool,
+    keying: Keying,
+    key_name: String,
+    parts: Vec<HubPart>,
 }
 
 enum SegmentState {
@@ -295,7 +351,8 @@ struct Init {
     object: Arc<MediaObject>,
 }
 
-/// How a segment is encrypted.
+/// How a segment (and its parts) is encrypted.
+#[derive(Clone, Copy)]
 struct Keying {
     key: KeyId,
     iv: [u8; 16],
@@ -304,9 +361,65 @@ struct Keying {
 
 #[derive(Clone)]
 pub struct Playlists {
-    pub master: Arc<MediaObject>,
+    /// fMP4 segments with LL-HLS parts (a player without LL-HLS plays the segments).
     pub fmp4: Arc<MediaObject>,
     pub ts: Arc<MediaObject>,
+    /// How the master playlist lists this rendition.
+    pub variant: Variant,
+}
+
+/// One rendition's line in the master playlist.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub rendition: Rendition,
+    /// Peak bits per second of the listed segments.
+    pub bandwidth: u64,
+    pub codecs: String,
+    pub resolution: Option<(u32, u32)>,
+}
+
+/// The master playlist of a camera: its main rendition and, when it is being
+/// published, its sub rendition (`sub.m3u8`), so any HLS player can move between
+/// them. It carries the main playlist's provenance.
+pub fn master_playlist(main: &Playlists, sub: Option<&Playlists>) -> Arc<MediaObject> {
+    let variants: Vec<playlist::VariantEntry<'_>> = std::iter::once(main)
+        .chain(sub)
+        .map(|p| playlist::VariantEntry {
+            uri: media_playlist_name(p.variant.rendition),
+            bandwidth: p.variant.bandwidth,
+            codecs: &p.variant.codecs,
+            resolution: p.variant.resolution,
+        })
+        .collect();
+    MediaObject::new(
+        *main.fmp4.provenance(),
+        MediaKind::MasterPlaylist,
+        Bytes::from(playlist::multivariant_playlist(&variants)),
+    )
+}
+
+/// The fMP4 media playlist of a rendition, as the master playlist names it.
+pub fn media_playlist_name(rendition: Rendition) -> &'static str {
+    match rendition {
+        Rendition::Main => "live.m3u8",
+        Rendition::Sub => "sub.m3u8",
+    }
+}
+
+/// What names every object of a rendition begin with.
+pub fn object_prefix(rendition: Rendition) -> &'static str {
+    match rendition {
+        Rendition::Main => "",
+        Rendition::Sub => "sub-",
+    }
+}
+
+/// The rendition an object name belongs to, and the name without its prefix.
+pub fn rendition_of(name: &str) -> (Rendition, &str) {
+    match name.strip_prefix(object_prefix(Rendition::Sub)) {
+        Some(rest) => (Rendition::Sub, rest),
+        None => (Rendition::Main, name),
+    }
 }
 
 /// A consistent view of the newest GOP, for the still-image decoder.
@@ -363,6 +476,13 @@ struct HubInner {
     discontinuities: u64,
     /// The next segment starts a new timeline (a publisher reconnected).
     pending_discontinuity: bool,
+    /// The segment being recorded, once its first part is out.
+    open: Option<OpenSegment>,
+    /// The number of the next LL-HLS part.
+    next_part: u64,
+    /// The provenance of the newest segment or part: what playlists carry.
+    newest: Option<Provenance>,
+    /// Rendered on request after a change (`None`: to be rendered).
     playlists: Option<Playlists>,
 }
 
@@ -371,9 +491,15 @@ struct HubInner {
 pub struct AlreadyLive;
 
 impl Hub {
-    fn new(camera: CameraId, metrics: Arc<Metrics>, keys: Arc<MediaKeys>) -> Self {
+    fn new(
+        camera: CameraId,
+        rendition: Rendition,
+        metrics: Arc<Metrics>,
+        keys: Arc<MediaKeys>,
+    ) -> Self {
         Self {
             camera,
+            rendition,
             inner: Mutex::new(HubInner::default()),
             changed: watch::channel(0).0,
             frames: watch::channel(0).0,
@@ -416,6 +542,10 @@ impl Hub {
         self.camera
     }
 
+    pub fn rendition(&self) -> Rendition {
+        self.rendition
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
         // Every critical section leaves the state consistent, so a panic elsewhere
         // while the lock was held must not take the camera (or the process) down.
@@ -444,6 +574,7 @@ impl Hub {
             epoch,
             seq,
             capture_time,
+            rendition: self.rendition,
         }
     }
 
@@ -459,11 +590,14 @@ impl Hub {
             // A new binding: nothing of the old epoch may be listed under the new one.
             inner.segments.clear();
             inner.inits.clear();
-            inner.playlists = None;
+            inner.newest = None;
         }
+        inner.playlists = None;
         inner.epoch = epoch;
-        // A reconnect continues the window with a new timeline.
+        // A reconnect continues the window with a new timeline; the parts of a
+        // segment the last publisher left unfinished are let go.
         inner.pending_discontinuity = true;
+        inner.open = None;
         inner.video_config = None;
         inner.gop.clear();
         inner.gop_id += 1;
@@ -471,24 +605,126 @@ impl Hub {
         self.changed.send_modify(|v| *v += 1);
         Ok(Publisher {
             hub: self.clone(),
-            stamper: self.keys.stamper(self.camera, epoch),
+            stamper: self
+                .keys
+                .stamper(self.camera, epoch)
+                .for_rendition(self.rendition),
             lease,
             segmenter: Segmenter::new(SegmenterConfig {
                 target_duration_ms: TARGET_DURATION_MS,
+                part_target_ms: PART_TARGET_MS,
             }),
             anchor: None,
             flush_on_drop: true,
         })
     }
 
-    /// The current playlists, if at least one segment exists.
+    /// The current playlists, if at least one segment exists (rendered now if
+    /// anything changed since they last were).
     pub fn playlists(&self) -> Option<Playlists> {
+        let mut inner = self.lock();
+        inner.lease?;
+        if inner.playlists.is_none() {
+            let newest = inner.newest?;
+            if inner.segments.is_empty() {
+                return None;
+            }
+            let rendered = self.render_playlists(&inner, newest);
+            inner.playlists = Some(rendered);
+        }
+        inner.playlists.clone()
+    }
+
+    /// Whether the media playlist lists segment `msn` complete, or (with
+    /// `part`) that part of it: what a blocking playlist reload waits for.
+    fn lists(&self, msn: u64, part: Option<u32>) -> bool {
         let inner = self.lock();
-        inner
-            .lease
-            .is_some()
-            .then(|| inner.playlists.clone())
-            .flatten()
+        if inner.segments.is_empty() {
+            return false;
+        }
+        if msn < inner.next_seq {
+            return true;
+        }
+        match (part, &inner.open) {
+            (Some(p), Some(open)) => open.seq == msn && open.parts.len() > p as usize,
+            _ => false,
+        }
+    }
+
+    /// The number of the newest segment listed (complete or being recorded).
+    pub fn last_msn(&self) -> Option<u64> {
+        let inner = self.lock();
+        match &inner.open {
+            Some(o) => Some(o.seq),
+            None => inner.segments.back().map(|s| s.seq),
+        }
+    }
+
+    /// LL-HLS blocking playlist reload (RFC 8216bis §6.2.5.2): waits until the
+    /// playlist lists segment `msn` (and part `part` of it), at most `timeout`.
+    /// `false` if it did not come in time or the camera went offline.
+    pub async fn wait_for_media(&self, msn: u64, part: Option<u32>, timeout: Duration) -> bool {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.lists(msn, part) {
+                return true;
+            }
+            if !self.is_online() {
+                return false;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.lists(msn, part),
+            }
+        }
+    }
+
+    /// The part named `name` is the next one or the one after (the preload hint
+    /// names it before it exists): a request for it may wait.
+    fn is_coming_part(&self, name: &str) -> bool {
+        let inner = self.lock();
+        let number = name
+            .strip_prefix(&self.part_name_stem(inner.epoch))
+            .and_then(|r| r.strip_suffix(".m4s"))
+            .and_then(|n| n.parse::<u64>().ok());
+        number.is_some_and(|n| n >= inner.next_part && n <= inner.next_part + 1)
+    }
+
+    fn part_name_stem(&self, epoch: BindingEpoch) -> String {
+        format!(
+            "{}{}-{}-p",
+            object_prefix(self.rendition),
+            self.camera,
+            epoch
+        )
+    }
+
+    /// The named object, waiting (at most `timeout`) if it is an LL-HLS part
+    /// that is about to be published: a player asks for the hinted part before
+    /// it exists, and is answered the moment it does.
+    pub async fn wait_for_object(
+        &self,
+        kind: MediaKind,
+        name: &str,
+        timeout: Duration,
+    ) -> Option<Arc<MediaObject>> {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(o) = self.object(kind, name) {
+                return Some(o);
+            }
+            if kind != MediaKind::Fmp4Segment || !self.is_coming_part(name) || !self.is_online() {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return self.object(kind, name);
+            }
+        }
     }
 
     /// Waits (bounded) until the camera has playlists: a viewer who arrives
@@ -521,7 +757,7 @@ impl Hub {
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
-            MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| p.master.clone()),
+            MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| master_playlist(p, None)),
             MediaKind::MediaPlaylist => inner.playlists.as_ref().map(|p| p.fmp4.clone()),
             MediaKind::Key => inner.segments.back().and_then(|s| self.key_for(&s.key)),
             MediaKind::Snapshot => None,
@@ -532,11 +768,14 @@ impl Hub {
     /// media objects with this camera's provenance, so they leave only through the
     /// egress door, under a grant for this camera and epoch.
     pub fn key(&self, name: &str) -> Option<Arc<MediaObject>> {
-        let id = KeyId::parse(name)?;
+        let id = KeyId::parse(name.strip_prefix(object_prefix(self.rendition))?)?;
         if id.camera != self.camera {
             return None;
         }
-        let used = self.lock().segments.iter().any(|s| s.key == id);
+        let inner = self.lock();
+        let used = inner.segments.iter().any(|s| s.key == id)
+            || inner.open.as_ref().is_some_and(|o| o.keying.key == id);
+        drop(inner);
         if !used {
             return None;
         }
@@ -633,11 +872,22 @@ impl Hub {
                 .find(|i| i.name == name)
                 .map(|i| i.object.clone()),
             MediaKind::Fmp4Segment | MediaKind::TsSegment => {
-                let lazy = inner
+                let mut lazy = inner
                     .segments
                     .iter()
                     .find(|s| s.name(kind) == name)
                     .and_then(|s| s.flavour(kind));
+                if lazy.is_none() && kind == MediaKind::Fmp4Segment {
+                    // An LL-HLS part, of the open segment or a recent one.
+                    let listed = inner.segments.iter().rev().flat_map(|s| &s.parts);
+                    lazy = inner
+                        .open
+                        .iter()
+                        .flat_map(|o| &o.parts)
+                        .chain(listed)
+                        .find(|p| p.name == name)
+                        .map(|p| p.object.clone());
+                }
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
@@ -723,10 +973,12 @@ impl Hub {
         Some((inner.epoch, inner.video_config.clone()?, framerate))
     }
 
-    /// The stamper of this camera in `epoch`: what the still cache checks frames
-    /// with and stamps stills with.
+    /// The stamper of this camera's rendition in `epoch`: what the still cache
+    /// checks frames with and stamps stills with.
     pub(crate) fn stamper(&self, epoch: BindingEpoch) -> Stamper {
-        self.keys.stamper(self.camera, epoch)
+        self.keys
+            .stamper(self.camera, epoch)
+            .for_rendition(self.rendition)
     }
 
     /// Bench switch only (constant false in production builds).
@@ -738,44 +990,45 @@ impl Hub {
         &self.metrics
     }
 
-    fn publish_segment(&self, lease: u64, seg: Segment) {
-        let mut inner = self.lock();
-        if inner.lease != Some(lease) {
-            return;
-        }
+    /// Starts listing the segment being recorded, at its first part: its
+    /// number, date, key and IV, and its init segment (a new one when the
+    /// codec configuration changed, which also starts a new timeline).
+    fn begin_segment(
+        &self,
+        inner: &mut HubInner,
+        first_dts_ms: i64,
+        discontinuity: bool,
+        init: &Bytes,
+    ) -> Option<()> {
         let epoch = inner.epoch;
         let seq = inner.next_seq;
-        inner.next_seq += 1;
-        let pdt = UnixMillis(inner.clock_anchor_ms + seg.first_dts_ms);
-        drop(inner);
+        let pdt = UnixMillis(inner.clock_anchor_ms + first_dts_ms);
         let prov = self.provenance(epoch, seq, pdt);
         let keying = self.keying(&prov);
-        let mut inner = self.lock();
-        if inner.lease != Some(lease) {
-            return;
-        }
-
         // Each segment carries the exact init it needs; a new one (first segment,
         // changed codec config) gets a new name and starts a new timeline.
-        let init_changed = inner.inits.back().is_none_or(|i| i.raw != seg.init);
+        let init_changed = inner.inits.back().is_none_or(|i| i.raw != *init);
         if init_changed {
             inner.init_version += 1;
-            let name = format!("init-{}-{}-{}.mp4", self.camera, epoch, inner.init_version);
+            let name = format!(
+                "{}init-{}-{}-{}.mp4",
+                object_prefix(self.rendition),
+                self.camera,
+                epoch,
+                inner.init_version
+            );
             // Init segments stay clear (RFC 8216 EXT-X-MAP) but carry provenance.
-            let stamped = match fmp4::insert_provenance(
-                &seg.init,
-                &self.keys.stamp(&prov, &seg.init),
-            ) {
+            let stamped = match fmp4::insert_provenance(init, &self.keys.stamp(&prov, init)) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(camera = ?self.camera, error = %e, "segment dropped: cannot stamp init");
-                    return;
+                    return None;
                 }
             };
             let object = MediaObject::new(prov, MediaKind::InitSegment, stamped);
             inner.inits.push_back(Init {
                 name,
-                raw: seg.init.clone(),
+                raw: init.clone(),
                 object,
             });
         }
@@ -785,26 +1038,110 @@ impl Hub {
             .map(|i| i.name.clone())
             .unwrap_or_default();
         let discontinuity = !inner.segments.is_empty()
-            && (inner.pending_discontinuity || seg.discontinuity || init_changed);
+            && (inner.pending_discontinuity || discontinuity || init_changed);
         inner.pending_discontinuity = false;
         if discontinuity {
             inner.discontinuities += 1;
         }
+        inner.open = Some(OpenSegment {
+            seq,
+            program_date_time: pdt,
+            init_name,
+            discontinuity,
+            key_name: format!("{}{}", object_prefix(self.rendition), keying.key.name()),
+            keying,
+            parts: Vec::new(),
+        });
+        Some(())
+    }
 
-        let base = format!("{}-{}-{}", self.camera, epoch, seq);
+    /// Lists a new LL-HLS part of the segment being recorded.
+    fn publish_part(&self, lease: u64, part: Part) {
+        let mut inner = self.lock();
+        if inner.lease != Some(lease) {
+            return;
+        }
+        if part.index == 0 || inner.open.is_none() {
+            inner.open = None;
+            if self
+                .begin_segment(
+                    &mut inner,
+                    part.first_dts_ms,
+                    part.discontinuity,
+                    &part.init,
+                )
+                .is_none()
+            {
+                return;
+            }
+        }
+        let number = inner.next_part;
+        inner.next_part += 1;
+        let capture = UnixMillis(inner.clock_anchor_ms + part.first_dts_ms);
+        let prov = self.provenance(inner.epoch, number, capture);
+        let name = format!("{}{number}.m4s", self.part_name_stem(inner.epoch));
+        let Some(open) = inner.open.as_mut() else {
+            return;
+        };
+        let keying = open.keying;
+        open.parts.push(HubPart {
+            name,
+            duration_ms: part.duration_ms,
+            independent: part.independent,
+            object: LazySegment::new(
+                MediaKind::Fmp4Segment,
+                Source::Part(part.fmp4),
+                prov,
+                keying.encrypted.then_some(keying.key),
+                keying.iv,
+            ),
+        });
+        inner.newest = Some(prov);
+        inner.playlists = None;
+        drop(inner);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn publish_segment(&self, lease: u64, seg: Segment) {
+        let mut inner = self.lock();
+        if inner.lease != Some(lease) {
+            return;
+        }
+        if inner.open.is_none()
+            && self
+                .begin_segment(&mut inner, seg.first_dts_ms, seg.discontinuity, &seg.init)
+                .is_none()
+        {
+            return;
+        }
+        let Some(open) = inner.open.take() else {
+            return;
+        };
+        let seq = open.seq;
+        inner.next_seq = seq + 1;
+        let prov = self.provenance(inner.epoch, seq, open.program_date_time);
+        let keying = open.keying;
+        let base = format!(
+            "{}{}-{}-{}",
+            object_prefix(self.rendition),
+            self.camera,
+            inner.epoch,
+            seq
+        );
         inner.segments.push_back(HubSegment {
             seq,
             fmp4_name: format!("{base}.m4s"),
             ts_name: format!("{base}.ts"),
             duration_ms: seg.duration_ms,
-            program_date_time: pdt,
-            init_name,
-            discontinuity,
+            program_date_time: open.program_date_time,
+            init_name: open.init_name,
+            discontinuity: open.discontinuity,
             key: keying.key,
             iv: keying.iv,
-            key_name: keying.key.name(),
+            key_name: open.key_name,
             encrypted: keying.encrypted,
             fmp4_len: seg.fmp4.media_len(),
+            parts: open.parts,
             fmp4: LazySegment::new(
                 MediaKind::Fmp4Segment,
                 Source::Fmp4(seg.fmp4),
@@ -826,6 +1163,11 @@ impl Hub {
         while inner.segments.len() > retained {
             inner.segments.pop_front();
         }
+        // Parts are listed for the newest segments only.
+        let with_parts = inner.segments.len().saturating_sub(SEGMENTS_WITH_PARTS);
+        for s in inner.segments.iter_mut().take(with_parts) {
+            s.parts = Vec::new();
+        }
         if !self.ts_wanted() {
             // Nobody plays TS: only the newest segment keeps its TS unwritten, for
             // the first TS viewer to start with at once.
@@ -840,7 +1182,8 @@ impl Hub {
             inits, segments, ..
         } = &mut *inner;
         inits.retain(|i| segments.iter().any(|s| s.init_name == i.name));
-        inner.playlists = Some(render_playlists(&inner, prov));
+        inner.newest = Some(prov);
+        inner.playlists = None;
         drop(inner);
         self.metrics.segments_produced.inc();
         self.changed.send_modify(|v| *v += 1);
@@ -852,6 +1195,8 @@ impl Hub {
             inner.lease = None;
             inner.gop.clear();
             inner.gop_id += 1;
+            inner.open = None;
+            inner.playlists = None;
         }
         drop(inner);
         self.changed.send_modify(|v| *v += 1);
@@ -859,64 +1204,135 @@ impl Hub {
     }
 }
 
-fn render_playlists(inner: &HubInner, prov: Provenance) -> Playlists {
-    let listed: Vec<&HubSegment> = {
-        let skip = inner.segments.len().saturating_sub(PLAYLIST_WINDOW);
-        inner.segments.iter().skip(skip).collect()
-    };
-    let target_s = playlist::target_duration_s(listed.iter().map(|s| s.duration_ms))
-        .max(TARGET_DURATION_MS / 1000);
-    fn entry<'a>(s: &HubSegment, uri: &'a str) -> playlist::PlaylistEntry<'a> {
-        playlist::PlaylistEntry {
-            uri,
-            duration_ms: s.duration_ms,
-            program_date_time_ms: s.program_date_time.0,
-            discontinuity: s.discontinuity,
+impl Hub {
+    fn render_playlists(&self, inner: &HubInner, prov: Provenance) -> Playlists {
+        let listed: Vec<&HubSegment> = {
+            let skip = inner.segments.len().saturating_sub(PLAYLIST_WINDOW);
+            inner.segments.iter().skip(skip).collect()
+        };
+        let target_s = playlist::target_duration_s(listed.iter().map(|s| s.duration_ms))
+            .max(TARGET_DURATION_MS / 1000);
+        fn entry<'a>(s: &HubSegment, uri: &'a str) -> playlist::PlaylistEntry<'a> {
+            playlist::PlaylistEntry {
+                uri,
+                duration_ms: s.duration_ms,
+                program_date_time_ms: s.program_date_time.0,
+                discontinuity: s.discontinuity,
+            }
         }
-    }
-    // TS: the newest run of segments that still have it (see `publish_segment`);
-    // the newest always does.
-    let ts_listed: Vec<&HubSegment> = {
-        let run = listed.iter().rev().take_while(|s| s.ts.is_some()).count();
-        listed[listed.len() - run..].to_vec()
-    };
-    let media = |segs: &[&HubSegment], ts: bool| {
-        let entries: Vec<playlist::KeyedEntry<'_>> = segs
+        fn parts(parts: &[HubPart]) -> Vec<playlist::PartEntry<'_>> {
+            parts
+                .iter()
+                .map(|p| playlist::PartEntry {
+                    uri: &p.name,
+                    duration_ms: p.duration_ms,
+                    independent: p.independent,
+                })
+                .collect()
+        }
+        // RFC 8216 4.3.3.3: the number of discontinuities that have left the playlist.
+        let discontinuity_sequence =
+            |listed_discontinuities: u64| inner.discontinuities - listed_discontinuities;
+
+        // fMP4, with LL-HLS parts.
+        let segment_parts: Vec<Vec<playlist::PartEntry<'_>>> =
+            listed.iter().map(|s| parts(&s.parts)).collect();
+        let open_parts = inner.open.as_ref().map(|o| parts(&o.parts));
+        let mut entries: Vec<playlist::LlEntry<'_>> = listed
+            .iter()
+            .zip(&segment_parts)
+            .map(|(s, p)| playlist::LlEntry {
+                segment: playlist::KeyedEntry {
+                    map_uri: Some(s.init_name.as_str()),
+                    key: s.encrypted.then_some(playlist::KeyRef {
+                        uri: &s.key_name,
+                        iv: s.iv,
+                    }),
+                    entry: entry(s, &s.fmp4_name),
+                },
+                parts: p,
+                complete: true,
+            })
+            .collect();
+        let mut listed_discontinuities = listed.iter().filter(|s| s.discontinuity).count() as u64;
+        if let (Some(o), Some(p)) = (&inner.open, &open_parts) {
+            listed_discontinuities += u64::from(o.discontinuity);
+            entries.push(playlist::LlEntry {
+                segment: playlist::KeyedEntry {
+                    map_uri: Some(o.init_name.as_str()),
+                    key: o.keying.encrypted.then_some(playlist::KeyRef {
+                        uri: &o.key_name,
+                        iv: o.keying.iv,
+                    }),
+                    entry: playlist::PlaylistEntry {
+                        uri: "",
+                        duration_ms: 0,
+                        program_date_time_ms: o.program_date_time.0,
+                        discontinuity: o.discontinuity,
+                    },
+                },
+                parts: p,
+                complete: false,
+            });
+        }
+        let hint = format!(
+            "{}{}.m4s",
+            self.part_name_stem(inner.epoch),
+            inner.next_part
+        );
+        let fmp4 = playlist::media_playlist_ll(
+            target_s,
+            listed.first().map_or(0, |s| s.seq),
+            discontinuity_sequence(listed_discontinuities),
+            Some(&playlist::LowLatency {
+                part_target_ms: PART_TARGET_MS,
+                part_hold_back_ms: PART_HOLD_BACK_MS,
+                preload_hint: Some(&hint),
+            }),
+            &entries,
+        );
+
+        // TS: the newest run of segments that still have it (see `publish_segment`);
+        // the newest always does. No parts: Cast receivers play segments.
+        let ts_listed: Vec<&HubSegment> = {
+            let run = listed.iter().rev().take_while(|s| s.ts.is_some()).count();
+            listed[listed.len() - run..].to_vec()
+        };
+        let ts_entries: Vec<playlist::KeyedEntry<'_>> = ts_listed
             .iter()
             .map(|s| playlist::KeyedEntry {
-                map_uri: (!ts).then_some(s.init_name.as_str()),
+                map_uri: None,
                 key: s.encrypted.then_some(playlist::KeyRef {
                     uri: &s.key_name,
                     iv: s.iv,
                 }),
-                entry: entry(s, if ts { &s.ts_name } else { &s.fmp4_name }),
+                entry: entry(s, &s.ts_name),
             })
             .collect();
-        // RFC 8216 4.3.3.3: the number of discontinuities that have left the playlist.
-        let listed_discontinuities = segs.iter().filter(|s| s.discontinuity).count() as u64;
-        playlist::media_playlist_keyed(
+        let ts = playlist::media_playlist_keyed(
             target_s,
-            segs.first().map_or(0, |s| s.seq),
-            inner.discontinuities - listed_discontinuities,
-            &entries,
-        )
-    };
-    let (fmp4, ts) = (media(&listed, false), media(&ts_listed, true));
-    let bandwidth = listed
-        .iter()
-        .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
-        .max()
-        .unwrap_or(1_000_000);
-    let master = playlist::master_playlist(
-        "live.m3u8",
-        bandwidth,
-        inner.codecs.as_deref().unwrap_or("avc1.42e01f"),
-        inner.resolution,
-    );
-    Playlists {
-        master: MediaObject::new(prov, MediaKind::MasterPlaylist, Bytes::from(master)),
-        fmp4: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(fmp4)),
-        ts: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts)),
+            ts_listed.first().map_or(0, |s| s.seq),
+            discontinuity_sequence(ts_listed.iter().filter(|s| s.discontinuity).count() as u64),
+            &ts_entries,
+        );
+        let bandwidth = listed
+            .iter()
+            .map(|s| s.fmp4_len as u64 * 8 * 1000 / u64::from(s.duration_ms.max(1)))
+            .max()
+            .unwrap_or(1_000_000);
+        Playlists {
+            fmp4: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(fmp4)),
+            ts: MediaObject::new(prov, MediaKind::MediaPlaylist, Bytes::from(ts)),
+            variant: Variant {
+                rendition: self.rendition,
+                bandwidth,
+                codecs: inner
+                    .codecs
+                    .clone()
+                    .unwrap_or_else(|| "avc1.42e01f".to_owned()),
+                resolution: inner.resolution,
+            },
+        }
     }
 }
 
@@ -937,6 +1353,10 @@ pub struct Publisher {
 impl Publisher {
     pub fn camera(&self) -> CameraId {
         self.hub.camera
+    }
+
+    pub fn rendition(&self) -> Rendition {
+        self.hub.rendition
     }
 
     /// Ends publishing without publishing the open segment: its media did not
@@ -1000,7 +1420,17 @@ impl Publisher {
             inner.gop.push(frame.clone());
         }
         self.hub.frames.send_modify(|v| *v += 1);
-        if let Some(seg) = self.segmenter.push_video(frame) {
+        let seg = self.segmenter.push_video(frame);
+        self.publish(seg);
+    }
+
+    /// Hands the segmenter's closed parts, then `seg` (which they come before),
+    /// to the hub.
+    fn publish(&mut self, seg: Option<Segment>) {
+        while let Some(part) = self.segmenter.pop_part() {
+            self.hub.publish_part(self.lease, part);
+        }
+        if let Some(seg) = seg {
             self.hub.publish_segment(self.lease, seg);
         }
     }
@@ -1008,18 +1438,16 @@ impl Publisher {
     pub fn push_audio(&mut self, mut frame: AudioFrame, now: UnixMillis) {
         let anchor = self.anchor(frame.pts_ms, now);
         frame.provenance = self.stamp(anchor + frame.pts_ms, &frame.data);
-        if let Some(seg) = self.segmenter.push_audio(frame) {
-            self.hub.publish_segment(self.lease, seg);
-        }
+        let seg = self.segmenter.push_audio(frame);
+        self.publish(seg);
     }
 }
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        if self.flush_on_drop
-            && let Some(seg) = self.segmenter.flush()
-        {
-            self.hub.publish_segment(self.lease, seg);
+        if self.flush_on_drop {
+            let seg = self.segmenter.flush();
+            self.publish(seg);
         }
         self.hub.release(self.lease);
     }
@@ -1335,7 +1763,7 @@ mod tests {
             .filter(|l| !l.starts_with('#'))
             .map(String::from)
             .collect();
-        let mut objects = vec![pl.master.clone(), pl.fmp4.clone(), pl.ts.clone()];
+        let mut objects = vec![master_playlist(&pl, None), pl.fmp4.clone(), pl.ts.clone()];
         for n in &names {
             objects.push(h.object(MediaKind::Fmp4Segment, n).unwrap());
             objects.push(

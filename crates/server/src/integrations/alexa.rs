@@ -39,7 +39,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use hearth_model::{CameraId, Integration};
+use hearth_model::{CameraId, Integration, Rendition};
 use hearth_store::{AccessToken, Link};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -463,8 +463,9 @@ async fn rtc_session(
             // The door opens the grant just issued, as for any viewer; a second
             // offer for the same session replaces the first.
             webrtc.end_where(Select::Tag(&tag));
-            let started = crate::door::open(st, &stream.token, None)
-                .and_then(|guard| webrtc.start(st, guard, sdp.as_bytes(), Some(tag), None));
+            let started = crate::door::open(st, &stream.token, None).and_then(|guard| {
+                webrtc.start(st, guard, sdp.as_bytes(), Some(tag), None, Rendition::Main)
+            });
             match started {
                 Ok(s) => event(
                     "AnswerGeneratedForSession",

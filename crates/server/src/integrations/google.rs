@@ -28,7 +28,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use hearth_model::{CameraId, Integration};
+use hearth_model::{CameraId, Integration, Rendition};
 use hearth_store::{AccessToken, Link};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -373,7 +373,7 @@ pub async fn signaling(
             let Some(sdp) = signal.sdp else {
                 return refuse(StatusCode::BAD_REQUEST, "an offer needs its sdp");
             };
-            match webrtc.start(&st, guard, sdp.as_bytes(), None, None) {
+            match webrtc.start(&st, guard, sdp.as_bytes(), None, None, Rendition::Main) {
                 Ok(started) => signaling_response(
                     StatusCode::OK,
                     json!({"action": "answer", "sdp": started.answer}),

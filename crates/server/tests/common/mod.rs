@@ -2,6 +2,9 @@
 //! with real clients (HTTP, ffmpeg/ffprobe, Chromium).
 #![allow(dead_code)]
 
+pub mod hlsjs;
+pub mod link;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -94,22 +97,21 @@ pub struct Server {
 }
 
 impl Server {
-    /// `hearth demo` with small cameras so tests stay fast on two cores.
+    /// `hearth demo` with small cameras so tests stay fast on two cores (each
+    /// with a sub stream of half the size, if that is at least 128x72).
     pub fn demo(width: u32, height: u32) -> Server {
-        Self::spawn(&[
-            "demo",
-            "--demo-password",
-            PASSWORD,
-            "--size",
-            &format!("{width}x{height}"),
-            "--fps",
-            "15",
-        ])
+        Self::demo_with(width, height, &[], &[])
     }
 
     /// `hearth demo` with extra arguments (e.g. `--config`) and environment.
     pub fn demo_with(width: u32, height: u32, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let size = format!("{width}x{height}");
+        // Half the size, where that is not below a camera's smallest picture.
+        let sub = if width >= 256 && height >= 144 {
+            format!("{}x{}", width / 4 * 2, height / 4 * 2)
+        } else {
+            "none".to_string()
+        };
         let mut args = vec![
             "demo",
             "--demo-password",
@@ -118,6 +120,8 @@ impl Server {
             &size,
             "--fps",
             "15",
+            "--sub-size",
+            &sub,
         ];
         args.extend_from_slice(extra);
         Self::spawn_env(&args, env)
@@ -192,18 +196,61 @@ impl Server {
         Self::spawn_at(dir, args, env, ["127.0.0.1:0", "127.0.0.1:0"])
     }
 
+    /// `hearth demo` run inside `link`'s network namespace, its HTTP and WebRTC
+    /// ports on the link's server address (reached through the impaired link),
+    /// its cameras publishing on the namespace's own loopback (not impaired).
+    pub fn demo_behind(
+        link: &link::Link,
+        (width, height): (u32, u32),
+        sub: (u32, u32),
+        env: &[(&str, &str)],
+    ) -> Server {
+        let (size, sub) = (format!("{width}x{height}"), format!("{}x{}", sub.0, sub.1));
+        let args = [
+            "demo",
+            "--demo-password",
+            PASSWORD,
+            "--size",
+            &size,
+            "--fps",
+            "15",
+            "--sub-size",
+            &sub,
+            "--busy",
+        ];
+        let at = format!("{}:0", link.server_ip);
+        Self::spawn_cmd(
+            link.command(env!("CARGO_BIN_EXE_hearth")),
+            tempfile::tempdir().expect("tempdir"),
+            &args,
+            env,
+            [&at, "127.0.0.1:0", &at],
+        )
+    }
+
     fn spawn_at(
         dir: tempfile::TempDir,
         args: &[&str],
         env: &[(&str, &str)],
         [http, rtmp]: [&str; 2],
     ) -> Server {
+        Self::spawn_cmd(hearth(), dir, args, env, [http, rtmp, "127.0.0.1:0"])
+    }
+
+    /// Spawns `cmd` (the hearth binary) with `args` and these addresses.
+    fn spawn_cmd(
+        mut cmd: Command,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        [http, rtmp, webrtc]: [&str; 3],
+    ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.path().join("server.log"))
             .expect("log file");
-        let mut child = hearth()
+        let mut child = cmd
             .args(args)
             .args([
                 "--http",
@@ -215,7 +262,7 @@ impl Server {
                 "--admin",
                 "127.0.0.1:0",
                 "--webrtc",
-                "127.0.0.1:0",
+                webrtc,
                 "--data-dir",
             ])
             .arg(dir.path().join("data"))

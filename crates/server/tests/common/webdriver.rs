@@ -75,6 +75,11 @@ impl Driver {
     }
 
     pub async fn start() -> Driver {
+        Self::start_with(&[]).await
+    }
+
+    /// A browser with `extra` command-line switches.
+    pub async fn start_with(extra: &[String]) -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -90,17 +95,28 @@ impl Driver {
             .expect("chromedriver (scripts/test installs chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
         let profile = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--autoplay-policy=no-user-gesture-required",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            "--window-size=1280,900",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend_from_slice(extra);
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                    "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
+                "args": args,
             }
         }}});
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -20,7 +20,10 @@ pub mod ice;
 pub mod session;
 pub mod udp;
 
-use super::{Egress, hls::hub_for};
+use super::{
+    Egress,
+    hls::{hub_for, rendition_hub_for},
+};
 use crate::auth::ClientAddr;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -30,7 +33,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hearth_access::EgressGuard;
-use hearth_model::WhepSessionId;
+use hearth_model::{Rendition, WhepSessionId};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -156,19 +159,25 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
 
 /// The str0m instance of a new session: ICE-lite, H.264 only, the playout-delay
 /// extension (a viewer may render each frame as it is decoded), and the
-/// credentials the demultiplexer knows it by.
+/// credentials the demultiplexer knows it by. `adaptive` (the camera has a sub
+/// rendition to move a congested viewer to): transport-wide congestion control
+/// and str0m's bandwidth estimator too.
 fn new_rtc(
     creds: IceCreds,
     candidates: &[SocketAddr],
     cert: Option<&DtlsCert>,
+    adaptive: bool,
 ) -> Result<Rtc, AppError> {
     // Only what a one-way live view uses: the MID (BUNDLE) and the playout
-    // delay. Not transport-wide congestion control: without a bandwidth
-    // estimator to feed, its feedback (about 20 RTCP packets a second from each
-    // viewer) would only wake every session for nothing.
+    // delay; transport-wide sequence numbers only where an estimate can be
+    // acted on: without one, the feedback (about 20 RTCP packets a second from
+    // each viewer) would only wake every session for nothing.
     let mut exts = ExtensionMap::empty();
     exts.set(4, RtpExtension::RtpMid);
     exts.set(5, RtpExtension::PlayoutDelay);
+    if adaptive {
+        exts.set(3, RtpExtension::TransportSequenceNumber);
+    }
     let mut config = Rtc::builder()
         .set_ice_lite(true)
         .set_local_ice_credentials(creds)
@@ -176,6 +185,11 @@ fn new_rtc(
         .enable_h264(true)
         .set_extension_map(exts)
         .set_send_buffer_video(RTX_PACKETS);
+    if adaptive {
+        // Start high: a good link is not held back while the estimate settles
+        // (a poor one shows itself at once, in losses and delay).
+        config = config.enable_bwe(Some(str0m::bwe::Bitrate::mbps(8)));
+    }
     if let Some(cert) = cert {
         config = config.set_dtls_cert(cert.clone());
     }
@@ -200,7 +214,7 @@ pub struct Negotiated {
 /// Answers an SDP offer (the bytes of a `POST` body, from anyone holding a
 /// grant: outside input, fuzzed by `fuzz/fuzz_targets/whep_offer.rs`).
 pub fn negotiate(offer: &[u8], candidates: &[SocketAddr]) -> Result<Negotiated, AppError> {
-    negotiate_as(offer, candidates, None)
+    negotiate_as(offer, candidates, None, true)
 }
 
 /// [`negotiate`], presenting `cert` (a fresh one when `None`).
@@ -208,6 +222,7 @@ fn negotiate_as(
     offer: &[u8],
     candidates: &[SocketAddr],
     cert: Option<&DtlsCert>,
+    adaptive: bool,
 ) -> Result<Negotiated, AppError> {
     let sdp = std::str::from_utf8(offer)
         .map_err(|_| AppError::BadRequest("the offer is not UTF-8".into()))?;
@@ -215,7 +230,7 @@ fn negotiate_as(
         .map_err(|e| AppError::BadRequest(format!("the offer is not valid SDP: {e}")))?;
     let creds = IceCreds::new();
     let ufrag = creds.ufrag.clone();
-    let mut rtc = new_rtc(creds, candidates, cert)?;
+    let mut rtc = new_rtc(creds, candidates, cert, adaptive)?;
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
@@ -256,8 +271,13 @@ impl WebRtc {
         offer: &[u8],
         tag: Option<String>,
         client: Option<IpAddr>,
+        first: Rendition,
     ) -> Result<Started, AppError> {
         let hub = hub_for(st, guard.grant(), AppError::CameraOffline)?;
+        // The sub rendition a congested viewer is moved to, if the camera has one.
+        let sub = rendition_hub_for(st, guard.grant(), Rendition::Sub, AppError::NotFound)
+            .ok()
+            .filter(|h| h.is_online());
         let (all, from_client) = {
             let sessions = self.lock();
             let from = client.map_or(0, |ip| {
@@ -281,7 +301,7 @@ impl WebRtc {
             return Err(AppError::TooManyRequests(std::time::Duration::from_secs(5)));
         }
         let Negotiated { rtc, answer, ufrag } =
-            negotiate_as(offer, &self.candidates, self.cert.as_ref())?;
+            negotiate_as(offer, &self.candidates, self.cert.as_ref(), sub.is_some())?;
         let id = WhepSessionId::random();
         let end = Arc::new(Notify::new());
         let g = *guard.grant();
@@ -300,6 +320,12 @@ impl WebRtc {
             rtc,
             guard,
             hub,
+            first: if sub.is_some() {
+                first
+            } else {
+                Rendition::Main
+            },
+            sub,
             socket: self.socket.clone(),
             local: self.local,
             rx,
@@ -343,10 +369,11 @@ pub(in crate::door) async fn offer(
     Extension(w): Extension<Arc<WebRtc>>,
     Egress(door): Egress,
     ClientAddr(client): ClientAddr,
-    Path(grant): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    let (grant, _) = super::media_path(uri.path()).ok_or(AppError::NotFound)?;
     if !content_type_is(&headers, "application/sdp") {
         return Ok((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -355,7 +382,13 @@ pub(in crate::door) async fn offer(
             .into_response());
     }
     let servers = w.ice_servers(door.grant());
-    let Started { id, answer } = w.start(&st, door.0, &body, None, Some(client))?;
+    // A player that was just starved on this link asks to start on the sub
+    // rendition (`?rendition=sub`); the session moves it up when there is room.
+    let first = match uri.query() {
+        Some("rendition=sub") => Rendition::Sub,
+        _ => Rendition::Main,
+    };
+    let Started { id, answer } = w.start(&st, door.0, &body, None, Some(client), first)?;
     let location = format!("/media/{grant}/whep/{id}");
     let mut r = sdp_response(StatusCode::CREATED, Some(&location), answer);
     for link in ice::link_headers(&servers) {

@@ -14,6 +14,15 @@
 //!
 //! A keyframe request (PLI/FIR) is answered from the GOP cache: the viewer's
 //! cursor is reset, so the current GOP is sent again from its keyframe.
+//!
+//! Renditions: where the camera publishes a sub stream, the session runs
+//! str0m's bandwidth estimator (transport-wide congestion control) and moves the
+//! viewer to the sub rendition when the estimate falls below what the main one
+//! needs, and back when there has been room for it for a while ([`choose`]).
+//! A switch happens at the other rendition's next keyframe (its SPS and PPS go
+//! with it), and its frames pass the same door with the same stamp check: they
+//! are the same camera and epoch, and a foreign frame is refused at a switch
+//! as anywhere else.
 
 use super::super::frames::{Feed, Why, allowed};
 use super::udp::Datagram;
@@ -23,10 +32,12 @@ use hearth_access::keys::Stamper;
 use hearth_access::{AdmittedFrame, EgressGuard};
 use hearth_media::VideoFrame;
 use hearth_media::h264::AvcConfig;
+use hearth_model::Rendition;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -47,6 +58,30 @@ pub fn rtx_packets(bitrate: Option<u64>) -> usize {
     let bytes = bitrate.unwrap_or(2_000_000) / 8 * RTX_AGE.as_millis() as u64 / 1000;
     usize::try_from(bytes / 1100 + 1).map_or(256, |n| n.clamp(16, 256))
 }
+/// Main needs an estimate this much above its bitrate (`DOWN_MARGIN / 100`) ...
+const DOWN_MARGIN: u64 = 115;
+/// ... and this much, for [`UP_AFTER`], to come back to it.
+const UP_MARGIN: u64 = 150;
+const UP_AFTER: Duration = Duration::from_secs(3);
+
+/// The rendition a viewer on `on` should get, given the bandwidth `estimate`
+/// (bits per second), what the main rendition needs (`main_bps`), and how long
+/// the estimate has had room for main (`roomy_for`). `None`: stay.
+pub fn choose(
+    on: Rendition,
+    estimate: u64,
+    main_bps: u64,
+    roomy_for: Duration,
+) -> Option<Rendition> {
+    match on {
+        Rendition::Main if estimate * 100 < main_bps * DOWN_MARGIN => Some(Rendition::Sub),
+        Rendition::Sub if estimate * 100 > main_bps * UP_MARGIN && roomy_for >= UP_AFTER => {
+            Some(Rendition::Main)
+        }
+        _ => None,
+    }
+}
+
 /// A peer that has not connected (ICE and DTLS) this long after the answer is
 /// dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -67,6 +102,10 @@ pub struct Session {
     pub rtc: Rtc,
     pub guard: EgressGuard,
     pub hub: Arc<Hub>,
+    /// The camera's sub rendition, where it has one (then the session adapts).
+    pub sub: Option<Arc<Hub>>,
+    /// The rendition the viewer starts on.
+    pub first: Rendition,
     pub socket: Arc<UdpSocket>,
     pub local: SocketAddr,
     pub rx: mpsc::Receiver<Datagram>,
@@ -103,8 +142,13 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
         rtp_ms: 0,
         connected: false,
         resent_at: None,
+        on: s.first,
+        switching: None,
+        roomy_since: None,
     };
     let mut frames = s.hub.subscribe_frames();
+    // The sub rendition's frames too (a viewer on it, or moving to it).
+    let mut sub_frames = s.sub.as_ref().map(|h| h.subscribe_frames());
     let mut recheck = tokio::time::interval(ACCESS_RECHECK);
     let connect_by = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     loop {
@@ -152,6 +196,9 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
                         if let Some(tx) = s.rtc.direct_api().stream_tx_by_mid(m.mid, None) {
                             tx.set_rtx_cache(packets, RTX_AGE, Some(0.15));
                         }
+                    }
+                    Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                        video.on_estimate(s, estimate.as_u64());
                     }
                     Event::KeyframeRequest(_)
                         if video
@@ -204,6 +251,14 @@ async fn drive(s: &mut Session, state: &AppState) -> Why {
                     return why;
                 }
             }
+            changed = async { sub_frames.as_mut().expect("checked").changed().await },
+                if video.connected && sub_frames.is_some() && (video.on == Rendition::Sub || video.switching.is_some()) => {
+                if changed.is_err() {
+                    sub_frames = None;
+                } else if let Err(why) = video.send_new(s, state, &stamper) {
+                    return why;
+                }
+            }
             _ = recheck.tick() => {
                 if let Err(why) = allowed(&s.guard) {
                     return why;
@@ -228,11 +283,58 @@ struct Video {
     connected: bool,
     /// When a keyframe request last resent the GOP.
     resent_at: Option<Instant>,
+    /// The rendition being sent.
+    on: Rendition,
+    /// The rendition to move to at its next keyframe, and the viewer's place in it.
+    switching: Option<(Rendition, Feed)>,
+    /// Since when the estimate has had room for the main rendition.
+    roomy_since: Option<Instant>,
 }
 
 impl Video {
+    fn hub(s: &Session, r: Rendition) -> Option<&Arc<Hub>> {
+        match r {
+            Rendition::Main => Some(&s.hub),
+            Rendition::Sub => s.sub.as_ref(),
+        }
+    }
+
+    /// A new bandwidth estimate: perhaps move to the other rendition (at its
+    /// next keyframe), and keep the estimator probing for room for main.
+    fn on_estimate(&mut self, s: &mut Session, estimate: u64) {
+        let Some(main_bps) = s.hub.gop_bitrate() else {
+            return;
+        };
+        let roomy = estimate * 100 > main_bps * UP_MARGIN;
+        let since = match (roomy, self.roomy_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, Some(t)) => Some(t),
+        };
+        self.roomy_since = since;
+        // Probe for what main needs with room to spare; pad nothing.
+        s.rtc.bwe().set_bitrate(
+            Bitrate::ZERO,
+            Bitrate::bps(main_bps * UP_MARGIN / 100 + 100_000),
+        );
+        let roomy_for = since.map_or(Duration::ZERO, |t| t.elapsed());
+        let target = self.switching.as_ref().map_or(self.on, |(r, _)| *r);
+        let Some(to) = choose(self.on, estimate, main_bps, roomy_for) else {
+            if target != self.on {
+                self.switching = None; // the reason to move went away
+            }
+            return;
+        };
+        if target == to || Self::hub(s, to).is_none_or(|h| !h.is_online()) {
+            return;
+        }
+        tracing::info!(grant = ?s.guard.grant().id, from = self.on.as_str(), to = to.as_str(), estimate, main_bps, "webrtc viewer changes rendition at the next keyframe");
+        self.switching = Some((to, Feed::default()));
+    }
+
     /// Sends the frames the viewer has not had yet, each only while the grant
-    /// holds and as the door admits it.
+    /// holds and as the door admits it; at a pending switch, from the other
+    /// rendition's next keyframe on.
     fn send_new(
         &mut self,
         s: &mut Session,
@@ -242,7 +344,52 @@ impl Video {
         let Some(mid) = self.mid else {
             return Ok(()); // the offer had no video we could send
         };
-        let batch = self.feed.next(state, &s.hub, &s.guard)?;
+        if let Some((to, mut feed)) = self.switching.take() {
+            let Some(hub) = Self::hub(s, to).cloned() else {
+                return self.send_from(mid, s, state, stamper);
+            };
+            let fresh = feed.is_new();
+            // Down to sub (congestion): at once, from its cached keyframe. Up to
+            // main: at its next keyframe, without a burst of its current GOP.
+            let at_once = to == Rendition::Sub;
+            match feed.next(state, &hub, &s.guard) {
+                // The other rendition's new GOP: the viewer changes over here.
+                Ok(batch)
+                    if (at_once || !fresh) && batch.frames.first().is_some_and(|f| f.keyframe) =>
+                {
+                    self.feed = feed;
+                    self.on = to;
+                    self.last_dts_ms = batch.frames.first().map(|f| f.dts_ms - 40);
+                    return self.send_batch(mid, s, stamper, batch);
+                }
+                // Its current GOP is behind us; wait for its next keyframe.
+                Ok(_) => self.switching = Some((to, feed)),
+                // It went offline or changed: stay where we are.
+                Err(_) => {}
+            }
+        }
+        self.send_from(mid, s, state, stamper)
+    }
+
+    fn send_from(
+        &mut self,
+        mid: Mid,
+        s: &mut Session,
+        state: &AppState,
+        stamper: &Stamper,
+    ) -> Result<(), Why> {
+        let hub = Self::hub(s, self.on).cloned().ok_or("rendition gone")?;
+        let batch = self.feed.next(state, &hub, &s.guard)?;
+        self.send_batch(mid, s, stamper, batch)
+    }
+
+    fn send_batch(
+        &mut self,
+        mid: Mid,
+        s: &mut Session,
+        stamper: &Stamper,
+        batch: crate::hub::FrameBatch,
+    ) -> Result<(), Why> {
         let Some(config) = batch.config.as_ref() else {
             return Ok(()); // no codec configuration yet, so no frames
         };
@@ -357,6 +504,32 @@ fn flush(s: &mut Session) -> Result<(), Why> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_congested_viewer_moves_to_sub_and_back_only_with_room_to_spare() {
+        let main = 1_000_000;
+        let long = Duration::from_secs(10);
+        assert_eq!(choose(Rendition::Main, 2_000_000, main, long), None);
+        assert_eq!(
+            choose(Rendition::Main, 1_100_000, main, long),
+            Some(Rendition::Sub)
+        );
+        assert_eq!(
+            choose(Rendition::Main, 300_000, main, long),
+            Some(Rendition::Sub)
+        );
+        // Back to main only with half as much again, for a while.
+        assert_eq!(choose(Rendition::Sub, 1_400_000, main, long), None);
+        assert_eq!(
+            choose(Rendition::Sub, 1_600_000, main, Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(
+            choose(Rendition::Sub, 1_600_000, main, long),
+            Some(Rendition::Main)
+        );
+        assert_eq!(choose(Rendition::Sub, 100_000, main, long), None);
+    }
 
     #[test]
     fn the_retransmission_buffer_holds_half_a_second_of_the_stream() {

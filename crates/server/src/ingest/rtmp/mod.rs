@@ -18,7 +18,7 @@ pub mod session;
 
 use crate::state::AppState;
 use anyhow::{Context, anyhow, bail};
-use hearth_model::RawToken;
+use hearth_model::{RawToken, Rendition};
 use session::{Need, RtmpIngest};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -112,7 +112,15 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyh
                 Some(Need::Publish {
                     request_id,
                     stream_key,
-                }) => publish(state, &mut rtmp, peer, request_id, &stream_key, &mut out).await?,
+                    rendition,
+                }) => {
+                    let request = PublishRequest {
+                        id: request_id,
+                        stream_key: &stream_key,
+                        rendition,
+                    };
+                    publish(state, &mut rtmp, peer, request, &mut out).await?
+                }
             }
         }
         if !out.is_empty() {
@@ -122,15 +130,27 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyh
     }
 }
 
-/// Looks the stream key up and claims the camera's hub; the answer goes into `out`.
+/// A publish request of the peer.
+struct PublishRequest<'a> {
+    id: u32,
+    stream_key: &'a str,
+    rendition: Rendition,
+}
+
+/// Looks the stream key up and claims the hub of the camera's rendition; the
+/// answer goes into `out`.
 async fn publish(
     state: &AppState,
     rtmp: &mut RtmpIngest,
     peer: SocketAddr,
-    request_id: u32,
-    stream_key: &str,
+    request: PublishRequest<'_>,
     out: &mut Vec<u8>,
 ) -> anyhow::Result<()> {
+    let PublishRequest {
+        id: request_id,
+        stream_key,
+        rendition,
+    } = request;
     let hash = RawToken::from_client(stream_key.to_string()).hash();
     let camera = state
         .db(move |s| s.camera_by_stream_key(hash))
@@ -140,18 +160,22 @@ async fn publish(
         rtmp.reject_publish(request_id, "invalid stream key", out);
         bail!("publish refused: unknown stream key");
     };
-    let hub = state.hubs.get_or_create(camera.id);
+    let hub = state.hubs.get_or_create_rendition(camera.id, rendition);
     match hub.claim(camera.epoch) {
         Ok(p) => {
             guarded(state, || {
                 rtmp.accept_publish(request_id, stream_key, p, out)
             })?;
-            tracing::info!(%peer, camera = ?camera.id, name = %camera.name, "camera live");
+            tracing::info!(%peer, camera = ?camera.id, name = %camera.name, rendition = rendition.as_str(), "camera live");
             Ok(())
         }
         Err(e) => {
             rtmp.reject_publish(request_id, "already live", out);
-            bail!("publish refused for camera {:?}: {e}", camera.id);
+            bail!(
+                "publish refused for camera {:?} ({}): {e}",
+                camera.id,
+                rendition.as_str()
+            );
         }
     }
 }

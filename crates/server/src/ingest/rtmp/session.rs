@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail};
 use hearth_media::flv::{FlvAudio, FlvVideo, parse_audio_tag, parse_video_tag};
 use hearth_media::signing::{GopVerifier, Verdict, gop_signing_key};
 use hearth_media::{AudioFrame, MediaError, VideoFrame};
-use hearth_model::{CameraId, UnixMillis};
+use hearth_model::{CameraId, Rendition, UnixMillis};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
@@ -33,8 +33,13 @@ const MAX_SIGNED_AGE_MS: i64 = 5 * 60 * 1000;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Need {
     /// Look the stream key up; then [`RtmpIngest::accept_publish`] or
-    /// [`RtmpIngest::reject_publish`].
-    Publish { request_id: u32, stream_key: String },
+    /// [`RtmpIngest::reject_publish`]. `rendition`: the stream it publishes
+    /// (the path `<key>/sub` is the camera's sub stream).
+    Publish {
+        request_id: u32,
+        stream_key: String,
+        rendition: Rendition,
+    },
     /// The publisher ended its stream cleanly: close the connection.
     Finished,
 }
@@ -60,6 +65,9 @@ pub struct RtmpIngest {
     unverified: bool,
     /// A publish request is with the driver.
     awaiting_publish: bool,
+    /// What the app name carried after `live/` (`rtmp://host/live/<key>/sub`
+    /// reaches ffmpeg's publisher as app `live/<key>`, stream `sub`).
+    app_path: String,
 }
 
 impl Default for RtmpIngest {
@@ -80,6 +88,7 @@ impl RtmpIngest {
             nalu_length_size: 0,
             unverified: false,
             awaiting_publish: false,
+            app_path: String::new(),
         }
     }
 
@@ -165,13 +174,15 @@ impl RtmpIngest {
         publisher: Publisher,
         out: &mut Vec<u8>,
     ) -> anyhow::Result<()> {
+        let rendition = publisher.rendition();
         self.awaiting_publish = false;
         let r = self
             .session()?
             .accept_request(request_id)
             .map_err(|e| anyhow!("{e:?}"))?;
         self.take(r, out);
-        self.verifier = Some(GopVerifier::new(gop_signing_key(stream_key)));
+        self.verifier =
+            Some(GopVerifier::new(gop_signing_key(stream_key)).for_rendition(rendition));
         self.publisher = Some(publisher);
         Ok(())
     }
@@ -213,8 +224,16 @@ impl RtmpIngest {
                 request_id,
                 app_name,
             } => {
+                let app_path = match app_name.strip_prefix(APP_NAME) {
+                    Some("") => Some(""),
+                    Some(rest) => rest.strip_prefix('/').filter(|r| !r.is_empty()),
+                    None => None,
+                };
+                if let Some(path) = app_path {
+                    self.app_path = path.to_owned();
+                }
                 let session = self.session()?;
-                if app_name != APP_NAME {
+                if app_path.is_none() {
                     let r = session.reject_request(
                         request_id,
                         "NetConnection.Connect.Rejected",
@@ -239,9 +258,16 @@ impl RtmpIngest {
                     bail!("second publish on one connection");
                 }
                 self.awaiting_publish = true;
+                let path = if self.app_path.is_empty() {
+                    stream_key
+                } else {
+                    format!("{}/{stream_key}", self.app_path)
+                };
+                let (key, rendition) = Rendition::from_stream_path(&path);
                 return Ok(Some(Need::Publish {
                     request_id,
-                    stream_key,
+                    stream_key: key.to_owned(),
+                    rendition,
                 }));
             }
             ServerSessionEvent::VideoDataReceived {
