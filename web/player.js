@@ -742,6 +742,7 @@ export class LivePlayer {
     for (let i = start; i < segs.length && this.alive; i++) {
       const seg = segs[i];
       if (this.grantDirty) return; // pick up new URLs first
+      if (this.switchPdt !== null) return; // another rendition from here (supervise)
       try {
         await this.appendSegment(seg, i === start && (this.resync || this.lastSeq === null || seg.seq !== this.lastSeq + 1));
         if (this.adapt()) return; // another rendition (or stills) from here

@@ -210,7 +210,8 @@ pub struct Ctx {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.transcode {
-        return tokio::task::spawn_blocking(transcode::run).await?;
+        let fps = args.fps;
+        return tokio::task::spawn_blocking(move || transcode::run(fps)).await?;
     }
     let hearth = match &args.hearth {
         Some(p) => p.clone(),

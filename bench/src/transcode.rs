@@ -4,7 +4,7 @@
 //! simulated camera encodes with it). Issue 11 allows it only under a quarter of
 //! a core per camera at 1080p.
 //!
-//! The input is ten seconds of the simulated camera at 1920x1080, 15 fps, busy
+//! The input is ten seconds of the simulated camera at 1920x1080 (`--fps`), busy
 //! (detail changing every frame: a real camera's bitrate), encoded first. Then
 //! one thread transcodes it as fast as it can; the thread's CPU time over the
 //! video's duration is the share of a core one camera would take. It prints
@@ -21,7 +21,6 @@ use openh264::encoder::{
 use openh264::formats::{YUVBuffer, YUVSource};
 use std::time::{Duration, Instant};
 
-const FPS: u32 = 15;
 const SECONDS: u32 = 10;
 const SUB: (usize, usize) = (640, 360);
 
@@ -55,19 +54,19 @@ fn scale_plane(src: &[u8], stride: usize, w: usize, h: usize, out: &mut Vec<u8>)
     }
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(fps: u32) -> anyhow::Result<()> {
     let mut cfg = SimCameraConfig::new("Transcode", "UTC", 0x5eed);
-    (cfg.width, cfg.height, cfg.fps, cfg.busy) = (1920, 1080, FPS, true);
+    (cfg.width, cfg.height, cfg.fps, cfg.busy) = (1920, 1080, fps, true);
     let mut sim = SimEncoder::new(cfg).map_err(|e| anyhow!("{e}"))?;
     let start = jiff::Timestamp::now();
     let mut input = Vec::new();
-    for i in 0..FPS * SECONDS {
-        let at = start + jiff::SignedDuration::from_millis(i64::from(i * 1000 / FPS));
+    for i in 0..fps * SECONDS {
+        let at = start + jiff::SignedDuration::from_millis(i64::from(i * 1000 / fps));
         input.push(sim.next_frame(at).map_err(|e| anyhow!("{e}"))?.annexb);
     }
     let bytes: usize = input.iter().map(Vec::len).sum();
     println!(
-        "input: 1920x1080 at {FPS} fps, {SECONDS} s, {:.2} Mbit/s (the simulated camera, busy)",
+        "input: 1920x1080 at {fps} fps, {SECONDS} s, {:.2} Mbit/s (the simulated camera, busy)",
         bytes as f64 * 8.0 / f64::from(SECONDS) / 1e6
     );
 
@@ -76,8 +75,8 @@ pub fn run() -> anyhow::Result<()> {
         .usage_type(UsageType::CameraVideoRealTime)
         .rate_control_mode(RateControlMode::Bitrate)
         .bitrate(BitRate::from_bps(400_000))
-        .max_frame_rate(FrameRate::from_hz(FPS as f32))
-        .intra_frame_period(IntraFramePeriod::from_num_frames(2 * FPS))
+        .max_frame_rate(FrameRate::from_hz(fps as f32))
+        .intra_frame_period(IntraFramePeriod::from_num_frames(2 * fps))
         .complexity(Complexity::Low)
         .num_threads(1);
     let mut decoder = Decoder::new().context("decoder")?;
@@ -109,7 +108,7 @@ pub fn run() -> anyhow::Result<()> {
     }
     let cpu = thread_cpu().saturating_sub(cpu0);
     let wall = wall0.elapsed();
-    let video = f64::from(frames) / f64::from(FPS);
+    let video = f64::from(frames) / f64::from(fps);
     println!(
         "transcoded {frames} frames to {}x{} at {:.0} kbit/s",
         SUB.0,
