@@ -16,58 +16,13 @@
 mod common;
 #[path = "common/webdriver.rs"]
 mod webdriver;
-use base64::Engine as _;
 use common::hlsjs::same_origin_proxy;
 use common::*;
-use serde_json::json;
 use std::time::{Duration, Instant};
 use webdriver::Driver;
 
 const W: u32 = 320;
 const H: u32 = 180;
-
-/// Glass-to-glass samples off `n` presented frames of the `<video>` `id`.
-async fn glass_to_glass(d: &Driver, id: &str, n: usize) -> Vec<i64> {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         const v = document.getElementById('{id}');
-         const c = document.createElement('canvas'); c.width = {W}; c.height = {H};
-         const g = c.getContext('2d', {{ willReadFrequently: true }});
-         const out = [];
-         const grab = (now, meta) => {{
-           g.drawImage(v, 0, 0, {W}, {H});
-           const at = performance.timeOrigin + meta.presentationTime;
-           const d = g.getImageData(0, 0, {W}, {H}).data; let s = '';
-           for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i], d[i+1], d[i+2]);
-           out.push([at, btoa(s)]);
-           if (out.length < {n}) v.requestVideoFrameCallback(grab); else done(out);
-         }};
-         v.requestVideoFrameCallback(grab);"
-    );
-    let v = d
-        .call(
-            reqwest::Method::POST,
-            "/execute/async",
-            json!({"script": script, "args": []}),
-        )
-        .await;
-    let mut lat = Vec::new();
-    for pair in v.as_array().unwrap_or_else(|| panic!("samples: {v}")) {
-        let at = pair[0].as_f64().unwrap() as i64;
-        let rgb = base64::engine::general_purpose::STANDARD
-            .decode(pair[1].as_str().unwrap())
-            .unwrap();
-        if let Some(t) = hearth_camera::read_capture_time(&rgb, W, H, at) {
-            lat.push(at - t);
-        }
-    }
-    lat
-}
-
-fn percentile(v: &mut [i64], p: f64) -> i64 {
-    v.sort_unstable();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
 
 /// One row of the table.
 struct Row {
@@ -87,8 +42,8 @@ fn row(mode: &'static str, first_frame_ms: Option<i64>, mut lat: Vec<i64>) -> Ro
     Row {
         mode,
         first_frame_ms,
-        p50: percentile(&mut lat, 0.5),
-        p95: percentile(&mut lat, 0.95),
+        p50: webdriver::percentile(&mut lat, 0.5),
+        p95: webdriver::percentile(&mut lat, 0.95),
         samples: lat.len(),
     }
 }
@@ -114,7 +69,7 @@ async fn play_hls_js(d: &Driver, proxy: &str, url: &str, session: &str, ll: bool
     };
     // Let the player settle at its live distance before measuring.
     tokio::time::sleep(Duration::from_secs(if ll { 4 } else { 2 })).await;
-    let lat = glass_to_glass(d, "v", 40).await;
+    let lat = d.glass_to_glass("v", W, H, 40).await;
     row(
         if ll {
             "LL-HLS, hls.js (lowLatencyMode)"
@@ -164,7 +119,7 @@ async fn play_web(d: &Driver, base: &str, camera: &str, transport: &str) -> Row 
     if transport == "webrtc" {
         assert_eq!(st["transport"], "webrtc", "{st}");
     }
-    let lat = glass_to_glass(d, "player", 40).await;
+    let lat = d.glass_to_glass("player", W, H, 40).await;
     row(
         if transport == "webrtc" {
             "WebRTC, web player"

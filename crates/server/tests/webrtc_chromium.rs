@@ -16,9 +16,8 @@
 mod common;
 #[path = "common/webdriver.rs"]
 mod webdriver;
-use base64::Engine as _;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use webdriver::Driver;
 
@@ -47,50 +46,6 @@ async fn open_and_play(d: &Driver, camera: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Glass-to-glass samples: at each of `n` presented frames, the page draws the
-/// frame and notes the wall clock; the capture time is read off the pixels here.
-async fn glass_to_glass(d: &Driver, n: usize) -> Vec<i64> {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         const v = document.getElementById('player');
-         const c = document.createElement('canvas'); c.width = {W}; c.height = {H};
-         const g = c.getContext('2d', {{ willReadFrequently: true }});
-         const out = [];
-         const grab = (now, meta) => {{
-           g.drawImage(v, 0, 0, {W}, {H});
-           const at = performance.timeOrigin + meta.presentationTime;
-           const d = g.getImageData(0, 0, {W}, {H}).data; let s = '';
-           for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i], d[i+1], d[i+2]);
-           out.push([at, btoa(s)]);
-           if (out.length < {n}) v.requestVideoFrameCallback(grab); else done(out);
-         }};
-         v.requestVideoFrameCallback(grab);"
-    );
-    let v = d
-        .call(
-            reqwest::Method::POST,
-            "/execute/async",
-            json!({"script": script, "args": []}),
-        )
-        .await;
-    let mut lat = Vec::new();
-    for pair in v.as_array().expect("samples") {
-        let at = pair[0].as_f64().unwrap() as i64;
-        let rgb = base64::engine::general_purpose::STANDARD
-            .decode(pair[1].as_str().unwrap())
-            .unwrap();
-        if let Some(t) = hearth_camera::read_capture_time(&rgb, W, H, at) {
-            lat.push(at - t);
-        }
-    }
-    lat
-}
-
-fn percentile(v: &mut [i64], p: f64) -> i64 {
-    v.sort_unstable();
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -124,7 +79,7 @@ async fn chromium_plays_over_webrtc_from_the_cached_keyframe_with_every_frame_ch
         d.wait_find("[data-testid=camera-card]").await;
     }
     let mut sorted = ttff.clone();
-    let p50 = percentile(&mut sorted, 0.5);
+    let p50 = webdriver::percentile(&mut sorted, 0.5);
     let max = *sorted.last().unwrap();
     println!(
         "webrtc chromium: POST to first rendered frame, 4 s GOP: {ttff:?} ms; p50 {p50} ms, max {max} ms"
@@ -144,13 +99,16 @@ async fn chromium_plays_over_webrtc_from_the_cached_keyframe_with_every_frame_ch
         .await;
     let checked = later["framesChecked"].as_u64().unwrap() - st["framesChecked"].as_u64().unwrap();
     assert!(checked >= 30, "{checked} frames checked in 3 s at 15 fps");
-    let mut lat = glass_to_glass(&d, 40).await;
+    let mut lat = d.glass_to_glass("player", W, H, 40).await;
     assert!(
         lat.len() >= 30,
         "the capture time was readable in only {} of 40 frames",
         lat.len()
     );
-    let (p50, p95) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.95));
+    let (p50, p95) = (
+        webdriver::percentile(&mut lat, 0.5),
+        webdriver::percentile(&mut lat, 0.95),
+    );
     println!(
         "webrtc chromium: glass-to-glass p50 {p50} ms, p95 {p95} ms ({} frames)",
         lat.len()

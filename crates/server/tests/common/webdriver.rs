@@ -278,6 +278,47 @@ impl Driver {
         self.click("[data-testid=login-submit]").await;
     }
 
+    /// Glass-to-glass samples (ms) off `n` presented frames of the `<video>` `id`:
+    /// the page draws each at `w`x`h` and notes its presentation time; the capture
+    /// time the simulated camera drew into it is read off the pixels here.
+    pub async fn glass_to_glass(&self, id: &str, w: u32, h: u32, n: usize) -> Vec<i64> {
+        use base64::Engine as _;
+        let script = format!(
+            "const done = arguments[arguments.length - 1];
+             const v = document.getElementById('{id}');
+             const c = document.createElement('canvas'); c.width = {w}; c.height = {h};
+             const g = c.getContext('2d', {{ willReadFrequently: true }});
+             const out = [];
+             const grab = (now, meta) => {{
+               g.drawImage(v, 0, 0, {w}, {h});
+               const at = performance.timeOrigin + meta.presentationTime;
+               const d = g.getImageData(0, 0, {w}, {h}).data; let s = '';
+               for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i], d[i+1], d[i+2]);
+               out.push([at, btoa(s)]);
+               if (out.length < {n}) v.requestVideoFrameCallback(grab); else done(out);
+             }};
+             v.requestVideoFrameCallback(grab);"
+        );
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                json!({"script": script, "args": []}),
+            )
+            .await;
+        let mut lat = Vec::new();
+        for pair in v.as_array().unwrap_or_else(|| panic!("samples: {v}")) {
+            let at = pair[0].as_f64().unwrap() as i64;
+            let rgb = base64::engine::general_purpose::STANDARD
+                .decode(pair[1].as_str().unwrap())
+                .unwrap();
+            if let Some(t) = hearth_camera::read_capture_time(&rgb, w, h, at) {
+                lat.push(at - t);
+            }
+        }
+        lat
+    }
+
     /// The picture the `<video id=player>` element shows, drawn at `w`x`h`, as RGB24.
     pub async fn video_rgb(&self, w: u32, h: u32) -> Vec<u8> {
         use base64::Engine as _;
@@ -302,4 +343,10 @@ fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
+}
+
+/// The `p` quantile (0..=1) of `v` (sorted in place).
+pub fn percentile(v: &mut [i64], p: f64) -> i64 {
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p).round() as usize]
 }
