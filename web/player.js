@@ -38,6 +38,7 @@ const MAX_LIVE_LAG_S = 4.5;      // jump forward when further behind the live ed
 const LIVE_CUSHION_S = 1.0;      // after a jump, keep at least this much buffered ahead
 const OFFLINE_RETRY_MS = 3000;
 const FETCH_TIMEOUT_MS = 10000;
+const RETRY_AFTER_REFUSAL_MS = 100;
 const SUPERVISE_MS = 500;
 const DOWN_FACTOR = 1.3;         // main needs this much more than its bandwidth
 const UP_FACTOR = 2.0;           // ... and this much to come back to it
@@ -544,7 +545,23 @@ export class LivePlayer {
 
   // --- network ------------------------------------------------------------
 
-  async fetchBytes(url, { range, text } = {}) {
+  // One quick retry when the server refuses (403) or cannot find (404) an
+  // object: the door refusing what a server-side fault handed it, or a lookup
+  // that missed, is gone on the next request, and a retry costs one round trip
+  // where a new grant or a skipped segment costs seconds of picture. A real
+  // expiry, revocation or a segment that slid out of the window fails twice
+  // and is handled by the caller as before.
+  async fetchBytes(url, opts = {}) {
+    try {
+      return await this.fetchOnce(url, opts);
+    } catch (e) {
+      if (!(e instanceof HttpError) || (e.status !== 403 && e.status !== 404)) throw e;
+      await sleep(RETRY_AFTER_REFUSAL_MS, this.abort.signal);
+      return this.fetchOnce(url, opts);
+    }
+  }
+
+  async fetchOnce(url, { range, text } = {}) {
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
     this.abort.signal.addEventListener('abort', onAbort, { once: true });

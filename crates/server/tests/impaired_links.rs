@@ -119,24 +119,38 @@ async fn wait_stats(
 
 /// How far the picture advanced over `span`, as a share of wall-clock time
 /// (`currentTime`, sampled twice a second; a new WebRTC session starts its
-/// stream's time again from zero, which counts as playing from there).
-async fn progress(d: &Driver, span: Duration) -> f64 {
+/// stream's time again from zero, which counts as playing from there), and
+/// what the player said at each sample where the picture stood still (for the
+/// failure message).
+async fn progress(d: &Driver, span: Duration) -> (f64, Vec<String>) {
     let t = || async {
         d.js("return document.getElementById('player').currentTime")
             .await
     };
     let (mut last, w0) = (t().await.as_f64().unwrap_or(0.0), Instant::now());
-    let mut played = 0.0;
+    let (mut played, mut stalls) = (0.0, Vec::new());
     let deadline = w0 + span;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let st = stats(d).await;
         assert_ne!(st["state"], "refused", "the player refused: {st}");
         let now = t().await.as_f64().unwrap_or(last);
-        played += if now >= last { now - last } else { now };
+        let step = if now >= last { now - last } else { now };
+        if step < 0.1 {
+            stalls.push(format!(
+                "{:.1}s: {} {} appended={} link={} error={}",
+                w0.elapsed().as_secs_f64(),
+                st["state"],
+                st["rendition"],
+                st["segmentsAppended"],
+                st["linkBps"],
+                st["lastError"]
+            ));
+        }
+        played += step;
         last = now;
     }
-    played / w0.elapsed().as_secs_f64()
+    (played / w0.elapsed().as_secs_f64(), stalls)
 }
 
 /// The still on screen (the `<video>`'s poster), drawn at `w`x`h`, as RGB24.
@@ -198,14 +212,15 @@ async fn the_web_player_rides_out_a_bad_link(transport: &str) {
     )
     .await;
     eprintln!("{transport} at 600 kbit/s, 3% loss: {st}");
-    let share = progress(&r.d, Duration::from_secs(20)).await;
+    let (share, stalls) = progress(&r.d, Duration::from_secs(20)).await;
     eprintln!(
         "{transport} at 600 kbit/s, 3% loss: picture advanced {:.0}% of wall time",
         share * 100.0
     );
     assert!(
         share >= 0.8,
-        "{transport}: the picture advanced only {share:.2} of wall time"
+        "{transport}: the picture advanced only {share:.2} of wall time; stood still at:\n{}",
+        stalls.join("\n")
     );
     let st = stats(&r.d).await;
     assert!(want(&st) && st["rendition"] == "sub", "{transport}: {st}");
@@ -249,12 +264,14 @@ async fn the_web_player_rides_out_a_bad_link(transport: &str) {
     // request rolls the hub and still points); every still that is let out is
     // this camera's.
     let blocked = || r.s.log().matches("isolation violation blocked").count();
+    let mut statuses = std::collections::BTreeMap::new();
     if blocked() == 0 {
         let a = r.s.login(OWNER_A, PASSWORD).await;
         let g = r.s.grant(&a, &r.camera).await;
         let url = g["snapshot_url"].as_str().unwrap().to_string();
         for _ in 0..300 {
             let (st, body) = get(&url).await;
+            *statuses.entry(st).or_insert(0u32) += 1;
             if st == 200 {
                 let record = hearth_media::jpeg::find_provenance(&body).expect("a stamped still");
                 assert_eq!(
@@ -270,7 +287,10 @@ async fn the_web_player_rides_out_a_bad_link(transport: &str) {
     }
     let blocked = blocked();
     eprintln!("{transport}: {blocked} isolation violations blocked at the door");
-    assert!(blocked > 0, "{transport}: the fault injection never fired");
+    assert!(
+        blocked > 0,
+        "{transport}: the fault injection never fired (still requests by status: {statuses:?})"
+    );
     assert_ne!(stats(&r.d).await["state"], "refused");
 }
 

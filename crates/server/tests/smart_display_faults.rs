@@ -81,10 +81,12 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
         for (token, camera) in [(&ga.access, &living), (&gb.access, &front)] {
             let r = google_stream(&s, token, camera).await;
             assert_eq!(r["status"], "SUCCESS", "{r}");
+            // The master's main variant: a Cast receiver plays one variant at
+            // a time (ffmpeg would open every variant, and fail on any fault).
             let url = r["states"]["cameraStreamAccessUrl"]
                 .as_str()
                 .unwrap()
-                .to_string();
+                .replace("/ts-index.m3u8", "/ts.m3u8");
             let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5))
                 .await
                 .unwrap();

@@ -202,7 +202,7 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(living_url.ends_with("/ts.m3u8"), "{living_url}");
+    assert!(living_url.ends_with("/ts-index.m3u8"), "{living_url}");
     let auth_token = r["states"]["cameraStreamAuthToken"].as_str().unwrap();
     assert!(
         living_url.contains(auth_token),
@@ -215,7 +215,22 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         "*",
         "a Cast receiver fetches from its own origin"
     );
-    let playlist = r.text().await.unwrap();
+    // A master playlist of MPEG-TS renditions (only main: this camera is too
+    // small to publish a sub stream).
+    let master = r.text().await.unwrap();
+    assert!(
+        master.contains("#EXT-X-STREAM-INF:") && master.lines().any(|l| l == "ts.m3u8"),
+        "{master}"
+    );
+    let media_url = living_url.replace("/ts-index.m3u8", "/ts.m3u8");
+    let playlist = client()
+        .get(&media_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         playlist.contains("METHOD=AES-128") && playlist.contains(".ts"),
         "{playlist}"
@@ -708,4 +723,136 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         .await
         .unwrap();
     assert!(links.is_empty(), "{links:?}");
+}
+
+/// Smart displays and renditions. Alexa names the picture sizes a display takes
+/// in `InitializeCameraStreams` (a small screen, or a display on a constrained
+/// network, asks for less): a display that asks for less than the main picture
+/// gets the sub rendition, over RTSP and over HLS, with the sub still, and a
+/// display that asks for the main size gets main. Discovery lists both sizes.
+/// Google's request says nothing of the network, so the Cast URL is a master of
+/// both MPEG-TS renditions and the receiver's own estimate picks. Every stream
+/// decodes to the linked camera's picture.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_display_that_asks_for_a_small_picture_gets_the_sub_rendition() {
+    require_tool("ffmpeg");
+    // The harness publishes a half-size sub stream.
+    const MW: u32 = 512;
+    const MH: u32 = 288;
+    const SW: u32 = MW / 2;
+    const SH: u32 = MH / 2;
+    let s = Server::demo(MW, MH);
+    let alexa_p = register(&s, "alexa");
+    let google_p = register(&s, "google");
+    let a = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Living room").await;
+    let living = s.camera_id(&a, "Living room").await;
+    let xa = link(&s, &alexa_p, OWNER_A, Some(&["Living room"])).await;
+
+    // Discovery lists both sizes, main first, once the sub stream is live.
+    let want = json!([{"width": MW, "height": MH}, {"width": SW, "height": SH}]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let disc = alexa(&s, discover(&xa.access)).await;
+        let e = &disc["event"]["payload"]["endpoints"][0];
+        let csc = e["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["interface"] == "Alexa.CameraStreamController")
+            .unwrap()
+            .clone();
+        let sizes = &csc["cameraStreamConfigurations"][0]["resolutions"];
+        if *sizes == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "discovery sizes: {disc}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let init = |protocol: &str, w: u32, h: u32| {
+        let mut d = initialize_streams(&xa.access, &living);
+        d["payload"]["cameraStreams"][0]["protocol"] = json!(protocol);
+        d["payload"]["cameraStreams"][0]["resolution"] = json!({"width": w, "height": h});
+        d
+    };
+    for (protocol, asked, path, size) in [
+        ("RTSP", (1280, 720), "/live", (MW, MH)),
+        ("RTSP", (320, 180), "/sub", (SW, SH)),
+        ("HLS", (MW, MH), "/ts.m3u8", (MW, MH)),
+        ("HLS", (320, 180), "/sub-ts.m3u8", (SW, SH)),
+    ] {
+        let v = alexa(&s, init(protocol, asked.0, asked.1)).await;
+        let what = format!("{protocol} asking for {}x{}", asked.0, asked.1);
+        let stream = &v["event"]["payload"]["cameraStreams"][0];
+        let url = stream["uri"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: {v}"))
+            .to_string();
+        assert!(url.ends_with(path), "{what}: {url}");
+        assert_eq!(
+            stream["resolution"],
+            json!({"width": size.0, "height": size.1}),
+            "{what}"
+        );
+        let probed = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || ffprobe_video(&url)
+        })
+        .await
+        .unwrap();
+        assert_eq!((probed.1, probed.2), size, "{what}: the picture served");
+        let frames = tokio::task::spawn_blocking(move || play(&url, size.0, size.1, 1.5))
+            .await
+            .unwrap();
+        assert_signature(&frames, size.0, size.1, signature_of(&living));
+        let image = v["event"]["payload"]["imageUri"].as_str().unwrap();
+        let still = if size == (SW, SH) {
+            "/sub-snapshot.jpg"
+        } else {
+            "/snapshot.jpg"
+        };
+        assert!(image.ends_with(still), "{what}: {image}");
+        let (st, jpeg) = get_as(image, None).await;
+        assert_eq!(st, 200, "{what}");
+        let still = decode_image(&jpeg, size.0, size.1);
+        assert_signature(&[still], size.0, size.1, signature_of(&living));
+    }
+
+    // Google: a master of both MPEG-TS renditions, with their sizes.
+    let ga = link(&s, &google_p, OWNER_A, Some(&["Living room"])).await;
+    let r = google_stream(&s, &ga.access, &living).await;
+    let url = r["states"]["cameraStreamAccessUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let master = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let variants: Vec<(&str, &str)> = master
+        .lines()
+        .zip(master.lines().skip(1))
+        .filter(|(inf, _)| inf.starts_with("#EXT-X-STREAM-INF:"))
+        .collect();
+    assert_eq!(variants.len(), 2, "{master}");
+    for ((inf, uri), (name, w, h)) in variants
+        .into_iter()
+        .zip([("ts.m3u8", MW, MH), ("sub-ts.m3u8", SW, SH)])
+    {
+        assert_eq!(uri, name, "{master}");
+        assert!(
+            inf.contains(&format!("RESOLUTION={w}x{h}")) && inf.contains("BANDWIDTH="),
+            "{master}"
+        );
+        let variant = url.replace("ts-index.m3u8", name);
+        let frames = tokio::task::spawn_blocking(move || play(&variant, w, h, 1.5))
+            .await
+            .unwrap();
+        assert_signature(&frames, w, h, signature_of(&living));
+    }
 }

@@ -10,7 +10,7 @@
 use super::HttpGuard;
 use super::{Egress, MediaResponse};
 use crate::error::AppError;
-use crate::hub::{Hub, Playlists, rendition_of};
+use crate::hub::{Container, Hub, Playlists, rendition_of};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::Uri;
@@ -60,11 +60,41 @@ pub(super) fn rendition_hub_for(
 /// Which of a camera's playlists a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlaylistKind {
-    Master,
-    /// The fMP4 (LL-HLS) media playlist of a rendition.
-    Fmp4(Rendition),
-    /// MPEG-TS, main rendition (Cast receivers).
-    Ts,
+    /// The multivariant playlist listing the camera's renditions in a container
+    /// (`index.m3u8` for fMP4, `ts-index.m3u8` for MPEG-TS).
+    Master(Container),
+    /// A rendition's media playlist (fMP4 ones carry LL-HLS parts and answer
+    /// blocking reloads; TS ones list whole segments, for Cast receivers).
+    Media(Rendition, Container),
+}
+
+impl PlaylistKind {
+    /// Every playlist a route serves, with its name under `/media/{grant}/`.
+    pub const ALL: [(&'static str, PlaylistKind); 6] = [
+        ("index.m3u8", PlaylistKind::Master(Container::Fmp4)),
+        ("ts-index.m3u8", PlaylistKind::Master(Container::Ts)),
+        (
+            "live.m3u8",
+            PlaylistKind::Media(Rendition::Main, Container::Fmp4),
+        ),
+        (
+            "sub.m3u8",
+            PlaylistKind::Media(Rendition::Sub, Container::Fmp4),
+        ),
+        (
+            "ts.m3u8",
+            PlaylistKind::Media(Rendition::Main, Container::Ts),
+        ),
+        (
+            "sub-ts.m3u8",
+            PlaylistKind::Media(Rendition::Sub, Container::Ts),
+        ),
+    ];
+
+    /// The playlist a name under `/media/{grant}/` asks for.
+    pub fn of_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
 }
 
 /// A blocking playlist reload's `_HLS_msn` and `_HLS_part` (RFC 8216bis
@@ -94,23 +124,29 @@ pub(super) async fn playlist(
 ) -> Result<MediaResponse, AppError> {
     let grant = door.grant();
     match kind {
-        PlaylistKind::Master => {
-            let main = playlists(st, grant, Rendition::Main, false, None).await?;
-            // The sub rendition is listed once it has a segment; a lookup or
-            // fault here costs nothing: its playlist goes through the door too.
+        PlaylistKind::Master(container) => {
+            let main = playlists(st, grant, Rendition::Main, container, None).await?;
+            // The sub rendition is listed once it has a segment. Its playlist
+            // goes through the door too; a lookup that answers with another
+            // camera's hub is not listed, so not even its size shows here.
             let sub = rendition_hub_for(st, grant, Rendition::Sub, AppError::NotFound)
                 .ok()
-                .filter(|h| h.rendition() == Rendition::Sub)
-                .and_then(|h| h.playlists());
-            door.write(&crate::hub::master_playlist(&main, sub.as_ref()))
+                .filter(|h| h.rendition() == Rendition::Sub && h.camera() == grant.camera)
+                .and_then(|h| {
+                    // Listed, so a player may move there: keep its segments.
+                    h.touch(container == Container::Ts);
+                    h.playlists()
+                });
+            door.write(&crate::hub::master_playlist(&main, sub.as_ref(), container))
         }
-        PlaylistKind::Fmp4(r) => {
+        PlaylistKind::Media(rendition, Container::Fmp4) => {
             let blocking = blocking_reload(query)?;
-            let p = playlists(st, grant, r, false, blocking).await?;
+            let p = playlists(st, grant, rendition, Container::Fmp4, blocking).await?;
             door.write(&p.fmp4)
         }
-        PlaylistKind::Ts => {
-            let p = playlists(st, grant, Rendition::Main, true, None).await?;
+        PlaylistKind::Media(rendition, Container::Ts) => {
+            // No parts, no blocking reload (the playlist does not offer it).
+            let p = playlists(st, grant, rendition, Container::Ts, None).await?;
             door.write(&p.ts)
         }
     }
@@ -121,11 +157,11 @@ async fn playlists(
     st: &AppState,
     grant: &Grant,
     rendition: Rendition,
-    ts: bool,
+    container: Container,
     blocking: Option<(u64, Option<u32>)>,
 ) -> Result<Playlists, AppError> {
     let hub = rendition_hub_for(st, grant, rendition, AppError::CameraOffline)?;
-    hub.touch(ts);
+    hub.touch(container == Container::Ts);
     let first = hub
         .wait_for_playlists(FIRST_SEGMENT_WAIT)
         .await
@@ -145,34 +181,35 @@ async fn playlists(
     hub.playlists().ok_or(AppError::CameraOffline)
 }
 
-pub(super) async fn master_playlist(
-    State(st): State<AppState>,
-    Egress(door): Egress,
+/// A playlist route: the playlist `kind` names.
+pub(super) async fn playlist_route(
+    st: &AppState,
+    door: HttpGuard,
+    kind: PlaylistKind,
+    uri: &Uri,
 ) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Master, None).await
+    playlist(st, &door, kind, uri.query()).await
 }
 
-pub(super) async fn fmp4_playlist(
-    State(st): State<AppState>,
-    Egress(door): Egress,
-    uri: Uri,
-) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Fmp4(Rendition::Main), uri.query()).await
+macro_rules! playlist_handler {
+    ($($name:ident => $kind:expr;)*) => {$(
+        pub(super) async fn $name(
+            State(st): State<AppState>,
+            Egress(door): Egress,
+            uri: Uri,
+        ) -> Result<MediaResponse, AppError> {
+            playlist_route(&st, door, $kind, &uri).await
+        }
+    )*};
 }
 
-pub(super) async fn sub_playlist(
-    State(st): State<AppState>,
-    Egress(door): Egress,
-    uri: Uri,
-) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Fmp4(Rendition::Sub), uri.query()).await
-}
-
-pub(super) async fn ts_playlist(
-    State(st): State<AppState>,
-    Egress(door): Egress,
-) -> Result<MediaResponse, AppError> {
-    playlist(&st, &door, PlaylistKind::Ts, None).await
+playlist_handler! {
+    master_playlist => PlaylistKind::Master(Container::Fmp4);
+    ts_master_playlist => PlaylistKind::Master(Container::Ts);
+    fmp4_playlist => PlaylistKind::Media(Rendition::Main, Container::Fmp4);
+    sub_playlist => PlaylistKind::Media(Rendition::Sub, Container::Fmp4);
+    ts_playlist => PlaylistKind::Media(Rendition::Main, Container::Ts);
+    sub_ts_playlist => PlaylistKind::Media(Rendition::Sub, Container::Ts);
 }
 
 pub(super) async fn media_object(

@@ -36,7 +36,9 @@ crate::routes::route_table! { routes, ROUTES;
     get "/media/{grant}/index.m3u8" => hls::master_playlist, "HLS master playlist (fMP4)", "grant";
     get "/media/{grant}/live.m3u8" => hls::fmp4_playlist, "HLS media playlist, main rendition: fMP4 segments and LL-HLS parts (blocking reload with _HLS_msn/_HLS_part)", "grant";
     get "/media/{grant}/sub.m3u8" => hls::sub_playlist, "HLS media playlist, sub rendition: fMP4 segments and LL-HLS parts (blocking reload with _HLS_msn/_HLS_part)", "grant";
-    get "/media/{grant}/ts.m3u8" => hls::ts_playlist, "HLS media playlist, MPEG-TS segments", "grant";
+    get "/media/{grant}/ts-index.m3u8" => hls::ts_master_playlist, "HLS master playlist (MPEG-TS: Cast receivers, Alexa)", "grant";
+    get "/media/{grant}/ts.m3u8" => hls::ts_playlist, "HLS media playlist, main rendition: MPEG-TS segments", "grant";
+    get "/media/{grant}/sub-ts.m3u8" => hls::sub_ts_playlist, "HLS media playlist, sub rendition: MPEG-TS segments", "grant";
     get "/media/{grant}/snapshot.jpg" => snapshot::snapshot, "The newest still (JPEG)", "grant";
     get "/media/{grant}/sub-snapshot.jpg" => snapshot::sub_snapshot, "The newest still of the sub rendition (a small JPEG)", "grant";
     get "/media/{grant}/{object}" => hls::media_object, "An init segment, segment, LL-HLS part or key (a request for the hinted part waits for it)", "grant";
@@ -143,13 +145,9 @@ pub fn way(path: &str) -> Option<(&str, Way<'_>)> {
         return None;
     }
     let way = match rest {
-        "index.m3u8" => Way::Playlist(hls::PlaylistKind::Master),
-        "live.m3u8" => Way::Playlist(hls::PlaylistKind::Fmp4(hearth_model::Rendition::Main)),
-        "sub.m3u8" => Way::Playlist(hls::PlaylistKind::Fmp4(hearth_model::Rendition::Sub)),
-        "ts.m3u8" => Way::Playlist(hls::PlaylistKind::Ts),
         "snapshot.jpg" => Way::Snapshot(hearth_model::Rendition::Main),
         "sub-snapshot.jpg" => Way::Snapshot(hearth_model::Rendition::Sub),
-        name => Way::Object(name),
+        name => hls::PlaylistKind::of_name(name).map_or(Way::Object(name), Way::Playlist),
     };
     Some((token, way))
 }

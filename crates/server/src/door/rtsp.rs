@@ -2,8 +2,9 @@
 //! (Alexa's camera interface asks for RTSP), as RTP interleaved on the RTSP
 //! connection, starting at the hub's current keyframe.
 //!
-//! A stream URL is `{rtsp_url}/media/{grant}/live`, where the grant is a linked
-//! display's: one camera, one binding epoch, one account link, one integration,
+//! A stream URL is `{rtsp_url}/media/{grant}/live` (the main rendition) or
+//! `{rtsp_url}/media/{grant}/sub` (the sub rendition, for a display that asked
+//! for a small picture), where the grant is a linked display's: one camera, one binding epoch, one account link, one integration,
 //! exactly as for HLS. A web app grant is held by a browser session that an RTSP
 //! client cannot present, so it opens nothing here. The grant is verified and
 //! checked against the live access view on every request and, while playing,
@@ -34,7 +35,7 @@ use bytes::Bytes;
 use hearth_access::keys::Stamper;
 use hearth_access::{AdmittedFrame, EgressGuard};
 use hearth_media::rtsp::{self, H264Packetizer, InterleavedPacket, Message, Request};
-use hearth_model::GrantId;
+use hearth_model::{GrantId, Rendition};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,16 +79,23 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, per_addre
     .await;
 }
 
-/// The grant token in a request URL `.../media/{grant}/live[/...]`.
-fn grant_of(uri: &str) -> Option<&str> {
+/// The grant token and rendition in a request URL `.../media/{grant}/live[/...]`
+/// or `.../media/{grant}/sub[/...]`.
+fn grant_of(uri: &str) -> Option<(&str, Rendition)> {
     let path = uri
         .split_once("://")
         .map_or(uri, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
     let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("media"), Some(token), Some("live")) if !token.is_empty() => Some(token),
-        _ => None,
-    }
+    let (Some("media"), Some(token), Some(stream)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let rendition = match stream {
+        "live" => Rendition::Main,
+        "sub" => Rendition::Sub,
+        _ => return None,
+    };
+    (!token.is_empty()).then_some((token, rendition))
 }
 
 /// The stream URL of a request URL (which may name the track).
@@ -99,9 +107,10 @@ fn stream_url(uri: &str) -> &str {
 /// The RTSP session of a connection (one per connection).
 struct Session {
     id: String,
-    /// The grant token the session was set up with: every later request must
-    /// present the same one.
+    /// The grant token and rendition the session was set up with: every later
+    /// request must name the same.
     token: String,
+    rendition: Rendition,
     channel: u8,
 }
 
@@ -119,14 +128,19 @@ struct Conn {
 }
 
 impl Conn {
-    /// The door for the grant in `req`'s URL: an error status if it does not open.
-    fn door(&self, req: &Request) -> Result<(EgressGuard, String), u16> {
-        let token = grant_of(&req.uri).ok_or(404u16)?;
-        if self.session.as_ref().is_some_and(|s| s.token != token) {
+    /// The door for the grant in `req`'s URL, and the rendition the URL names:
+    /// an error status if it does not open.
+    fn door(&self, req: &Request) -> Result<(EgressGuard, String, Rendition), u16> {
+        let (token, rendition) = grant_of(&req.uri).ok_or(404u16)?;
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.token != token || s.rendition != rendition)
+        {
             return Err(455);
         }
         match crate::door::open(&self.state, token, None) {
-            Ok(g) => Ok((g, token.to_string())),
+            Ok(g) => Ok((g, token.to_string(), rendition)),
             Err(AppError::NotFound) => Err(404),
             Err(e) => {
                 tracing::info!(peer = %self.peer, error = %e, method = %req.method, "rtsp request refused");
@@ -168,7 +182,7 @@ impl Conn {
                 Next::Continue,
             ),
             "DESCRIBE" => {
-                let (guard, _) = match self.door(req) {
+                let (guard, _, rendition) = match self.door(req) {
                     Ok(d) => d,
                     Err(code) => return status(code),
                 };
@@ -176,7 +190,7 @@ impl Conn {
                 let described = self
                     .state
                     .hubs
-                    .get(g.camera)
+                    .get_rendition(g.camera, rendition)
                     .and_then(|h| h.video_info())
                     .filter(|(epoch, _, _)| *epoch == g.epoch)
                     .map(|(_, config, fps)| rtsp::sdp(&config, rand::random::<u32>().into(), fps));
@@ -197,7 +211,7 @@ impl Conn {
                 }
             }
             "SETUP" => {
-                let (_, token) = match self.door(req) {
+                let (_, token, rendition) = match self.door(req) {
                     Ok(d) => d,
                     Err(code) => return status(code),
                 };
@@ -218,6 +232,7 @@ impl Conn {
                 self.session = Some(Session {
                     id,
                     token,
+                    rendition,
                     channel: rtp,
                 });
                 let transport = format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}");
@@ -232,15 +247,13 @@ impl Conn {
                 if !self.session_matches(req) {
                     return status(454);
                 }
-                let (guard, _) = match self.door(req) {
+                let (guard, _, rendition) = match self.door(req) {
                     Ok(d) => d,
                     Err(code) => return status(code),
                 };
                 let camera = guard.grant().camera;
-                let hub =
-                    self.state
-                        .faults
-                        .hub(camera, self.state.hubs.get(camera), &self.state.hubs);
+                let real = self.state.hubs.get_rendition(camera, rendition);
+                let hub = self.state.faults.hub(camera, real, &self.state.hubs);
                 let Some(hub) = hub else {
                     return status(503);
                 };
@@ -396,8 +409,12 @@ async fn play(
     tracing::info!(peer = %conn.peer, grant = ?g.id, camera = ?g.camera, integration = g.integration.as_str(), "rtsp play");
     let mut frames = hub.subscribe_frames();
     let mut stream = Stream {
-        // From the grant, not from the hub a lookup returned.
-        stamper: conn.state.hubs.stamper(g.camera, g.epoch),
+        // From the grant and the URL, not from the hub a lookup returned.
+        stamper: conn.state.hubs.stamper(g.camera, g.epoch).for_rendition(
+            conn.session
+                .as_ref()
+                .map_or(Rendition::Main, |s| s.rendition),
+        ),
         guard,
         packetizer,
         rtp_base,
@@ -537,12 +554,26 @@ mod tests {
 
     #[test]
     fn the_grant_is_read_from_the_stream_and_track_urls() {
-        assert_eq!(grant_of("rtsp://h:8554/media/abc/live"), Some("abc"));
-        assert_eq!(grant_of("rtsps://h/media/abc/live/trackID=0"), Some("abc"));
-        assert_eq!(grant_of("/media/abc/live"), Some("abc"));
+        use hearth_model::Rendition::{Main, Sub};
+        assert_eq!(
+            grant_of("rtsp://h:8554/media/abc/live"),
+            Some(("abc", Main))
+        );
+        assert_eq!(
+            grant_of("rtsps://h/media/abc/live/trackID=0"),
+            Some(("abc", Main))
+        );
+        assert_eq!(grant_of("/media/abc/live"), Some(("abc", Main)));
+        assert_eq!(grant_of("rtsp://h/media/abc/sub"), Some(("abc", Sub)));
+        assert_eq!(
+            grant_of("rtsp://h/media/abc/sub/trackID=0"),
+            Some(("abc", Sub))
+        );
         for bad in [
             "rtsp://h/media//live",
+            "rtsp://h/media//sub",
             "rtsp://h/other/abc/live",
+            "rtsp://h/media/abc/main",
             "rtsp://h",
             "*",
             "rtsp://h/media/abc",

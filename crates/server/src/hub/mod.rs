@@ -378,14 +378,26 @@ pub struct Variant {
     pub resolution: Option<(u32, u32)>,
 }
 
-/// The master playlist of a camera: its main rendition and, when it is being
-/// published, its sub rendition (`sub.m3u8`), so any HLS player can move between
-/// them. It carries the main playlist's provenance.
-pub fn master_playlist(main: &Playlists, sub: Option<&Playlists>) -> Arc<MediaObject> {
+/// The segments a playlist lists: fMP4 (with LL-HLS parts) for browsers and
+/// hls.js, MPEG-TS for Cast receivers and Alexa's HLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    Fmp4,
+    Ts,
+}
+
+/// The master playlist of a camera in one container: its main rendition and,
+/// when it is being published, its sub rendition, so any HLS player can move
+/// between them. It carries the main playlist's provenance.
+pub fn master_playlist(
+    main: &Playlists,
+    sub: Option<&Playlists>,
+    container: Container,
+) -> Arc<MediaObject> {
     let variants: Vec<playlist::VariantEntry<'_>> = std::iter::once(main)
         .chain(sub)
         .map(|p| playlist::VariantEntry {
-            uri: media_playlist_name(p.variant.rendition),
+            uri: media_playlist_name(p.variant.rendition, container),
             bandwidth: p.variant.bandwidth,
             codecs: &p.variant.codecs,
             resolution: p.variant.resolution,
@@ -398,11 +410,13 @@ pub fn master_playlist(main: &Playlists, sub: Option<&Playlists>) -> Arc<MediaOb
     )
 }
 
-/// The fMP4 media playlist of a rendition, as the master playlist names it.
-pub fn media_playlist_name(rendition: Rendition) -> &'static str {
-    match rendition {
-        Rendition::Main => "live.m3u8",
-        Rendition::Sub => "sub.m3u8",
+/// The media playlist of a rendition in a container, as the master names it.
+pub fn media_playlist_name(rendition: Rendition, container: Container) -> &'static str {
+    match (rendition, container) {
+        (Rendition::Main, Container::Fmp4) => "live.m3u8",
+        (Rendition::Sub, Container::Fmp4) => "sub.m3u8",
+        (Rendition::Main, Container::Ts) => "ts.m3u8",
+        (Rendition::Sub, Container::Ts) => "sub-ts.m3u8",
     }
 }
 
@@ -757,7 +771,10 @@ impl Hub {
                 drop(inner);
                 lazy.and_then(|l| self.sealed(&l))
             }
-            MediaKind::MasterPlaylist => inner.playlists.as_ref().map(|p| master_playlist(p, None)),
+            MediaKind::MasterPlaylist => inner
+                .playlists
+                .as_ref()
+                .map(|p| master_playlist(p, None, Container::Fmp4)),
             MediaKind::MediaPlaylist => inner.playlists.as_ref().map(|p| p.fmp4.clone()),
             MediaKind::Key => inner.segments.back().and_then(|s| self.key_for(&s.key)),
             MediaKind::Snapshot => None,
@@ -1763,7 +1780,11 @@ mod tests {
             .filter(|l| !l.starts_with('#'))
             .map(String::from)
             .collect();
-        let mut objects = vec![master_playlist(&pl, None), pl.fmp4.clone(), pl.ts.clone()];
+        let mut objects = vec![
+            master_playlist(&pl, None, Container::Fmp4),
+            pl.fmp4.clone(),
+            pl.ts.clone(),
+        ];
         for n in &names {
             objects.push(h.object(MediaKind::Fmp4Segment, n).unwrap());
             objects.push(

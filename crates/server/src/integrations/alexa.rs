@@ -231,11 +231,56 @@ async fn handle(st: &AppState, webrtc: &Arc<WebRtc>, d: Directive) -> Result<Val
     }
 }
 
-fn resolution(st: &AppState, camera: CameraId) -> (u32, u32) {
-    st.hubs
-        .get(camera)
-        .and_then(|h| h.resolution())
-        .unwrap_or((1280, 720))
+/// The picture sizes of a camera's renditions: main's, and sub's while the
+/// camera publishes one.
+struct Sizes {
+    main: (u32, u32),
+    sub: Option<(u32, u32)>,
+}
+
+impl Sizes {
+    fn of(st: &AppState, camera: CameraId) -> Self {
+        let size = |r| {
+            st.hubs
+                .get_rendition(camera, r)
+                .filter(|h| h.is_online())
+                .and_then(|h| h.resolution())
+        };
+        Sizes {
+            main: size(Rendition::Main).unwrap_or((1280, 720)),
+            sub: size(Rendition::Sub),
+        }
+    }
+
+    /// Every size, main first, as discovery lists them.
+    fn all(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        std::iter::once(self.main).chain(self.sub)
+    }
+
+    /// The rendition for a display that accepts the `requested` sizes. Alexa
+    /// names the sizes it will take in `InitializeCameraStreams`; a display
+    /// with a small screen or on a constrained network asks for less. Main when
+    /// it fits within the largest size asked for (or none is named), else the
+    /// sub rendition: a smaller picture first, never a larger one than asked.
+    fn rendition_for(&self, requested: &[(u32, u32)]) -> Rendition {
+        let Some(&(w, h)) = requested
+            .iter()
+            .max_by_key(|(w, h)| u64::from(*w) * u64::from(*h))
+        else {
+            return Rendition::Main;
+        };
+        match self.sub {
+            Some(_) if self.main.0 > w || self.main.1 > h => Rendition::Sub,
+            _ => Rendition::Main,
+        }
+    }
+
+    fn of_rendition(&self, rendition: Rendition) -> (u32, u32) {
+        match rendition {
+            Rendition::Sub => self.sub.unwrap_or(self.main),
+            Rendition::Main => self.main,
+        }
+    }
 }
 
 async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
@@ -245,7 +290,10 @@ async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
         .into_iter()
         .filter(|c| links::consented(st, link, c.id))
         .map(|c| {
-            let (w, h) = resolution(st, c.id);
+            let sizes: Vec<Value> = Sizes::of(st, c.id)
+                .all()
+                .map(|(w, h)| json!({"width": w, "height": h}))
+                .collect();
             json!({
                 "endpointId": c.id,
                 "manufacturerName": "Hearth",
@@ -262,7 +310,7 @@ async fn discover(st: &AppState, link: &Link) -> Result<Value, AppError> {
                             .iter()
                             .map(|p| json!({
                                 "protocols": [p.name()],
-                                "resolutions": [{"width": w, "height": h}],
+                                "resolutions": sizes,
                                 "authorizationTypes": ["NONE"],
                                 "videoCodecs": ["H264"],
                                 "audioCodecs": [p.audio_codec()],
@@ -335,13 +383,32 @@ async fn initialize(
         Ok(s) => s,
         Err(refusal) => return refusal_event(corr, ep, refusal),
     };
-    let (w, h) = resolution(st, camera);
+    // The sizes the display takes for that protocol.
+    let sizes_asked: Vec<(u32, u32)> = requested
+        .into_iter()
+        .flatten()
+        .filter(|s| s["protocol"] == protocol.name())
+        .filter_map(|s| {
+            let r = &s["resolution"];
+            Some((
+                u32::try_from(r["width"].as_u64()?).ok()?,
+                u32::try_from(r["height"].as_u64()?).ok()?,
+            ))
+        })
+        .collect();
+    let sizes = Sizes::of(st, camera);
+    let rendition = sizes.rendition_for(&sizes_asked);
+    let (w, h) = sizes.of_rendition(rendition);
+    let still = match rendition {
+        Rendition::Main => "snapshot.jpg",
+        Rendition::Sub => "sub-snapshot.jpg",
+    };
     json!({"event": {
         "header": header("Alexa.CameraStreamController", "Response", corr),
         "endpoint": {"endpointId": camera},
         "payload": {
             "cameraStreams": [{
-                "uri": protocol.uri(st, &stream),
+                "uri": protocol.uri(st, &stream, rendition),
                 "expirationTime": hearth_access::clock::rfc3339(stream.grant.expires_at),
                 "idleTimeoutSeconds": 30,
                 "protocol": protocol.name(),
@@ -350,7 +417,7 @@ async fn initialize(
                 "videoCodec": "H264",
                 "audioCodec": protocol.audio_codec(),
             }],
-            "imageUri": format!("{}/snapshot.jpg", stream.base),
+            "imageUri": format!("{}/{still}", stream.base),
         },
     }})
 }
@@ -398,10 +465,20 @@ impl Protocol {
         }
     }
 
-    fn uri(self, st: &AppState, stream: &links::LinkedStream) -> String {
+    fn uri(self, st: &AppState, stream: &links::LinkedStream, rendition: Rendition) -> String {
         match (self, st.rtsp_url.get()) {
-            (Protocol::Rtsp, Some(base)) => format!("{base}/media/{}/live", stream.token),
-            _ => format!("{}/ts.m3u8", stream.base),
+            (Protocol::Rtsp, Some(base)) => {
+                let path = match rendition {
+                    Rendition::Main => "live",
+                    Rendition::Sub => "sub",
+                };
+                format!("{base}/media/{}/{path}", stream.token)
+            }
+            _ => format!(
+                "{}/{}",
+                stream.base,
+                crate::hub::media_playlist_name(rendition, crate::hub::Container::Ts)
+            ),
         }
     }
 }

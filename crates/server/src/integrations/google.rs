@@ -294,8 +294,10 @@ async fn execute_one(
     } else {
         json!({
             "online": true,
-            // MPEG-TS segments: what the default Cast receiver plays.
-            "cameraStreamAccessUrl": format!("{}/ts.m3u8", s.base),
+            // MPEG-TS segments: what the default Cast receiver plays. The
+            // master lists the sub rendition too: Google's request says nothing
+            // of the network, and the receiver's own bandwidth estimate picks.
+            "cameraStreamAccessUrl": format!("{}/ts-index.m3u8", s.base),
             "cameraStreamProtocol": "hls",
             "cameraStreamAuthToken": s.token,
         })

@@ -574,7 +574,8 @@ pub async fn get_as(url: &str, session: Option<&str>) -> (u16, Vec<u8>) {
 /// (codec, width, height) of the first video stream, per ffprobe.
 pub fn ffprobe_video(url: &str) -> (String, u32, u32, Vec<String>) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rw_timeout", "15000000"])
+        .args(["-v", "error"])
+        .args(transport_args(url))
         .args(holder_args(url))
         .args([
             "-show_entries",
