@@ -43,6 +43,7 @@ const SUPERVISE_MS = 500;
 const DOWN_FACTOR = 1.3;         // main needs this much more than its bandwidth
 const UP_FACTOR = 2.0;           // ... and this much to come back to it
 const POOR_FACTOR = 1.1;         // the sub stream needs this much, or stills
+const MASTER_RECHECK_MS = 3000;  // a one-rendition master older than this is read again before stills
 const STARVED_MS = 4000;         // no progress with nothing buffered: too slow
 
 export class HttpError extends Error {
@@ -429,6 +430,8 @@ export class LivePlayer {
     this.reported = false;
     this.onPoor = onPoor || null;
     this.variants = [];         // from the master playlist, most demanding first
+    this.masterReadAt = 0;      // when it was read (performance.now())
+    this.masterStale = false;   // read it again before the next playlist
     this.level = 0;             // index in variants of the one playing
     this.switchPdt = null;      // after a switch: continue from this wall-clock time
     this.samples = [];          // recent segment downloads, bits per second
@@ -687,6 +690,8 @@ export class LivePlayer {
     const m = await this.fetchBytes(grant.hls_url, { text: true });
     const master = parseMaster(m.body, m.url);
     this.variants = master.variants || [master];
+    this.masterReadAt = performance.now();
+    this.masterStale = false;
     this.level = Math.min(this.level, this.variants.length - 1);
     let level = this.level;
     let mediaUrl = this.variants[level].mediaUrl;
@@ -703,6 +708,7 @@ export class LivePlayer {
         this.stats.grantSwitches++;
         return;
       }
+      if (this.masterStale) return; // re-read the master, keep the buffer
       if (this.level !== level) {
         // Another rendition: its playlist, from where the buffer ends.
         level = this.level;
@@ -758,7 +764,7 @@ export class LivePlayer {
     }
     for (let i = start; i < segs.length && this.alive; i++) {
       const seg = segs[i];
-      if (this.grantDirty) return; // pick up new URLs first
+      if (this.grantDirty || this.masterStale) return; // pick up new URLs first
       if (this.switchPdt !== null) return; // another rendition from here (supervise)
       try {
         await this.appendSegment(seg, i === start && (this.resync || this.lastSeq === null || seg.seq !== this.lastSeq + 1));
@@ -867,9 +873,21 @@ export class LivePlayer {
       return this.switchLevel(this.level - 1, `link ${Math.round(low / 1000)} kbit/s`);
     }
     if (this.level === lowest && n >= 2 && low < POOR_FACTOR * bw(lowest)) {
-      return this.poor(`link ${Math.round(low / 1000)} kbit/s, the stream needs ${Math.round(bw(lowest) / 1000)}`);
+      return this.lowestTooBig(`link ${Math.round(low / 1000)} kbit/s, the stream needs ${Math.round(bw(lowest) / 1000)}`);
     }
     return false;
+  }
+
+  // The lowest rendition listed does not fit: stills, unless the master is
+  // worth reading again first. A master read when the camera's sub stream was
+  // not (yet) live lists main alone; if it is older than a few seconds, read it
+  // again (the loop does, keeping the buffer) and decide with what it lists.
+  lowestTooBig(why) {
+    if (this.variants.length === 1 && performance.now() - this.masterReadAt > MASTER_RECHECK_MS) {
+      this.masterStale = true;
+      return true;
+    }
+    return this.poor(why);
   }
 
   switchLevel(level, why) {
@@ -1100,7 +1118,7 @@ export class LivePlayer {
       // Starved: the link does not bring the stream as fast as it plays.
       this.lastProgress.at = now;
       if (this.level < this.variants.length - 1) this.switchLevel(this.level + 1, 'starved');
-      else this.poor('starved on the sub stream');
+      else this.lowestTooBig(`starved on the ${this.stats.rendition} stream`);
     } else if (!v.paused && now - this.lastProgress.at > 2000 && edge - ct > 0.5) {
       // Stalled although data is ahead (e.g. a tiny gap): nudge.
       const next = inRange + 1 < b.length ? b.start(inRange + 1) : ct + 0.1;

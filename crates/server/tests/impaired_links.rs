@@ -119,7 +119,9 @@ async fn wait_stats(
 
 /// How far the picture advanced over `span`, as a share of wall-clock time
 /// (`currentTime`, sampled twice a second; a new WebRTC session starts its
-/// stream's time again from zero, which counts as playing from there), and
+/// stream's time again from zero, which counts as playing from there; a jump
+/// forward counts no more than the wall time it took, so a stall that ends in a
+/// jump to live still counts as a stall), and
 /// what the player said at each sample where the picture stood still (for the
 /// failure message).
 async fn progress(d: &Driver, span: Duration) -> (f64, Vec<String>) {
@@ -128,14 +130,16 @@ async fn progress(d: &Driver, span: Duration) -> (f64, Vec<String>) {
             .await
     };
     let (mut last, w0) = (t().await.as_f64().unwrap_or(0.0), Instant::now());
-    let (mut played, mut stalls) = (0.0, Vec::new());
+    let (mut played, mut stalls, mut sampled) = (0.0, Vec::new(), w0);
     let deadline = w0 + span;
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let st = stats(d).await;
         assert_ne!(st["state"], "refused", "the player refused: {st}");
         let now = t().await.as_f64().unwrap_or(last);
-        let step = if now >= last { now - last } else { now };
+        let wall = sampled.elapsed().as_secs_f64();
+        sampled = Instant::now();
+        let step = (if now >= last { now - last } else { now }).min(wall);
         if step < 0.1 {
             stalls.push(format!(
                 "{:.1}s: {} {} appended={} link={} error={}",
@@ -308,9 +312,11 @@ async fn the_web_player_over_webrtc_rides_out_a_bad_link() {
 
 /// (a) with hls.js: the reference player, given the master playlist behind
 /// 600 kbit/s and 3% loss, moves to the sub rendition by itself and keeps
-/// playing. (In its low-latency mode, with one second of buffer, the picture
-/// advanced 64% of wall time on this link in one run: TCP's recovery from loss
-/// eats the margin; the standard mode's few seconds absorb it.)
+/// playing. (In its low-latency mode on this link, three runs on 2026-12-05:
+/// the picture advanced 95% and 110% of wall time in two, but hls.js's ABR,
+/// which measures LL parts that the link's token bucket lets through in a
+/// burst, went back up to main in one, and in another had chosen no level after
+/// 40 s; so the test holds hls.js's standard mode to (a).)
 #[tokio::test(flavor = "multi_thread")]
 async fn hls_js_moves_to_the_sub_rendition_behind_a_slow_lossy_link() {
     let _one = ONE_AT_A_TIME.lock().await;

@@ -55,7 +55,7 @@ async fn play_hls_js(d: &Driver, proxy: &str, url: &str, session: &str, ll: bool
     let deadline = Instant::now() + Duration::from_secs(30);
     let first = loop {
         let v = d
-            .js("return [window.firstFrameAt || null, window.t0, window.errors]")
+            .js("return [window.firstFrameAt || null, window.t0, window.errors, window.trace]")
             .await;
         assert!(
             v[2].as_array().is_none_or(|e| e.is_empty()),
@@ -139,6 +139,22 @@ async fn latency_of_every_browser_way_is_measured() {
     let living = s.camera_id(&a, "Living room").await;
     let proxy = same_origin_proxy(s.base.clone()).await;
     let d = Driver::start().await;
+    // A camera that has been live a while (three segments listed): the first
+    // frame measures a viewer's start, not the camera's first segment.
+    let g = s.grant(&a, &living).await;
+    let live = g["hls_url"]
+        .as_str()
+        .unwrap()
+        .replace("/index.m3u8", "/live.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while String::from_utf8_lossy(&get(&live).await.1)
+        .matches("#EXTINF")
+        .count()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "the camera lists no segments");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     let mut rows = Vec::new();
     for ll in [true, false] {

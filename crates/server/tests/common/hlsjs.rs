@@ -4,7 +4,8 @@
 //! Hearth. The page's `startHls(url, session, lowLatency)` plays a playlist,
 //! sending the grant holder's session with every request, and records the
 //! first presented frame (`window.firstFrameAt`), level switches
-//! (`window.levels`, with `window.hls.levels`) and fatal errors.
+//! (`window.levels`, with `window.hls.levels`), fatal errors and what it
+//! loaded when (`window.trace`).
 #![allow(dead_code)]
 
 use super::client;
@@ -36,6 +37,13 @@ window.startHls = (url, session, lowLatency) => {
     lowLatencyMode: lowLatency,
     xhrSetup: (xhr) => xhr.setRequestHeader('Authorization', 'Bearer ' + session),
   });
+  // What hls.js did, ms from the start: for failure messages.
+  window.trace = [];
+  const T = (what) => window.trace.push(Math.round(performance.timeOrigin + performance.now() - window.t0) + ' ' + what);
+  for (const ev of ['MANIFEST_LOADED', 'LEVEL_LOADED', 'FRAG_LOADED', 'FRAG_BUFFERED']) {
+    hls.on(Hls.Events[ev], (e, d) => T(ev + (d.frag ? ' ' + d.frag.sn + (d.part ? '.' + d.part.index : '') : '')));
+  }
+  v.addEventListener('playing', () => T('playing at ' + v.currentTime.toFixed(2)));
   hls.on(Hls.Events.LEVEL_SWITCHED, (e, d) => window.levels.push(d.level));
   hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.errors.push(d.details); });
   hls.loadSource(url);
@@ -101,6 +109,13 @@ pub async fn same_origin_proxy(hearth: String) -> String {
                 }
             }
         });
+    // TCP_NODELAY as Hearth sets it: without it, a response whose body follows
+    // its head in a second write waits out the browser's delayed ACK (40 ms a
+    // part), which the latency table would charge to Hearth.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|sock| {
+        let _ = sock.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
 }
