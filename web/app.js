@@ -17,6 +17,8 @@ const CAMERA_LIST_INTERVAL_MS = 30000;
 const GRANT_RENEW_FRACTION = 0.7;
 const GRANT_MIN_RENEW_MS = 5000;
 const GRANT_FALLBACK_LIFETIME_MS = 60000;
+const STILLS_PROBE_MS = 15000;      // stills try video again after this long
+const STILLS_PROBE_MAX_MS = 120000; // ... at most, after tries that failed
 
 const $ = (id) => document.getElementById(id);
 
@@ -752,8 +754,14 @@ function showPlayer(id) {
     // WebRTC first (lowest latency, every frame's provenance checked in the
     // browser); HLS when WebRTC cannot connect here or this browser cannot check
     // frames. `localStorage['hearth.transport'] = 'hls'` forces HLS.
-    const playVideo = () => {
+    // Stills try video again after a while (a still's download says little of
+    // what a stream would get); a try that ends in stills again within a minute
+    // doubles the wait, from 15 s up to 2 minutes.
+    let probeMs = STILLS_PROBE_MS;
+    let probedAt = null;
+    const playVideo = (probe) => {
       if (!alive) return;
+      probedAt = probe ? performance.now() : null;
       if (useHls) playHls();
       else player = new WebRtcPlayer({ ...opts, onFallback: playHls, onPoor: playStills });
     };
@@ -762,7 +770,9 @@ function showPlayer(id) {
     function playStills() {
       if (!alive) return;
       stats.stillFallbacks = (stats.stillFallbacks || 0) + 1;
-      player = new StillPlayer({ ...opts, onRecovered: playVideo });
+      const failedTry = probedAt !== null && performance.now() - probedAt < 60000;
+      probeMs = failedTry ? Math.min(probeMs * 2, STILLS_PROBE_MAX_MS) : STILLS_PROBE_MS;
+      player = new StillPlayer({ ...opts, onRecovered: playVideo, probeAfterMs: probeMs });
     }
     playVideo();
     updateClock();

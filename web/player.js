@@ -42,7 +42,8 @@ const RETRY_AFTER_REFUSAL_MS = 100;
 const SUPERVISE_MS = 500;
 const DOWN_FACTOR = 1.3;         // main needs this much more than its bandwidth
 const UP_FACTOR = 2.0;           // ... and this much to come back to it
-const POOR_FACTOR = 1.1;         // the sub stream needs this much, or stills
+const POOR_LOAD = 0.95;          // the sub stream's segments take this share of their
+                                 // playing time to download, or more: stills
 const MASTER_RECHECK_MS = 3000;  // a one-rendition master older than this is read again before stills
 const STARVED_MS = 4000;         // no progress with nothing buffered: too slow
 
@@ -435,6 +436,7 @@ export class LivePlayer {
     this.level = 0;             // index in variants of the one playing
     this.switchPdt = null;      // after a switch: continue from this wall-clock time
     this.samples = [];          // recent segment downloads, bits per second
+    this.loads = [];            // ... and download time over playing time
     this.cameraId = String(cameraId || '').toLowerCase();
     this.expect = null;         // { camera, epoch (BigInt), epochJson } from the current grant
     this.stats = stats || {};
@@ -791,7 +793,7 @@ export class LivePlayer {
       (async () => {
         const t = performance.now();
         const r = await this.fetchBytes(seg.url, { range: seg.byteRange });
-        this.measure(r.body.byteLength, (performance.now() - t) / 1000);
+        this.measure(r.body.byteLength, (performance.now() - t) / 1000, seg.duration);
         return r.body;
       })(),
     ]);
@@ -850,10 +852,16 @@ export class LivePlayer {
 
   // --- renditions -----------------------------------------------------------
 
-  measure(bytes, seconds) {
+  // One segment download: its throughput, and how much of the segment's
+  // playing time the download took (over 1: the link falls behind).
+  measure(bytes, seconds, mediaSeconds) {
     const bps = (bytes * 8) / Math.max(seconds, 0.001);
     this.samples.push(bps);
     if (this.samples.length > 3) this.samples.shift();
+    if (mediaSeconds > 0) {
+      this.loads.push(seconds / mediaSeconds);
+      if (this.loads.length > 3) this.loads.shift();
+    }
     this.stats.linkBps = Math.round(bps);
   }
 
@@ -872,8 +880,13 @@ export class LivePlayer {
     if (this.level > 0 && n >= 3 && this.samples.every((b) => b > UP_FACTOR * bw(this.level - 1))) {
       return this.switchLevel(this.level - 1, `link ${Math.round(low / 1000)} kbit/s`);
     }
-    if (this.level === lowest && n >= 2 && low < POOR_FACTOR * bw(lowest)) {
-      return this.lowestTooBig(`link ${Math.round(low / 1000)} kbit/s, the stream needs ${Math.round(bw(lowest) / 1000)}`);
+    // Stills only when the lowest rendition falls behind: the throughput of one
+    // small download on a lossy link says less than whether it kept up (a
+    // segment's peak BANDWIDTH is above what most segments need).
+    const loads = this.loads.slice(-2);
+    if (this.level === lowest && loads.length === 2 && Math.min(...loads) > POOR_LOAD) {
+      const pct = Math.round(100 * Math.min(...loads));
+      return this.lowestTooBig(`link ${Math.round(low / 1000)} kbit/s: a segment takes ${pct}% of its playing time to load`);
     }
     return false;
   }
@@ -899,6 +912,7 @@ export class LivePlayer {
     if (this.switchPdt === null) this.resync = true;
     this.level = level;
     this.samples = [];
+    this.loads = [];
     this.stats.levelSwitches++;
     return true;
   }

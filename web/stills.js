@@ -12,6 +12,9 @@
 //    few in a row fast enough for the sub rendition with room to spare
 //    (RECOVER_FACTOR times its bandwidth, from the master playlist) hand back
 //    to video (onRecovered); the caller starts its normal player again.
+//  * A still's download says little of what a stream would get on a lossy link,
+//    so after `probeAfterMs` the stills hand back to video anyway, to try
+//    (onRecovered(true)); the caller lengthens the wait when a try fails.
 //  * Never more than one request in flight; a slow still delays the next one.
 
 import { checkStill } from './player.js';
@@ -31,11 +34,14 @@ class StopError extends Error {
 /**
  * @param {object} opts  as for LivePlayer (video, grants, onState, stats,
  *        cameraId, report, authorization), plus
- * @param {() => void} opts.onRecovered  called once when the link can carry
- *        video again; the caller then starts its video player.
+ * @param {(probe: boolean) => void} opts.onRecovered  called once when the
+ *        link can carry video again (probe false), or when it is time to try
+ *        video again (probe true); the caller then starts its video player.
+ * @param {number} [opts.probeAfterMs]  when to try video again regardless.
  */
 export class StillPlayer {
-  constructor({ video, grants, onState, stats, cameraId, report, authorization, onRecovered }) {
+  constructor({ video, grants, onState, stats, cameraId, report, authorization, onRecovered, probeAfterMs }) {
+    this.probeAt = probeAfterMs ? performance.now() + probeAfterMs : null;
     this.video = video;
     this.grants = grants;
     this.onState = onState || (() => {});
@@ -146,9 +152,10 @@ export class StillPlayer {
           this.show(r.body, expect, url);
           if (!this.alive) return;
           this.measure(r.body.byteLength, r.seconds);
-          if (this.recovered()) {
+          const recovered = this.recovered();
+          if (recovered || (this.probeAt !== null && performance.now() >= this.probeAt)) {
             this.destroy();
-            this.onRecovered();
+            this.onRecovered(!recovered);
             return;
           }
         }
