@@ -223,14 +223,7 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
         "{master}"
     );
     let media_url = living_url.replace("/ts-index.m3u8", "/ts.m3u8");
-    let playlist = client()
-        .get(&media_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let playlist = String::from_utf8(get_as(&media_url, None).await.1).unwrap();
     assert!(
         playlist.contains("METHOD=AES-128") && playlist.contains(".ts"),
         "{playlist}"
@@ -826,14 +819,7 @@ async fn a_display_that_asks_for_a_small_picture_gets_the_sub_rendition() {
         .as_str()
         .unwrap_or_else(|| panic!("{r}"))
         .to_string();
-    let master = client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let master = String::from_utf8(get_as(&url, None).await.1).unwrap();
     let variants: Vec<(&str, &str)> = master
         .lines()
         .zip(master.lines().skip(1))

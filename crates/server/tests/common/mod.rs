@@ -63,6 +63,24 @@ fn holder_args(url: &str) -> Vec<String> {
 }
 
 pub const PASSWORD: &str = "correct horse battery";
+
+/// `hearth demo`'s arguments for cameras of `size` with a `sub` stream
+/// (`WxH`, or `none`), at 15 fps.
+fn demo_args(size: &str, sub: &str) -> Vec<String> {
+    [
+        "demo",
+        "--demo-password",
+        PASSWORD,
+        "--size",
+        size,
+        "--fps",
+        "15",
+        "--sub-size",
+        sub,
+    ]
+    .map(String::from)
+    .to_vec()
+}
 pub const OWNER_A: &str = "owner-a@example.com";
 pub const OWNER_B: &str = "owner-b@example.com";
 
@@ -105,24 +123,14 @@ impl Server {
 
     /// `hearth demo` with extra arguments (e.g. `--config`) and environment.
     pub fn demo_with(width: u32, height: u32, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let size = format!("{width}x{height}");
         // Half the size, where that is not below a camera's smallest picture.
         let sub = if width >= 256 && height >= 144 {
             format!("{}x{}", width / 4 * 2, height / 4 * 2)
         } else {
             "none".to_string()
         };
-        let mut args = vec![
-            "demo",
-            "--demo-password",
-            PASSWORD,
-            "--size",
-            &size,
-            "--fps",
-            "15",
-            "--sub-size",
-            &sub,
-        ];
+        let common = demo_args(&format!("{width}x{height}"), &sub);
+        let mut args: Vec<&str> = common.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         Self::spawn_env(&args, env)
     }
@@ -205,19 +213,12 @@ impl Server {
         sub: (u32, u32),
         env: &[(&str, &str)],
     ) -> Server {
-        let (size, sub) = (format!("{width}x{height}"), format!("{}x{}", sub.0, sub.1));
-        let args = [
-            "demo",
-            "--demo-password",
-            PASSWORD,
-            "--size",
-            &size,
-            "--fps",
-            "15",
-            "--sub-size",
-            &sub,
-            "--busy",
-        ];
+        let common = demo_args(
+            &format!("{width}x{height}"),
+            &format!("{}x{}", sub.0, sub.1),
+        );
+        let mut args: Vec<&str> = common.iter().map(String::as_str).collect();
+        args.push("--busy");
         let at = format!("{}:0", link.server_ip);
         Self::spawn_cmd(
             link.command(env!("CARGO_BIN_EXE_hearth")),
