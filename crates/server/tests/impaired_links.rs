@@ -36,9 +36,11 @@ const FAULTS: [(&str, &str); 2] = [
     ("HEARTH_FAULT_P", "0.05"),
     ("HEARTH_FAULT_POINTS", "hub,object,still"),
 ];
-/// For the WebRTC player: without the hub point, whose wrong answer at a
-/// session's start ends it before its first frame (a player may then take HLS
-/// for good); the per-frame door check under faults is `webrtc_whep.rs`'s.
+/// For the WebRTC player and hls.js: without the hub point, whose wrong answer
+/// at a session's start ends it before its first frame (a player may then take
+/// HLS for good), or leaves the sub rendition out of the one master hls.js
+/// reads (it never reads it again); the per-frame door check under faults is
+/// `webrtc_whep.rs`'s, the master's `fault_isolation.rs`'s.
 const WEBRTC_FAULTS: [(&str, &str); 2] = [
     ("HEARTH_FAULT_P", "0.05"),
     ("HEARTH_FAULT_POINTS", "object,still"),
@@ -322,7 +324,7 @@ async fn hls_js_moves_to_the_sub_rendition_behind_a_slow_lossy_link() {
     let _one = ONE_AT_A_TIME.lock().await;
     require_tool("chromium");
     let link = Link::new();
-    let s = Server::demo_behind(&link, MAIN, SUB, &FAULTS);
+    let s = Server::demo_behind(&link, MAIN, SUB, &WEBRTC_FAULTS);
     let a = s.login(OWNER_A, PASSWORD).await;
     s.wait_online(&a, "Living room").await;
     let camera = s.camera_id(&a, "Living room").await;
