@@ -40,7 +40,8 @@ const FAULTS: [(&str, &str); 2] = [
 /// at a session's start ends it before its first frame (a player may then take
 /// HLS for good), or leaves the sub rendition out of the one master hls.js
 /// reads (it never reads it again); the per-frame door check under faults is
-/// `webrtc_whep.rs`'s, the master's `fault_isolation.rs`'s.
+/// `webrtc_whep.rs`'s; the master is read under every fault point by the web
+/// player's HLS run here, which reads it again when it lists main alone.
 const WEBRTC_FAULTS: [(&str, &str); 2] = [
     ("HEARTH_FAULT_P", "0.05"),
     ("HEARTH_FAULT_POINTS", "object,still"),
