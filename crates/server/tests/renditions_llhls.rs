@@ -126,7 +126,9 @@ async fn text(url: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn both_renditions_are_listed_and_served_as_ll_hls() {
-    let s = Server::demo(W, H);
+    // A busy picture: video, not the audio both renditions carry, sets each
+    // rendition's bandwidth, so main's is surely above sub's.
+    let s = Server::demo_with(W, H, &["--busy"], &[]);
     let a = s.login(OWNER_A, PASSWORD).await;
     s.wait_online(&a, "Living room").await;
     let living = s.camera_id(&a, "Living room").await;

@@ -3,9 +3,9 @@
 //! decoder's frames answer with another camera's entry three times in ten. Two
 //! households' Google links and an Alexa link play their stream URLs with ffmpeg
 //! (no headers, as displays do; Alexa's over RTSP too) and fetch Alexa's `imageUri`
-//! stills. A fault may
-//! make a display show nothing; every picture that does decode must be the linked
-//! camera's own.
+//! stills. Rounds alternate between the main rendition and the sub one (the
+//! picture a small display is given). A fault may make a display show nothing;
+//! every picture that does decode must be the linked camera's own.
 
 mod common;
 #[path = "common/hub_emulator.rs"]
@@ -16,9 +16,12 @@ use std::process::{Command, Stdio};
 
 const W: u32 = 320;
 const H: u32 = 180;
+/// The sub rendition `demo_with` publishes beside a 320x180 main.
+const SUB: (u32, u32) = (160, 90);
 
-/// ffmpeg on `url` for `seconds`; whatever decoded, even if a refusal ended it early.
-fn decode_what_plays(url: &str, seconds: f64) -> Vec<Vec<u8>> {
+/// ffmpeg on `url` for `seconds`, as `(w, h)` pictures; whatever decoded, even
+/// if a refusal ended it early.
+fn decode_what_plays(url: &str, seconds: f64, (w, h): (u32, u32)) -> Vec<Vec<u8>> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error"])
         .args(transport_args(url))
@@ -31,21 +34,22 @@ fn decode_what_plays(url: &str, seconds: f64) -> Vec<Vec<u8>> {
             &seconds.to_string(),
             "-an",
             "-vf",
-            &format!("scale={W}:{H}"),
+            &format!("scale={w}:{h}"),
         ])
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .stdin(Stdio::null())
         .output()
         .expect("ffmpeg");
-    let size = (W * H * 3) as usize;
+    let size = (w * h * 3) as usize;
     out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect()
 }
 
-/// Frames whose signature is readable must all be `expected`'s; returns how many.
-fn own_frames(frames: &[Vec<u8>], expected: u32, what: &str) -> usize {
+/// Frames (of `(w, h)`) whose signature is readable must all be `expected`'s;
+/// returns how many.
+fn own_frames(frames: &[Vec<u8>], (w, h): (u32, u32), expected: u32, what: &str) -> usize {
     let mut n = 0;
     for f in frames {
-        if let Some(sig) = hearth_camera::read_signature(f, W, H) {
+        if let Some(sig) = hearth_camera::read_signature(f, w, h) {
             assert_eq!(sig, expected, "{what}: a display was shown a foreign frame");
             n += 1;
         }
@@ -72,25 +76,36 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
     let xa = link(&s, &alexa_p, OWNER_A, Some(&["Nursery"])).await;
 
     let (mut frames_seen, mut stills_seen, mut refused, mut rtsp_frames) = (0, 0, 0, 0);
+    // Own frames decoded from the main and the sub rendition (HLS and RTSP).
+    let mut by_rendition = [0usize; 2];
     // At least four rounds; more (up to twelve) while chance has let nothing
     // through yet, so the positive assertions below do not hinge on luck.
     for round in 0..12 {
         if round >= 4 && frames_seen > 0 && stills_seen > 0 && refused > 0 {
             break;
         }
+        // Odd rounds play the sub rendition, as a small display would.
+        let (ts, rtsp_path, size) = if round % 2 == 1 {
+            ("/sub-ts.m3u8", "/sub", SUB)
+        } else {
+            ("/ts.m3u8", "/live", (W, H))
+        };
+        let what = format!("round {round}, {ts}");
         for (token, camera) in [(&ga.access, &living), (&gb.access, &front)] {
             let r = google_stream(&s, token, camera).await;
             assert_eq!(r["status"], "SUCCESS", "{r}");
-            // The master's main variant: a Cast receiver plays one variant at
-            // a time (ffmpeg would open every variant, and fail on any fault).
+            // One of the master's variants: a Cast receiver plays one at a
+            // time (ffmpeg would open every variant, and fail on any fault).
             let url = r["states"]["cameraStreamAccessUrl"]
                 .as_str()
                 .unwrap()
-                .replace("/ts-index.m3u8", "/ts.m3u8");
-            let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5))
+                .replace("/ts-index.m3u8", ts);
+            let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5, size))
                 .await
                 .unwrap();
-            frames_seen += own_frames(&frames, signature_of(camera), &format!("round {round}"));
+            let n = own_frames(&frames, size, signature_of(camera), &what);
+            frames_seen += n;
+            by_rendition[round % 2] += n;
         }
         let mut rtsp = initialize_streams(&xa.access, &nursery);
         rtsp["payload"]["cameraStreams"][0]["protocol"] = serde_json::json!("RTSP");
@@ -99,11 +114,22 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
             .as_str()
             .unwrap_or_else(|| panic!("{r}"))
             .to_string();
-        assert!(url.starts_with("rtsp://"), "{url}");
-        let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5))
+        assert!(
+            url.starts_with("rtsp://") && url.ends_with("/live"),
+            "{url}"
+        );
+        let url = format!("{}{rtsp_path}", url.trim_end_matches("/live"));
+        let frames = tokio::task::spawn_blocking(move || decode_what_plays(&url, 1.5, size))
             .await
             .unwrap();
-        rtsp_frames += own_frames(&frames, signature_of(&nursery), "alexa rtsp");
+        let n = own_frames(
+            &frames,
+            size,
+            signature_of(&nursery),
+            &format!("alexa rtsp, {what}"),
+        );
+        rtsp_frames += n;
+        by_rendition[round % 2] += n;
         let init = alexa(&s, initialize_streams(&xa.access, &nursery)).await;
         let image = init["event"]["payload"]["imageUri"]
             .as_str()
@@ -116,11 +142,12 @@ async fn displays_show_their_own_camera_or_nothing_under_faults() {
                 continue;
             }
             let still = decode_image(&jpeg, W, H);
-            stills_seen += own_frames(&[still], signature_of(&nursery), "alexa still");
+            stills_seen += own_frames(&[still], (W, H), signature_of(&nursery), "alexa still");
         }
     }
     println!(
-        "own frames decoded: {frames_seen} (HLS), {rtsp_frames} (RTSP); own stills: {stills_seen}, stills refused: {refused}"
+        "own frames decoded: {frames_seen} (HLS), {rtsp_frames} (RTSP); {} main, {} sub; own stills: {stills_seen}, stills refused: {refused}",
+        by_rendition[0], by_rendition[1]
     );
     // Every decoded RTSP frame was the Nursery's (checked above); the door ended
     // the sessions that were handed another camera's grant, hub or frames.
