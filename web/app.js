@@ -10,6 +10,7 @@ import { StillPlayer } from './stills.js';
 import { isLinkPage, showConsent, mountIntegrations } from './link.js';
 import { showManage, mountInvitations } from './sharing.js';
 import { showAccount } from './account.js';
+import { showAddCamera, STATUS_TEXT } from './cameras.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -306,7 +307,7 @@ function leaveView() {
 }
 
 function showOnly(viewId) {
-  for (const id of ['login-view', 'grid-view', 'player-view', 'consent-view', 'manage-view', 'account-view']) {
+  for (const id of ['login-view', 'grid-view', 'player-view', 'consent-view', 'manage-view', 'account-view', 'add-view']) {
     $(id).hidden = id !== viewId;
   }
   if (viewId === 'account-view') $('account-link').setAttribute('aria-current', 'page');
@@ -427,7 +428,11 @@ function el(tag, attrs = {}, ...kids) {
 }
 
 function setBadge(badge, state) {
-  const labels = { live: 'Live', offline: 'Offline', loading: 'Connecting', reconnecting: 'Reconnecting', error: 'Error', refused: 'Unavailable', poor: 'Poor connection' };
+  const labels = {
+    live: 'Live', offline: 'Offline', loading: 'Connecting', reconnecting: 'Reconnecting', error: 'Error', refused: 'Unavailable', poor: 'Poor connection',
+    // A pulled camera's own status (cameras.js says more).
+    connecting: 'Connecting', auth_failed: 'Wrong password', unreachable: 'Unreachable', unsupported_codec: 'Unsupported video',
+  };
   badge.className = `badge badge-${state}`;
   badge.textContent = labels[state] || state;
   badge.dataset.state = state;
@@ -477,15 +482,22 @@ function showGrid() {
       'data-camera-name': cam.name,
     }, thumb, el('span', { class: 'card-body' }, title, sub));
     const li = el('li', {}, link);
-    const c = { cam, li, link, thumb, badge, placeholder, clock, img: null, loading: false, gen: 0, nextTry: 0, online: !!cam.online };
-    updateCardState(c, cam.online ? 'live' : 'offline');
+    const c = { cam, li, link, thumb, badge, placeholder, clock, img: null, loading: false, gen: 0, nextTry: 0, online: !!cam.online, state: cardState(cam) };
+    updateCardState(c, c.state);
     grants.acquire(cam.id);
     return c;
   }
 
+  /** live, offline, or what is wrong with a camera Hearth pulls. */
+  function cardState(cam) {
+    if (cam.online) return 'live';
+    return STATUS_TEXT[cam.status] && cam.status !== 'online' ? cam.status : 'offline';
+  }
+
   function updateCardState(c, state) {
     setBadge(c.badge, state);
-    c.link.setAttribute('aria-label', `${c.cam.name}, ${state === 'live' ? 'live' : 'offline'}${c.cam.shared_by ? `, ${sharedLabel(c.cam)}` : ''}. Open live view.`);
+    const said = state === 'live' ? 'live' : state === 'offline' ? 'offline' : STATUS_TEXT[state];
+    c.link.setAttribute('aria-label', `${c.cam.name}, ${said}${c.cam.shared_by ? `, ${sharedLabel(c.cam)}` : ''}. Open live view.`);
     c.link.dataset.state = state;
   }
 
@@ -500,7 +512,8 @@ function showGrid() {
         c.gen++; grants.release(c.cam.id); cards.delete(cam.id); c = null;
       }
       if (!c) { c = buildCard(cam); cards.set(cam.id, c); }
-      if (c.online !== !!cam.online) { c.online = !!cam.online; updateCardState(c, c.online ? 'live' : 'offline'); }
+      c.online = !!cam.online;
+      if (c.state !== cardState(cam)) { c.state = cardState(cam); updateCardState(c, c.state); }
       c.cam = cam;
       frag.push(c.li);
     }
@@ -588,7 +601,7 @@ function showGrid() {
         if (c.img) { URL.revokeObjectURL(c.img.src); c.img.remove(); c.img = null; }
         c.placeholder.hidden = false;
         c.placeholder.lastChild.textContent = 'Camera offline';
-        updateCardState(c, 'offline');
+        updateCardState(c, c.cam.online ? 'offline' : cardState(c.cam));
         c.nextTry = Date.now() + 6000; // offline: ask less often
       }
     } finally {
@@ -843,6 +856,16 @@ function showAccountView() {
   focusHeading('account-title');
 }
 
+// --- Adding a camera (cameras.js) ---------------------------------------------
+
+function showAddView() {
+  leaveView();
+  showOnly('add-view');
+  document.title = 'Add a camera · Hearth';
+  current = showAddCamera({ api, onAdded: () => { cameraCache = null; } });
+  focusHeading('add-title');
+}
+
 /** Signs this browser out: the server ends the session (its token and every
  * stream grant it holds stop working); it is forgotten here whatever the answer. */
 function signOut() {
@@ -874,6 +897,8 @@ function route() {
     else showPlayer(id);
   } else if (location.hash === '#/account') {
     showAccountView();
+  } else if (location.hash === '#/add') {
+    showAddView();
   } else {
     if (location.hash !== '#/' && location.hash !== '') history.replaceState(null, '', '#/');
     showGrid();

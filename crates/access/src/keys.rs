@@ -89,6 +89,13 @@ impl MediaKeys {
         })
     }
 
+    /// A 32-byte key for one purpose (`label`), derived from the master key.
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut m = Self::mac(&self.master);
+        m.update(label);
+        m.finalize().into_bytes().into()
+    }
+
     fn mac(key: &[u8]) -> HmacSha256 {
         HmacSha256::new_from_slice(key).expect("HMAC takes any key length")
     }

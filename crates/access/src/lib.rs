@@ -7,6 +7,7 @@
 //! - [`door`]: the egress guard every media object and frame passes through.
 //! - [`audit`]: the batched audit writer and view sessions.
 //! - [`password`]: argon2id hashing.
+//! - [`sealed`]: camera secrets Hearth must read back, encrypted at rest.
 //!
 //! This crate knows nothing of HTTP, of hubs or of the integrations: the server's
 //! handlers and drivers use it, and the compiler keeps them from reaching around
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod metrics;
 pub mod operator;
 pub mod password;
+pub mod sealed;
 pub mod switches;
 pub mod view;
 

@@ -39,6 +39,10 @@ pub enum CameraError {
     #[error("encoder thread stopped")]
     EncoderStopped,
 
+    /// Writing the pictures to a pipe or file failed.
+    #[error("writing the stream failed")]
+    Output(#[source] std::io::Error),
+
     /// A socket operation with the RTMP server failed.
     #[error("RTMP I/O with {addr} failed while {context}")]
     Io {

@@ -14,6 +14,8 @@
 //! - [`signature`](signature_for) and [`read_signature`]: pure functions, no video.
 //! - [`Encoder`]: picture drawing (directly in I420) + OpenH264, no I/O, time is an input.
 //! - [`flv`]: FLV/RTMP video tag payloads, pure byte layout.
+//! - [`write_frames`]: the same pictures as a paced byte stream, for a test RTSP
+//!   camera to serve.
 //! - [`publish`]: the only part that touches sockets and the clock. It signs every GOP
 //!   at the source (`hearth_media::signing`: an SEI in each IDR, keyed by the stream
 //!   key) so ingest can refuse media that is not this camera's, unaltered.
@@ -24,6 +26,7 @@ mod encoder;
 mod error;
 pub mod flv;
 mod font;
+mod pipe;
 mod rtmp;
 mod scene;
 mod signature;
@@ -31,6 +34,7 @@ mod signature;
 pub use config::{SimCameraConfig, validate_timezone};
 pub use encoder::{EncodedFrame, Encoder};
 pub use error::CameraError;
+pub use pipe::write_frames;
 pub use rtmp::{RtmpUrl, publish, publish_renditions, sub_stream_url};
 pub use signature::{
     expected_background, read_capture_time, read_signature, signature_for, signature_for_name,

@@ -615,15 +615,15 @@ impl Connection {
 }
 
 /// The encoder thread and the receiving end of its frames.
-struct FrameSource {
-    frames: mpsc::Receiver<EncodedFrame>,
+pub(crate) struct FrameSource {
+    pub(crate) frames: mpsc::Receiver<EncodedFrame>,
     keyframe_request: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FrameSource {
-    fn spawn(mut encoder: Encoder) -> Result<Self, CameraError> {
+    pub(crate) fn spawn(mut encoder: Encoder) -> Result<Self, CameraError> {
         let fps = u64::from(encoder.config().fps);
         // One second of frames: enough to ride out a slow write, small enough that a
         // reconnect does not start with stale video.
@@ -690,7 +690,7 @@ impl FrameSource {
         while self.frames.try_recv().is_ok() {}
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.frames.close();
         if let Some(thread) = self.thread.take() {
@@ -706,7 +706,7 @@ fn stop_requested(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 /// Resolves once [`stop_requested`] would say so.
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: stop as well. The returned guard is dropped
     // here, so it is never held across an await (it is not `Send`).
     let _ = shutdown.wait_for(|stop| *stop).await;

@@ -256,6 +256,21 @@ impl Config {
             .unwrap_or_else(|| format!("rtsp://{}", reachable(bound)))
     }
 
+    /// The base of the RTMP ingest URLs handed to owners who add a push camera:
+    /// the public URL's host (cameras reach Hearth where browsers do) at the
+    /// RTMP listener's port.
+    pub fn ingest_base_for(&self, bound: SocketAddr) -> String {
+        let host = self
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned));
+        match host {
+            Some(h) => format!("rtmp://{h}:{}/live", bound.port()),
+            None => format!("rtmp://{}/live", reachable(bound)),
+        }
+    }
+
     /// The URL a camera on this machine publishes to, given a stream key.
     pub fn ingest_url(rtmp: SocketAddr, key: &str) -> String {
         format!("rtmp://{}/live/{key}", reachable(rtmp))

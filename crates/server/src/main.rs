@@ -210,7 +210,9 @@ enum UserCmd {
 
 #[derive(Subcommand)]
 enum CameraCmd {
-    /// Add a camera to a user's household; prints its id and RTMP ingest URL.
+    /// Add a camera to a user's household. A camera Hearth pulls: give
+    /// `--rtsp-url` (and the camera's user name and password); otherwise it is
+    /// a push camera and its RTMP ingest URL is printed.
     Add {
         #[command(flatten)]
         common: Common,
@@ -220,6 +222,20 @@ enum CameraCmd {
         name: String,
         #[arg(long, default_value = "UTC")]
         timezone: String,
+        /// The camera's main stream, `rtsp://host[:port]/path`.
+        #[arg(long)]
+        rtsp_url: Option<String>,
+        /// The camera's sub stream (its smaller picture), if it has one.
+        #[arg(long, requires = "rtsp_url")]
+        rtsp_sub_url: Option<String>,
+        #[arg(long, requires = "rtsp_url", default_value = "")]
+        rtsp_username: String,
+        /// Read the camera's password from the first line of stdin.
+        #[arg(long, requires = "rtsp_url")]
+        rtsp_password_stdin: bool,
+        /// RTP over the RTSP connection (`tcp`) or over `udp`.
+        #[arg(long, requires = "rtsp_url", default_value = "tcp", value_parser = ["tcp", "udp"])]
+        rtsp_transport: String,
     },
     /// Move a camera to another user's household (new binding epoch, new stream key).
     Transfer {
@@ -242,10 +258,15 @@ enum CameraCmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Run one simulated camera publishing to an RTMP URL.
+    /// Run one simulated camera publishing to an RTMP URL (or writing its
+    /// pictures to a pipe, for a test RTSP camera to serve).
     Simulate {
-        #[arg(long = "rtmp")]
-        url: String,
+        #[arg(long = "rtmp", required_unless_present = "h264_out")]
+        url: Option<String>,
+        /// Write length-prefixed Annex B access units here (`-`: stdout)
+        /// instead of publishing; the main stream only.
+        #[arg(long, conflicts_with = "url")]
+        h264_out: Option<String>,
         #[arg(long, default_value = "Simulated camera")]
         name: String,
         #[arg(long, default_value = "UTC")]
@@ -425,18 +446,62 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     owner,
                     name,
                     timezone,
+                    rtsp_url,
+                    rtsp_sub_url,
+                    rtsp_username,
+                    rtsp_password_stdin,
+                    rtsp_transport,
                 },
         } => {
+            use hearth_server::ingest::rtsp::source::{RtpTransport, RtspSource};
             let cfg = common.resolve()?;
+            let mut password = String::new();
+            if rtsp_password_stdin {
+                std::io::stdin().lock().read_line(&mut password)?;
+            }
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let transport = if rtsp_transport == "udp" {
+                RtpTransport::Udp
+            } else {
+                RtpTransport::Tcp
+            };
+            let source = rtsp_url
+                .map(|url| {
+                    RtspSource::new(
+                        &url,
+                        rtsp_sub_url.as_deref(),
+                        &rtsp_username,
+                        &password,
+                        transport,
+                    )
+                })
+                .transpose()?;
             let cfg2 = cfg.clone();
             let (cam, key) = tokio::task::spawn_blocking(move || {
                 let store = hearth_server::serve::open_store(&cfg2.data_dir)?;
-                hearth_server::cli::admin::add_camera(store.as_ref(), &owner, &name, &timezone)
+                let keys = hearth_server::serve::media_keys(&cfg2.data_dir)?;
+                let sealer = hearth_access::sealed::SecretBox::camera_sources(&keys);
+                let source = source.as_ref().map(|s| (s, &sealer));
+                hearth_server::cli::admin::add_camera(
+                    store.as_ref(),
+                    &owner,
+                    &name,
+                    &timezone,
+                    source,
+                )
+                .map(|(cam, key)| (cam, source.is_none().then_some(key)))
             })
             .await??;
             println!("camera {}", cam.id);
-            println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
-            println!("(the stream key is shown only now; it is stored as a hash)");
+            match key {
+                Some(key) => {
+                    println!("ingest {}", Config::ingest_url(cfg.rtmp, key.expose()));
+                    println!("(the stream key is shown only now; it is stored as a hash)");
+                }
+                None => println!(
+                    "pulled over RTSP: the web app and GET /api/v1/cameras show its status"
+                ),
+            }
             Ok(())
         }
         Command::Camera {
@@ -570,6 +635,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd:
                 CameraCmd::Simulate {
                     url,
+                    h264_out,
                     name,
                     timezone,
                     size,
@@ -593,9 +659,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = tx.send(true);
             });
-            hearth_camera::publish_renditions(&url, cfg, sub_size.0, rx)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))
+            match (url, h264_out) {
+                (_, Some(path)) => {
+                    let out = if path == "-" {
+                        use std::os::fd::AsFd;
+                        let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+                        tokio::fs::File::from_std(std::fs::File::from(fd))
+                    } else {
+                        tokio::fs::File::create(&path).await?
+                    };
+                    hearth_camera::write_frames(out, cfg, rx).await
+                }
+                (Some(url), None) => {
+                    hearth_camera::publish_renditions(&url, cfg, sub_size.0, rx).await
+                }
+                (None, None) => Err(hearth_camera::CameraError::InvalidConfig(
+                    "give --rtmp or --h264-out".into(),
+                )),
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))
         }
     }
 }

@@ -35,6 +35,11 @@ pub struct Running {
 /// (SQLite gives its WAL and shared-memory files the same mode) and tightened
 /// if an older run left it open; an existing directory others can read is
 /// left as the operator made it, with a warning.
+/// The master key of media and camera secrets, made on first use.
+pub fn media_keys(data_dir: &std::path::Path) -> std::io::Result<hearth_access::keys::MediaKeys> {
+    hearth_access::keys::MediaKeys::load_or_create(&data_dir.join("media.key"))
+}
+
 pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
@@ -95,8 +100,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     );
     let store = open_store(&cfg.data_dir)?;
     let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
-    let media_keys =
-        hearth_access::keys::MediaKeys::load_or_create(&cfg.data_dir.join("media.key"))?;
+    let media_keys = media_keys(&cfg.data_dir)?;
     let http = TcpListener::bind(cfg.http)
         .await
         .map_err(|e| anyhow::anyhow!("binding HTTP {}: {e}", cfg.http))?;
@@ -163,9 +167,21 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let (view, store) = (state.access.clone(), state.store.clone());
         tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
     }
+    let _ = state.ingest_url.set(cfg.ingest_base_for(running.rtmp));
+    crate::ingest::rtsp::Pulls::sync(&state).await?;
     let st = state.clone();
     tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
         st.hubs.disconnect_past_epochs(view);
+        // Sources added, changed or removed by any process.
+        let st = st.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::ingest::rtsp::Pulls::sync(&st).await {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "rtsp pulls not synced with the store"
+                );
+            }
+        });
     }));
     tokio::spawn(crate::ingest::rtmp::serve(
         rtmp,

@@ -49,6 +49,11 @@ pub struct Inner {
     /// Base of RTSP stream URLs, once the RTSP egress is listening (off unless
     /// configured).
     pub rtsp_url: std::sync::OnceLock<String>,
+    /// Base of the RTMP URLs push cameras publish to (`rtmp://host:port/live`),
+    /// once the ingest listener is bound.
+    pub ingest_url: std::sync::OnceLock<String>,
+    /// The cameras Hearth pulls over RTSP: their tasks and statuses.
+    pub pulls: crate::ingest::rtsp::Pulls,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,6 +86,7 @@ impl AppState {
             bench,
             DoorSwitch::from_env(),
         );
+        let pulls = crate::ingest::rtsp::Pulls::new(&media_keys);
         Self(Arc::new(Inner {
             store,
             hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)).with_bench_switch(bench),
@@ -101,6 +107,8 @@ impl AppState {
             audit,
             homegraph: Default::default(),
             rtsp_url: Default::default(),
+            ingest_url: Default::default(),
+            pulls,
         }))
     }
 

@@ -51,6 +51,12 @@ pub async fn web_sharing_js() -> Response {
         "text/javascript; charset=utf-8",
     )
 }
+pub async fn web_cameras_js() -> Response {
+    static_file(
+        include_str!("../../../web/cameras.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
 pub async fn web_account_js() -> Response {
     static_file(
         include_str!("../../../web/account.js"),

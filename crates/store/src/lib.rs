@@ -616,6 +616,11 @@ pub trait Store: Send + Sync + 'static {
     // --- smart-display integrations: OAuth clients, codes, links, tokens ---
 
     fn rename_camera(&self, camera: CameraId, name: &str) -> Result<(), StoreError>;
+    /// Sets (or with `None` removes) the sealed source of a camera Hearth pulls.
+    /// The store never sees the source in the clear.
+    fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Every pulled camera's sealed source.
+    fn camera_sources(&self) -> Result<Vec<(CameraId, Vec<u8>)>, StoreError>;
     /// Registers or replaces the integration's client (its links stay).
     fn put_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError>;
     fn oauth_client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError>;

@@ -28,6 +28,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_share_invitations.sql"),
     include_str!("migrations/0007_audit_journal_mark.sql"),
     include_str!("migrations/0008_session_ids.sql"),
+    include_str!("migrations/0009_camera_sources.sql"),
 ];
 
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, rusqlite::Error> {

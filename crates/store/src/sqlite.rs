@@ -1180,6 +1180,35 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError> {
+        let conn = self.conn();
+        match sealed {
+            Some(sealed) => {
+                conn.execute(
+                    "INSERT INTO camera_sources (camera_id, sealed, updated_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (camera_id) DO UPDATE SET sealed = ?2, updated_at = ?3",
+                    params![camera.to_string(), sealed, now().0],
+                )
+                .map_err(|e| constraint_error(e, "camera source", "camera"))?;
+            }
+            None => {
+                conn.execute(
+                    "DELETE FROM camera_sources WHERE camera_id = ?1",
+                    [camera.to_string()],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn camera_sources(&self) -> Result<Vec<(CameraId, Vec<u8>)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT camera_id, sealed FROM camera_sources ORDER BY camera_id")?;
+        let rows = stmt.query_map([], |row| Ok((get_id(row, 0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn put_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError> {
         links::put_client(&mut self.conn(), client)
     }

@@ -26,6 +26,73 @@ pub(super) struct CameraView {
     access: &'static str,
     online: bool,
     timezone: String,
+    /// `online` or `offline` for a camera that pushes; a pulled camera's state:
+    /// `online`, `connecting`, `auth_failed`, `unreachable`, `unsupported_codec`.
+    status: &'static str,
+    /// Owners only: where Hearth pulls the camera from (never its credentials),
+    /// and its last error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceView>,
+}
+
+#[derive(Serialize)]
+pub(super) struct SourceView {
+    /// `rtsp` (Hearth pulls it) or `rtmp` (it pushes).
+    kind: &'static str,
+    /// `host:port` of an RTSP camera.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    /// Since when the camera has been in its status (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error_at: Option<String>,
+}
+
+impl CameraView {
+    /// The camera as `access` lets the caller see it.
+    pub(super) fn of(
+        st: &AppState,
+        c: hearth_store::Camera,
+        access: hearth_store::Access,
+        shared_by: Option<String>,
+    ) -> Self {
+        let online = st.hubs.is_online(c.id);
+        let host = st.pulls.source_host(c.id);
+        let pulled = st.pulls.statuses.get(c.id, hearth_model::Rendition::Main);
+        let status = match (&host, &pulled) {
+            (Some(_), Some(p)) => p.state.as_str(),
+            (Some(_), None) => "connecting",
+            (None, _) if online => "online",
+            (None, _) => "offline",
+        };
+        let owner = access == hearth_store::Access::Owner;
+        let source = owner.then(|| SourceView {
+            kind: if host.is_some() { "rtsp" } else { "rtmp" },
+            status_since: pulled
+                .as_ref()
+                .map(|p| hearth_access::clock::rfc3339(p.since)),
+            last_error_at: pulled
+                .as_ref()
+                .and_then(|p| p.last_error.as_ref())
+                .map(|(at, _)| hearth_access::clock::rfc3339(*at)),
+            last_error: pulled.and_then(|p| p.last_error).map(|(_, e)| e),
+            host,
+        });
+        CameraView {
+            online,
+            shared_by,
+            access: access_name(access),
+            id: c.id,
+            name: c.name,
+            household: c.household,
+            timezone: c.timezone,
+            status,
+            source,
+        }
+    }
 }
 
 pub(super) async fn list_cameras(
@@ -47,15 +114,10 @@ pub(super) async fn list_cameras(
         .await?;
     Ok(Json(
         cams.into_iter()
-            .map(|(c, access)| CameraView {
-                online: st.hubs.is_online(c.id),
-                shared_by: (access == hearth_store::Access::Viewer)
-                    .then(|| sharers.get(&c.household).cloned().unwrap_or_default()),
-                access: access_name(access),
-                id: c.id,
-                name: c.name,
-                household: c.household,
-                timezone: c.timezone,
+            .map(|(c, access)| {
+                let shared_by = (access == hearth_store::Access::Viewer)
+                    .then(|| sharers.get(&c.household).cloned().unwrap_or_default());
+                CameraView::of(&st, c, access, shared_by)
             })
             .collect(),
     ))
@@ -185,15 +247,14 @@ pub(super) async fn rename_camera(
         user: Some(user),
         ..audit::event("camera_renamed", None, serde_json::json!({"name": name}))
     });
-    Ok(Json(CameraView {
-        online: st.hubs.is_online(cam.id),
-        shared_by: None, // only owners rename
-        access: access_name(hearth_store::Access::Owner),
-        id: cam.id,
-        name,
-        household: cam.household,
-        timezone: cam.timezone,
-    }))
+    // Only owners rename: nobody shares it with them.
+    let cam = hearth_store::Camera { name, ..cam };
+    Ok(Json(CameraView::of(
+        &st,
+        cam,
+        hearth_store::Access::Owner,
+        None,
+    )))
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod admin;
 pub mod cameras;
+pub mod onboarding;
 pub mod ops;
 
 use crate::error::AppError;
@@ -23,6 +24,7 @@ crate::routes::route_table! { routes, ROUTES;
     get "/frame-check.js" => crate::web::web_frame_check_js, "The WebRTC player's frame-check worker", "none";
     get "/link.js" => crate::web::web_link_js, "The account-linking page's script", "none";
     get "/sharing.js" => crate::web::web_sharing_js, "The web app's sharing and access-log views", "none";
+    get "/cameras.js" => crate::web::web_cameras_js, "The web app's add-a-camera view", "none";
     get "/account.js" => crate::web::web_account_js, "The web app's account view", "none";
     get "/app.css" => crate::web::web_css, "The web app's style sheet", "none";
     post "/api/v1/login" => account::login, "Sign in: {email, password} -> {token, expires_at}", "none";
@@ -30,7 +32,8 @@ crate::routes::route_table! { routes, ROUTES;
     get "/api/v1/sessions" => account::list_sessions, "The caller's signed-in sessions: [{id, created_at, expires_at, address, client, current}]", "session";
     delete "/api/v1/sessions/{id}" => account::end_session, "End one of the caller's sessions: its token and its grants stop working", "session";
     post "/api/v1/password" => account::change_password, "Change the password: {current_password, new_password}; every other session ends", "session";
-    get "/api/v1/cameras" => cameras::list_cameras, "The cameras the caller may view", "session";
+    get "/api/v1/cameras" => cameras::list_cameras, "The cameras the caller may view, with each one's status", "session";
+    post "/api/v1/cameras" => onboarding::add_camera, "Add a camera: {name, rtsp_url, rtsp_username, rtsp_password} pulled, or {name} pushing (the answer's ingest_url is shown once)", "session";
     patch "/api/v1/cameras/{id}" => cameras::rename_camera, "Rename a camera (owners)", "session";
     post "/api/v1/cameras/{id}/streams" => cameras::create_stream, "A stream grant: HLS, TS and snapshot URLs", "session";
     post "/api/v1/cameras/{id}/reports" => cameras::client_report, "A player reports media it refused", "session";

@@ -4,6 +4,8 @@
 //! restart.
 
 use crate::api::admin::{camera_by_id_text, record_admin};
+use crate::ingest::rtsp::source::RtspSource;
+use hearth_access::sealed::SecretBox;
 use hearth_model::BindingEpoch;
 use hearth_model::RawToken;
 use hearth_store::{Camera, Store, User};
@@ -29,25 +31,21 @@ pub fn add_user(store: &dyn Store, email: &str, password: &str) -> anyhow::Resul
     Ok(store.create_user(email, &hash, household.id)?)
 }
 
-/// Creates a camera in `owner`'s household. Returns it with its stream key, which is
-/// shown once and stored only as a hash.
+/// Creates a camera in `owner`'s household, pulled from `source` if given
+/// (sealed with `sealer`). Returns it with its stream key, which is shown once
+/// and stored only as a hash.
 pub fn add_camera(
     store: &dyn Store,
     owner: &str,
     name: &str,
     timezone: &str,
+    source: Option<(&RtspSource, &SecretBox)>,
 ) -> anyhow::Result<(Camera, RawToken)> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
-        anyhow::bail!("camera name must have 1 to 100 characters");
-    }
-    hearth_camera::validate_timezone(timezone).map_err(|e| anyhow::anyhow!("{e}"))?;
     let user = store
         .user_by_email(owner)?
         .ok_or_else(|| anyhow::anyhow!("no user with email {owner}"))?;
-    let key = RawToken::generate();
-    let camera = store.create_camera(user.household, name, timezone, key.hash())?;
-    Ok((camera, key))
+    let added = crate::ingest::onboard::add_camera(store, user.household, name, timezone, source)?;
+    Ok((added.camera, added.stream_key))
 }
 
 /// Gives a camera a new stream key; the old one stops working at once.

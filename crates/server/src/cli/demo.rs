@@ -97,7 +97,7 @@ fn ensure_data(
                 let key = crate::cli::admin::rotate_stream_key(store, &c)?;
                 (c, key)
             }
-            None => crate::cli::admin::add_camera(store, d.owner, d.name, d.timezone)?,
+            None => crate::cli::admin::add_camera(store, d.owner, d.name, d.timezone, None)?,
         };
         cameras.push(pair);
     }

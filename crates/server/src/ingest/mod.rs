@@ -2,7 +2,12 @@
 //! verifies provenance, and feeds the camera's hub through a `hub::Publisher`.
 //!
 //! - [`rtmp`]: RTMP push (cameras, OBS, ffmpeg, the simulated camera).
+//! - [`rtsp`]: RTSP pull (IP cameras on the network: Hearth connects to them).
 //!
-//! RTSP pull (cameras on the LAN) and the home agent's link come next.
+//! - [`onboard`]: adding a camera (a stream key, or a sealed RTSP source).
+//!
+//! The home agent's link comes next.
 
+pub mod onboard;
 pub mod rtmp;
+pub mod rtsp;

@@ -199,6 +199,32 @@ fn camera_is_created_at_epoch_one_and_found() {
 }
 
 #[test]
+fn a_pulled_cameras_sealed_source_is_set_replaced_and_removed() {
+    let s = store();
+    let h = s.create_household("home").unwrap();
+    let c = s.create_camera(h.id, "Porch", "UTC", key(1)).unwrap();
+    let other = s.create_camera(h.id, "Yard", "UTC", key(2)).unwrap();
+    assert!(s.camera_sources().unwrap().is_empty());
+    let before = s.generation().unwrap();
+    s.set_camera_source(c.id, Some(b"sealed one")).unwrap();
+    let after_set = s.generation().unwrap();
+    assert_ne!(after_set, before, "processes notice a new source");
+    s.set_camera_source(c.id, Some(b"sealed two")).unwrap();
+    assert_ne!(s.generation().unwrap(), after_set, "and a changed one");
+    assert_eq!(
+        s.camera_sources().unwrap(),
+        vec![(c.id, b"sealed two".to_vec())]
+    );
+    s.set_camera_source(other.id, None).unwrap();
+    s.set_camera_source(c.id, None).unwrap();
+    assert!(s.camera_sources().unwrap().is_empty());
+    assert!(matches!(
+        s.set_camera_source(CameraId::random(), Some(b"x")),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
 fn unknown_cameras_are_none() {
     let s = store();
     let h = s.create_household("home").unwrap();

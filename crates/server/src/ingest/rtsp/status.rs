@@ -1,0 +1,136 @@
+//! What an owner sees of a pulled camera: one state per rendition, with the
+//! last error and when it happened. Errors are scrubbed of the camera's
+//! credentials before they are kept (a camera or a library may echo them).
+
+use hearth_model::{CameraId, Rendition, UnixMillis};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullState {
+    /// Signing in, setting up, or waiting for the first frame.
+    Connecting,
+    /// Frames are arriving.
+    Online,
+    /// The camera refused the user name or password (401 or 403).
+    AuthFailed,
+    /// Nothing answers at the camera's address.
+    Unreachable,
+    /// The camera offers no H.264 video (H.265, MJPEG...).
+    UnsupportedCodec,
+}
+
+impl PullState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::AuthFailed => "auth_failed",
+            Self::Unreachable => "unreachable",
+            Self::UnsupportedCodec => "unsupported_codec",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullStatus {
+    pub state: PullState,
+    /// When the camera entered `state`.
+    pub since: UnixMillis,
+    pub last_error: Option<(UnixMillis, String)>,
+}
+
+/// Every pulled camera's status, per rendition.
+#[derive(Default)]
+pub struct Statuses(Mutex<HashMap<(CameraId, Rendition), PullStatus>>);
+
+impl Statuses {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(CameraId, Rendition), PullStatus>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, camera: CameraId, rendition: Rendition) -> Option<PullStatus> {
+        self.lock().get(&(camera, rendition)).cloned()
+    }
+
+    /// Moves to `state` (keeping `since` if it is the same state), recording
+    /// `error` as the last error if there is one.
+    pub fn set(
+        &self,
+        camera: CameraId,
+        rendition: Rendition,
+        state: PullState,
+        error: Option<String>,
+        now: UnixMillis,
+    ) {
+        let mut all = self.lock();
+        let entry = all.entry((camera, rendition)).or_insert(PullStatus {
+            state,
+            since: now,
+            last_error: None,
+        });
+        if entry.state != state {
+            entry.state = state;
+            entry.since = now;
+        }
+        if let Some(e) = error {
+            entry.last_error = Some((now, e));
+        }
+    }
+
+    pub fn remove(&self, camera: CameraId) {
+        self.lock().retain(|(c, _), _| *c != camera);
+    }
+}
+
+/// `text` with every occurrence of the given secrets replaced.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| s.len() >= 3) {
+        out = out.replace(s, "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_keeps_its_since_and_errors_are_kept() {
+        let s = Statuses::default();
+        let c = CameraId::random();
+        s.set(
+            c,
+            Rendition::Main,
+            PullState::Connecting,
+            None,
+            UnixMillis(1),
+        );
+        s.set(
+            c,
+            Rendition::Main,
+            PullState::Connecting,
+            Some("x".into()),
+            UnixMillis(5),
+        );
+        let st = s.get(c, Rendition::Main).unwrap();
+        assert_eq!((st.state, st.since), (PullState::Connecting, UnixMillis(1)));
+        assert_eq!(st.last_error, Some((UnixMillis(5), "x".into())));
+        s.set(c, Rendition::Main, PullState::Online, None, UnixMillis(9));
+        let st = s.get(c, Rendition::Main).unwrap();
+        assert_eq!((st.state, st.since), (PullState::Online, UnixMillis(9)));
+        assert!(st.last_error.is_some(), "the last error stays visible");
+        assert!(s.get(c, Rendition::Sub).is_none());
+        s.remove(c);
+        assert!(s.get(c, Rendition::Main).is_none());
+        assert_eq!(
+            scrub("401 for admin:hunter2", &["admin", "hunter2"]),
+            "401 for ***:***"
+        );
+    }
+}

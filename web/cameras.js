@@ -1,0 +1,125 @@
+// Hearth's "Add a camera" page (#/add): an IP camera Hearth pulls over RTSP
+// (its address, user name and password), or a camera or app that pushes over
+// RTMP (its address with the key is shown once, with a QR code for camera
+// apps). After adding an RTSP camera the page follows its status until it is
+// live or says what is wrong (wrong password, unreachable, unsupported video).
+// Plain ES module; app.js hands in its API helper and element builder.
+
+const $ = (id) => document.getElementById(id);
+
+const STATUS_POLL_MS = 1000;
+
+/** What a pulled camera's status means to its owner. */
+export const STATUS_TEXT = {
+  online: 'Live',
+  offline: 'Offline',
+  connecting: 'Connecting…',
+  auth_failed: 'The camera refused the user name or password',
+  unreachable: 'Nothing answers at that address',
+  unsupported_codec: 'The camera sends video Hearth cannot play (it needs H.264)',
+};
+
+/** Fills the (already visible) add view; returns { leave() }. */
+export function showAddCamera({ api, onAdded }) {
+  const form = $('add-form');
+  const rtspFields = $('add-rtsp-fields');
+  const error = $('add-error');
+  const submit = $('add-submit');
+  const result = $('add-result');
+  const status = $('add-status');
+  const push = $('add-push');
+  const watch = $('add-watch');
+  let alive = true;
+  let timer = null;
+
+  form.reset();
+  form.hidden = false;
+  result.hidden = true;
+  push.hidden = true;
+  watch.hidden = true;
+  $('add-ingest-url').textContent = '';
+  $('add-ingest-qr').removeAttribute('src');
+  showError(null);
+
+  const kind = () => form.elements.kind.value;
+  const onKind = () => { rtspFields.hidden = kind() !== 'rtsp'; };
+  form.addEventListener('change', onKind);
+  onKind();
+
+  function showError(message) {
+    error.textContent = message || '';
+    error.hidden = !message;
+  }
+
+  async function onSubmit(ev) {
+    ev.preventDefault();
+    showError(null);
+    const f = form.elements;
+    const body = { name: f.name.value.trim() };
+    if (!body.name) { showError('Give the camera a name.'); f.name.focus(); return; }
+    if (kind() === 'rtsp') {
+      body.rtsp_url = f.rtsp_url.value.trim();
+      if (!body.rtsp_url) { showError('Enter the camera’s stream address.'); f.rtsp_url.focus(); return; }
+      if (f.rtsp_sub_url.value.trim()) body.rtsp_sub_url = f.rtsp_sub_url.value.trim();
+      body.rtsp_username = f.rtsp_username.value;
+      body.rtsp_password = f.rtsp_password.value;
+    }
+    submit.disabled = true;
+    try {
+      const { data: cam } = await api('POST', '/api/v1/cameras', body);
+      if (!alive) return;
+      // The password leaves the page with the request.
+      f.rtsp_password.value = '';
+      form.hidden = true;
+      result.hidden = false;
+      watch.href = `#/camera/${encodeURIComponent(cam.id)}`;
+      if (onAdded) onAdded();
+      if (cam.ingest_url) {
+        push.hidden = false;
+        $('add-ingest-url').textContent = cam.ingest_url;
+        if (cam.ingest_qr_svg) $('add-ingest-qr').src = `data:image/svg+xml;base64,${btoa(cam.ingest_qr_svg)}`;
+        status.textContent = `${cam.name} is added. It shows live once it sends its picture.`;
+        watch.hidden = false;
+      } else {
+        follow(cam);
+      }
+    } catch (e) {
+      if (alive) showError(e.message || 'The camera could not be added.');
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  /** Shows the pulled camera's status until it is live, or says why not. */
+  function follow(cam) {
+    const show = (c) => {
+      const text = STATUS_TEXT[c.status] || c.status;
+      const detail = c.status !== 'online' && c.source && c.source.last_error ? ` (${c.source.last_error})` : '';
+      status.textContent = `${c.name}: ${text}${detail}`;
+      status.dataset.status = c.status;
+      watch.hidden = c.status !== 'online';
+    };
+    show(cam);
+    const poll = async () => {
+      if (!alive) return;
+      try {
+        const { data: list } = await api('GET', '/api/v1/cameras');
+        const c = list.find((x) => x.id === cam.id);
+        if (c && alive) show(c);
+      } catch (_) { /* the next poll tries again */ }
+      if (alive) timer = setTimeout(poll, STATUS_POLL_MS);
+    };
+    timer = setTimeout(poll, STATUS_POLL_MS);
+  }
+
+  form.addEventListener('submit', onSubmit);
+  return {
+    leave() {
+      alive = false;
+      clearTimeout(timer);
+      form.removeEventListener('submit', onSubmit);
+      form.removeEventListener('change', onKind);
+      form.reset();
+    },
+  };
+}
