@@ -4,11 +4,15 @@
 //! lookup, the segment cache, the still-image cache and the frame cache under the
 //! still decoder each answer with another camera's entry one time in five. 20 cameras in 10 households stream while 100
 //! viewers make more than 50,000 media requests; then every camera drops and
-//! reconnects within 5 s while the viewers keep watching. Nothing is judged by the
+//! reconnects within 5 s while the viewers keep watching. Two of the cameras
+//! are IP cameras Hearth pulls over RTSP (GStreamer's RTSP server, Digest
+//! auth); in the storm they die and come back like rebooting cameras. Nothing is judged by the
 //! server's own counters: every byte a viewer received is decoded and the pictures
 //! must carry that viewer's camera's visual signature, never another's.
 
 mod common;
+#[path = "common/rtsp_camera.rs"]
+mod rtsp_camera;
 use common::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
@@ -22,21 +26,24 @@ const VIEWERS: usize = 100;
 const REQUESTS: u64 = 50_000;
 const W: u32 = 160;
 const H: u32 = 96;
+/// Households whose second camera Hearth pulls over RTSP.
+const PULLED: [usize; 2] = [0, 1];
 
 struct Camera {
     id: String,
     owner: String,
-    ingest: String,
+    /// A push camera's RTMP URL; `None` for a pulled one.
+    ingest: Option<String>,
     signature: u32,
 }
 
-fn simulate(c: &Camera) -> Sim {
-    common::simulate(
-        &c.ingest,
+fn simulate(c: &Camera) -> Option<Sim> {
+    Some(common::simulate(
+        c.ingest.as_deref()?,
         "cam",
         (W, H),
         &["--signature", &c.signature.to_string()],
-    )
+    ))
 }
 
 /// Everything one viewer received with a 200, by object name.
@@ -213,6 +220,7 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
     );
 
     let mut cameras = Vec::new();
+    let mut pulled = Vec::new();
     for h in 0..HOUSEHOLDS {
         let owner = format!("household{h}@example.com");
         s.admin(
@@ -220,18 +228,57 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
             Some("a long password\n"),
         );
         for c in 0..CAMERAS_PER_HOUSEHOLD {
+            if c == 1 && PULLED.contains(&h) {
+                let port = rtsp_camera::free_port();
+                let out = s.admin(
+                    &[
+                        "camera",
+                        "add",
+                        "--owner",
+                        &owner,
+                        "--name",
+                        &format!("cam {h}.{c}"),
+                        "--rtsp-url",
+                        &format!("rtsp://127.0.0.1:{port}/main"),
+                        "--rtsp-username",
+                        "admin",
+                        "--rtsp-password-stdin",
+                    ],
+                    Some("camera password\n"),
+                );
+                let id = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("camera "))
+                    .unwrap()
+                    .to_string();
+                let signature = signature_of(&id);
+                pulled.push(rtsp_camera::RtspCamera::start(
+                    port,
+                    signature,
+                    (W, H),
+                    None,
+                    ("admin", "camera password"),
+                ));
+                cameras.push(Camera {
+                    signature,
+                    id,
+                    owner: owner.clone(),
+                    ingest: None,
+                });
+                continue;
+            }
             let (id, ingest) = s.add_camera(&owner, &format!("cam {h}.{c}"));
             cameras.push(Camera {
                 signature: signature_of(&id),
                 id,
                 owner: owner.clone(),
-                ingest,
+                ingest: Some(ingest),
             });
         }
     }
     let sigs: HashSet<u32> = cameras.iter().map(|c| c.signature).collect();
     assert_eq!(sigs.len(), cameras.len(), "signatures must be distinct");
-    let mut sims: Vec<Sim> = cameras.iter().map(simulate).collect();
+    let mut sims: Vec<Sim> = cameras.iter().filter_map(simulate).collect();
 
     let mut tokens = HashMap::new();
     for c in &cameras {
@@ -292,8 +339,14 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
     }
     let storm = Instant::now();
     sims.clear(); // every camera drops
+    for p in &mut pulled {
+        p.kill();
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    sims = cameras.iter().map(simulate).collect(); // and reconnects
+    sims = cameras.iter().filter_map(simulate).collect(); // and reconnects
+    for p in &mut pulled {
+        p.restart();
+    }
     assert!(storm.elapsed() < Duration::from_secs(5));
     let storm_at = std::time::SystemTime::now();
     let before_storm: Vec<u64> = newest_seq
@@ -319,6 +372,7 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
         by_camera[cam].push(task.await.expect("viewer task"));
     }
     drop(sims);
+    drop(pulled);
     let requests = counts.requests.load(Ordering::Relaxed);
     let refused = counts.refused.load(Ordering::Relaxed);
     eprintln!(

@@ -243,7 +243,11 @@ impl Attempt<'_> {
             };
             let item = match item {
                 None => {
-                    return self.ended(ran(), PullState::Connecting, "the camera ended the session");
+                    return self.ended(
+                        ran(),
+                        PullState::Connecting,
+                        "the camera ended the session",
+                    );
                 }
                 Some(Err(e)) => {
                     return self.ended(ran(), PullState::Connecting, format!("session: {e}"));

@@ -1,0 +1,144 @@
+//! An owner adds cameras in the web app (headless Chromium): an RTSP camera
+//! (GStreamer's RTSP server with Digest auth) by address, user name and
+//! password, which the page follows until it is live and then plays, showing
+//! that camera's picture; a wrong password, which the page names; and a push
+//! camera, whose RTMP address with its key (and QR code) the page shows once,
+//! and which is live once a camera publishes there.
+
+mod common;
+#[path = "common/rtsp_camera.rs"]
+mod rtsp_camera;
+#[path = "common/webdriver.rs"]
+mod webdriver;
+use common::*;
+use rtsp_camera::*;
+use std::time::{Duration, Instant};
+use webdriver::Driver;
+
+const W: u32 = 320;
+const H: u32 = 180;
+
+/// Fills the add form and submits it.
+async fn add(d: &Driver, base: &str, name: &str, rtsp: Option<(&str, &str, &str)>) {
+    // Through the grid: a hash change shows a fresh form.
+    d.goto(&format!("{base}/#/")).await;
+    d.wait_find("[data-testid=add-camera-link]").await;
+    d.goto(&format!("{base}/#/add")).await;
+    d.wait_js(
+        "const f = document.getElementById('add-form'); return f && !f.hidden && !f.closest('[hidden]') && f.elements.name.value === ''",
+        "an empty add form",
+    )
+    .await;
+    d.type_into("[data-testid=add-name]", name).await;
+    match rtsp {
+        Some((url, user, password)) => {
+            d.type_into("[data-testid=add-rtsp-url]", url).await;
+            d.type_into("[data-testid=add-rtsp-username]", user).await;
+            d.type_into("[data-testid=add-rtsp-password]", password)
+                .await;
+        }
+        None => d.click("[data-testid=add-kind-rtmp]").await,
+    }
+    d.click("[data-testid=add-submit]").await;
+}
+
+/// Waits until the add page's status names `status`; returns its text.
+async fn wait_add_status(d: &Driver, status: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = d
+            .js("const e = document.querySelector('[data-testid=add-status]'); return e && !e.closest('[hidden]') ? [e.dataset.status || '', e.textContent] : null")
+            .await;
+        if v[0] == status {
+            return v[1].as_str().unwrap_or_default().to_string();
+        }
+        let err = d
+            .js("const e = document.querySelector('[data-testid=add-error]'); return e.hidden ? '' : e.textContent")
+            .await;
+        assert!(
+            Instant::now() < deadline,
+            "the add page never showed {status}: {v} {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_adds_cameras_in_the_web_app_and_watches_them() {
+    require_tool("chromium");
+    let s = Server::serve();
+    s.admin(&["user", "add", "--email", OWNER_A], Some(PASSWORD));
+    let sig = 0x0AD0_CA11;
+    let cam = RtspCamera::start(free_port(), sig, (W, H), None, ("admin", "cam-Password-9"));
+
+    let d = Driver::start().await;
+    d.log_in(&s.base, OWNER_A, PASSWORD).await;
+    d.wait_find("[data-testid=add-camera-link]").await;
+
+    // A wrong password: the page says so.
+    add(
+        &d,
+        &s.base,
+        "Garage",
+        Some((&cam.url("main"), "admin", "not-it")),
+    )
+    .await;
+    let said = wait_add_status(&d, "auth_failed").await;
+    assert!(said.contains("refused"), "{said}");
+
+    // The right one: live, and the page offers to watch it.
+    add(
+        &d,
+        &s.base,
+        "Porch",
+        Some((&cam.url("main"), "admin", "cam-Password-9")),
+    )
+    .await;
+    wait_add_status(&d, "online").await;
+    let password_left = d
+        .js("return document.querySelector('[data-testid=add-rtsp-password]').value")
+        .await;
+    assert_eq!(password_left, "", "the form forgets the password");
+    d.click("[data-testid=add-watch]").await;
+    d.wait_js(
+        "return window.hearthPlayer && window.hearthPlayer.state === 'playing' ? true : null",
+        "the added camera playing",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rgb = d.video_rgb(W, H).await;
+    assert_eq!(
+        hearth_camera::read_signature(&rgb, W, H),
+        Some(sig),
+        "the camera's own picture"
+    );
+
+    // The grid names the camera with the wrong password.
+    d.goto(&format!("{}/#/", s.base)).await;
+    d.wait_js(
+        "const c = [...document.querySelectorAll('[data-testid=camera-card]')].find(e => e.dataset.cameraName === 'Garage'); return c && c.dataset.state === 'auth_failed' ? true : null",
+        "the grid showing Garage's wrong password",
+    )
+    .await;
+
+    // A push camera: the address with its key, once, and a QR code.
+    add(&d, &s.base, "Phone", None).await;
+    let ingest = d
+        .wait_js(
+            "const e = document.querySelector('[data-testid=add-ingest-url]'); return e && e.textContent.startsWith('rtmp://') ? e.textContent : null",
+            "the push camera's address",
+        )
+        .await;
+    let ingest = ingest.as_str().unwrap().to_string();
+    assert!(
+        ingest.contains(&format!(":{}/live/", s.rtmp.port())),
+        "{ingest}"
+    );
+    let qr = d
+        .js("const i = document.querySelector('[data-testid=add-ingest-qr]'); return i.complete ? i.naturalWidth : 0")
+        .await;
+    assert!(qr.as_u64().unwrap_or(0) >= 100, "no QR code: {qr}");
+    let _sim = simulate(&ingest, "Phone", (W, H), &["--signature", "7"]);
+    let a = s.login(OWNER_A, PASSWORD).await;
+    s.wait_online(&a, "Phone").await;
+}
