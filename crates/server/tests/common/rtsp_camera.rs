@@ -1,6 +1,7 @@
 //! A real RTSP IP camera for tests: `scripts/rtsp-camera.py` (GStreamer's RTSP
 //! server, Digest auth) serving the simulated camera's signed picture at
 //! `/main` and `/sub`, with AAC audio.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
