@@ -11,6 +11,7 @@ import { isLinkPage, showConsent, mountIntegrations } from './link.js';
 import { showManage, mountInvitations } from './sharing.js';
 import { showAccount } from './account.js';
 import { showAddCamera, STATUS_TEXT } from './cameras.js';
+import { mountKeys } from './keys.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -847,10 +848,16 @@ function showAccountView() {
     el,
     cameras: () => (cameraCache ? Promise.resolve(cameraCache) : loadCameras()),
   });
+  const keys = mountKeys({
+    api,
+    el,
+    cameras: () => (cameraCache ? Promise.resolve(cameraCache) : loadCameras()),
+  });
   current = {
     leave() {
       account.leave();
       displays.leave();
+      keys.leave();
     },
   };
   focusHeading('account-title');

@@ -226,8 +226,9 @@ impl Door {
         // anyone else (another account included) stops here. Not skipped by the
         // bench switch: it is part of the grant, not of the guard. A linked grant
         // (Google Home, Alexa) is fetched by a display that cannot send headers:
-        // its holder is its account link, checked live by the access view below.
-        if !g.integration.is_linked() && !holder.is_some_and(|h| g.holder.is_presented_by(h)) {
+        // its holder is its account link, checked live by the access view below;
+        // a restream grant's is its viewer key, likewise.
+        if !g.integration.is_headerless() && !holder.is_some_and(|h| g.holder.is_presented_by(h)) {
             self.metrics.grant_replays_refused.inc();
             tracing::warn!(
                 grant = ?g.id,

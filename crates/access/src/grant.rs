@@ -63,6 +63,14 @@ impl Holder {
     /// belongs to the grant's viewer and integration, and still includes the camera:
     /// unlinking, DISCONNECT, revoking the refresh token or leaving the camera out
     /// stops the stream at its next request.
+    pub fn of_viewer_key(key: hearth_model::ViewerKeyId) -> Self {
+        let d = Sha256::new()
+            .chain_update(b"hearth viewer key holder v1\0")
+            .chain_update(key.as_bytes())
+            .finalize();
+        Self(d[..HOLDER_LEN].try_into().expect("16 of 32 bytes"))
+    }
+
     pub fn of_link(link: hearth_model::LinkId) -> Self {
         let d = Sha256::new()
             .chain_update(b"hearth link holder v1\0")

@@ -89,6 +89,18 @@ impl MediaKeys {
         })
     }
 
+    /// The secret of a viewer key: derived from the master key and the key's id,
+    /// so nothing secret is stored, and RTSP Digest auth (which needs the
+    /// secret itself to check a response) works without keeping it anywhere.
+    /// Deleting the key's row revokes it; the id is never reused.
+    pub fn viewer_key_secret(&self, id: hearth_model::ViewerKeyId) -> String {
+        use base64::Engine as _;
+        let mut m = Self::mac(&self.master);
+        m.update(b"hearth viewer key v1");
+        m.update(id.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&m.finalize().into_bytes()[..24])
+    }
+
     /// A 32-byte key for one purpose (`label`), derived from the master key.
     pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
         let mut m = Self::mac(&self.master);

@@ -30,6 +30,8 @@ pub enum SecretKind {
     Login,
     OAuthToken,
     AdminToken,
+    /// A viewer key (RTSP Digest or the HLS restream URL); failures only.
+    ViewerKey,
 }
 
 impl SecretKind {
@@ -38,6 +40,7 @@ impl SecretKind {
             SecretKind::Login => "login",
             SecretKind::OAuthToken => "oauth_token",
             SecretKind::AdminToken => "admin_token",
+            SecretKind::ViewerKey => "viewer_key",
         }
     }
 }
@@ -92,6 +95,7 @@ impl SecretLimits {
             ),
             (SecretKind::OAuthToken, quota(600, 300), quota(60, 60)),
             (SecretKind::AdminToken, quota(30, 20), quota(30, 20)),
+            (SecretKind::ViewerKey, quota(60, 30), quota(30, 20)),
         ])
     }
 
@@ -283,7 +287,7 @@ pub struct FailureBurst {
 pub struct FailureLog {
     open: Mutex<HashMap<(SecretKind, IpAddr), FailureBurst>>,
     /// Failures recorded so far, per kind (login, oauth token, admin token).
-    counts: [crate::metrics::Counter; 3],
+    counts: [crate::metrics::Counter; 4],
 }
 
 impl FailureLog {

@@ -17,6 +17,10 @@
 //! link exists, is the viewer's, is of the grant's integration and includes the
 //! camera (see [`Holder::of_link`]).
 //!
+//! Likewise the viewer keys (players and recorders that cannot send headers):
+//! a restream grant opens the door only while its key exists, is the viewer's
+//! and lists the camera (see [`Holder::of_viewer_key`]).
+//!
 //! It also holds the sessions that signed out (by the [`Holder`] digest their
 //! grants carry) for as long as a grant bound to one could live, so signing out
 //! stops that session's streams at once, in every process and across restarts.
@@ -42,6 +46,8 @@ struct Snapshot {
     ended_holders: HashSet<Holder>,
     /// Account links, by the holder their grants carry.
     links: HashMap<Holder, LinkEntry>,
+    /// Viewer keys: (user, cameras), by the holder their grants carry.
+    viewer_keys: HashMap<Holder, (UserId, HashSet<CameraId>)>,
 }
 
 /// One account link as the door sees it.
@@ -67,6 +73,8 @@ pub enum Denied {
     SignedOut,
     #[error("the account link that holds this grant is gone or no longer includes the camera")]
     Unlinked,
+    #[error("the viewer key that holds this grant was revoked or does not list the camera")]
+    KeyRevoked,
 }
 
 #[derive(Default)]
@@ -103,6 +111,13 @@ impl AccessView {
                         && l.user == grant.viewer
                         && l.cameras.contains(&grant.camera) => {}
                 _ => return Err(Denied::Unlinked),
+            }
+        }
+        if grant.integration == Integration::Restream {
+            match s.viewer_keys.get(&grant.holder) {
+                Some((user, cameras))
+                    if *user == grant.viewer && cameras.contains(&grant.camera) => {}
+                _ => return Err(Denied::KeyRevoked),
             }
         }
         match s.allowed.get(&(grant.viewer, grant.camera)) {
@@ -148,6 +163,11 @@ impl AccessView {
             .collect()
     }
 
+    /// The user a live viewer key belongs to.
+    pub fn viewer_key_user(&self, holder: &Holder) -> Option<UserId> {
+        self.current().viewer_keys.get(holder).map(|(u, _)| *u)
+    }
+
     /// The camera's current epoch, if anyone may view it.
     pub fn epoch_of(&self, camera: CameraId) -> Option<BindingEpoch> {
         self.current().epochs.get(&camera).copied()
@@ -183,6 +203,12 @@ impl AccessView {
                     user: link.user,
                     cameras: link.cameras.into_iter().collect(),
                 },
+            );
+        }
+        for k in store.viewer_keys()? {
+            next.viewer_keys.insert(
+                Holder::of_viewer_key(k.id),
+                (k.user, k.cameras.into_iter().collect()),
             );
         }
         for s in store.suspensions()? {
@@ -276,6 +302,55 @@ mod tests {
             ..g
         };
         assert_eq!(view.check(&other), Ok(()));
+    }
+
+    #[test]
+    fn a_restream_grant_opens_only_while_its_key_lives_and_lists_the_camera() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let h = store.create_household("a").unwrap();
+        let a = store.create_user("a@x.y", "$argon2id$x", h.id).unwrap();
+        let hb = store.create_household("b").unwrap();
+        let b = store.create_user("b@x.y", "$argon2id$x", hb.id).unwrap();
+        let cam = store
+            .create_camera(h.id, "c", "UTC", RawToken::generate().hash())
+            .unwrap();
+        let other = store
+            .create_camera(h.id, "d", "UTC", RawToken::generate().hash())
+            .unwrap();
+        let key = hearth_store::ViewerKey {
+            id: hearth_model::ViewerKeyId::random(),
+            user: a.id,
+            name: "vlc".into(),
+            cameras: vec![cam.id],
+            created_at: UnixMillis(0),
+        };
+        store.create_viewer_key(&key).unwrap();
+        let view = AccessView::default();
+        view.refresh(&store).unwrap();
+        let holder = Holder::of_viewer_key(key.id);
+        assert_eq!(view.viewer_key_user(&holder), Some(a.id));
+        let g = Grant {
+            integration: Integration::Restream,
+            holder,
+            ..grant(a.id, cam.id, cam.epoch)
+        };
+        assert_eq!(view.check(&g), Ok(()));
+        let unlisted = Grant {
+            camera: other.id,
+            ..g
+        };
+        assert_eq!(view.check(&unlisted), Err(Denied::KeyRevoked));
+        let someone_else = Grant { viewer: b.id, ..g };
+        assert_eq!(view.check(&someone_else), Err(Denied::KeyRevoked));
+        let no_key = Grant {
+            holder: Holder::of_viewer_key(hearth_model::ViewerKeyId::random()),
+            ..g
+        };
+        assert_eq!(view.check(&no_key), Err(Denied::KeyRevoked));
+        assert!(store.delete_viewer_key(a.id, key.id).unwrap());
+        assert!(view.refresh(&store).unwrap());
+        assert_eq!(view.check(&g), Err(Denied::KeyRevoked));
+        assert_eq!(view.viewer_key_user(&holder), None);
     }
 
     #[test]

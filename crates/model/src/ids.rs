@@ -104,6 +104,13 @@ uuid_id!(
 );
 
 uuid_id!(
+    /// A viewer key: a named, revocable credential for players and recorders that
+    /// cannot send headers (VLC, Home Assistant, NVRs), for a set of cameras.
+    ViewerKeyId,
+    "viewerkey"
+);
+
+uuid_id!(
     /// One WebRTC (WHEP) viewing session: the last segment of its `Location`.
     WhepSessionId,
     "whep"

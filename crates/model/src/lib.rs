@@ -14,7 +14,7 @@ mod token;
 
 pub use ids::{
     BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, SessionId, UserId,
-    WhepSessionId,
+    ViewerKeyId, WhepSessionId,
 };
 pub use provenance::{Provenance, Rendition, UnixMillis};
 pub use token::{RawToken, TokenHash};
@@ -31,6 +31,8 @@ pub enum Integration {
     Google,
     /// Alexa (Echo Show, Fire TV) through an account link.
     Alexa,
+    /// A player or recorder with a viewer key (RTSP with Digest auth, or HLS).
+    Restream,
 }
 
 impl Integration {
@@ -40,6 +42,7 @@ impl Integration {
             Integration::Api => "api",
             Integration::Google => "google",
             Integration::Alexa => "alexa",
+            Integration::Restream => "restream",
         }
     }
 
@@ -49,6 +52,7 @@ impl Integration {
             1 => Some(Integration::Api),
             2 => Some(Integration::Google),
             3 => Some(Integration::Alexa),
+            4 => Some(Integration::Restream),
             _ => None,
         }
     }
@@ -59,6 +63,7 @@ impl Integration {
             Integration::Api => 1,
             Integration::Google => 2,
             Integration::Alexa => 3,
+            Integration::Restream => 4,
         }
     }
 
@@ -70,12 +75,20 @@ impl Integration {
         Self::LINKED.contains(&self)
     }
 
+    /// Grants fetched by clients that cannot send a session header (a smart
+    /// display, VLC): held by an account link or a viewer key, which the access
+    /// view checks live instead.
+    pub fn is_headerless(self) -> bool {
+        self.is_linked() || self == Integration::Restream
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         [
             Integration::App,
             Integration::Api,
             Integration::Google,
             Integration::Alexa,
+            Integration::Restream,
         ]
         .into_iter()
         .find(|i| i.as_str() == s)

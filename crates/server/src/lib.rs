@@ -1,6 +1,6 @@
 //! Hearth's server: the `hearth` binary's library. Its folders follow the data:
 //!
-//! - [`ingest`]: one driver per way in (RTMP push now), feeding
+//! - [`ingest`]: one driver per way in (RTMP push, RTSP pull), feeding
 //! - [`hub`]: one hub per camera (GOP cache, segments, playlists, still cache), read by
 //! - [`door`]: one driver per way out (HLS, snapshot, RTSP), each writing only
 //!   through the egress guard of `hearth-access` (grants, access view, keys, audit);
@@ -10,6 +10,7 @@
 //!
 //! Beside them: [`state`] (what handlers and drivers share), [`router`] and
 //! [`serve`] (putting the listeners together), [`auth`] (HTTP authentication),
+//! [`pulls`] (the pulled cameras' tasks and statuses, as the API sees them),
 //! [`error`] (the one error type and its HTTP mapping), [`config`], [`metrics`],
 //! [`net`] (accept loops) and [`fault`] (test-only fault injection).
 
@@ -26,6 +27,7 @@ pub mod integrations;
 pub mod metrics;
 pub mod net;
 pub mod openapi;
+pub mod pulls;
 pub mod router;
 pub mod routes;
 pub mod serve;

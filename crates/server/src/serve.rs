@@ -168,14 +168,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
     }
     let _ = state.ingest_url.set(cfg.ingest_base_for(running.rtmp));
-    crate::ingest::rtsp::Pulls::sync(&state).await?;
+    crate::ingest::rtsp::sync(&state).await?;
     let st = state.clone();
     tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
         st.hubs.disconnect_past_epochs(view);
         // Sources added, changed or removed by any process.
         let st = st.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::ingest::rtsp::Pulls::sync(&st).await {
+            if let Err(e) = crate::ingest::rtsp::sync(&st).await {
                 tracing::error!(
                     error = format!("{e:#}"),
                     "rtsp pulls not synced with the store"

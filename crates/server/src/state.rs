@@ -52,8 +52,10 @@ pub struct Inner {
     /// Base of the RTMP URLs push cameras publish to (`rtmp://host:port/live`),
     /// once the ingest listener is bound.
     pub ingest_url: std::sync::OnceLock<String>,
+    /// The master key's derivations (segment keys, viewer keys' secrets).
+    pub keys: Arc<hearth_access::keys::MediaKeys>,
     /// The cameras Hearth pulls over RTSP: their tasks and statuses.
-    pub pulls: crate::ingest::rtsp::Pulls,
+    pub pulls: crate::pulls::Pulls,
 }
 
 impl std::ops::Deref for AppState {
@@ -86,10 +88,12 @@ impl AppState {
             bench,
             DoorSwitch::from_env(),
         );
-        let pulls = crate::ingest::rtsp::Pulls::new(&media_keys);
+        let pulls = crate::pulls::Pulls::new(&media_keys);
+        let media_keys = Arc::new(media_keys);
         Self(Arc::new(Inner {
             store,
-            hubs: HubRegistry::new(metrics.clone(), Arc::new(media_keys)).with_bench_switch(bench),
+            hubs: HubRegistry::new(metrics.clone(), media_keys.clone()).with_bench_switch(bench),
+            keys: media_keys,
             door,
             metrics,
             data_dir,

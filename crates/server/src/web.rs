@@ -57,6 +57,12 @@ pub async fn web_cameras_js() -> Response {
         "text/javascript; charset=utf-8",
     )
 }
+pub async fn web_keys_js() -> Response {
+    static_file(
+        include_str!("../../../web/keys.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
 pub async fn web_account_js() -> Response {
     static_file(
         include_str!("../../../web/account.js"),

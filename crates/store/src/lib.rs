@@ -285,6 +285,17 @@ pub struct AuthCode {
     pub expires_at: UnixMillis,
 }
 
+/// A viewer key: one user's named, revocable credential for some cameras, for
+/// players that cannot send headers. Its secret is derived, never stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewerKey {
+    pub id: hearth_model::ViewerKeyId,
+    pub user: UserId,
+    pub name: String,
+    pub cameras: Vec<CameraId>,
+    pub created_at: UnixMillis,
+}
+
 /// An account link: a user's authorization of one integration for some cameras.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
@@ -621,6 +632,17 @@ pub trait Store: Send + Sync + 'static {
     fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError>;
     /// Every pulled camera's sealed source.
     fn camera_sources(&self) -> Result<Vec<(CameraId, Vec<u8>)>, StoreError>;
+
+    /// Stores a new viewer key (its cameras must exist).
+    fn create_viewer_key(&self, key: &ViewerKey) -> Result<(), StoreError>;
+    /// Every viewer key (for the access view).
+    fn viewer_keys(&self) -> Result<Vec<ViewerKey>, StoreError>;
+    /// Revokes `user`'s key `id`; false if they have no such key.
+    fn delete_viewer_key(
+        &self,
+        user: UserId,
+        id: hearth_model::ViewerKeyId,
+    ) -> Result<bool, StoreError>;
     /// Registers or replaces the integration's client (its links stay).
     fn put_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError>;
     fn oauth_client_by_id(&self, client_id: &str) -> Result<Option<OAuthClient>, StoreError>;

@@ -63,7 +63,7 @@ use crate::{
     Household, HouseholdId, Integration, Invitation, JournalMark, Link, LinkId, NewSession,
     OAuthClient, Redeemed, Revocation, SESSION_ADDRESS_MAX_CHARS, SESSION_CLIENT_MAX_CHARS,
     Session, SessionId, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair,
-    UnixMillis, User, UserId,
+    UnixMillis, User, UserId, ViewerKey,
 };
 
 /// The database's file name inside the data directory.
@@ -1209,6 +1209,22 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn create_viewer_key(&self, key: &ViewerKey) -> Result<(), StoreError> {
+        viewer_keys::create(&mut self.conn(), key)
+    }
+
+    fn viewer_keys(&self) -> Result<Vec<ViewerKey>, StoreError> {
+        viewer_keys::all(&self.conn())
+    }
+
+    fn delete_viewer_key(
+        &self,
+        user: UserId,
+        id: hearth_model::ViewerKeyId,
+    ) -> Result<bool, StoreError> {
+        viewer_keys::delete(&self.conn(), user, id)
+    }
+
     fn put_oauth_client(&self, client: &OAuthClient) -> Result<(), StoreError> {
         links::put_client(&mut self.conn(), client)
     }
@@ -1289,6 +1305,7 @@ impl Store for SqliteStore {
 }
 
 mod links;
+mod viewer_keys;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,6 @@ use super::parse_json;
 use crate::auth::AuthUser;
 use crate::error::AppError;
 use crate::ingest::onboard::{self, AddError};
-use crate::ingest::rtsp::Pulls;
 use crate::ingest::rtsp::source::{RtpTransport, RtspSource};
 use crate::state::AppState;
 use axum::Json;
@@ -113,7 +112,9 @@ pub(super) async fn add_camera(
     let camera = added.camera;
     // The owner may view it, and Hearth pulls it, before this answer.
     st.refresh_access().await?;
-    Pulls::sync(&st).await.map_err(AppError::Internal)?;
+    crate::ingest::rtsp::sync(&st)
+        .await
+        .map_err(AppError::Internal)?;
     tracing::info!(camera = ?camera.id, by = ?user, kind, source = ?host, "camera added");
     st.audit.record(hearth_store::AuditEvent {
         camera: Some(camera.id),

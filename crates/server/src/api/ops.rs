@@ -138,6 +138,7 @@ fn render(st: &AppState) -> String {
         SecretKind::Login,
         SecretKind::OAuthToken,
         SecretKind::AdminToken,
+        SecretKind::ViewerKey,
     ] {
         failures
             .get_or_create(&vec![("kind", kind.as_str())])

@@ -17,8 +17,10 @@
 //! are players polling playlists) or through the router's [`routes`] (HEAD, a GET
 //! with a body). `tests/media_routes.rs` holds them to the same answers.
 
+pub mod digest;
 mod frames;
 pub mod hls;
+pub mod restream;
 pub mod rtsp;
 pub mod snapshot;
 pub mod webrtc;
@@ -45,6 +47,7 @@ crate::routes::route_table! { routes, ROUTES;
     post "/media/{grant}/whep" => webrtc::offer, "WHEP: an SDP offer in; 201 with the SDP answer and the session's Location", "grant";
     patch "/media/{grant}/whep/{session}" => webrtc::trickle, "WHEP: a trickle-ICE fragment (accepted; Hearth is ICE-lite)", "grant";
     delete "/media/{grant}/whep/{session}" => webrtc::end, "WHEP: end the WebRTC session", "grant";
+    get "/restream/{key}/{secret}/{camera}/{playlist}" => restream::hls, "A viewer key's HLS URL: 302 to the playlist under a short-lived grant that needs no header", "viewer key";
 }
 
 impl From<Refusal> for AppError {

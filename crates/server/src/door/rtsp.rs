@@ -6,7 +6,13 @@
 //! `{rtsp_url}/media/{grant}/sub` (the sub rendition, for a display that asked
 //! for a small picture), where the grant is a linked display's: one camera, one binding epoch, one account link, one integration,
 //! exactly as for HLS. A web app grant is held by a browser session that an RTSP
-//! client cannot present, so it opens nothing here. The grant is verified and
+//! client cannot present, so it opens nothing here.
+//!
+//! Players and recorders (VLC, Home Assistant, Frigate, Blue Iris) use a viewer
+//! key instead: `{rtsp_url}/cameras/{camera}` (or `.../sub`), with the key's id
+//! as user name and its secret as password, answered with Digest auth
+//! (`super::digest`; a nonce per connection). The key buys a restream grant
+//! (`super::restream`) and from there it is the same door. The grant is verified and
 //! checked against the live access view on every request and, while playing,
 //! before every frame and at least every [`ACCESS_RECHECK`] (also while a write
 //! waits on a slow viewer), so unlinking, a revoked share, a transfer, a kill
@@ -35,7 +41,7 @@ use bytes::Bytes;
 use hearth_access::keys::Stamper;
 use hearth_access::{AdmittedFrame, EgressGuard};
 use hearth_media::rtsp::{self, H264Packetizer, InterleavedPacket, Message, Request};
-use hearth_model::{GrantId, Rendition};
+use hearth_model::{CameraId, GrantId, Rendition, ViewerKeyId};
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +104,25 @@ fn grant_of(uri: &str) -> Option<(&str, Rendition)> {
     (!token.is_empty()).then_some((token, rendition))
 }
 
+/// The camera and rendition in a viewer-key stream URL
+/// `.../cameras/{camera}` or `.../cameras/{camera}/sub` (without the track).
+fn camera_of(uri: &str) -> Option<(CameraId, Rendition)> {
+    let path = uri
+        .split_once("://")
+        .map_or(uri, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
+    let path = path.split('?').next().unwrap_or_default();
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (Some("cameras"), Some(id)) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    let rendition = match (parts.next(), parts.next()) {
+        (None | Some(""), None) => Rendition::Main,
+        (Some("sub"), None | Some("")) => Rendition::Sub,
+        _ => return None,
+    };
+    Some((id.parse().ok()?, rendition))
+}
+
 /// The stream URL of a request URL (which may name the track).
 fn stream_url(uri: &str) -> &str {
     let uri = uri.trim_end_matches('/');
@@ -125,13 +150,25 @@ struct Conn {
     state: AppState,
     peer: SocketAddr,
     session: Option<Session>,
+    /// This connection's Digest nonce (viewer keys).
+    nonce: String,
+    /// The restream grant a viewer key bought on this connection: for which
+    /// camera and key, and its token.
+    restream: Option<(CameraId, ViewerKeyId, String)>,
 }
 
 impl Conn {
     /// The door for the grant in `req`'s URL, and the rendition the URL names:
     /// an error status if it does not open.
-    fn door(&self, req: &Request) -> Result<(EgressGuard, String, Rendition), u16> {
-        let (token, rendition) = grant_of(&req.uri).ok_or(404u16)?;
+    fn door(&mut self, req: &Request) -> Result<(EgressGuard, String, Rendition), u16> {
+        let (token, rendition) = match grant_of(&req.uri) {
+            Some((t, r)) => (t.to_owned(), r),
+            None => {
+                let (camera, r) = camera_of(stream_url(&req.uri)).ok_or(404u16)?;
+                (self.restream_token(req, camera)?, r)
+            }
+        };
+        let token = token.as_str();
         if self
             .session
             .as_ref()
@@ -147,6 +184,38 @@ impl Conn {
                 Err(403)
             }
         }
+    }
+
+    /// The restream grant token for `camera`, if the request's Digest answer
+    /// proves a viewer key: 401 (challenge) without one or with a wrong one.
+    fn restream_token(&mut self, req: &Request, camera: CameraId) -> Result<String, u16> {
+        let Some(creds) = req.header("Authorization").and_then(super::digest::parse) else {
+            return Err(401);
+        };
+        let key = creds.username.parse::<ViewerKeyId>().ok().filter(|k| {
+            let secret = self.state.keys.viewer_key_secret(*k);
+            creds.verify(&req.method, &self.nonce, &secret)
+        });
+        let Some(key) = key else {
+            tracing::warn!(peer = %self.peer, "rtsp: wrong viewer key");
+            return Err(match super::restream::failed(&self.state, self.peer.ip()) {
+                Ok(()) => 401,
+                Err(_) => 403, // over the address's budget: no new challenge
+            });
+        };
+        if let Some((c, k, token)) = &self.restream
+            && *c == camera
+            && *k == key
+        {
+            return Ok(token.clone());
+        }
+        let grant = super::restream::grant_for(&self.state, key, camera).map_err(|e| match e {
+            AppError::NotFound => 404u16,
+            _ => 403,
+        })?;
+        let token = self.state.door.grant_key().sign(&grant);
+        self.restream = Some((camera, key, token.clone()));
+        Ok(token)
     }
 
     fn session_header(&self) -> String {
@@ -175,7 +244,15 @@ impl Conn {
             return (rtsp::response(400, None, &[], b""), Next::Continue);
         };
         let cseq = Some(cseq);
-        let status = |code: u16| (rtsp::response(code, cseq, &[], b""), Next::Continue);
+        let challenge = super::digest::challenge(&self.nonce);
+        let status = |code: u16| {
+            let headers: &[(&str, &str)] = if code == 401 {
+                &[("WWW-Authenticate", challenge.as_str())]
+            } else {
+                &[]
+            };
+            (rtsp::response(code, cseq, headers, b""), Next::Continue)
+        };
         match req.method.as_str() {
             "OPTIONS" => (
                 rtsp::response(200, cseq, &[("Public", PUBLIC)], b""),
@@ -319,6 +396,8 @@ async fn connection(
         state,
         peer,
         session: None,
+        nonce: format!("{:032x}", rand::random::<u128>()),
+        restream: None,
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     // Fixed from the connection's start: requests before PLAY do not extend it.
@@ -550,7 +629,23 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
-    use super::{grant_of, stream_url};
+    use super::{camera_of, grant_of, stream_url};
+
+    #[test]
+    fn the_camera_is_read_from_viewer_key_urls() {
+        use hearth_model::Rendition::{Main, Sub};
+        let c = hearth_model::CameraId::random();
+        let at = |p: &str| camera_of(stream_url(&format!("rtsp://h:8554/cameras/{c}{p}")));
+        assert_eq!(at(""), Some((c, Main)));
+        assert_eq!(at("/"), Some((c, Main)));
+        assert_eq!(at("/trackID=0"), Some((c, Main)));
+        assert_eq!(at("/sub"), Some((c, Sub)));
+        assert_eq!(at("/sub/trackID=0"), Some((c, Sub)));
+        assert_eq!(at("/main"), None);
+        assert_eq!(at("/sub/x"), None);
+        assert_eq!(camera_of("rtsp://h/cameras/not-an-id"), None);
+        assert_eq!(camera_of("rtsp://h/media/abc/live"), None);
+    }
 
     #[test]
     fn the_grant_is_read_from_the_stream_and_track_urls() {

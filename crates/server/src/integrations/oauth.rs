@@ -57,6 +57,7 @@ pub fn display_name(i: Integration) -> &'static str {
         Integration::Alexa => "Alexa",
         Integration::App => "Hearth web app",
         Integration::Api => "Hearth API",
+        Integration::Restream => "a viewer key",
     }
 }
 

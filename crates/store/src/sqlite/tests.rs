@@ -225,6 +225,46 @@ fn a_pulled_cameras_sealed_source_is_set_replaced_and_removed() {
 }
 
 #[test]
+fn viewer_keys_are_created_listed_and_revoked_by_their_owner_only() {
+    let s = store();
+    let (h, u) = household_with_user(&s, "a@example.com");
+    let (_, other) = household_with_user(&s, "b@example.com");
+    let c1 = s.create_camera(h.id, "Porch", "UTC", key(1)).unwrap();
+    let c2 = s.create_camera(h.id, "Yard", "UTC", key(2)).unwrap();
+    let k = ViewerKey {
+        id: hearth_model::ViewerKeyId::random(),
+        user: u.id,
+        name: "VLC".into(),
+        cameras: vec![c1.id, c2.id],
+        created_at: UnixMillis(5),
+    };
+    let before = s.generation().unwrap();
+    s.create_viewer_key(&k).unwrap();
+    assert_ne!(s.generation().unwrap(), before);
+    let mut listed = s.viewer_keys().unwrap();
+    listed[0].cameras.sort();
+    let mut want = k.clone();
+    want.cameras.sort();
+    assert_eq!(listed, vec![want]);
+    assert!(!s.delete_viewer_key(other.id, k.id).unwrap(), "not theirs");
+    let before = s.generation().unwrap();
+    assert!(s.delete_viewer_key(u.id, k.id).unwrap());
+    assert_ne!(
+        s.generation().unwrap(),
+        before,
+        "revocation reaches every process"
+    );
+    assert!(s.viewer_keys().unwrap().is_empty());
+    let bad = ViewerKey {
+        id: hearth_model::ViewerKeyId::random(),
+        cameras: vec![CameraId::random()],
+        ..k
+    };
+    assert!(s.create_viewer_key(&bad).is_err(), "unknown camera");
+    assert!(s.viewer_keys().unwrap().is_empty(), "nothing half-made");
+}
+
+#[test]
 fn unknown_cameras_are_none() {
     let s = store();
     let h = s.create_household("home").unwrap();

@@ -4,10 +4,10 @@
 //! - [`source`]: what an owner gives (URLs, user name, password), sealed at rest.
 //! - [`session`]: one attempt at one rendition, with retina, into the hub.
 //! - [`backoff`]: when to try again (sans-IO).
-//! - [`status`]: `online`, `connecting`, `auth_failed`, `unreachable`,
-//!   `unsupported_codec`, with the last error and when.
 //!
-//! [`Pulls`] keeps one task per pulled rendition, matched to the store: the
+//! [`sync`] keeps one task per pulled rendition, matched to the store (what
+//! runs and each one's status are in `crate::pulls`, `online`, `connecting`,
+//! `auth_failed`, `unreachable`, `unsupported_codec`, for the API): the
 //! sources live (sealed) in the store's `camera_sources`, and every change there
 //! bumps the store's generation, so a camera added through the API, the admin
 //! CLI or another process is picked up on the access view's next poll.
@@ -15,138 +15,87 @@
 pub mod backoff;
 pub mod session;
 pub mod source;
-pub mod status;
 
+use crate::pulls::{PullState, Running};
 use crate::state::AppState;
-use hearth_access::sealed::SecretBox;
 use hearth_model::{CameraId, Rendition};
 use source::RtspSource;
-use status::{PullState, Statuses};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 
-/// The pulled cameras of this process.
-pub struct Pulls {
-    pub statuses: Statuses,
-    sealer: SecretBox,
-    running: Mutex<HashMap<CameraId, Running>>,
-    /// One sync at a time.
-    syncing: tokio::sync::Mutex<()>,
-}
-
-struct Running {
-    sealed: Vec<u8>,
-    /// What the API shows of the source.
-    host: String,
-    /// Dropping it stops the camera's tasks.
-    _stop: watch::Sender<bool>,
-}
-
-impl Pulls {
-    pub fn new(keys: &hearth_access::MediaKeys) -> Self {
-        Self {
-            statuses: Statuses::default(),
-            sealer: SecretBox::camera_sources(keys),
-            running: Mutex::default(),
-            syncing: tokio::sync::Mutex::default(),
+/// Starts, restarts and stops pulls to match the store's sources.
+pub async fn sync(state: &AppState) -> anyhow::Result<()> {
+    let pulls = &state.pulls;
+    let _one = pulls.syncing.lock().await;
+    let sources = state.db(|s| s.camera_sources()).await?;
+    let wanted: HashMap<CameraId, Vec<u8>> = sources.into_iter().collect();
+    let stopped: Vec<CameraId> = {
+        let mut running = pulls.running();
+        let gone: Vec<CameraId> = running
+            .iter()
+            .filter(|(c, r)| wanted.get(c) != Some(&r.sealed))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in &gone {
+            running.remove(c);
+        }
+        gone
+    };
+    for camera in stopped {
+        if !wanted.contains_key(&camera) {
+            pulls.statuses.remove(camera);
+            tracing::info!(?camera, "rtsp pull stopped");
         }
     }
-
-    /// The box sources are sealed in for the store.
-    pub fn sealer(&self) -> &SecretBox {
-        &self.sealer
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, Running>> {
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The `host:port` of a pulled camera's source (`None`: a push camera).
-    pub fn source_host(&self, camera: CameraId) -> Option<String> {
-        self.lock().get(&camera).map(|r| r.host.clone())
-    }
-
-    /// Starts, restarts and stops pulls to match the store's sources.
-    pub async fn sync(state: &AppState) -> anyhow::Result<()> {
-        let pulls = &state.pulls;
-        let _one = pulls.syncing.lock().await;
-        let sources = state.db(|s| s.camera_sources()).await?;
-        let wanted: HashMap<CameraId, Vec<u8>> = sources.into_iter().collect();
-        let stopped: Vec<CameraId> = {
-            let mut running = pulls.lock();
-            let gone: Vec<CameraId> = running
-                .iter()
-                .filter(|(c, r)| wanted.get(c) != Some(&r.sealed))
-                .map(|(c, _)| *c)
-                .collect();
-            for c in &gone {
-                running.remove(c);
-            }
-            gone
-        };
-        for camera in stopped {
-            if !wanted.contains_key(&camera) {
-                pulls.statuses.remove(camera);
-                tracing::info!(?camera, "rtsp pull stopped");
-            }
+    for (camera, sealed) in wanted {
+        if pulls.running().contains_key(&camera) {
+            continue;
         }
-        for (camera, sealed) in wanted {
-            if pulls.lock().contains_key(&camera) {
-                continue;
-            }
-            let source = pulls
-                .sealer
-                .open(camera, &sealed)
-                .ok()
-                .and_then(|b| RtspSource::from_bytes(&b));
-            let (stop, stopped) = watch::channel(false);
-            let host = source
-                .as_ref()
-                .map_or_else(|| "(unreadable)".into(), RtspSource::describe);
-            match source {
-                Some(source) => {
-                    let source = Arc::new(source);
-                    for rendition in [Rendition::Main, Rendition::Sub] {
-                        if source.url(rendition).is_some() {
-                            tokio::spawn(pull(
-                                state.clone(),
-                                camera,
-                                rendition,
-                                source.clone(),
-                                stopped.clone(),
-                            ));
-                        }
+        let source = pulls
+            .sealer()
+            .open(camera, &sealed)
+            .ok()
+            .and_then(|b| RtspSource::from_bytes(&b));
+        let (stop, stopped) = watch::channel(false);
+        let host = source
+            .as_ref()
+            .map_or_else(|| "(unreadable)".into(), RtspSource::describe);
+        match source {
+            Some(source) => {
+                let source = Arc::new(source);
+                for rendition in [Rendition::Main, Rendition::Sub] {
+                    if source.url(rendition).is_some() {
+                        tokio::spawn(pull(
+                            state.clone(),
+                            camera,
+                            rendition,
+                            source.clone(),
+                            stopped.clone(),
+                        ));
                     }
-                    tracing::info!(?camera, source = %host, "rtsp pull started");
                 }
-                None => {
-                    tracing::error!(
-                        ?camera,
-                        "a stored camera source does not open (another master key?)"
-                    );
-                    pulls.statuses.set(
-                        camera,
-                        Rendition::Main,
-                        PullState::Connecting,
-                        Some("the stored source does not open; enter it again".into()),
-                        hearth_access::clock::now(),
-                    );
-                }
+                tracing::info!(?camera, source = %host, "rtsp pull started");
             }
-            pulls.lock().insert(
-                camera,
-                Running {
-                    sealed,
-                    host,
-                    _stop: stop,
-                },
-            );
+            None => {
+                tracing::error!(
+                    ?camera,
+                    "a stored camera source does not open (another master key?)"
+                );
+                pulls.statuses.set(
+                    camera,
+                    Rendition::Main,
+                    PullState::Connecting,
+                    Some("the stored source does not open; enter it again".into()),
+                    hearth_access::clock::now(),
+                );
+            }
         }
-        Ok(())
+        pulls
+            .running()
+            .insert(camera, Running { sealed, host, stop });
     }
+    Ok(())
 }
 
 /// Pulls one rendition until `stop` is set or dropped, trying again after

@@ -10,8 +10,8 @@
 
 use super::backoff::Outcome;
 use super::source::{RtpTransport, RtspSource};
-use super::status::{PullState, scrub};
 use crate::hub::Publisher;
+use crate::pulls::{PullState, scrub};
 use crate::state::AppState;
 use bytes::Bytes;
 use futures_util::StreamExt;

@@ -1,11 +1,16 @@
-//! What an owner sees of a pulled camera: one state per rendition, with the
-//! last error and when it happened. Errors are scrubbed of the camera's
-//! credentials before they are kept (a camera or a library may echo them).
+//! The cameras Hearth pulls (RTSP), as the rest of the server sees them: what
+//! runs for each (a stop handle, never the source), what the API may show of
+//! its source, and one status per rendition with the last error and when.
+//! Errors are scrubbed of the camera's credentials before they are kept (a
+//! camera or a library may echo them). Data only: the tasks that fill it are
+//! `crate::ingest::rtsp`'s, so the state can hold it without knowing ingest.
 
+use hearth_access::sealed::SecretBox;
 use hearth_model::{CameraId, Rendition, UnixMillis};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tokio::sync::watch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,6 +99,51 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
         out = out.replace(s, "***");
     }
     out
+}
+
+/// The pulled cameras of this process.
+pub struct Pulls {
+    pub statuses: Statuses,
+    sealer: SecretBox,
+    running: Mutex<HashMap<CameraId, Running>>,
+    /// One sync at a time.
+    pub syncing: tokio::sync::Mutex<()>,
+}
+
+pub struct Running {
+    pub sealed: Vec<u8>,
+    /// What the API shows of the source.
+    pub host: String,
+    /// Dropping it stops the camera's tasks.
+    pub stop: watch::Sender<bool>,
+}
+
+impl Pulls {
+    pub fn new(keys: &hearth_access::MediaKeys) -> Self {
+        Self {
+            statuses: Statuses::default(),
+            sealer: SecretBox::camera_sources(keys),
+            running: Mutex::default(),
+            syncing: tokio::sync::Mutex::default(),
+        }
+    }
+
+    /// The box sources are sealed in for the store.
+    pub fn sealer(&self) -> &SecretBox {
+        &self.sealer
+    }
+
+    /// What runs, by camera.
+    pub fn running(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The `host:port` of a pulled camera's source (`None`: a push camera).
+    pub fn source_host(&self, camera: CameraId) -> Option<String> {
+        self.running().get(&camera).map(|r| r.host.clone())
+    }
 }
 
 #[cfg(test)]
