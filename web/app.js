@@ -777,7 +777,9 @@ function showPlayer(id) {
       if (!alive) return;
       probedAt = probe ? performance.now() : null;
       if (useHls) playHls();
-      else player = new WebRtcPlayer({ ...opts, onFallback: playHls, onPoor: playStills });
+      // Back from stills (`probe` says whether by timer or by measurement):
+      // WebRTC worked here, so no picture in time means the link, not WebRTC.
+      else player = new WebRtcPlayer({ ...opts, onFallback: playHls, onPoor: playStills, probe: probe !== undefined });
     };
     // A link too poor even for the sub stream: checked stills, about one a
     // second, until the link can carry video again.

@@ -18,7 +18,8 @@
 //    as DTLS is up; the first decoded frame is timed (stats.firstFrameMs, from
 //    the POST) and shown at once (playout delay 0).
 //  * Fallback: no picture within CONNECT_TIMEOUT_MS of an answered offer on
-//    the first try (or no picture three times in a row, the connection closing
+//    the first try (a reconnect, once a picture was shown, gets
+//    RECONNECT_TIMEOUT_MS) (or no picture three times in a row, the connection closing
 //    before its first frame included), or a server that takes no more WebRTC
 //    viewers (429), hands over to HLS (onFallback). An unreachable
 //    or restarting server is not a WebRTC problem: the player keeps trying.
@@ -37,6 +38,10 @@
 import { frameCheckStream, grantExpectation, jsonInt } from './provenance.js';
 
 const CONNECT_TIMEOUT_MS = 4000;
+/// After this player has shown a picture, a new session (a reconnect on a
+/// lossy link: DTLS and the keyframe burst retransmitted) gets longer: only
+/// the very first try decides that WebRTC cannot work here.
+const RECONNECT_TIMEOUT_MS = 8000;
 const STALL_MS = 2500;
 const OFFLINE_RETRY_MS = 3000;
 const FETCH_TIMEOUT_MS = 10000;
@@ -45,8 +50,9 @@ const POOR_WINDOW_MS = 5000;
 const POOR_MIN_FPS = 1.5;
 /// A stall this soon after the last one (without a good stretch between) is a poor link.
 const POOR_RESTALL_MS = 20000;
-/// After a stall, no good picture again within this long is a poor link too.
-const POOR_TROUBLE_MS = 8000;
+/// After a stall, no good picture again within this long is a poor link too
+/// (more than one slow reconnect).
+const POOR_TROUBLE_MS = 12000;
 
 // Whether frames were coming in at less than 60% of the session's own rate
 // in the 3 s before its last frame.
@@ -82,9 +88,12 @@ export function webrtcSupported() {
  *        cameraId, report, authorization), plus
  * @param {(why: string) => void} opts.onFallback  called at most once when
  *        WebRTC cannot play here; the caller then plays HLS instead.
+ * @param {boolean} opts.probe  a try of video from stills on a poor link:
+ *        WebRTC worked here before, so no picture in time means the link is
+ *        still poor (onPoor), not that WebRTC cannot work (onFallback).
  */
 export class WebRtcPlayer {
-  constructor({ video, grants, onState, stats, cameraId, report, authorization, onFallback, onPoor }) {
+  constructor({ video, grants, onState, stats, cameraId, report, authorization, onFallback, onPoor, probe }) {
     this.video = video;
     this.grants = grants;
     this.onState = onState || (() => {});
@@ -105,6 +114,7 @@ export class WebRtcPlayer {
     this.abort = new AbortController();
     this.current = null;     // the session on screen
     this.everPlayed = false;
+    this.probe = !!probe;
     this.reported = false;
     this.wake = null;        // resolves the wait of watch() early (new grant)
     this.unsubscribe = grants.subscribe(() => { if (this.wake) this.wake('renew'); });
@@ -256,6 +266,8 @@ export class WebRtcPlayer {
           // A connection the server closed before the first frame (its door
           // refused the session, say) is worth another try or two.
           webrtcFailures++;
+          if (this.probe && !this.everPlayed && e.timedOut
+            && this.poor(`no picture on the way back from stills: ${this.stats.lastError}`)) return;
           if ((!this.everPlayed && e.timedOut) || webrtcFailures >= MAX_FAILURES_BEFORE_FALLBACK) {
             this.fallback(this.stats.lastError);
             return;
@@ -398,7 +410,7 @@ export class WebRtcPlayer {
         const e = new Error('WebRTC did not connect in time');
         e.timedOut = true;
         finish(e);
-      }, CONNECT_TIMEOUT_MS);
+      }, this.everPlayed || this.probe ? RECONNECT_TIMEOUT_MS : CONNECT_TIMEOUT_MS);
       const finish = (err) => {
         clearTimeout(timer);
         s.poke = null;

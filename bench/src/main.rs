@@ -24,6 +24,10 @@
 //! `--transcode` measures what deriving a sub stream from a 1080p main stream
 //! would cost per camera (see [`transcode`]).
 //!
+//! `--rtsp-pull` measures what pulling IP cameras over RTSP costs: N cameras
+//! pulled from a second Hearth's viewer-key restream, no viewers; cameras per
+//! core, ingest Mbit/s per core and memory per camera (see [`pull`]).
+//!
 //! `--memory` measures instead what a camera (watched and unwatched) and a viewer
 //! cost Hearth in RSS, and whether it comes back (see [`memory`]).
 //!
@@ -35,6 +39,7 @@
 //! target/release/hearth-bench --peer nginx --sizes 16x100 --pairs 3
 //! target/release/hearth-bench --memory --sizes 32x64
 //! target/release/hearth-bench --webrtc --sizes 1x1000 --video-size 640x360 --bitrate 250k
+//! target/release/hearth-bench --rtsp-pull --sizes 50x0,200x0 --bitrate 2M
 //! cargo build --release -p hearth-server --features bench-switches
 //! target/release/hearth-bench --compare --sizes 16x100,32x400
 //! ```
@@ -42,6 +47,7 @@
 mod memory;
 mod nginx;
 mod procs;
+mod pull;
 mod report;
 mod run;
 mod transcode;
@@ -151,6 +157,10 @@ struct Args {
     /// per camera, and exits (see `transcode.rs`).
     #[arg(long, conflicts_with_all = ["peer", "memory", "compare", "webrtc"])]
     transcode: bool,
+    /// RTSP pull instead of the load runs: CxV pulls C cameras (V is ignored) from
+    /// a second Hearth's restream and measures the puller (see `pull.rs`).
+    #[arg(long, conflicts_with_all = ["peer", "memory", "compare", "webrtc", "transcode"])]
+    rtsp_pull: bool,
     /// Cameras that get viewers in --memory [default: half of them, rounded up].
     #[arg(long)]
     watched: Option<usize>,
@@ -375,6 +385,20 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         doc["memory"] = out.into();
+    } else if args.rtsp_pull {
+        let mut out = Vec::new();
+        for sc in &sizes {
+            eprintln!("rtsp pull of {} cameras", sc.cameras);
+            out.push(
+                pull::run(&ctx, *sc)
+                    .await
+                    .with_context(|| format!("rtsp pull {}", sc.cameras))?,
+            );
+        }
+        if !args.json {
+            pull::print(&out);
+        }
+        doc["rtsp_pull"] = out.into();
     } else if args.webrtc {
         if !args.json {
             println!("webrtc {}", webrtc::TABLE_HEADER);

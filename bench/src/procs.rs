@@ -63,6 +63,8 @@ impl Server {
         )?;
         let mut child = Command::new(hearth)
             .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+            // Viewer keys' restreams (`--rtsp-pull` pulls from them).
+            .args(["--rtsp", "127.0.0.1:0"])
             .args([
                 "--admin",
                 "127.0.0.1:0",

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-const PASSWORD: &str = "bench password 1234";
+pub const PASSWORD: &str = "bench password 1234";
 
 /// A fresh `hearth serve` with one user per `per_user` cameras, the cameras, and a
 /// session token per user (Argon2 login is setup, not load: viewers share them).
@@ -165,7 +165,7 @@ impl HearthRig {
     }
 }
 
-async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<String> {
+pub async fn login(client: &reqwest::Client, base: &str, email: &str) -> anyhow::Result<String> {
     let r = client
         .post(format!("{base}/api/v1/login"))
         .json(&json!({"email": email, "password": PASSWORD}))

@@ -266,3 +266,104 @@ async fn a_wrong_password_shows_auth_failed_and_a_rebooted_camera_resumes_within
     }
     assert_eq!(s.cameras(&a).await.len(), before);
 }
+
+async fn patch(s: &Server, token: &str, id: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .patch(format!("{}/api/v1/cameras/{id}", s.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_owner_changes_a_cameras_source_and_key_and_deletes_it() {
+    require_tool("ffmpeg");
+    let s = server();
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let b = s.login(OWNER_B, PASSWORD).await;
+    let sig = 0x5EC0_0D0D;
+    let cam = RtspCamera::start(free_port(), sig, (W, H), None, ("admin", "the-Password"));
+    let (st, added) = add_camera(
+        &s,
+        &a,
+        json!({"name": "Shed", "rtsp_url": cam.url("main"), "rtsp_username": "admin", "rtsp_password": "wrong"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{added}");
+    let id = added["id"].as_str().unwrap().to_string();
+    wait_status(&s, &a, &id, "auth_failed", Duration::from_secs(15)).await;
+
+    // Another household cannot touch it; the owner fixes the password.
+    let fix = json!({"rtsp_url": cam.url("main"), "rtsp_username": "admin", "rtsp_password": "the-Password"});
+    assert_eq!(patch(&s, &b, &id, fix.clone()).await.0, 404);
+    let (st, v) = patch(&s, &a, &id, fix).await;
+    assert_eq!(st, 200, "{v}");
+    wait_status(&s, &a, &id, "online", Duration::from_secs(15)).await;
+    assert_eq!(
+        patch(&s, &a, &id, json!({"rotate_key": true})).await.0,
+        400,
+        "no key to rotate"
+    );
+    assert_eq!(patch(&s, &a, &id, json!({})).await.0, 400);
+
+    // It becomes a push camera: the pull stops, and the answer holds its key.
+    let (st, v) = patch(&s, &a, &id, json!({"push": true, "name": "Shed (push)"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["name"], "Shed (push)");
+    assert_eq!(v["source"]["kind"], "rtmp", "{v}");
+    let first_key = v["ingest_url"].as_str().unwrap().to_string();
+    wait_status(&s, &a, &id, "offline", Duration::from_secs(10)).await;
+    let sim = simulate(&first_key, "Shed", (W, H), &["--signature", "99"]);
+    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+
+    // A new key: the old one's publisher is cut off and cannot come back.
+    let (st, v) = patch(&s, &a, &id, json!({"rotate_key": true})).await;
+    assert_eq!(st, 200, "{v}");
+    let second_key = v["ingest_url"].as_str().unwrap().to_string();
+    assert_ne!(first_key, second_key);
+    wait_status(&s, &a, &id, "offline", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        listed(&s, &a, &id).await["status"],
+        "offline",
+        "the old key got back in"
+    );
+    drop(sim);
+    let _sim = simulate(&second_key, "Shed", (W, H), &["--signature", "99"]);
+    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+
+    // Deleted: the grant stops working, the camera is gone, the audit stays.
+    let g = s.grant(&a, &id).await;
+    let playlist = g["hls_ts_url"].as_str().unwrap().to_string();
+    assert_eq!(get_as(&playlist, Some(&a)).await.0, 200);
+    let r = client()
+        .delete(format!("{}/api/v1/cameras/{id}", s.base))
+        .bearer_auth(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "not theirs");
+    let r = client()
+        .delete(format!("{}/api/v1/cameras/{id}", s.base))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_ne!(
+        get_as(&playlist, Some(&a)).await.0,
+        200,
+        "a deleted camera's grant still opened"
+    );
+    assert!(s.cameras(&a).await.iter().all(|c| c["id"] != id.as_str()));
+    assert_eq!(s.try_grant(&a, &id).await.0, 404);
+    let audit = s.admin(&["audit", "views", "--camera", &id], None);
+    assert!(
+        audit.contains("grant"),
+        "the audit keeps the deleted camera's views: {audit}"
+    );
+}

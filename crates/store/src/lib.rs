@@ -627,6 +627,10 @@ pub trait Store: Send + Sync + 'static {
     // --- smart-display integrations: OAuth clients, codes, links, tokens ---
 
     fn rename_camera(&self, camera: CameraId, name: &str) -> Result<(), StoreError>;
+    /// Deletes a camera with its shares, pending invitations, source, consents
+    /// and viewer-key entries; the audit log keeps its history. False if there
+    /// is no such camera.
+    fn delete_camera(&self, camera: CameraId) -> Result<bool, StoreError>;
     /// Sets (or with `None` removes) the sealed source of a camera Hearth pulls.
     /// The store never sees the source in the clear.
     fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError>;

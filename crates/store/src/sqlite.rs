@@ -1180,6 +1180,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn delete_camera(&self, camera: CameraId) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM share_invitations WHERE camera_id = ?1",
+            [camera.to_string()],
+        )?;
+        let gone = tx.execute("DELETE FROM cameras WHERE id = ?1", [camera.to_string()])? > 0;
+        tx.commit()?;
+        Ok(gone)
+    }
+
     fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError> {
         let conn = self.conn();
         match sealed {

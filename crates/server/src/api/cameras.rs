@@ -206,7 +206,7 @@ pub(super) async fn create_stream(
 
 /// The camera, if `user` owns it (is in its household). A camera the user cannot
 /// see is a 404; one they only view through a share is a 403.
-async fn owned_camera(
+pub(super) async fn owned_camera(
     st: &AppState,
     user: hearth_model::UserId,
     id: &str,
@@ -217,44 +217,6 @@ async fn owned_camera(
         Some((_, hearth_store::Access::Viewer)) => Err(AppError::Forbidden),
         None => Err(AppError::NotFound),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RenameRequest {
-    name: String,
-}
-
-/// Renames a camera (owners only). Linked platforms are told to re-sync.
-pub(super) async fn rename_camera(
-    State(st): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<CameraView>, AppError> {
-    let cam = owned_camera(&st, user, &id).await?;
-    let req: RenameRequest = parse_json(&body)?;
-    let name = req.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::BadRequest("a name is 1 to 100 characters".into()));
-    }
-    let n = name.clone();
-    st.db(move |s| s.rename_camera(cam.id, &n)).await?;
-    st.homegraph.camera_renamed(cam.id);
-    tracing::info!(camera = ?cam.id, by = ?user, "camera renamed");
-    st.audit.record(hearth_store::AuditEvent {
-        camera: Some(cam.id),
-        user: Some(user),
-        ..audit::event("camera_renamed", None, serde_json::json!({"name": name}))
-    });
-    // Only owners rename: nobody shares it with them.
-    let cam = hearth_store::Camera { name, ..cam };
-    Ok(Json(CameraView::of(
-        &st,
-        cam,
-        hearth_store::Access::Owner,
-        None,
-    )))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,8 @@
-//! Adding a camera from the web app or any client: one Hearth pulls (an RTSP
-//! source: URL, user name, password) or one that pushes (RTMP: its URL with
-//! the stream key is in this answer only). The camera joins the caller's
-//! household; the shared rules are `crate::ingest::onboard`'s.
+//! Adding, changing and removing cameras, from the web app or any client. A
+//! camera is one Hearth pulls (an RTSP source: URL, user name, password) or one
+//! that pushes (RTMP: its URL with the stream key is in the answer that makes
+//! the key, and nowhere else). A new camera joins the caller's household; the
+//! rules shared with the admin CLI are `crate::ingest::onboard`'s.
 
 use super::cameras::CameraView;
 use super::parse_json;
@@ -12,7 +13,7 @@ use crate::ingest::rtsp::source::{RtpTransport, RtspSource};
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_access::audit;
 use serde::{Deserialize, Serialize};
@@ -37,30 +38,38 @@ pub(super) struct NewCamera {
     rtsp_transport: RtpTransport,
 }
 
-impl NewCamera {
-    /// The RTSP source asked for, if any.
-    pub(super) fn source(&self) -> Result<Option<RtspSource>, AppError> {
-        let Some(url) = self.rtsp_url.as_deref() else {
-            let stray = self.rtsp_sub_url.is_some()
-                || !self.rtsp_username.is_empty()
-                || !self.rtsp_password.is_empty();
-            return if stray {
-                Err(AppError::BadRequest(
-                    "rtsp_url is missing (the other rtsp_ fields go with it)".into(),
-                ))
-            } else {
-                Ok(None)
-            };
+/// The RTSP source the `rtsp_*` fields of a request ask for, if any.
+fn requested_source(
+    url: Option<&str>,
+    sub_url: Option<&str>,
+    username: &str,
+    password: &str,
+    transport: RtpTransport,
+) -> Result<Option<RtspSource>, AppError> {
+    let Some(url) = url else {
+        let stray = sub_url.is_some() || !username.is_empty() || !password.is_empty();
+        return if stray {
+            Err(AppError::BadRequest(
+                "rtsp_url is missing (the other rtsp_ fields go with it)".into(),
+            ))
+        } else {
+            Ok(None)
         };
-        RtspSource::new(
-            url,
+    };
+    RtspSource::new(url, sub_url, username, password, transport)
+        .map(Some)
+        .map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+impl NewCamera {
+    fn source(&self) -> Result<Option<RtspSource>, AppError> {
+        requested_source(
+            self.rtsp_url.as_deref(),
             self.rtsp_sub_url.as_deref(),
             &self.rtsp_username,
             &self.rtsp_password,
             self.rtsp_transport,
         )
-        .map(Some)
-        .map_err(|e| AppError::BadRequest(e.to_string()))
     }
 }
 
@@ -152,4 +161,176 @@ fn qr_svg(text: &str) -> Option<String> {
             .quiet_zone(true)
             .build(),
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Change {
+    #[serde(default)]
+    name: Option<String>,
+    /// A new RTSP source (the camera becomes, or stays, one Hearth pulls).
+    #[serde(default)]
+    rtsp_url: Option<String>,
+    #[serde(default)]
+    rtsp_sub_url: Option<String>,
+    #[serde(default)]
+    rtsp_username: String,
+    #[serde(default)]
+    rtsp_password: String,
+    #[serde(default)]
+    rtsp_transport: RtpTransport,
+    /// Make a pulled camera a push camera (its source is dropped); the answer
+    /// carries its new ingest URL.
+    #[serde(default)]
+    push: bool,
+    /// A new stream key for a push camera: the old one stops at once (its
+    /// publisher is disconnected); the answer carries the new ingest URL.
+    #[serde(default)]
+    rotate_key: bool,
+}
+
+/// `PATCH /api/v1/cameras/{id}` (owners): rename, change the source, rotate the
+/// stream key. Linked platforms are told to re-sync a renamed camera.
+pub(super) async fn change_camera(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Added>, AppError> {
+    let cam = super::cameras::owned_camera(&st, user, &id).await?;
+    let req: Change = parse_json(&body)?;
+    let source = requested_source(
+        req.rtsp_url.as_deref(),
+        req.rtsp_sub_url.as_deref(),
+        &req.rtsp_username,
+        &req.rtsp_password,
+        req.rtsp_transport,
+    )?;
+    if source.is_some() && (req.push || req.rotate_key) {
+        return Err(AppError::BadRequest(
+            "a pulled camera has no stream key: give rtsp_url, or push/rotate_key".into(),
+        ));
+    }
+    let pulled = st.pulls.source_host(cam.id).is_some();
+    if req.rotate_key && pulled && !req.push {
+        return Err(AppError::BadRequest(
+            "a pulled camera has no stream key to rotate (send push: true to make it a push camera)".into(),
+        ));
+    }
+    if req.name.is_none() && source.is_none() && !req.push && !req.rotate_key {
+        return Err(AppError::BadRequest("nothing to change".into()));
+    }
+    let name = req
+        .name
+        .as_deref()
+        .map(onboard::camera_name)
+        .transpose()?
+        .map(str::to_owned);
+    let host = source.as_ref().map(RtspSource::describe);
+    let new_key = {
+        let (st, cam, name) = (st.clone(), cam.clone(), name.clone());
+        let (push, rotate) = (req.push, req.rotate_key);
+        tokio::task::spawn_blocking(move || -> Result<_, AddError> {
+            let store = st.store.as_ref();
+            if let Some(name) = &name {
+                store.rename_camera(cam.id, name)?;
+            }
+            if let Some(source) = &source {
+                onboard::set_source(store, st.pulls.sealer(), &cam, Some(source))?;
+            }
+            if push {
+                onboard::set_source(store, st.pulls.sealer(), &cam, None)?;
+            }
+            (push || rotate)
+                .then(|| crate::cli::admin::rotate_stream_key(store, &cam))
+                .transpose()
+                .map_err(|e| AddError::Invalid(format!("{e:#}")))
+        })
+        .await??
+    };
+    if new_key.is_some() {
+        // The old key's publisher stops now; the camera reconnects with the new one.
+        st.hubs.disconnect(cam.id);
+    }
+    st.refresh_access().await?;
+    crate::ingest::rtsp::sync(&st)
+        .await
+        .map_err(AppError::Internal)?;
+    let mut changed = serde_json::Map::new();
+    if let Some(n) = &name {
+        st.homegraph.camera_renamed(cam.id);
+        changed.insert("name".into(), n.clone().into());
+    }
+    if let Some(h) = &host {
+        changed.insert("source".into(), h.clone().into());
+    }
+    if req.push {
+        changed.insert("kind".into(), "rtmp".into());
+    }
+    if new_key.is_some() {
+        changed.insert("stream_key".into(), "rotated".into());
+    }
+    tracing::info!(camera = ?cam.id, by = ?user, changed = %serde_json::Value::from(changed.clone()), "camera changed");
+    st.audit.record(hearth_store::AuditEvent {
+        camera: Some(cam.id),
+        user: Some(user),
+        ..audit::event(
+            if name.is_some() && changed.len() == 1 {
+                "camera_renamed"
+            } else {
+                "camera_changed"
+            },
+            None,
+            changed.into(),
+        )
+    });
+    let ingest_url = new_key.map(|k| {
+        let base = st
+            .ingest_url
+            .get()
+            .map_or("rtmp://localhost:1935/live", String::as_str);
+        format!("{base}/{}", k.expose())
+    });
+    let ingest_qr_svg = ingest_url.as_deref().and_then(qr_svg);
+    let cam = hearth_store::Camera {
+        name: name.unwrap_or(cam.name),
+        ..cam
+    };
+    Ok(Json(Added {
+        camera: CameraView::of(&st, cam, hearth_store::Access::Owner, None),
+        ingest_url,
+        ingest_qr_svg,
+    }))
+}
+
+/// `DELETE /api/v1/cameras/{id}` (owners): ingest stops (a pull ends, a
+/// publisher is disconnected and its key no longer opens), every grant for the
+/// camera is refused from the next request or frame, shares, invitations,
+/// consents and viewer-key entries go with it; the audit log keeps its history.
+pub(super) async fn delete_camera(
+    State(st): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let cam = super::cameras::owned_camera(&st, user, &id).await?;
+    if !st.db(move |s| s.delete_camera(cam.id)).await? {
+        return Err(AppError::NotFound);
+    }
+    st.hubs.disconnect(cam.id);
+    st.refresh_access().await?;
+    crate::ingest::rtsp::sync(&st)
+        .await
+        .map_err(AppError::Internal)?;
+    tracing::info!(camera = ?cam.id, by = ?user, "camera deleted");
+    st.audit_now(hearth_store::AuditEvent {
+        camera: Some(cam.id),
+        user: Some(user),
+        ..audit::event(
+            "camera_deleted",
+            None,
+            serde_json::json!({"name": cam.name}),
+        )
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -195,11 +195,17 @@ pub fn audit_views(
     since: hearth_model::UnixMillis,
 ) -> anyhow::Result<String> {
     use std::fmt::Write;
-    let cam = camera_by_id_text(store, camera)?;
+    // A deleted camera's history stays readable by its id.
+    let id: hearth_model::CameraId = camera
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{camera:?} is not a camera id"))?;
+    let name = store
+        .camera_by_id(id)?
+        .map_or_else(|| "deleted".to_string(), |c| c.name);
     let emails = emails(store)?;
-    let mut records = store.audit_for_camera(cam.id, since, None, u32::MAX)?;
+    let mut records = store.audit_for_camera(id, since, None, u32::MAX)?;
     records.reverse();
-    let mut out = format!("views of camera {} ({})\n", cam.id, cam.name);
+    let mut out = format!("views of camera {id} ({name})\n");
     for r in records {
         let e = r.event;
         if !matches!(

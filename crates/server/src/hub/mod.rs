@@ -163,6 +163,20 @@ impl HubRegistry {
         }
     }
 
+    /// Takes the publisher lease of every rendition of `camera` back (the camera
+    /// was deleted): its ingest connection or pull ends at its next frame.
+    pub fn disconnect(&self, camera: CameraId) {
+        for rendition in [Rendition::Main, Rendition::Sub] {
+            if let Some(hub) = self.get_rendition(camera, rendition) {
+                let mut inner = hub.lock();
+                if inner.lease.take().is_some() {
+                    drop(inner);
+                    hub.changed.send_modify(|v| *v += 1);
+                }
+            }
+        }
+    }
+
     /// Any hub but `camera`'s (fault injection picks its wrong answers here).
     pub fn random_other(&self, camera: CameraId) -> Option<Arc<Hub>> {
         let hubs = self

@@ -225,6 +225,47 @@ fn a_pulled_cameras_sealed_source_is_set_replaced_and_removed() {
 }
 
 #[test]
+fn a_deleted_camera_takes_its_shares_invitations_and_source_but_not_its_audit() {
+    let s = store();
+    let (h, owner) = household_with_user(&s, "a@example.com");
+    let (_, friend) = household_with_user(&s, "b@example.com");
+    let c = s.create_camera(h.id, "Porch", "UTC", key(1)).unwrap();
+    s.share_camera(c.id, friend.id, UnixMillis(0)).unwrap();
+    s.invite_to_share(c.id, "c@example.com", UnixMillis(0))
+        .unwrap();
+    s.set_camera_source(c.id, Some(b"sealed")).unwrap();
+    s.append_audit(&[AuditEvent {
+        at: UnixMillis(1),
+        kind: "grant_issued".into(),
+        camera: Some(c.id),
+        user: Some(owner.id),
+        integration: None,
+        grant: None,
+        detail: serde_json::json!({}),
+    }])
+    .unwrap();
+    let before = s.generation().unwrap();
+    assert!(s.delete_camera(c.id).unwrap());
+    assert_ne!(
+        s.generation().unwrap(),
+        before,
+        "every process stops serving it"
+    );
+    assert_eq!(s.camera_by_id(c.id).unwrap(), None);
+    assert!(s.cameras_visible_to(friend.id).unwrap().is_empty());
+    assert!(s.camera_sources().unwrap().is_empty());
+    assert!(s.invitations_for("c@example.com").unwrap().is_empty());
+    assert_eq!(
+        s.audit_for_camera(c.id, UnixMillis(0), None, 10)
+            .unwrap()
+            .len(),
+        1,
+        "the audit stays"
+    );
+    assert!(!s.delete_camera(c.id).unwrap());
+}
+
+#[test]
 fn viewer_keys_are_created_listed_and_revoked_by_their_owner_only() {
     let s = store();
     let (h, u) = household_with_user(&s, "a@example.com");
