@@ -9,7 +9,9 @@
 //! parts, with no viewers. After a warm-up it measures, over the window:
 //!
 //! - B's CPU (utime + stime): cameras per core = N / cores used;
-//! - what B read from its sockets (`/proc/PID/io` `rchar`): the ingest rate;
+//! - the bytes loopback carried (`/proc/net/dev`, `lo`): the N restreams into
+//!   B plus the one publisher into A (and a few API requests), so the ingest
+//!   rate, over-counted by one camera;
 //! - B's memory (VmRSS) after the cameras came online, against before they were
 //!   added: memory per camera.
 //!
@@ -27,11 +29,12 @@ use tokio::time::Instant;
 /// Cameras per user of the puller (a household holds at most 256).
 const PER_USER: usize = 200;
 
-fn rchar(pid: u32) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar:"))
-        .and_then(|v| v.trim().parse().ok())
+/// Bytes received on the loopback interface so far.
+fn loopback_bytes() -> Option<u64> {
+    let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
+    dev.lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 pub async fn run(ctx: &Ctx, sc: Scenario) -> anyhow::Result<Value> {
@@ -119,7 +122,7 @@ pub async fn run(ctx: &Ctx, sc: Scenario) -> anyhow::Result<Value> {
     let (b0, a0, r0) = (
         procs::cpu_ticks(&b).context("puller CPU")?,
         procs::cpu_ticks(&a).context("source CPU")?,
-        rchar(pid).context("/proc/PID/io")?,
+        loopback_bytes().context("/proc/net/dev")?,
     );
     let t0 = Instant::now();
     tokio::time::sleep(ctx.duration).await;
@@ -127,7 +130,7 @@ pub async fn run(ctx: &Ctx, sc: Scenario) -> anyhow::Result<Value> {
     let (b1, a1, r1) = (
         procs::cpu_ticks(&b).context("puller CPU")?,
         procs::cpu_ticks(&a).context("source CPU")?,
-        rchar(pid).context("/proc/PID/io")?,
+        loopback_bytes().context("/proc/net/dev")?,
     );
     let rss_after = procs::status_kib(pid, "VmRSS").unwrap_or(0);
     let cores = (b1 - b0) as f64 / ctx.clk_tck / secs;
