@@ -241,10 +241,9 @@ pub(super) async fn change_camera(
             if push {
                 onboard::set_source(store, st.pulls.sealer(), &cam, None)?;
             }
-            (push || rotate)
-                .then(|| crate::cli::admin::rotate_stream_key(store, &cam))
-                .transpose()
-                .map_err(|e| AddError::Invalid(format!("{e:#}")))
+            Ok((push || rotate)
+                .then(|| onboard::rotate_stream_key(store, &cam))
+                .transpose()?)
         })
         .await??
     };

@@ -50,9 +50,7 @@ pub fn add_camera(
 
 /// Gives a camera a new stream key; the old one stops working at once.
 pub fn rotate_stream_key(store: &dyn Store, camera: &Camera) -> anyhow::Result<RawToken> {
-    let key = RawToken::generate();
-    store.set_camera_stream_key(camera.id, key.hash())?;
-    Ok(key)
+    Ok(crate::ingest::onboard::rotate_stream_key(store, camera)?)
 }
 
 /// `camera list` as a table.

@@ -65,6 +65,14 @@ pub fn add_camera(
     Ok(Added { camera, stream_key })
 }
 
+/// Gives a camera a new stream key (shown once, stored hashed); the old one
+/// stops opening at once.
+pub fn rotate_stream_key(store: &dyn Store, camera: &Camera) -> Result<RawToken, StoreError> {
+    let key = RawToken::generate();
+    store.set_camera_stream_key(camera.id, key.hash())?;
+    Ok(key)
+}
+
 /// Points `camera` at `source` (or, with `None`, makes it a push camera).
 pub fn set_source(
     store: &dyn Store,
