@@ -19,14 +19,8 @@ const W: u32 = 320;
 const H: u32 = 180;
 
 async fn post_key(s: &Server, token: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .post(format!("{}/api/v1/viewer-keys", s.base))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    s.api(reqwest::Method::POST, "/api/v1/viewer-keys", token, body)
         .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 /// `cvlc` recording `url` to a file, as a user it agrees to run as.

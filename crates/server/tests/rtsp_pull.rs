@@ -27,15 +27,8 @@ fn server() -> Server {
 }
 
 async fn add_camera(s: &Server, token: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .post(format!("{}/api/v1/cameras", s.base))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    s.api(reqwest::Method::POST, "/api/v1/cameras", token, body)
         .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// The camera as its owner lists it.
@@ -268,15 +261,8 @@ async fn a_wrong_password_shows_auth_failed_and_a_rebooted_camera_resumes_within
 }
 
 async fn patch(s: &Server, token: &str, id: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .patch(format!("{}/api/v1/cameras/{id}", s.base))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let path = format!("/api/v1/cameras/{id}");
+    s.api(reqwest::Method::PATCH, &path, token, body).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

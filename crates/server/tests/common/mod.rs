@@ -461,6 +461,25 @@ impl Server {
             .to_string()
     }
 
+    /// A JSON API request as `token`: (status, body, `null` when not JSON).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let r = client()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// POST streams; returns (status, body).
     pub async fn try_grant(&self, token: &str, camera: &str) -> (u16, Value) {
         try_grant_at(&self.base, token, camera).await
