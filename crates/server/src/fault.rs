@@ -22,7 +22,7 @@ use crate::hub::{FrameBatch, GopSnapshot, Hub, HubRegistry};
 use hearth_access::grant::VerifiedGrant;
 use hearth_access::{MediaKind, MediaObject};
 use hearth_media::VideoFrame;
-use hearth_model::CameraId;
+use hearth_model::{CameraId, Rendition};
 use std::sync::Arc;
 
 #[derive(Default)]
@@ -165,15 +165,17 @@ impl Faults {
         real
     }
 
-    /// The stream-hub lookup: may answer with another camera's hub.
+    /// The stream-hub lookup for `camera`'s `rendition`: may answer with
+    /// another camera's hub (of the same rendition when there is one).
     pub fn hub(
         &self,
         camera: CameraId,
+        rendition: Rendition,
         real: Option<Arc<Hub>>,
         hubs: &HubRegistry,
     ) -> Option<Arc<Hub>> {
         if self.roll(Point::Hub) {
-            return hubs.random_other(camera).or(real);
+            return hubs.random_other(camera, Some(rendition)).or(real);
         }
         real
     }
@@ -188,7 +190,7 @@ impl Faults {
     ) -> Option<Arc<MediaObject>> {
         if self.roll(Point::Object) {
             return hubs
-                .random_other(camera)
+                .random_other(camera, None)
                 .and_then(|h| h.any_object(kind))
                 .or(real);
         }
@@ -200,7 +202,7 @@ impl Faults {
         if !self.roll(Point::Frame) {
             return None;
         }
-        hubs.random_other(camera)
+        hubs.random_other(camera, None)
             .and_then(|h| h.newest_gop())
             .map(|g| g.frames)
     }
@@ -242,7 +244,7 @@ impl Faults {
     ) -> Arc<MediaObject> {
         if self.roll(Point::Still) {
             return hubs
-                .random_other(camera)
+                .random_other(camera, None)
                 .and_then(|h| h.cached_still())
                 .unwrap_or(real);
         }

@@ -46,7 +46,10 @@ pub(super) fn rendition_hub_for(
     missing: AppError,
 ) -> Result<Arc<Hub>, AppError> {
     let real = st.hubs.get_rendition(grant.camera, rendition);
-    let hub = st.faults.hub(grant.camera, real, &st.hubs).ok_or(missing)?;
+    let hub = st
+        .faults
+        .hub(grant.camera, rendition, real, &st.hubs)
+        .ok_or(missing)?;
     if hub.epoch() != grant.epoch {
         if !hub.is_online() {
             return Err(AppError::CameraOffline);

@@ -330,7 +330,10 @@ impl Conn {
                 };
                 let camera = guard.grant().camera;
                 let real = self.state.hubs.get_rendition(camera, rendition);
-                let hub = self.state.faults.hub(camera, real, &self.state.hubs);
+                let hub = self
+                    .state
+                    .faults
+                    .hub(camera, rendition, real, &self.state.hubs);
                 let Some(hub) = hub else {
                     return status(503);
                 };

@@ -177,8 +177,10 @@ impl HubRegistry {
         }
     }
 
-    /// Any hub but `camera`'s (fault injection picks its wrong answers here).
-    pub fn random_other(&self, camera: CameraId) -> Option<Arc<Hub>> {
+    /// Any hub but `camera`'s (fault injection picks its wrong answers here);
+    /// one of `like`'s rendition when another camera has one, so a wrong hub
+    /// lookup answers with a hub that holds the objects its playlists name.
+    pub fn random_other(&self, camera: CameraId, like: Option<Rendition>) -> Option<Arc<Hub>> {
         let hubs = self
             .hubs
             .read()
@@ -188,10 +190,16 @@ impl HubRegistry {
             .filter(|((c, _), _)| *c != camera)
             .map(|(_, h)| h)
             .collect();
-        if others.is_empty() {
+        let alike: Vec<&Arc<Hub>> = others
+            .iter()
+            .copied()
+            .filter(|h| like.is_some_and(|r| h.rendition == r))
+            .collect();
+        let pool = if alike.is_empty() { others } else { alike };
+        if pool.is_empty() {
             return None;
         }
-        Some(others[rand::random_range(0..others.len())].clone())
+        Some(pool[rand::random_range(0..pool.len())].clone())
     }
 }
 
