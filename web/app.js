@@ -12,6 +12,7 @@ import { showManage, mountInvitations } from './sharing.js';
 import { showAccount } from './account.js';
 import { showAddCamera, STATUS_TEXT } from './cameras.js';
 import { mountKeys } from './keys.js';
+import { mountAgents } from './agents.js';
 
 const SESSION_KEY = 'hearth.session';
 const SNAPSHOT_INTERVAL_MS = 2000;
@@ -855,11 +856,13 @@ function showAccountView() {
     el,
     cameras: () => (cameraCache ? Promise.resolve(cameraCache) : loadCameras()),
   });
+  const agents = mountAgents({ api, el });
   current = {
     leave() {
       account.leave();
       displays.leave();
       keys.leave();
+      agents.leave();
     },
   };
   focusHeading('account-title');

@@ -1,8 +1,9 @@
 // Hearth's "Add a camera" page (#/add): an IP camera Hearth pulls over RTSP
 // (its address, user name and password), or a camera or app that pushes over
 // RTMP (its address with the key is shown once, with a QR code for camera
-// apps). After adding an RTSP camera the page follows its status until it is
-// live or says what is wrong (wrong password, unreachable, unsupported video).
+// apps), or an IP camera at home that a paired home agent pulls for Hearth.
+// After adding an RTSP camera the page follows its status until it is live or
+// says what is wrong (wrong password, unreachable, unsupported video).
 // Plain ES module; app.js hands in its API helper and element builder.
 
 const $ = (id) => document.getElementById(id);
@@ -42,9 +43,33 @@ export function showAddCamera({ api, onAdded }) {
   showError(null);
 
   const kind = () => form.elements.kind.value;
-  const onKind = () => { rtspFields.hidden = kind() !== 'rtsp'; };
+  const onKind = () => {
+    rtspFields.hidden = kind() === 'rtmp';
+    $('add-agent-field').hidden = kind() !== 'agent';
+  };
   form.addEventListener('change', onKind);
   onKind();
+  loadAgents();
+
+  /** The household's home agents, for cameras Hearth reaches through one. */
+  async function loadAgents() {
+    const radio = form.querySelector('input[name=kind][value=agent]');
+    const select = $('add-agent');
+    try {
+      const { data: agents } = await api('GET', '/api/v1/agents');
+      if (!alive) return;
+      select.replaceChildren(...agents.map((a) => {
+        const o = document.createElement('option');
+        o.value = a.id;
+        o.textContent = `${a.name}${a.connected ? '' : ' (not connected)'}`;
+        return o;
+      }));
+      radio.disabled = agents.length === 0;
+      $('add-agent-hint').textContent = agents.length ? '' : '(pair one first, under Account)';
+    } catch (_) {
+      radio.disabled = true;
+    }
+  }
 
   function showError(message) {
     error.textContent = message || '';
@@ -57,12 +82,16 @@ export function showAddCamera({ api, onAdded }) {
     const f = form.elements;
     const body = { name: f.name.value.trim() };
     if (!body.name) { showError('Give the camera a name.'); f.name.focus(); return; }
-    if (kind() === 'rtsp') {
+    if (kind() === 'rtsp' || kind() === 'agent') {
       body.rtsp_url = f.rtsp_url.value.trim();
       if (!body.rtsp_url) { showError('Enter the camera’s stream address.'); f.rtsp_url.focus(); return; }
       if (f.rtsp_sub_url.value.trim()) body.rtsp_sub_url = f.rtsp_sub_url.value.trim();
       body.rtsp_username = f.rtsp_username.value;
       body.rtsp_password = f.rtsp_password.value;
+      if (kind() === 'agent') {
+        if (!f.agent.value) { showError('Pick the home agent that reaches the camera.'); return; }
+        body.agent = f.agent.value;
+      }
     }
     submit.disabled = true;
     try {

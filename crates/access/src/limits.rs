@@ -32,6 +32,8 @@ pub enum SecretKind {
     AdminToken,
     /// A viewer key (RTSP Digest or the HLS restream URL); failures only.
     ViewerKey,
+    /// A home agent's claim code (every try) or credential (failures only).
+    Agent,
 }
 
 impl SecretKind {
@@ -41,6 +43,7 @@ impl SecretKind {
             SecretKind::OAuthToken => "oauth_token",
             SecretKind::AdminToken => "admin_token",
             SecretKind::ViewerKey => "viewer_key",
+            SecretKind::Agent => "agent",
         }
     }
 }
@@ -96,6 +99,7 @@ impl SecretLimits {
             (SecretKind::OAuthToken, quota(600, 300), quota(60, 60)),
             (SecretKind::AdminToken, quota(30, 20), quota(30, 20)),
             (SecretKind::ViewerKey, quota(60, 30), quota(30, 20)),
+            (SecretKind::Agent, quota(20, 10), quota(20, 10)),
         ])
     }
 
@@ -287,7 +291,7 @@ pub struct FailureBurst {
 pub struct FailureLog {
     open: Mutex<HashMap<(SecretKind, IpAddr), FailureBurst>>,
     /// Failures recorded so far, per kind (login, oauth token, admin token).
-    counts: [crate::metrics::Counter; 4],
+    counts: [crate::metrics::Counter; 5],
 }
 
 impl FailureLog {

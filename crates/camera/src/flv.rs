@@ -77,6 +77,28 @@ pub fn avc_sequence_header_from_annexb(annexb: &[u8]) -> Option<Bytes> {
     avc_sequence_header(find(NAL_SPS)?, find(NAL_PPS)?)
 }
 
+/// First byte of an FLV audio tag for AAC (sound format 10; the rate, size
+/// and channel bits are fixed for AAC: the AudioSpecificConfig says).
+const AAC_TAG: u8 = 0xAF;
+
+/// The FLV audio tag payload carrying the AAC AudioSpecificConfig.
+pub fn aac_sequence_header(asc: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + asc.len());
+    out.put_u8(AAC_TAG);
+    out.put_u8(0); // AACPacketType: sequence header
+    out.put_slice(asc);
+    out.freeze()
+}
+
+/// The FLV audio tag payload for one raw AAC frame.
+pub fn aac_audio_tag(raw: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + raw.len());
+    out.put_u8(AAC_TAG);
+    out.put_u8(1); // AACPacketType: raw
+    out.put_slice(raw);
+    out.freeze()
+}
+
 /// The FLV video tag payload for one access unit, given as 4-byte length-prefixed NAL
 /// units (`avcc`).
 pub fn avc_video_tag(keyframe: bool, avcc: &[u8]) -> Bytes {

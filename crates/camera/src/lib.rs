@@ -35,7 +35,8 @@ pub use config::{SimCameraConfig, validate_timezone};
 pub use encoder::{EncodedFrame, Encoder};
 pub use error::CameraError;
 pub use pipe::write_frames;
-pub use rtmp::{RtmpUrl, publish, publish_renditions, sub_stream_url};
+pub use rml_rtmp::sessions::StreamMetadata;
+pub use rtmp::{RtmpPublisher, RtmpUrl, connect_tcp, publish, publish_renditions, sub_stream_url};
 pub use signature::{
     expected_background, read_capture_time, read_signature, signature_for, signature_for_name,
 };

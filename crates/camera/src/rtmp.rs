@@ -37,9 +37,8 @@ use rml_rtmp::sessions::{
     PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -270,71 +269,16 @@ async fn publish_once(
     // Until the server accepts the stream there is nothing to unpublish: on shutdown,
     // just drop the connection.
     let setup = async {
-        let mut conn = Connection::open(target.socket_addr()).await?;
-        let leftover = conn.handshake().await?;
-
-        let mut config = ClientSessionConfig::new();
-        config.tc_url = Some(target.tc_url());
-        let (mut session, results) = ClientSession::new(config)?;
-        let mut events = Vec::new();
-        conn.send(results, &mut events).await?;
-        if !leftover.is_empty() {
-            let results = session.handle_input(&leftover)?;
-            conn.send(results, &mut events).await?;
-        }
-
-        let request = session.request_connection(target.app.clone())?;
-        conn.send(vec![request], &mut events).await?;
-        conn.await_answer(
-            &mut session,
-            &mut events,
-            "connecting to the app",
-            |event| match event {
-                ClientSessionEvent::ConnectionRequestAccepted => Some(Ok(())),
-                ClientSessionEvent::ConnectionRequestRejected { description } => {
-                    Some(Err(CameraError::Rejected {
-                        what: "connect",
-                        description,
-                    }))
-                }
-                _ => None,
-            },
-        )
-        .await?;
-
-        let request =
-            session.request_publishing(target.stream_key().to_owned(), PublishRequestType::Live)?;
-        conn.send(vec![request], &mut events).await?;
-        conn.await_answer(
-            &mut session,
-            &mut events,
-            "requesting to publish",
-            |event| match event {
-                ClientSessionEvent::PublishRequestAccepted => Some(Ok(())),
-                ClientSessionEvent::UnhandleableOnStatusCode { code }
-                    if !code.ends_with(".Start") =>
-                {
-                    Some(Err(CameraError::Rejected {
-                        what: "publish",
-                        description: code,
-                    }))
-                }
-                _ => None,
-            },
-        )
-        .await?;
-
+        let tcp = connect_tcp(target.socket_addr()).await?;
         let mut metadata = StreamMetadata::new();
         metadata.video_width = Some(cfg.width);
         metadata.video_height = Some(cfg.height);
         metadata.video_frame_rate = Some(cfg.fps as f32);
         metadata.video_codec_id = Some(u32::from(flv::CODEC_ID_AVC));
         metadata.encoder = Some(concat!("hearth-camera/", env!("CARGO_PKG_VERSION")).to_owned());
-        let result = session.publish_metadata(&metadata)?;
-        conn.send(vec![result], &mut events).await?;
-        Ok::<_, CameraError>((conn, session, events))
+        RtmpPublisher::start(tcp, target.socket_addr(), target, &metadata).await
     };
-    let (mut conn, mut session, mut events) = tokio::select! {
+    let mut publisher = tokio::select! {
         result = setup => result?,
         () = stopped(shutdown) => return Ok(()),
     };
@@ -353,19 +297,12 @@ async fn publish_once(
         tokio::select! {
             biased;
             () = stopped(shutdown) => {
-                let results = session.stop_publishing()?;
-                conn.send(results, &mut events).await?;
-                let _ = conn.writer.shutdown().await;
+                publisher.stop().await?;
                 info!("stopped publishing");
                 return Ok(());
             }
-            read = conn.reader.read(&mut conn.buf) => {
-                let n = conn.check_read(read, "publishing")?;
-                let results = session.handle_input(&conn.buf[..n])?;
-                conn.send(results, &mut events).await?;
-                for event in events.drain(..) {
-                    debug!(?event, "RTMP event while publishing");
-                }
+            read = publisher.read() => {
+                publisher.handle_read(read).await?;
             }
             frame = source.frames.recv() => {
                 let Some(frame) = frame else {
@@ -379,8 +316,7 @@ async fn publish_once(
                         let Some(header) = flv::avc_sequence_header_from_annexb(&frame.annexb) else {
                             continue;
                         };
-                        let result = session.publish_video_data(header, RtmpTimestamp::new(0), false)?;
-                        conn.send(vec![result], &mut events).await?;
+                        publisher.send_video(header, 0).await?;
                         base_pts_ms = Some(frame.pts_ms);
                         *published = true;
                         info!(width = cfg.width, height = cfg.height, fps = cfg.fps, "publishing");
@@ -388,14 +324,13 @@ async fn publish_once(
                     }
                 };
                 // RTMP timestamps are 32-bit milliseconds and wrap after ~49 days.
-                let timestamp = RtmpTimestamp::new((frame.pts_ms - base) as u32);
+                let timestamp = (frame.pts_ms - base) as u32;
                 let signed = signer
                     .sign(&frame.avcc, flv::NALU_LENGTH_SIZE, frame.keyframe, frame.capture_time)
                     .map_err(CameraError::Sign)?;
                 let signed = tamper.apply(frame.keyframe, signed);
                 let tag = flv::avc_video_tag(frame.keyframe, &signed);
-                let result = session.publish_video_data(tag, timestamp, false)?;
-                conn.send(vec![result], &mut events).await?;
+                publisher.send_video(tag, timestamp).await?;
             }
         }
     }
@@ -452,41 +387,177 @@ impl Tamper {
     }
 }
 
-/// A TCP connection to the RTMP server with timeouts and error context.
-struct Connection {
+/// Connects to an RTMP server's TCP port (within [`CONNECT_TIMEOUT`], Nagle off).
+pub async fn connect_tcp(addr: String) -> Result<TcpStream, CameraError> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        Err(_) => {
+            return Err(CameraError::Timeout {
+                addr,
+                context: "connecting",
+            });
+        }
+        Ok(Err(source)) => {
+            return Err(CameraError::Io {
+                addr,
+                context: "connecting",
+                source,
+            });
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    // Frames are written whole; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A live RTMP publish over any byte stream (TCP, or TLS for RTMPS): the
+/// handshake, `connect` to the app and `publish` of the stream key done, the
+/// stream's metadata sent. Frames go in as FLV tag bodies.
+pub struct RtmpPublisher<S> {
+    conn: Connection<S>,
+    session: ClientSession,
+    events: Vec<ClientSessionEvent>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> RtmpPublisher<S> {
+    /// Handshakes on `stream` (`addr` names the server in errors), connects
+    /// to `target`'s app and publishes its stream key with `metadata`.
+    pub async fn start(
+        stream: S,
+        addr: String,
+        target: &RtmpUrl,
+        metadata: &StreamMetadata,
+    ) -> Result<Self, CameraError> {
+        let mut conn = Connection::new(stream, addr);
+        let leftover = conn.handshake().await?;
+
+        let mut config = ClientSessionConfig::new();
+        config.tc_url = Some(target.tc_url());
+        let (mut session, results) = ClientSession::new(config)?;
+        let mut events = Vec::new();
+        conn.send(results, &mut events).await?;
+        if !leftover.is_empty() {
+            let results = session.handle_input(&leftover)?;
+            conn.send(results, &mut events).await?;
+        }
+
+        let request = session.request_connection(target.app.clone())?;
+        conn.send(vec![request], &mut events).await?;
+        conn.await_answer(
+            &mut session,
+            &mut events,
+            "connecting to the app",
+            |event| match event {
+                ClientSessionEvent::ConnectionRequestAccepted => Some(Ok(())),
+                ClientSessionEvent::ConnectionRequestRejected { description } => {
+                    Some(Err(CameraError::Rejected {
+                        what: "connect",
+                        description,
+                    }))
+                }
+                _ => None,
+            },
+        )
+        .await?;
+
+        let request =
+            session.request_publishing(target.stream_key().to_owned(), PublishRequestType::Live)?;
+        conn.send(vec![request], &mut events).await?;
+        conn.await_answer(
+            &mut session,
+            &mut events,
+            "requesting to publish",
+            |event| match event {
+                ClientSessionEvent::PublishRequestAccepted => Some(Ok(())),
+                ClientSessionEvent::UnhandleableOnStatusCode { code }
+                    if !code.ends_with(".Start") =>
+                {
+                    Some(Err(CameraError::Rejected {
+                        what: "publish",
+                        description: code,
+                    }))
+                }
+                _ => None,
+            },
+        )
+        .await?;
+        let result = session.publish_metadata(metadata)?;
+        conn.send(vec![result], &mut events).await?;
+        Ok(Self {
+            conn,
+            session,
+            events,
+        })
+    }
+
+    /// An FLV video tag body at `timestamp_ms` (32-bit, wrapping).
+    pub async fn send_video(
+        &mut self,
+        tag: bytes::Bytes,
+        timestamp_ms: u32,
+    ) -> Result<(), CameraError> {
+        let result =
+            self.session
+                .publish_video_data(tag, RtmpTimestamp::new(timestamp_ms), false)?;
+        self.conn.send(vec![result], &mut self.events).await
+    }
+
+    /// An FLV audio tag body at `timestamp_ms`.
+    pub async fn send_audio(
+        &mut self,
+        tag: bytes::Bytes,
+        timestamp_ms: u32,
+    ) -> Result<(), CameraError> {
+        let result =
+            self.session
+                .publish_audio_data(tag, RtmpTimestamp::new(timestamp_ms), false)?;
+        self.conn.send(vec![result], &mut self.events).await
+    }
+
+    /// Waits for bytes from the server (cancel-safe: nothing is lost when the
+    /// future is dropped); hand the result to [`Self::handle_read`].
+    pub async fn read(&mut self) -> std::io::Result<usize> {
+        self.conn.reader.read(&mut self.conn.buf).await
+    }
+
+    /// Feeds what [`Self::read`] got to the session (acknowledgements,
+    /// pings); an error if the server closed the connection.
+    pub async fn handle_read(&mut self, read: std::io::Result<usize>) -> Result<(), CameraError> {
+        let n = self.conn.check_read(read, "publishing")?;
+        let results = self.session.handle_input(&self.conn.buf[..n])?;
+        self.conn.send(results, &mut self.events).await?;
+        for event in self.events.drain(..) {
+            debug!(?event, "RTMP event while publishing");
+        }
+        Ok(())
+    }
+
+    /// Ends the publish and closes the connection.
+    pub async fn stop(&mut self) -> Result<(), CameraError> {
+        let results = self.session.stop_publishing()?;
+        self.conn.send(results, &mut self.events).await?;
+        let _ = self.conn.writer.shutdown().await;
+        Ok(())
+    }
+}
+
+/// A connection to the RTMP server with timeouts and error context.
+struct Connection<S> {
     addr: String,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
     buf: Vec<u8>,
 }
 
-impl Connection {
-    async fn open(addr: String) -> Result<Self, CameraError> {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-            Err(_) => {
-                return Err(CameraError::Timeout {
-                    addr,
-                    context: "connecting",
-                });
-            }
-            Ok(Err(source)) => {
-                return Err(CameraError::Io {
-                    addr,
-                    context: "connecting",
-                    source,
-                });
-            }
-            Ok(Ok(stream)) => stream,
-        };
-        // Frames are written whole; Nagle would only add latency.
-        let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
-        Ok(Self {
+impl<S: AsyncRead + AsyncWrite> Connection<S> {
+    fn new(stream: S, addr: String) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        Self {
             addr,
             reader,
             writer,
             buf: vec![0; 64 * 1024],
-        })
+        }
     }
 
     /// Runs the client handshake; returns bytes the server sent after it (already RTMP).

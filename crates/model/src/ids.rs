@@ -111,6 +111,13 @@ uuid_id!(
 );
 
 uuid_id!(
+    /// A home agent: a Hearth on a LAN that pulls a household's cameras and
+    /// pushes them to this server over TLS.
+    AgentId,
+    "agent"
+);
+
+uuid_id!(
     /// One WebRTC (WHEP) viewing session: the last segment of its `Location`.
     WhepSessionId,
     "whep"

@@ -13,7 +13,7 @@ mod provenance;
 mod token;
 
 pub use ids::{
-    BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, SessionId, UserId,
+    AgentId, BindingEpoch, CameraId, GrantId, HouseholdId, IdParseError, LinkId, SessionId, UserId,
     ViewerKeyId, WhepSessionId,
 };
 pub use provenance::{Provenance, Rendition, UnixMillis};

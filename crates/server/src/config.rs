@@ -17,6 +17,12 @@
 //! urls = ["turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349"]
 //! secret = "..."                 # coturn `static-auth-secret`: Hearth mints credentials per grant
 //!
+//! [tls]                          # optional: TLS listeners without a proxy in front
+//! cert = "/etc/hearth/fullchain.pem"   # PEM certificate chain
+//! key = "/etc/hearth/privkey.pem"      # PEM private key
+//! https = "0.0.0.0:8443"         # the HTTP API and web app over TLS
+//! rtmps = "0.0.0.0:1936"         # RTMP ingest over TLS (home agents, cameras that speak RTMPS)
+//!
 //! [google]                       # optional: report to Google's HomeGraph
 //! homegraph_url = "https://homegraph.googleapis.com"   # the default
 //! homegraph_token_command = "gcloud auth print-access-token --impersonate-service-account=hearth@PROJECT.iam.gserviceaccount.com"
@@ -34,6 +40,29 @@ pub struct GoogleConfig {
     pub homegraph_url: Option<String>,
     /// A command printing an OAuth access token for HomeGraph on stdout.
     pub homegraph_token_command: Option<String>,
+}
+
+/// The `[tls]` table: a certificate, and the listeners that use it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The HTTP API and web app over TLS.
+    pub https: Option<SocketAddr>,
+    /// RTMP ingest over TLS (RTMPS).
+    pub rtmps: Option<SocketAddr>,
+}
+
+impl TlsConfig {
+    /// Checks that listeners have a certificate to serve.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let listeners = self.https.is_some() || self.rtmps.is_some();
+        if listeners && (self.cert.is_none() || self.key.is_none()) {
+            anyhow::bail!("tls: https and rtmps need both cert and key");
+        }
+        Ok(())
+    }
 }
 
 /// One `[[ice_servers]]` entry: a STUN or TURN server WebRTC viewers may use
@@ -150,6 +179,8 @@ pub struct FileConfig {
     pub webrtc_candidates: Option<Vec<std::net::IpAddr>>,
     /// STUN/TURN servers handed to WebRTC viewers (see [`IceServerConfig`]).
     pub ice_servers: Option<Vec<IceServerConfig>>,
+    /// TLS listeners (see [`TlsConfig`]).
+    pub tls: Option<TlsConfig>,
 }
 
 impl FileConfig {
@@ -158,6 +189,10 @@ impl FileConfig {
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
         let file: Self =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        if let Some(tls) = &file.tls {
+            tls.validate()
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        }
         for ice in file.ice_servers.iter().flatten() {
             ice.validate()
                 .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
@@ -176,6 +211,8 @@ pub struct Flags {
     pub rtsp: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub webrtc: Option<SocketAddr>,
+    /// Each overrides the `[tls]` key of its name.
+    pub tls: TlsConfig,
 }
 
 /// The effective configuration.
@@ -194,6 +231,7 @@ pub struct Config {
     pub webrtc: SocketAddr,
     pub webrtc_candidates: Vec<std::net::IpAddr>,
     pub ice_servers: Vec<IceServerConfig>,
+    pub tls: TlsConfig,
 }
 
 impl Config {
@@ -207,7 +245,15 @@ impl Config {
             rtsp,
             admin,
             webrtc,
+            tls,
         } = flags;
+        let file_tls = file.tls.unwrap_or_default();
+        let tls = TlsConfig {
+            cert: tls.cert.or(file_tls.cert),
+            key: tls.key.or(file_tls.key),
+            https: tls.https.or(file_tls.https),
+            rtmps: tls.rtmps.or(file_tls.rtmps),
+        };
         let http = http
             .or(file.http)
             .unwrap_or_else(|| DEFAULT_HTTP.parse().expect("default addr"));
@@ -239,6 +285,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_WEBRTC.parse().expect("default addr")),
             webrtc_candidates: file.webrtc_candidates.unwrap_or_default(),
             ice_servers: file.ice_servers.unwrap_or_default(),
+            tls,
         }
     }
 
@@ -269,6 +316,13 @@ impl Config {
             Some(h) => format!("rtmp://{h}:{}/live", bound.port()),
             None => format!("rtmp://{}/live", reachable(bound)),
         }
+    }
+
+    /// The base of the RTMPS ingest URLs handed to home agents, once the RTMPS
+    /// listener is bound at `bound`: the public URL's host at its port.
+    pub fn rtmps_base_for(&self, bound: SocketAddr) -> String {
+        self.ingest_base_for(bound)
+            .replacen("rtmp://", "rtmps://", 1)
     }
 
     /// The URL a camera on this machine publishes to, given a stream key.

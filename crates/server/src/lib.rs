@@ -14,6 +14,7 @@
 //! [`error`] (the one error type and its HTTP mapping), [`config`], [`metrics`],
 //! [`net`] (accept loops) and [`fault`] (test-only fault injection).
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -32,4 +33,5 @@ pub mod router;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod tls;
 pub mod web;

@@ -24,7 +24,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [google]).
+    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [tls], [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].
@@ -50,6 +50,18 @@ struct Common {
     /// [default: 127.0.0.1:8189].
     #[arg(long, global = true)]
     webrtc: Option<SocketAddr>,
+    /// TLS certificate chain (PEM) for --https and --rtmps.
+    #[arg(long, global = true)]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --https and --rtmps.
+    #[arg(long, global = true)]
+    tls_key: Option<PathBuf>,
+    /// The HTTP API and web app over TLS [default: off].
+    #[arg(long, global = true)]
+    https: Option<SocketAddr>,
+    /// RTMP ingest over TLS (RTMPS), for home agents [default: off].
+    #[arg(long, global = true)]
+    rtmps: Option<SocketAddr>,
 }
 
 impl Common {
@@ -58,7 +70,7 @@ impl Common {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
-        Ok(Config::resolve(
+        let cfg = Config::resolve(
             file,
             Flags {
                 http: self.http,
@@ -68,8 +80,16 @@ impl Common {
                 rtsp: self.rtsp,
                 admin: self.admin,
                 webrtc: self.webrtc,
+                tls: hearth_server::config::TlsConfig {
+                    cert: self.tls_cert.clone(),
+                    key: self.tls_key.clone(),
+                    https: self.https,
+                    rtmps: self.rtmps,
+                },
             },
-        ))
+        );
+        cfg.tls.validate()?;
+        Ok(cfg)
     }
 }
 
@@ -113,6 +133,12 @@ enum Command {
     Camera {
         #[command(subcommand)]
         cmd: CameraCmd,
+    },
+    /// A home agent: pulls cameras on this LAN and pushes them to a remote
+    /// Hearth over TLS (for cameras behind NAT).
+    Agent {
+        #[command(subcommand)]
+        cmd: AgentCmd,
     },
     /// Kill switch: suspend an integration, household, camera or user. Live views
     /// under it are refused within a second; the state survives restarts.
@@ -205,6 +231,36 @@ enum UserCmd {
         common: Common,
         #[arg(long)]
         email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    /// Pair with a server, using the one-time code its web app shows
+    /// (Account → Home agents); the credential goes to --file (mode 0600).
+    Pair {
+        /// The server's URL (https://...).
+        #[arg(long)]
+        server: String,
+        /// The claim code (XXXX-XXXX-XXXX).
+        #[arg(long)]
+        code: String,
+        /// What the owner sees this agent as.
+        #[arg(long, default_value = "Home agent")]
+        name: String,
+        /// A CA certificate (PEM) to trust besides the public roots.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Allow an http:// server URL (a server on this machine only).
+        #[arg(long)]
+        allow_plain_http: bool,
+        #[arg(long, default_value = "hearth-agent.json")]
+        file: PathBuf,
+    },
+    /// Run: pull the cameras the server assigns and push them to it.
+    Run {
+        #[arg(long, default_value = "hearth-agent.json")]
+        file: PathBuf,
     },
 }
 
@@ -346,6 +402,32 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Agent {
+            cmd:
+                AgentCmd::Pair {
+                    server,
+                    code,
+                    name,
+                    ca,
+                    allow_plain_http,
+                    file,
+                },
+        } => {
+            let link = hearth_server::agent::Link {
+                server,
+                ca,
+                allow_plain_http,
+            };
+            let agent = hearth_server::agent::pair(link, &code, &name, &file).await?;
+            println!("paired: agent {agent}; credential in {}", file.display());
+            Ok(())
+        }
+        Command::Agent {
+            cmd: AgentCmd::Run { file },
+        } => {
+            let f = hearth_server::agent::AgentFile::load(&file)?;
+            hearth_server::agent::run(f, hearth_server::serve::shutdown_signal()).await
+        }
         Command::Serve { common } => {
             let cfg = common.resolve()?;
             let running = hearth_server::serve::start(&cfg).await?;

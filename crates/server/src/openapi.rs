@@ -50,6 +50,7 @@ pub fn build() -> Value {
                 "operator": {"type": "http", "scheme": "bearer", "description": "The operator token from `hearth admin-token`"},
                 "oauth_client": {"type": "http", "scheme": "basic", "description": "An OAuth client's id and secret"},
                 "link": {"type": "http", "scheme": "bearer", "description": "An account link's OAuth access token"},
+                "agent": {"type": "http", "scheme": "bearer", "description": "A home agent's credential from POST /api/v1/agents/pair"},
             }
         },
         "paths": paths,

@@ -6,13 +6,13 @@
 //! `crate::ingest::rtsp`'s, so the state can hold it without knowing ingest.
 
 use hearth_access::sealed::SecretBox;
-use hearth_model::{CameraId, Rendition, UnixMillis};
-use serde::Serialize;
+use hearth_model::{AgentId, CameraId, Rendition, UnixMillis};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PullState {
     /// Signing in, setting up, or waiting for the first frame.
@@ -108,10 +108,14 @@ pub struct Pulls {
     running: Mutex<HashMap<CameraId, Running>>,
     /// One sync at a time.
     pub syncing: tokio::sync::Mutex<()>,
+    /// When each home agent last reported.
+    agents_seen: Mutex<HashMap<AgentId, UnixMillis>>,
 }
 
 pub struct Running {
     pub sealed: Vec<u8>,
+    /// The home agent that pulls the camera (`None`: this server does).
+    pub agent: Option<AgentId>,
     /// What the API shows of the source.
     pub host: String,
     /// Dropping it stops the camera's tasks.
@@ -125,6 +129,7 @@ impl Pulls {
             sealer: SecretBox::camera_sources(keys),
             running: Mutex::default(),
             syncing: tokio::sync::Mutex::default(),
+            agents_seen: Mutex::default(),
         }
     }
 
@@ -143,6 +148,40 @@ impl Pulls {
     /// The `host:port` of a pulled camera's source (`None`: a push camera).
     pub fn source_host(&self, camera: CameraId) -> Option<String> {
         self.running().get(&camera).map(|r| r.host.clone())
+    }
+
+    /// The home agent that pulls `camera`, if one does.
+    pub fn agent_of(&self, camera: CameraId) -> Option<AgentId> {
+        self.running().get(&camera).and_then(|r| r.agent)
+    }
+
+    /// The cameras `agent` pulls, with their sealed sources.
+    pub fn agent_cameras(&self, agent: AgentId) -> Vec<(CameraId, Vec<u8>)> {
+        let mut cams: Vec<_> = self
+            .running()
+            .iter()
+            .filter(|(_, r)| r.agent == Some(agent))
+            .map(|(c, r)| (*c, r.sealed.clone()))
+            .collect();
+        cams.sort_by_key(|(c, _)| *c);
+        cams
+    }
+
+    /// `agent` reported at `now`.
+    pub fn agent_seen(&self, agent: AgentId, now: UnixMillis) {
+        self.agents_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(agent, now);
+    }
+
+    /// When `agent` last reported to this process.
+    pub fn agent_last_seen(&self, agent: AgentId) -> Option<UnixMillis> {
+        self.agents_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&agent)
+            .copied()
     }
 }
 

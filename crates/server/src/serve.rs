@@ -26,6 +26,9 @@ pub struct Running {
     pub admin: SocketAddr,
     /// The WebRTC media socket (UDP).
     pub webrtc: SocketAddr,
+    /// The `[tls]` listeners, if configured.
+    pub https: Option<SocketAddr>,
+    pub rtmps: Option<SocketAddr>,
     pub state: AppState,
 }
 
@@ -115,6 +118,23 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         ),
         None => None,
     };
+    let tls = match (&cfg.tls.cert, &cfg.tls.key) {
+        (Some(cert), Some(key)) if cfg.tls.https.is_some() || cfg.tls.rtmps.is_some() => {
+            Some(crate::tls::acceptor(cert, key)?)
+        }
+        _ => None,
+    };
+    let bind_tls = |addr: Option<SocketAddr>, what: &'static str| async move {
+        match addr {
+            Some(a) => TcpListener::bind(a)
+                .await
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("binding {what} {a}: {e}")),
+            None => Ok(None),
+        }
+    };
+    let https = bind_tls(cfg.tls.https, "HTTPS").await?;
+    let rtmps = bind_tls(cfg.tls.rtmps, "RTMPS").await?;
     let admin = TcpListener::bind(cfg.admin)
         .await
         .map_err(|e| anyhow::anyhow!("binding the admin API {}: {e}", cfg.admin))?;
@@ -159,6 +179,8 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         rtsp: rtsp.as_ref().map(TcpListener::local_addr).transpose()?,
         admin: admin.local_addr()?,
         webrtc: webrtc.local_addr(),
+        https: https.as_ref().map(TcpListener::local_addr).transpose()?,
+        rtmps: rtmps.as_ref().map(TcpListener::local_addr).transpose()?,
         state: state.clone(),
     };
 
@@ -168,6 +190,9 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
     }
     let _ = state.ingest_url.set(cfg.ingest_base_for(running.rtmp));
+    if let Some(bound) = running.rtmps {
+        let _ = state.rtmps_url.set(cfg.rtmps_base_for(bound));
+    }
     crate::ingest::rtsp::sync(&state).await?;
     let st = state.clone();
     tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
@@ -187,7 +212,16 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         rtmp,
         state.clone(),
         cfg.limits.rtmp_connections_per_address,
+        None,
     ));
+    if let (Some(listener), Some(tls)) = (rtmps, tls.clone()) {
+        tokio::spawn(crate::ingest::rtmp::serve(
+            listener,
+            state.clone(),
+            cfg.limits.rtmp_connections_per_address,
+            Some(tls),
+        ));
+    }
     let public = crate::net::Limits {
         max: MAX_HTTP_CONNECTIONS,
         per_address: cfg.limits.http_connections_per_address,
@@ -198,17 +232,30 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         per_address: 16,
     };
     let proxies: Arc<[std::net::IpAddr]> = cfg.limits.trusted_proxies.clone().into();
+    let app = Arc::new(crate::router::app(state.clone(), webrtc));
     tokio::spawn(serve_http(
         http,
         public,
-        crate::router::app(state.clone(), webrtc),
+        app.clone(),
+        None,
         proxies.clone(),
         state.metrics.clone(),
     ));
+    if let (Some(listener), Some(tls)) = (https, tls) {
+        tokio::spawn(serve_http(
+            listener,
+            public,
+            app,
+            Some(tls),
+            proxies.clone(),
+            state.metrics.clone(),
+        ));
+    }
     tokio::spawn(serve_http(
         admin,
         operator,
-        crate::router::admin_app(state.clone()),
+        Arc::new(crate::router::admin_app(state.clone())),
+        None,
         proxies,
         state.metrics.clone(),
     ));
@@ -229,16 +276,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     Ok(running)
 }
 
+/// Serves `app` on `listener`, over TLS when `tls` is given (then without
+/// `sendfile`: TLS encrypts every byte in user space).
 async fn serve_http(
     listener: TcpListener,
     limits: crate::net::Limits,
-    app: crate::router::HttpApp,
+    app: Arc<crate::router::HttpApp>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     trusted_proxies: Arc<[std::net::IpAddr]>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let app = Arc::new(app);
-    crate::net::accept_loop(listener, "http", limits, move |sock, peer| {
+    let what = if tls.is_some() { "https" } else { "http" };
+    crate::net::accept_loop(listener, what, limits, move |sock, peer| {
         let (app, proxies, metrics) = (app.clone(), trusted_proxies.clone(), metrics.clone());
+        let tls = tls.clone();
         let svc = hyper::service::service_fn(move |req| {
             let (app, proxies) = (app.clone(), proxies.clone());
             async move { Ok::<_, std::convert::Infallible>(app.serve(req, peer.ip(), &proxies).await) }
@@ -249,9 +300,24 @@ async fn serve_http(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(64 * 1024);
-            let sock = crate::net::HttpSocket::new(sock, metrics);
-            let sock = crate::net::WriteDeadline::new(sock, RESPONSE_WRITE_TIMEOUT);
-            if let Err(e) = builder.serve_connection(TokioIo::new(sock), svc).await {
+            let served = match tls {
+                None => {
+                    let sock = crate::net::HttpSocket::new(sock, metrics);
+                    let sock = crate::net::WriteDeadline::new(sock, RESPONSE_WRITE_TIMEOUT);
+                    builder.serve_connection(TokioIo::new(sock), svc).await
+                }
+                Some(tls) => {
+                    let accepted =
+                        tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, tls.accept(sock)).await;
+                    let Ok(Ok(sock)) = accepted else {
+                        tracing::debug!(%peer, "https connection ended in the TLS handshake");
+                        return;
+                    };
+                    let sock = crate::net::WriteDeadline::new(sock, RESPONSE_WRITE_TIMEOUT);
+                    builder.serve_connection(TokioIo::new(sock), svc).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
         }
@@ -278,8 +344,16 @@ impl Running {
     /// The line that names the bound addresses (tests read it).
     pub fn addresses(&self, cfg: &Config) -> String {
         let rtsp = self.rtsp.map(|a| format!("  RTSP {a}")).unwrap_or_default();
+        let https = self
+            .https
+            .map(|a| format!("  HTTPS {a}"))
+            .unwrap_or_default();
+        let rtmps = self
+            .rtmps
+            .map(|a| format!("  RTMPS {a}"))
+            .unwrap_or_default();
         format!(
-            "  HTTP {}  RTMP {}{rtsp}  ADMIN {}  WEBRTC {}  data {}",
+            "  HTTP {}  RTMP {}{rtsp}{https}{rtmps}  ADMIN {}  WEBRTC {}  data {}",
             self.http,
             self.rtmp,
             self.admin,

@@ -52,6 +52,9 @@ pub struct Inner {
     /// Base of the RTMP URLs push cameras publish to (`rtmp://host:port/live`),
     /// once the ingest listener is bound.
     pub ingest_url: std::sync::OnceLock<String>,
+    /// The base of RTMPS ingest URLs (`rtmps://host:port/live`), handed to
+    /// home agents; unset without an RTMPS listener.
+    pub rtmps_url: std::sync::OnceLock<String>,
     /// The master key's derivations (segment keys, viewer keys' secrets).
     pub keys: Arc<hearth_access::keys::MediaKeys>,
     /// The cameras Hearth pulls over RTSP: their tasks and statuses.
@@ -112,6 +115,7 @@ impl AppState {
             homegraph: Default::default(),
             rtsp_url: Default::default(),
             ingest_url: Default::default(),
+            rtmps_url: Default::default(),
             pulls,
         }))
     }

@@ -63,6 +63,12 @@ pub async fn web_keys_js() -> Response {
         "text/javascript; charset=utf-8",
     )
 }
+pub async fn web_agents_js() -> Response {
+    static_file(
+        include_str!("../../../web/agents.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
 pub async fn web_account_js() -> Response {
     static_file(
         include_str!("../../../web/account.js"),

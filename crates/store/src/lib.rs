@@ -285,6 +285,26 @@ pub struct AuthCode {
     pub expires_at: UnixMillis,
 }
 
+/// A camera's sealed source, and the home agent that pulls it (`None`: this
+/// server pulls it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraSource {
+    pub camera: CameraId,
+    pub sealed: Vec<u8>,
+    pub agent: Option<hearth_model::AgentId>,
+}
+
+/// A home agent: a Hearth on a household's LAN that pulls cameras this server
+/// cannot reach and pushes them here. Its credential is stored hashed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub id: hearth_model::AgentId,
+    pub household: HouseholdId,
+    pub name: String,
+    pub created_by: Option<UserId>,
+    pub created_at: UnixMillis,
+}
+
 /// A viewer key: one user's named, revocable credential for some cameras, for
 /// players that cannot send headers. Its secret is derived, never stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -631,11 +651,50 @@ pub trait Store: Send + Sync + 'static {
     /// and viewer-key entries; the audit log keeps its history. False if there
     /// is no such camera.
     fn delete_camera(&self, camera: CameraId) -> Result<bool, StoreError>;
-    /// Sets (or with `None` removes) the sealed source of a camera Hearth pulls.
-    /// The store never sees the source in the clear.
-    fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError>;
+    /// Sets (or with `None` removes) the sealed source of a camera Hearth pulls,
+    /// itself or through `agent`. The store never sees the source in the clear.
+    fn set_camera_source(
+        &self,
+        camera: CameraId,
+        sealed: Option<&[u8]>,
+        agent: Option<hearth_model::AgentId>,
+    ) -> Result<(), StoreError>;
     /// Every pulled camera's sealed source.
-    fn camera_sources(&self) -> Result<Vec<(CameraId, Vec<u8>)>, StoreError>;
+    fn camera_sources(&self) -> Result<Vec<CameraSource>, StoreError>;
+
+    /// Stores a one-time claim code (hashed) for pairing an agent with
+    /// `household`, until `expires_at`.
+    fn create_agent_claim(
+        &self,
+        code_hash: TokenHash,
+        household: HouseholdId,
+        by: UserId,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError>;
+    /// Uses up a claim code that has not expired at `agent.created_at`: the
+    /// agent joins the claim's household with the credential. `None` for an
+    /// unknown, used or expired code.
+    fn redeem_agent_claim(
+        &self,
+        code_hash: TokenHash,
+        id: hearth_model::AgentId,
+        name: &str,
+        credential_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<Agent>, StoreError>;
+    /// The agent whose credential this is.
+    fn agent_by_credential(&self, hash: TokenHash) -> Result<Option<Agent>, StoreError>;
+    /// A household's agents.
+    fn agents(&self, household: HouseholdId) -> Result<Vec<Agent>, StoreError>;
+    /// Removes `household`'s agent `id` in one transaction: the cameras it
+    /// pulled get a random stream key (so it can publish none of them) and
+    /// lose their source. Returns those cameras; `None` if there is no such
+    /// agent.
+    fn delete_agent(
+        &self,
+        household: HouseholdId,
+        id: hearth_model::AgentId,
+    ) -> Result<Option<Vec<CameraId>>, StoreError>;
 
     /// Stores a new viewer key (its cameras must exist).
     fn create_viewer_key(&self, key: &ViewerKey) -> Result<(), StoreError>;

@@ -59,11 +59,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use crate::migrations;
 use crate::{
-    Access, AccessToken, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
-    Household, HouseholdId, Integration, Invitation, JournalMark, Link, LinkId, NewSession,
-    OAuthClient, Redeemed, Revocation, SESSION_ADDRESS_MAX_CHARS, SESSION_CLIENT_MAX_CHARS,
-    Session, SessionId, Share, Store, StoreError, Suspension, SuspensionKind, TokenHash, TokenPair,
-    UnixMillis, User, UserId, ViewerKey,
+    Access, AccessToken, Agent, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
+    CameraSource, Household, HouseholdId, Integration, Invitation, JournalMark, Link, LinkId,
+    NewSession, OAuthClient, Redeemed, Revocation, SESSION_ADDRESS_MAX_CHARS,
+    SESSION_CLIENT_MAX_CHARS, Session, SessionId, Share, Store, StoreError, Suspension,
+    SuspensionKind, TokenHash, TokenPair, UnixMillis, User, UserId, ViewerKey,
 };
 
 /// The database's file name inside the data directory.
@@ -1192,33 +1192,54 @@ impl Store for SqliteStore {
         Ok(gone)
     }
 
-    fn set_camera_source(&self, camera: CameraId, sealed: Option<&[u8]>) -> Result<(), StoreError> {
-        let conn = self.conn();
-        match sealed {
-            Some(sealed) => {
-                conn.execute(
-                    "INSERT INTO camera_sources (camera_id, sealed, updated_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (camera_id) DO UPDATE SET sealed = ?2, updated_at = ?3",
-                    params![camera.to_string(), sealed, now().0],
-                )
-                .map_err(|e| constraint_error(e, "camera source", "camera"))?;
-            }
-            None => {
-                conn.execute(
-                    "DELETE FROM camera_sources WHERE camera_id = ?1",
-                    [camera.to_string()],
-                )?;
-            }
-        }
-        Ok(())
+    fn set_camera_source(
+        &self,
+        camera: CameraId,
+        sealed: Option<&[u8]>,
+        agent: Option<hearth_model::AgentId>,
+    ) -> Result<(), StoreError> {
+        agents::set_source(&self.conn(), camera, sealed, agent)
     }
 
-    fn camera_sources(&self) -> Result<Vec<(CameraId, Vec<u8>)>, StoreError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT camera_id, sealed FROM camera_sources ORDER BY camera_id")?;
-        let rows = stmt.query_map([], |row| Ok((get_id(row, 0)?, row.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    fn camera_sources(&self) -> Result<Vec<CameraSource>, StoreError> {
+        agents::sources(&self.conn())
+    }
+
+    fn create_agent_claim(
+        &self,
+        code_hash: TokenHash,
+        household: HouseholdId,
+        by: UserId,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        agents::create_claim(&self.conn(), code_hash, household, by, expires_at)
+    }
+
+    fn redeem_agent_claim(
+        &self,
+        code_hash: TokenHash,
+        id: hearth_model::AgentId,
+        name: &str,
+        credential_hash: TokenHash,
+        now: UnixMillis,
+    ) -> Result<Option<Agent>, StoreError> {
+        agents::redeem_claim(&mut self.conn(), code_hash, id, name, credential_hash, now)
+    }
+
+    fn agent_by_credential(&self, hash: TokenHash) -> Result<Option<Agent>, StoreError> {
+        agents::by_credential(&self.conn(), hash)
+    }
+
+    fn agents(&self, household: HouseholdId) -> Result<Vec<Agent>, StoreError> {
+        agents::of_household(&self.conn(), household)
+    }
+
+    fn delete_agent(
+        &self,
+        household: HouseholdId,
+        id: hearth_model::AgentId,
+    ) -> Result<Option<Vec<CameraId>>, StoreError> {
+        agents::delete(&mut self.conn(), household, id)
     }
 
     fn create_viewer_key(&self, key: &ViewerKey) -> Result<(), StoreError> {
@@ -1316,6 +1337,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod agents;
 mod links;
 mod viewer_keys;
 

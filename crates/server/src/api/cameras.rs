@@ -37,8 +37,12 @@ pub(super) struct CameraView {
 
 #[derive(Serialize)]
 pub(super) struct SourceView {
-    /// `rtsp` (Hearth pulls it) or `rtmp` (it pushes).
+    /// `rtsp` (Hearth pulls it), `agent` (a home agent pulls it) or `rtmp`
+    /// (it pushes).
     kind: &'static str,
+    /// The home agent that pulls it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<hearth_model::AgentId>,
     /// `host:port` of an RTSP camera.
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
@@ -69,8 +73,14 @@ impl CameraView {
             (None, _) => "offline",
         };
         let owner = access == hearth_store::Access::Owner;
+        let agent = st.pulls.agent_of(c.id);
         let source = owner.then(|| SourceView {
-            kind: if host.is_some() { "rtsp" } else { "rtmp" },
+            kind: match (&host, agent) {
+                (Some(_), Some(_)) => "agent",
+                (Some(_), None) => "rtsp",
+                (None, _) => "rtmp",
+            },
+            agent,
             status_since: pulled
                 .as_ref()
                 .map(|p| hearth_access::clock::rfc3339(p.since)),

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod agents;
 pub mod cameras;
 pub mod onboarding;
 pub mod ops;
@@ -27,6 +28,7 @@ crate::routes::route_table! { routes, ROUTES;
     get "/sharing.js" => crate::web::web_sharing_js, "The web app's sharing and access-log views", "none";
     get "/cameras.js" => crate::web::web_cameras_js, "The web app's add-a-camera view", "none";
     get "/keys.js" => crate::web::web_keys_js, "The web app's viewer keys panel", "none";
+    get "/agents.js" => crate::web::web_agents_js, "The web app's home agents panel", "none";
     get "/account.js" => crate::web::web_account_js, "The web app's account view", "none";
     get "/app.css" => crate::web::web_css, "The web app's style sheet", "none";
     post "/api/v1/login" => account::login, "Sign in: {email, password} -> {token, expires_at}", "none";
@@ -48,6 +50,11 @@ crate::routes::route_table! { routes, ROUTES;
     post "/api/v1/viewer-keys" => viewer_keys::create, "A viewer key for players that cannot send headers: {name, cameras} -> its secret and RTSP/HLS URLs, shown once", "session";
     get "/api/v1/viewer-keys" => viewer_keys::list, "The caller's viewer keys (never their secrets)", "session";
     delete "/api/v1/viewer-keys/{id}" => viewer_keys::revoke, "Revoke a viewer key: its streams end within a second", "session";
+    post "/api/v1/agents/claims" => agents::create_claim, "A one-time code (10 minutes) to pair a home agent with the caller's household: `hearth agent pair --server URL --code CODE`", "session";
+    post "/api/v1/agents/pair" => agents::pair, "A home agent trades a claim code for its credential: {code, name} -> {agent, credential} (shown once)", "none";
+    get "/api/v1/agents" => agents::list, "The household's home agents, with when each last synced and its cameras", "session";
+    delete "/api/v1/agents/{id}" => agents::remove, "Remove a home agent: its credential stops working, its cameras' publishers are cut off", "session";
+    post "/api/v1/agent/sync" => agents::sync, "A home agent's report (camera states) in, the cameras it pulls and the RTMPS ingest URL out", "agent";
     get "/api/v1/invitations" => cameras::my_invitations, "Invitations made out to the caller", "session";
     post "/api/v1/invitations/{camera}/accept" => cameras::accept_invitation, "Accept an invitation", "session";
     delete "/api/v1/invitations/{camera}" => cameras::decline_invitation, "Decline an invitation", "session";

@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_access::audit;
+use hearth_model::AgentId;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -36,6 +37,35 @@ pub(super) struct NewCamera {
     rtsp_password: String,
     #[serde(default)]
     rtsp_transport: RtpTransport,
+    /// The household's home agent that pulls `rtsp_url` (a camera on its LAN,
+    /// which this server cannot reach).
+    #[serde(default)]
+    agent: Option<AgentId>,
+}
+
+/// Checks that `agent` is one of `household`'s and that it comes with a
+/// source.
+async fn check_agent(
+    st: &AppState,
+    household: hearth_model::HouseholdId,
+    agent: Option<AgentId>,
+    source: Option<&RtspSource>,
+) -> Result<(), AppError> {
+    let Some(agent) = agent else {
+        return Ok(());
+    };
+    if source.is_none() {
+        return Err(AppError::BadRequest(
+            "agent goes with rtsp_url (the camera's address on the agent's network)".into(),
+        ));
+    }
+    let agents = st.db(move |s| s.agents(household)).await?;
+    if !agents.iter().any(|a| a.id == agent) {
+        return Err(AppError::BadRequest(
+            "no such home agent in your household".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The RTSP source the `rtsp_*` fields of a request ask for, if any.
@@ -107,14 +137,27 @@ pub(super) async fn add_camera(
         .await?
         .ok_or(AppError::Unauthorized)?
         .household;
+    check_agent(&st, household, req.agent, source.as_ref()).await?;
+    let agent = req.agent;
     let timezone = req.timezone.clone().unwrap_or_else(|| "UTC".into());
-    let kind = if source.is_some() { "rtsp" } else { "rtmp" };
+    let kind = match (&source, agent) {
+        (Some(_), Some(_)) => "agent",
+        (Some(_), None) => "rtsp",
+        (None, _) => "rtmp",
+    };
     let host = source.as_ref().map(RtspSource::describe);
     let added = {
         let (st, name) = (st.clone(), req.name.clone());
         tokio::task::spawn_blocking(move || {
             let source = source.as_ref().map(|s| (s, st.pulls.sealer()));
-            onboard::add_camera(st.store.as_ref(), household, &name, &timezone, source)
+            onboard::add_camera(
+                st.store.as_ref(),
+                household,
+                &name,
+                &timezone,
+                source,
+                agent,
+            )
         })
         .await??
     };
@@ -131,7 +174,7 @@ pub(super) async fn add_camera(
         ..audit::event(
             "camera_added",
             None,
-            serde_json::json!({"name": camera.name, "kind": kind, "source": host}),
+            serde_json::json!({"name": camera.name, "kind": kind, "source": host, "agent": agent}),
         )
     });
     let ingest_url = (kind == "rtmp").then(|| {
@@ -179,6 +222,9 @@ pub(super) struct Change {
     rtsp_password: String,
     #[serde(default)]
     rtsp_transport: RtpTransport,
+    /// With a new RTSP source: the household's home agent that pulls it.
+    #[serde(default)]
+    agent: Option<AgentId>,
     /// Make a pulled camera a push camera (its source is dropped); the answer
     /// carries its new ingest URL.
     #[serde(default)]
@@ -206,6 +252,8 @@ pub(super) async fn change_camera(
         &req.rtsp_password,
         req.rtsp_transport,
     )?;
+    check_agent(&st, cam.household, req.agent, source.as_ref()).await?;
+    let agent = req.agent;
     if source.is_some() && (req.push || req.rotate_key) {
         return Err(AppError::BadRequest(
             "a pulled camera has no stream key: give rtsp_url, or push/rotate_key".into(),
@@ -236,10 +284,10 @@ pub(super) async fn change_camera(
                 store.rename_camera(cam.id, name)?;
             }
             if let Some(source) = &source {
-                onboard::set_source(store, st.pulls.sealer(), &cam, Some(source))?;
+                onboard::set_source(store, st.pulls.sealer(), &cam, Some(source), agent)?;
             }
             if push {
-                onboard::set_source(store, st.pulls.sealer(), &cam, None)?;
+                onboard::set_source(store, st.pulls.sealer(), &cam, None, None)?;
             }
             Ok((push || rotate)
                 .then(|| onboard::rotate_stream_key(store, &cam))
@@ -262,6 +310,9 @@ pub(super) async fn change_camera(
     }
     if let Some(h) = &host {
         changed.insert("source".into(), h.clone().into());
+        if let Some(a) = agent {
+            changed.insert("agent".into(), a.to_string().into());
+        }
     }
     if req.push {
         changed.insert("kind".into(), "rtmp".into());

@@ -139,6 +139,7 @@ fn render(st: &AppState) -> String {
         SecretKind::OAuthToken,
         SecretKind::AdminToken,
         SecretKind::ViewerKey,
+        SecretKind::Agent,
     ] {
         failures
             .get_or_create(&vec![("kind", kind.as_str())])

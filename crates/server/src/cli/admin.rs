@@ -44,7 +44,8 @@ pub fn add_camera(
     let user = store
         .user_by_email(owner)?
         .ok_or_else(|| anyhow::anyhow!("no user with email {owner}"))?;
-    let added = crate::ingest::onboard::add_camera(store, user.household, name, timezone, source)?;
+    let added =
+        crate::ingest::onboard::add_camera(store, user.household, name, timezone, source, None)?;
     Ok((added.camera, added.stream_key))
 }
 

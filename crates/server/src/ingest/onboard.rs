@@ -5,7 +5,7 @@
 
 use super::rtsp::source::RtspSource;
 use hearth_access::sealed::SecretBox;
-use hearth_model::{HouseholdId, RawToken};
+use hearth_model::{AgentId, HouseholdId, RawToken};
 use hearth_store::{Camera, Store, StoreError};
 
 /// At most this many cameras in one household (a runaway script, not a home).
@@ -44,6 +44,7 @@ pub fn add_camera(
     name: &str,
     timezone: &str,
     source: Option<(&RtspSource, &SecretBox)>,
+    agent: Option<AgentId>,
 ) -> Result<Added, AddError> {
     let name = camera_name(name)?;
     hearth_camera::validate_timezone(timezone).map_err(|e| AddError::Invalid(e.to_string()))?;
@@ -60,7 +61,7 @@ pub fn add_camera(
     let stream_key = RawToken::generate();
     let camera = store.create_camera(household, name, timezone, stream_key.hash())?;
     if let Some((source, sealer)) = source {
-        set_source(store, sealer, &camera, Some(source))?;
+        set_source(store, sealer, &camera, Some(source), agent)?;
     }
     Ok(Added { camera, stream_key })
 }
@@ -73,17 +74,30 @@ pub fn rotate_stream_key(store: &dyn Store, camera: &Camera) -> Result<RawToken,
     Ok(key)
 }
 
-/// Points `camera` at `source` (or, with `None`, makes it a push camera).
+/// Points `camera` at `source`, pulled by this server or by home agent
+/// `agent` (or, with `None`, makes it a push camera). A pulled camera gets a
+/// new stream key, so whatever published it before (an earlier agent, a
+/// camera pushing) no longer can; an agent is handed that key, sealed into
+/// the source, and nobody else is.
 pub fn set_source(
     store: &dyn Store,
     sealer: &SecretBox,
     camera: &Camera,
     source: Option<&RtspSource>,
+    agent: Option<AgentId>,
 ) -> Result<(), AddError> {
-    let sealed = source
-        .map(|s| sealer.seal(camera.id, &s.to_bytes()))
-        .transpose()
+    let Some(source) = source else {
+        store.set_camera_source(camera.id, None, None)?;
+        return Ok(());
+    };
+    let key = rotate_stream_key(store, camera)?;
+    let source = RtspSource {
+        push_key: agent.map(|_| key.expose().to_owned()),
+        ..source.clone()
+    };
+    let sealed = sealer
+        .seal(camera.id, &source.to_bytes())
         .map_err(|e| AddError::Invalid(e.to_string()))?;
-    store.set_camera_source(camera.id, sealed.as_deref())?;
+    store.set_camera_source(camera.id, Some(&sealed), agent)?;
     Ok(())
 }

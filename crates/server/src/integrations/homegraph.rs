@@ -18,11 +18,7 @@
 //! keeps it for 30 minutes. The base URL is configurable so tests can point it at
 //! a local recorder.
 //!
-//! The HTTPS client is hyper's client connection over tokio-rustls, a dozen lines
-//! here rather than reqwest: reqwest's rustls needs `subtle` >= 2.5, and the RTMP
-//! crate (rml_rtmp, through crypto-mac 0.10) pins `subtle` < 2.5, so the rustls
-//! line that resolves is 0.21 (maintained security releases; TLS 1.3, webpki
-//! roots), which only the bare connector fits.
+//! The HTTPS client is `crate::tls::post_json` (webpki roots).
 
 use crate::state::AppState;
 use hearth_model::{CameraId, Integration, LinkId, UserId};
@@ -45,77 +41,11 @@ struct Reported {
     cameras: BTreeMap<CameraId, bool>,
 }
 
-/// One POST of a JSON body; the response status. HTTPS (webpki roots) or HTTP.
-async fn post_json(
-    url: &str,
-    bearer: Option<&str>,
-    body: &serde_json::Value,
-) -> anyhow::Result<u16> {
-    use anyhow::Context as _;
-    use axum::http::header;
-    use hyper_util::rt::TokioIo;
-    let uri: hyper::Uri = url.parse().context("HomeGraph URL")?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => anyhow::bail!("HomeGraph URL must be http(s)"),
-    };
-    let host = uri.host().context("HomeGraph URL has no host")?.to_string();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let authority = uri.authority().context("no authority")?.to_string();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = hyper::Request::post(path)
-        .header(header::HOST, authority)
-        .header(header::CONTENT_TYPE, "application/json");
-    if let Some(t) = bearer {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let req = req.body(http_body_util::Full::new(bytes::Bytes::from(
-        serde_json::to_vec(body)?,
-    )))?;
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-    if https {
-        use tokio_rustls::rustls;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().map(|ta| {
-            rustls::OwnedTrustAnchor::from_subject_spki_name_constraints(
-                ta.subject,
-                ta.spki,
-                ta.name_constraints,
-            )
-        }));
-        let config = rustls::ClientConfig::builder()
-            .with_safe_defaults()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = rustls::ServerName::try_from(host.as_str())?;
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-            .connect(name, tcp)
-            .await?;
-        send(TokioIo::new(tls), req).await
-    } else {
-        send(TokioIo::new(tcp), req).await
-    }
-}
-
-async fn send<I>(
-    io: I,
-    req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
-) -> anyhow::Result<u16>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender.send_request(req).await?.status().as_u16())
-}
-
 struct Client {
     base: String,
     token_command: Option<String>,
     token: Option<(String, Instant)>,
+    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 impl Client {
@@ -149,10 +79,11 @@ impl Client {
         let bearer = self.bearer().await?;
         let status = tokio::time::timeout(
             Duration::from_secs(10),
-            post_json(&url, bearer.as_deref(), &body),
+            crate::tls::post_json(&url, bearer.as_deref(), &body, &self.tls, true),
         )
         .await
-        .map_err(|_| anyhow::anyhow!("{method}: timed out"))??;
+        .map_err(|_| anyhow::anyhow!("{method}: timed out"))??
+        .status;
         if status == 401 {
             self.token = None;
         }
@@ -290,7 +221,18 @@ pub async fn run(st: AppState) {
     let Some(cfg) = st.homegraph.config() else {
         return;
     };
+    let tls = match crate::tls::client_config(None) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "HomeGraph reporting off: no TLS client"
+            );
+            return;
+        }
+    };
     let mut client = Client {
+        tls,
         base: cfg
             .homegraph_url
             .unwrap_or_else(|| DEFAULT_BASE_URL.into())

@@ -110,6 +110,9 @@ pub struct Server {
     pub admin_base: String,
     /// The RTSP egress.
     pub rtsp: Option<SocketAddr>,
+    /// The `[tls]` listeners, when started with them.
+    pub https: Option<SocketAddr>,
+    pub rtmps: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub stdout: Vec<String>,
 }
@@ -138,6 +141,24 @@ impl Server {
     /// `hearth serve` with an empty data dir.
     pub fn serve() -> Server {
         Self::spawn(&["serve"])
+    }
+
+    /// `hearth serve` with extra arguments (e.g. `--https`).
+    pub fn serve_args(extra: &[&str]) -> Server {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(extra);
+        Self::spawn(&args)
+    }
+
+    /// As [`Server::restart_serve_in_place`], with extra arguments.
+    pub fn restart_serve_in_place_with(mut self, extra: &[&str]) -> Server {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let (http, rtmp) = (self.http.to_string(), self.rtmp.to_string());
+        let mut args = vec!["serve"];
+        args.extend_from_slice(extra);
+        Self::spawn_at(dir, &args, &[], [&http, &rtmp])
     }
 
     fn spawn(args: &[&str]) -> Server {
@@ -287,6 +308,7 @@ impl Server {
         let mut lines = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let (mut http, mut rtmp, mut admin, mut rtsp) = (None, None, None, None);
+        let (mut https, mut rtmps) = (None, None);
         while http.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
@@ -306,6 +328,8 @@ impl Server {
                 };
                 admin = after("ADMIN");
                 rtsp = after("RTSP");
+                https = after("HTTPS");
+                rtmps = after("RTMPS");
             }
             lines.push(line);
         }
@@ -319,6 +343,8 @@ impl Server {
             rtmp: rtmp.expect("rtmp addr"),
             admin_base: format!("http://{}", admin.expect("admin addr")),
             rtsp,
+            https,
+            rtmps,
             dir,
             stdout: lines,
         }

@@ -206,22 +206,88 @@ fn a_pulled_cameras_sealed_source_is_set_replaced_and_removed() {
     let other = s.create_camera(h.id, "Yard", "UTC", key(2)).unwrap();
     assert!(s.camera_sources().unwrap().is_empty());
     let before = s.generation().unwrap();
-    s.set_camera_source(c.id, Some(b"sealed one")).unwrap();
+    s.set_camera_source(c.id, Some(b"sealed one"), None)
+        .unwrap();
     let after_set = s.generation().unwrap();
     assert_ne!(after_set, before, "processes notice a new source");
-    s.set_camera_source(c.id, Some(b"sealed two")).unwrap();
+    s.set_camera_source(c.id, Some(b"sealed two"), None)
+        .unwrap();
     assert_ne!(s.generation().unwrap(), after_set, "and a changed one");
     assert_eq!(
         s.camera_sources().unwrap(),
-        vec![(c.id, b"sealed two".to_vec())]
+        vec![crate::CameraSource {
+            camera: c.id,
+            sealed: b"sealed two".to_vec(),
+            agent: None
+        }]
     );
-    s.set_camera_source(other.id, None).unwrap();
-    s.set_camera_source(c.id, None).unwrap();
+    s.set_camera_source(other.id, None, None).unwrap();
+    s.set_camera_source(c.id, None, None).unwrap();
     assert!(s.camera_sources().unwrap().is_empty());
     assert!(matches!(
-        s.set_camera_source(CameraId::random(), Some(b"x")),
+        s.set_camera_source(CameraId::random(), Some(b"x"), None),
         Err(StoreError::NotFound { .. })
     ));
+}
+
+#[test]
+fn an_agent_is_made_once_from_a_live_claim_and_its_removal_locks_its_cameras_out() {
+    use hearth_model::AgentId;
+    let s = store();
+    let (h, owner) = household_with_user(&s, "a@example.com");
+    let (other_home, _) = household_with_user(&s, "b@example.com");
+    let c = s.create_camera(h.id, "Porch", "UTC", key(1)).unwrap();
+    s.create_agent_claim(key(10), h.id, owner.id, UnixMillis(1_000))
+        .unwrap();
+    // Expired: used up, no agent.
+    s.create_agent_claim(key(11), h.id, owner.id, UnixMillis(50))
+        .unwrap();
+    assert_eq!(
+        s.redeem_agent_claim(key(11), AgentId::random(), "Home", key(20), UnixMillis(60))
+            .unwrap(),
+        None
+    );
+    let id = AgentId::random();
+    let agent = s
+        .redeem_agent_claim(key(10), id, "Home", key(21), UnixMillis(100))
+        .unwrap()
+        .expect("a live claim makes an agent");
+    assert_eq!((agent.household, agent.created_by), (h.id, Some(owner.id)));
+    assert_eq!(
+        s.redeem_agent_claim(
+            key(10),
+            AgentId::random(),
+            "Again",
+            key(22),
+            UnixMillis(101)
+        )
+        .unwrap(),
+        None,
+        "a claim code works once"
+    );
+    assert_eq!(s.agent_by_credential(key(21)).unwrap(), Some(agent.clone()));
+    assert_eq!(s.agent_by_credential(key(20)).unwrap(), None);
+    assert_eq!(s.agents(h.id).unwrap(), vec![agent.clone()]);
+    assert!(s.agents(other_home.id).unwrap().is_empty());
+
+    s.set_camera_source(c.id, Some(b"sealed"), Some(id))
+        .unwrap();
+    assert_eq!(s.camera_sources().unwrap()[0].agent, Some(id));
+    assert_eq!(
+        s.delete_agent(other_home.id, id).unwrap(),
+        None,
+        "another household cannot remove it"
+    );
+    let before = s.generation().unwrap();
+    assert_eq!(s.delete_agent(h.id, id).unwrap(), Some(vec![c.id]));
+    assert_ne!(s.generation().unwrap(), before);
+    assert!(s.camera_sources().unwrap().is_empty());
+    assert_eq!(
+        s.camera_by_stream_key(key(1)).unwrap(),
+        None,
+        "the agent's stream key no longer opens the camera"
+    );
+    assert_eq!(s.agent_by_credential(key(21)).unwrap(), None);
 }
 
 #[test]
@@ -233,7 +299,7 @@ fn a_deleted_camera_takes_its_shares_invitations_and_source_but_not_its_audit() 
     s.share_camera(c.id, friend.id, UnixMillis(0)).unwrap();
     s.invite_to_share(c.id, "c@example.com", UnixMillis(0))
         .unwrap();
-    s.set_camera_source(c.id, Some(b"sealed")).unwrap();
+    s.set_camera_source(c.id, Some(b"sealed"), None).unwrap();
     s.append_audit(&[AuditEvent {
         at: UnixMillis(1),
         kind: "grant_issued".into(),

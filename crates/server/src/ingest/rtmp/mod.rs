@@ -24,25 +24,42 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 4096;
 
-/// Accepts RTMP connections until the process ends.
-pub async fn serve(listener: TcpListener, state: AppState, per_address: usize) {
+/// Accepts RTMP connections until the process ends; over TLS (RTMPS) when
+/// `tls` is given.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    per_address: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     // One address may publish many cameras (a home agent), not thousands.
     let limits = crate::net::Limits {
         max: MAX_CONNECTIONS,
         per_address,
     }
     .fit(0.25);
-    crate::net::accept_loop(listener, "rtmp", limits, move |sock, peer| {
-        let state = state.clone();
+    let what = if tls.is_some() { "rtmps" } else { "rtmp" };
+    crate::net::accept_loop(listener, what, limits, move |sock, peer| {
+        let (state, tls) = (state.clone(), tls.clone());
         async move {
-            match handle(sock, peer, &state).await {
+            let ended = match tls {
+                None => handle(sock, peer, &state, "rtmp").await,
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(sock)).await {
+                        Ok(Ok(sock)) => handle(sock, peer, &state, "rtmps").await,
+                        Ok(Err(e)) => Err(anyhow!("TLS handshake: {e}")),
+                        Err(_) => Err(anyhow!("TLS handshake: timed out")),
+                    }
+                }
+            };
+            match ended {
                 Ok(()) => tracing::info!(%peer, "rtmp connection closed"),
                 Err(e) => {
                     state.metrics.rtmp_connections_refused.inc();
@@ -64,7 +81,15 @@ fn guarded<T>(state: &AppState, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow
     })
 }
 
-async fn handle(mut sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyhow::Result<()> {
+async fn handle<S>(
+    mut sock: S,
+    peer: SocketAddr,
+    state: &AppState,
+    transport: &'static str,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let _open = state.metrics.rtmp_connections.hold();
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
@@ -118,6 +143,7 @@ async fn handle(mut sock: TcpStream, peer: SocketAddr, state: &AppState) -> anyh
                         id: request_id,
                         stream_key: &stream_key,
                         rendition,
+                        transport,
                     };
                     publish(state, &mut rtmp, peer, request, &mut out).await?
                 }
@@ -135,6 +161,8 @@ struct PublishRequest<'a> {
     id: u32,
     stream_key: &'a str,
     rendition: Rendition,
+    /// `rtmp` or `rtmps`.
+    transport: &'static str,
 }
 
 /// Looks the stream key up and claims the hub of the camera's rendition; the
@@ -150,6 +178,7 @@ async fn publish(
         id: request_id,
         stream_key,
         rendition,
+        transport,
     } = request;
     let hash = RawToken::from_client(stream_key.to_string()).hash();
     let camera = state
@@ -166,7 +195,7 @@ async fn publish(
             guarded(state, || {
                 rtmp.accept_publish(request_id, stream_key, p, out)
             })?;
-            tracing::info!(%peer, camera = ?camera.id, name = %camera.name, rendition = rendition.as_str(), "camera live");
+            tracing::info!(%peer, camera = ?camera.id, name = %camera.name, rendition = rendition.as_str(), transport, "camera live");
             Ok(())
         }
         Err(e) => {

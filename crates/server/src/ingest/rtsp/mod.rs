@@ -29,12 +29,15 @@ pub async fn sync(state: &AppState) -> anyhow::Result<()> {
     let pulls = &state.pulls;
     let _one = pulls.syncing.lock().await;
     let sources = state.db(|s| s.camera_sources()).await?;
-    let wanted: HashMap<CameraId, Vec<u8>> = sources.into_iter().collect();
+    let wanted: HashMap<CameraId, (Vec<u8>, Option<hearth_model::AgentId>)> = sources
+        .into_iter()
+        .map(|s| (s.camera, (s.sealed, s.agent)))
+        .collect();
     let stopped: Vec<CameraId> = {
         let mut running = pulls.running();
         let gone: Vec<CameraId> = running
             .iter()
-            .filter(|(c, r)| wanted.get(c) != Some(&r.sealed))
+            .filter(|(c, r)| wanted.get(c) != Some(&(r.sealed.clone(), r.agent)))
             .map(|(c, _)| *c)
             .collect();
         for c in &gone {
@@ -48,8 +51,31 @@ pub async fn sync(state: &AppState) -> anyhow::Result<()> {
             tracing::info!(?camera, "rtsp pull stopped");
         }
     }
-    for (camera, sealed) in wanted {
+    for (camera, (sealed, agent)) in wanted {
         if pulls.running().contains_key(&camera) {
+            continue;
+        }
+        if let Some(agent) = agent {
+            // A home agent pulls it: nothing runs here, its reports fill the
+            // statuses. The host shown is read from the source as for ours.
+            let host = pulls
+                .sealer()
+                .open(camera, &sealed)
+                .ok()
+                .and_then(|b| RtspSource::from_bytes(&b))
+                .map_or_else(|| "(unreadable)".into(), |s| s.describe());
+            let (stop, _) = watch::channel(false);
+            pulls.statuses.remove(camera);
+            pulls.running().insert(
+                camera,
+                Running {
+                    sealed,
+                    agent: Some(agent),
+                    host,
+                    stop,
+                },
+            );
+            tracing::info!(?camera, ?agent, "camera pulled by a home agent");
             continue;
         }
         let source = pulls
@@ -91,38 +117,76 @@ pub async fn sync(state: &AppState) -> anyhow::Result<()> {
                 );
             }
         }
-        pulls
-            .running()
-            .insert(camera, Running { sealed, host, stop });
+        pulls.running().insert(
+            camera,
+            Running {
+                sealed,
+                agent: None,
+                host,
+                stop,
+            },
+        );
     }
     Ok(())
 }
 
-/// Pulls one rendition until `stop` is set or dropped, trying again after
-/// every failure.
+/// Pulls one rendition into this server's hub until `stop` is set or dropped.
 async fn pull(
     state: AppState,
     camera: CameraId,
     rendition: Rendition,
     source: Arc<RtspSource>,
+    stop: watch::Receiver<bool>,
+) {
+    let open = || -> Result<Box<dyn session::FrameSink>, String> {
+        let epoch = state
+            .access
+            .epoch_of(camera)
+            .ok_or("the camera is not in the access view")?;
+        let hub = state.hubs.get_or_create_rendition(camera, rendition);
+        let publisher = hub
+            .claim(epoch)
+            .map_err(|e| format!("another source is live: {e}"))?;
+        Ok(Box::new(publisher))
+    };
+    pull_loop(
+        &state.pulls.statuses,
+        camera,
+        rendition,
+        &source,
+        stop,
+        &open,
+    )
+    .await;
+}
+
+/// Pulls one rendition into the sinks `open` makes, trying again after every
+/// failure, until `stop` is set or dropped (here and in a home agent).
+pub async fn pull_loop(
+    statuses: &crate::pulls::Statuses,
+    camera: CameraId,
+    rendition: Rendition,
+    source: &RtspSource,
     mut stop: watch::Receiver<bool>,
+    open: session::OpenSink<'_>,
 ) {
     let mut backoff = backoff::Backoff::default();
     let mut last_state = None;
     loop {
         let ended = session::Attempt {
-            state: &state,
+            statuses,
             camera,
             rendition,
-            source: &source,
+            source,
             stop: &mut stop,
+            open,
         }
         .run()
         .await;
         if stop.has_changed().unwrap_or(true) {
             return;
         }
-        state.pulls.statuses.set(
+        statuses.set(
             camera,
             rendition,
             ended.state,

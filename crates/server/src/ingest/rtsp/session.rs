@@ -1,7 +1,8 @@
 //! One attempt at pulling one rendition of one camera: reach it, sign in,
 //! set up its H.264 video (and AAC audio, if it has some), play, and hand every
-//! frame to the camera's hub through a [`Publisher`] lease, exactly as RTMP
-//! ingest does (the same stamping and provenance, the same door after it).
+//! frame to a [`FrameSink`]: on this server the camera's hub, through a
+//! [`Publisher`] lease, exactly as RTMP ingest does (the same stamping and
+//! provenance, the same door after it); in a home agent, its RTMPS publisher.
 //!
 //! The RTSP client is retina (the one Moonfire NVR is built on): Digest and
 //! Basic auth, RTP over TCP interleaved or UDP, depacketizing to AVC access
@@ -11,14 +12,13 @@
 use super::backoff::Outcome;
 use super::source::{RtpTransport, RtspSource};
 use crate::hub::Publisher;
-use crate::pulls::{PullState, scrub};
-use crate::state::AppState;
+use crate::pulls::{PullState, Statuses, scrub};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hearth_media::aac::AacConfig;
 use hearth_media::h264::AvcConfig;
 use hearth_media::{AudioFrame, VideoFrame};
-use hearth_model::{CameraId, Rendition};
+use hearth_model::{CameraId, Rendition, UnixMillis};
 use retina::client::{PlayOptions, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, ParametersRef};
 use std::time::{Duration, Instant};
@@ -31,15 +31,49 @@ pub const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// No video frame for this long ends the session (the camera hung).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where an attempt's frames go.
+pub trait FrameSink: Send {
+    /// Why it takes no more frames, once it does not (the camera's binding
+    /// changed, the connection upstream is gone): the attempt ends.
+    fn stopped(&self) -> Option<String>;
+    fn set_video_config(&mut self, config: AvcConfig);
+    fn set_audio_config(&mut self, config: AacConfig);
+    fn push_video(&mut self, frame: VideoFrame, now: UnixMillis);
+    fn push_audio(&mut self, frame: AudioFrame, now: UnixMillis);
+}
+
+impl FrameSink for Publisher {
+    fn stopped(&self) -> Option<String> {
+        (!Publisher::is_live(self)).then(|| "the camera's binding changed".into())
+    }
+    fn set_video_config(&mut self, config: AvcConfig) {
+        Publisher::set_video_config(self, config);
+    }
+    fn set_audio_config(&mut self, config: AacConfig) {
+        Publisher::set_audio_config(self, config);
+    }
+    fn push_video(&mut self, frame: VideoFrame, now: UnixMillis) {
+        Publisher::push_video(self, frame, now);
+    }
+    fn push_audio(&mut self, frame: AudioFrame, now: UnixMillis) {
+        Publisher::push_audio(self, frame, now);
+    }
+}
+
+/// Opens the sink of one attempt, once the camera plays (an error says why
+/// it cannot take frames now).
+pub type OpenSink<'a> = &'a (dyn Fn() -> Result<Box<dyn FrameSink>, String> + Sync);
+
 /// One pull of `rendition` of `camera` from `source`, until it fails, stalls,
-/// the camera's binding changes or `stop` is set. Reports the states it passes
-/// through to `report` and says how it ended.
+/// the sink stops taking frames or `stop` is set. Puts the states it passes
+/// through in `statuses` and says how it ended.
 pub struct Attempt<'a> {
-    pub state: &'a AppState,
+    pub statuses: &'a Statuses,
     pub camera: CameraId,
     pub rendition: Rendition,
     pub source: &'a RtspSource,
     pub stop: &'a mut watch::Receiver<bool>,
+    pub open: OpenSink<'a>,
 }
 
 /// How an attempt ended: the state to show and the error to record.
@@ -51,7 +85,7 @@ pub struct Ended {
 
 impl Attempt<'_> {
     fn report(&self, state: PullState) {
-        self.state.pulls.statuses.set(
+        self.statuses.set(
             self.camera,
             self.rendition,
             state,
@@ -206,26 +240,9 @@ impl Attempt<'_> {
     ) -> Ended {
         let started = Instant::now();
         let ran = || Outcome::Ran(started.elapsed());
-        let Some(epoch) = self.state.access.epoch_of(self.camera) else {
-            return self.ended(
-                Outcome::Failed,
-                PullState::Connecting,
-                "the camera is not in the access view",
-            );
-        };
-        let hub = self
-            .state
-            .hubs
-            .get_or_create_rendition(self.camera, self.rendition);
-        let mut publisher = match hub.claim(epoch) {
+        let mut publisher = match (self.open)() {
             Ok(p) => p,
-            Err(e) => {
-                return self.ended(
-                    Outcome::Failed,
-                    PullState::Connecting,
-                    format!("another source is live: {e}"),
-                );
-            }
+            Err(e) => return self.ended(Outcome::Failed, PullState::Connecting, e),
         };
         let mut feed = Feed::default();
         let mut stop = self.stop.clone();
@@ -254,8 +271,8 @@ impl Attempt<'_> {
                 }
                 Some(Ok(item)) => item,
             };
-            if !publisher.is_live() {
-                return self.ended(ran(), PullState::Connecting, "the camera's binding changed");
+            if let Some(why) = publisher.stopped() {
+                return self.ended(ran(), PullState::Connecting, why);
             }
             let now = hearth_access::clock::now();
             match item {
@@ -332,7 +349,7 @@ struct Feed {
     online: bool,
 }
 
-fn push_audio(p: &mut Publisher, f: &retina::codec::AudioFrame, now: hearth_model::UnixMillis) {
+fn push_audio(p: &mut Box<dyn FrameSink>, f: &retina::codec::AudioFrame, now: UnixMillis) {
     p.push_audio(
         AudioFrame {
             pts_ms: to_ms(f.timestamp()),

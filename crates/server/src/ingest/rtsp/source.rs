@@ -28,6 +28,11 @@ pub struct RtspSource {
     pub password: String,
     #[serde(default)]
     pub transport: RtpTransport,
+    /// For a camera a home agent pulls: the stream key the agent publishes it
+    /// with (the server keeps only its hash beside the camera; it is sealed
+    /// here so that the agent can be handed it again after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_key: Option<String>,
 }
 
 impl std::fmt::Debug for RtspSource {
@@ -79,6 +84,7 @@ impl RtspSource {
             username: username.to_owned(),
             password: password.to_owned(),
             transport,
+            push_key: None,
         };
         src.main_url = src.take_url("the main URL", main_url)?;
         if let Some(sub) = sub_url.map(str::trim).filter(|s| !s.is_empty()) {
