@@ -110,6 +110,8 @@ pub struct Pulls {
     pub syncing: tokio::sync::Mutex<()>,
     /// When each home agent last reported.
     agents_seen: Mutex<HashMap<AgentId, UnixMillis>>,
+    /// Bumped whenever what runs changes (home agents wait on it).
+    pub changed: watch::Sender<u64>,
 }
 
 pub struct Running {
@@ -130,6 +132,7 @@ impl Pulls {
             running: Mutex::default(),
             syncing: tokio::sync::Mutex::default(),
             agents_seen: Mutex::default(),
+            changed: watch::Sender::new(0),
         }
     }
 

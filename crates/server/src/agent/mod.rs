@@ -6,12 +6,14 @@
 //!
 //! - [`pair`]: trades the one-time claim code the owner's web app showed for
 //!   the agent's own credential, kept in a file only its user can read.
-//! - [`run`]: every few seconds (`SYNC_INTERVAL_MS`, as the server says)
-//!   reports each camera's state upstream and is answered with the cameras
-//!   to pull; starts, changes and stops pulls to match. A server that does
-//!   not answer is retried with backoff while the cameras keep streaming;
-//!   each pull retries its camera and its upstream on its own, so a server
-//!   restart costs a reconnect, not a restart of the agent.
+//! - [`run`]: keeps a sync with the server open (a long poll: the server
+//!   answers when the agent's cameras change, or after 20 s), reporting each
+//!   camera's state upstream in every request and starting a new request as
+//!   soon as a state changes; starts, changes and stops pulls to match the
+//!   answers. A server that does not answer is retried with backoff (1 s
+//!   doubling to 10 s) while the cameras keep streaming; each pull retries
+//!   its camera and its upstream on its own, so a server restart costs a
+//!   reconnect, not a restart of the agent.
 
 pub mod push;
 
@@ -118,7 +120,11 @@ struct Pulling {
 }
 
 /// The longest pause between syncs with a server that does not answer.
-const MAX_RETRY: Duration = Duration::from_secs(30);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+/// How long a sync may take: the server's long poll and then some.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(40);
+/// How often the agent looks for state changes to report while a sync waits.
+const REPORT_CHECK: Duration = Duration::from_millis(250);
 
 /// `hearth agent run`: syncs with the server and pulls its cameras until
 /// `shutdown` resolves.
@@ -132,6 +138,7 @@ pub async fn run(
     let mut pulling: HashMap<CameraId, Pulling> = HashMap::new();
     let mut wait = Duration::ZERO;
     let mut failures = 0u32;
+    let mut version: Option<String> = None;
     tokio::pin!(shutdown);
     tracing::info!(agent = ?file.agent, server = %file.server, "home agent started");
     loop {
@@ -142,23 +149,49 @@ pub async fn run(
                 return Ok(());
             }
         }
-        let report = SyncRequest {
-            statuses: report(&statuses, &pulling),
+        let statuses_now = report(&statuses, &pulling);
+        let request = serde_json::to_value(SyncRequest {
+            statuses: statuses_now.clone(),
+            version: version.clone(),
+        })?;
+        let sync = tokio::time::timeout(
+            SYNC_TIMEOUT,
+            crate::tls::post_json(
+                &url,
+                Some(&file.credential),
+                &request,
+                &tls,
+                file.allow_plain_http,
+            ),
+        );
+        // A state that changes while the server holds the request goes up at
+        // once, in a new request.
+        let state_changed = async {
+            loop {
+                tokio::time::sleep(REPORT_CHECK).await;
+                if report(&statuses, &pulling) != statuses_now {
+                    return;
+                }
+            }
         };
-        let answer = crate::tls::post_json(
-            &url,
-            Some(&file.credential),
-            &serde_json::to_value(&report)?,
-            &tls,
-            file.allow_plain_http,
-        )
-        .await;
+        let answer = tokio::select! {
+            a = sync => a.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {SYNC_TIMEOUT:?}"))),
+            () = state_changed => {
+                wait = Duration::ZERO;
+                continue;
+            }
+            () = &mut shutdown => {
+                tracing::info!("home agent stopping");
+                return Ok(());
+            }
+        };
         let answer = match answer {
             Ok(a) if a.status == 200 => serde_json::from_slice::<SyncAnswer>(&a.body)
                 .map_err(|e| anyhow::anyhow!("the server's answer: {e}")),
             Ok(a) if a.status == 401 => {
                 // Removed by its owner: nothing it may publish any more.
                 pulling.clear();
+                version = None;
                 Err(anyhow::anyhow!(
                     "the server does not know this agent any more (removed?): pair it again"
                 ))
@@ -177,7 +210,8 @@ pub async fn run(
                 }
                 failures = 0;
                 reconcile(&mut pulling, &answer, &tls, &statuses);
-                wait = Duration::from_millis(answer.interval_ms.clamp(1_000, 60_000));
+                version = Some(answer.version);
+                wait = Duration::ZERO;
             }
             Err(e) => {
                 failures += 1;

@@ -7,12 +7,16 @@
 //!   pair` trades it for the agent's own credential (`POST
 //!   /api/v1/agents/pair`), returned once and stored as its SHA-256. Claim
 //!   codes are rate-limited per address on every try.
-//! - The agent then calls `POST /api/v1/agent/sync` every few seconds with its
-//!   credential: it reports each camera's state, and is answered with the
-//!   cameras it is to pull (their sources, and the stream key each is
-//!   published with) and the RTMPS ingest URL. It only ever hears of cameras
-//!   of its household that an owner put behind it, and its stream keys open
-//!   only those cameras.
+//! - The agent then calls `POST /api/v1/agent/sync` with its credential: it
+//!   reports each camera's state, and is answered with the cameras it is to
+//!   pull (their sources, and the stream key each is published with) and the
+//!   RTMPS ingest URL. A long poll: when the agent names the `version` of the
+//!   cameras it has and they are still those, the answer waits (up to
+//!   [`LONG_POLL`]) for a change, so a camera added or removed reaches the
+//!   agent at once and an idle agent costs a request every 20 seconds; the
+//!   agent sends a new request as soon as one of its cameras changes state.
+//!   It only ever hears of cameras of its household that an owner put behind
+//!   it, and its stream keys open only those cameras.
 //! - Removing an agent gives its cameras fresh stream keys (their publishers
 //!   are cut off) and drops their sources, in one transaction.
 
@@ -37,8 +41,10 @@ use serde::{Deserialize, Serialize};
 pub const CLAIM_TTL_MS: i64 = 10 * 60 * 1000;
 /// At most this many agents per household.
 pub const MAX_AGENTS_PER_HOUSEHOLD: usize = 16;
-/// How often an agent syncs (it is told so).
-pub const SYNC_INTERVAL_MS: u64 = 5_000;
+/// How long a sync waits for the agent's cameras to change.
+pub const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(20);
+/// An agent not heard from for this long is not connected.
+const CONNECTED_WITHIN_MS: i64 = 30_000;
 /// Claim codes: 12 characters of Crockford's base32 (60 bits), no look-alikes.
 const CLAIM_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const CLAIM_LEN: usize = 12;
@@ -184,7 +190,7 @@ pub(super) struct AgentView {
     /// When it last synced with this server (absent: not since it started).
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen: Option<String>,
-    /// Synced within the last three intervals.
+    /// Heard from (or waiting on a sync) within the last 30 seconds.
     connected: bool,
     cameras: Vec<CameraId>,
 }
@@ -193,7 +199,7 @@ fn view(st: &AppState, a: Agent) -> AgentView {
     let seen = st.pulls.agent_last_seen(a.id);
     let now = hearth_access::clock::now();
     AgentView {
-        connected: seen.is_some_and(|t| now.0 - t.0 < 3 * SYNC_INTERVAL_MS as i64),
+        connected: seen.is_some_and(|t| now.0 - t.0 < CONNECTED_WITHIN_MS),
         last_seen: seen.map(hearth_access::clock::rfc3339),
         cameras: st
             .pulls
@@ -287,7 +293,7 @@ impl FromRequestParts<AppState> for AgentAuth {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ReportedStatus {
     pub camera: CameraId,
@@ -307,6 +313,9 @@ fn main() -> Rendition {
 pub struct SyncRequest {
     #[serde(default)]
     pub statuses: Vec<ReportedStatus>,
+    /// The `version` of the last answer: the answer waits for a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// One camera an agent pulls, as it is told of it.
@@ -333,8 +342,25 @@ pub struct SyncAnswer {
     /// `rtmps://host:port/live`.
     pub ingest_url: String,
     pub cameras: Vec<AgentCamera>,
-    /// When to sync next.
-    pub interval_ms: u64,
+    /// Names these cameras, for the next request's long poll.
+    pub version: String,
+}
+
+/// A digest of what an agent is told: its cameras' sealed sources and the
+/// ingest URL.
+fn version_of(cameras: &[(CameraId, Vec<u8>)], ingest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(ingest.as_bytes());
+    for (c, sealed) in cameras {
+        h.update(c.to_string().as_bytes());
+        h.update((sealed.len() as u64).to_be_bytes());
+        h.update(sealed);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// At most this many statuses per sync (two renditions of the household's
@@ -360,7 +386,7 @@ pub(super) async fn sync(
     };
     let now = hearth_access::clock::now();
     st.pulls.agent_seen(agent.id, now);
-    let mine = st.pulls.agent_cameras(agent.id);
+    let mut mine = st.pulls.agent_cameras(agent.id);
     for r in req.statuses {
         // Only its own cameras' states: an agent cannot speak for others.
         if mine.iter().any(|(c, _)| *c == r.camera) {
@@ -369,6 +395,23 @@ pub(super) async fn sync(
                 .statuses
                 .set(r.camera, r.rendition, r.state, error, now);
         }
+    }
+    // The long poll: wait while the agent already has these cameras.
+    let mut version = version_of(&mine, ingest);
+    if req.version.as_deref() == Some(version.as_str()) {
+        let mut changed = st.pulls.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + LONG_POLL;
+        while version == *req.version.as_deref().unwrap_or_default() {
+            if !matches!(
+                tokio::time::timeout_at(deadline, changed.changed()).await,
+                Ok(Ok(()))
+            ) {
+                break;
+            }
+            mine = st.pulls.agent_cameras(agent.id);
+            version = version_of(&mine, ingest);
+        }
+        st.pulls.agent_seen(agent.id, hearth_access::clock::now());
     }
     let names = {
         let ids: Vec<CameraId> = mine.iter().map(|(c, _)| *c).collect();
@@ -413,6 +456,6 @@ pub(super) async fn sync(
         agent: agent.id,
         ingest_url: ingest.clone(),
         cameras,
-        interval_ms: SYNC_INTERVAL_MS,
+        version,
     }))
 }

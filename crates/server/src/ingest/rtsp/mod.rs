@@ -45,6 +45,7 @@ pub async fn sync(state: &AppState) -> anyhow::Result<()> {
         }
         gone
     };
+    let mut changed = !stopped.is_empty();
     for camera in stopped {
         if !wanted.contains_key(&camera) {
             pulls.statuses.remove(camera);
@@ -55,6 +56,7 @@ pub async fn sync(state: &AppState) -> anyhow::Result<()> {
         if pulls.running().contains_key(&camera) {
             continue;
         }
+        changed = true;
         if let Some(agent) = agent {
             // A home agent pulls it: nothing runs here, its reports fill the
             // statuses. The host shown is read from the source as for ours.
@@ -126,6 +128,9 @@ pub async fn sync(state: &AppState) -> anyhow::Result<()> {
                 stop,
             },
         );
+    }
+    if changed {
+        pulls.changed.send_modify(|v| *v += 1);
     }
     Ok(())
 }
