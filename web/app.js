@@ -10,7 +10,7 @@ import { StillPlayer } from './stills.js';
 import { isLinkPage, showConsent, mountIntegrations } from './link.js';
 import { showManage, mountInvitations } from './sharing.js';
 import { showAccount } from './account.js';
-import { showAddCamera, STATUS_TEXT } from './cameras.js';
+import { showAddCamera, mountCameraSettings, STATUS_TEXT } from './cameras.js';
 import { mountKeys } from './keys.js';
 import { mountAgents } from './agents.js';
 
@@ -827,13 +827,25 @@ function showManageView(id) {
   leaveView();
   showOnly('manage-view');
   document.title = 'Sharing · Hearth';
-  current = showManage({
+  const manage = showManage({
     api,
     el,
     cameraId: id,
     cameras: () => loadCameras(),
     me: session && session.email,
   });
+  const settings = mountCameraSettings({
+    api,
+    cameraId: id,
+    onChanged: () => { cameraCache = null; },
+    onRemoved: () => { cameraCache = null; location.hash = '#/'; },
+  });
+  current = {
+    leave() {
+      manage.leave();
+      settings.leave();
+    },
+  };
   focusHeading('manage-title');
 }
 

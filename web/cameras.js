@@ -152,3 +152,65 @@ export function showAddCamera({ api, onAdded }) {
     },
   };
 }
+
+/** The manage view's "Camera" panel (owners): rename, and remove after a
+ * confirmation. `onRemoved` runs once the server has removed it. */
+export function mountCameraSettings({ api, cameraId, onChanged, onRemoved }) {
+  const form = $('rename-form');
+  const input = $('rename-name');
+  const status = $('settings-status');
+  const error = $('settings-error');
+  const remove = $('camera-remove');
+  const path = `/api/v1/cameras/${encodeURIComponent(cameraId)}`;
+  let alive = true;
+
+  status.textContent = '';
+  showError(null);
+  api('GET', '/api/v1/cameras').then(({ data }) => {
+    const cam = alive && data.find((c) => c.id === cameraId);
+    if (cam) input.value = cam.name;
+  }).catch(() => {});
+
+  function showError(message) {
+    error.textContent = message || '';
+    error.hidden = !message;
+  }
+
+  async function onRename(ev) {
+    ev.preventDefault();
+    showError(null);
+    const name = input.value.trim();
+    if (!name) { showError('Give the camera a name.'); return; }
+    try {
+      await api('PATCH', path, { name });
+      if (!alive) return;
+      status.textContent = `Renamed to ${name}.`;
+      if (onChanged) onChanged();
+    } catch (e) {
+      if (alive) showError(e.message || 'The camera could not be renamed.');
+    }
+  }
+
+  async function onRemove() {
+    if (!window.confirm(`Remove ${input.value || 'this camera'}? Its stream stops for everyone.`)) return;
+    remove.disabled = true;
+    try {
+      await api('DELETE', path);
+      if (alive && onRemoved) onRemoved();
+    } catch (e) {
+      if (alive) showError(e.message || 'The camera could not be removed.');
+    } finally {
+      remove.disabled = false;
+    }
+  }
+
+  form.addEventListener('submit', onRename);
+  remove.addEventListener('click', onRemove);
+  return {
+    leave() {
+      alive = false;
+      form.removeEventListener('submit', onRename);
+      remove.removeEventListener('click', onRemove);
+    },
+  };
+}

@@ -6,7 +6,9 @@
 //! viewers make more than 50,000 media requests; then every camera drops and
 //! reconnects within 5 s while the viewers keep watching. Two of the cameras
 //! are IP cameras Hearth pulls over RTSP (GStreamer's RTSP server, Digest
-//! auth); in the storm they die and come back like rebooting cameras. Nothing is judged by the
+//! auth); in the storm they die and come back like rebooting cameras. After it,
+//! viewer keys restream four of the cameras (two pulled) over RTSP and HLS to
+//! ffmpeg, under the same faults. Nothing is judged by the
 //! server's own counters: every byte a viewer received is decoded and the pictures
 //! must carry that viewer's camera's visual signature, never another's.
 
@@ -363,7 +365,10 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Let every stream show that it resumed after the storm.
+    // Let every stream show that it resumed after the storm; meanwhile players
+    // that cannot sign in (viewer keys) take the first four cameras, two of
+    // them pulled over RTSP, over RTSP and HLS, under the same faults.
+    let restreamed = restreams(&s, &cameras[..4], &tokens).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     stop.store(true, Ordering::Relaxed);
 
@@ -475,6 +480,7 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
         );
     }
     eprintln!("{decoded_frames} decoded frames, every one this viewer's camera");
+    eprintln!("{restreamed} decoded frames from viewer-key restreams, every one their camera's");
     // Only now the counters: they show the fault was live, they prove nothing alone.
     assert!(
         refused > 0,
@@ -506,6 +512,69 @@ async fn no_foreign_byte_reaches_a_viewer_under_injected_faults_and_a_reconnect_
     );
     eprintln!("audit: {blocked} blocked violations recorded");
     assert!(s.is_running());
+}
+
+/// A viewer key per camera, played over RTSP and HLS by ffmpeg (which may
+/// be cut off when the door refuses a foreign frame: what it decoded before
+/// counts); every readable picture must be the key's camera's. Returns how
+/// many were read.
+async fn restreams(s: &Server, cameras: &[Camera], tokens: &HashMap<String, String>) -> usize {
+    let mut jobs = Vec::new();
+    for c in cameras {
+        let (st, key) = s
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/viewer-keys",
+                &tokens[&c.owner],
+                serde_json::json!({"name": "NVR", "cameras": [c.id]}),
+            )
+            .await;
+        assert_eq!(st, 201, "{key}");
+        for url in [&key["urls"][0]["rtsp_url"], &key["urls"][0]["hls_url"]] {
+            let url = url.as_str().unwrap().to_string();
+            let (sig, id) = (c.signature, c.id.clone());
+            jobs.push(tokio::task::spawn_blocking(move || {
+                // A refusal ends ffmpeg's session: it tries again, as a
+                // recorder would, until it has read some pictures.
+                let mut read = 0;
+                for _ in 0..8 {
+                    let out = Command::new("ffmpeg")
+                        .args(["-v", "error"])
+                        .args(transport_args(&url))
+                        .args(["-i", &url, "-t", "2", "-an", "-fps_mode", "passthrough"])
+                        .args(["-vf", &format!("scale={W}:{H}")])
+                        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                        .expect("ffmpeg");
+                    let frames: Vec<Vec<u8>> = out
+                        .stdout
+                        .chunks_exact((W * H * 3) as usize)
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    read +=
+                        check_frames(&frames, sig, &format!("viewer key of camera {id}: {url}"));
+                    if read >= 10 {
+                        break;
+                    }
+                }
+                (url.starts_with("rtsp://"), read)
+            }));
+        }
+    }
+    let (mut rtsp, mut hls) = (0, 0);
+    for j in jobs {
+        match j.await.expect("restream job") {
+            (true, n) => rtsp += n,
+            (false, n) => hls += n,
+        }
+    }
+    eprintln!("viewer-key restreams: {rtsp} RTSP and {hls} HLS frames read");
+    assert!(
+        rtsp > 0 && hls > 0,
+        "a restream never got through the faults"
+    );
+    rtsp + hls
 }
 
 /// `METHOD=AES-128,URI="...",IV=0x...` -> (URI, IV).

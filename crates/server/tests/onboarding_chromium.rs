@@ -141,4 +141,89 @@ async fn an_owner_adds_cameras_in_the_web_app_and_watches_them() {
     let _sim = simulate(&ingest, "Phone", (W, H), &["--signature", "7"]);
     let a = s.login(OWNER_A, PASSWORD).await;
     s.wait_online(&a, "Phone").await;
+
+    // A viewer key for the porch camera, made in the account page: its RTSP
+    // address plays the camera's picture in ffmpeg; revoked there, it stops.
+    let porch = s.camera_id(&a, "Porch").await;
+    d.goto(&format!("{}/#/account", s.base)).await;
+    d.wait_js(
+        &format!("return document.querySelector(\"[data-testid=key-camera][value='{porch}']\") ? true : null"),
+        "the key form listing the cameras",
+    )
+    .await;
+    d.type_into("[data-testid=key-name]", "NVR").await;
+    d.click(&format!("[data-testid=key-camera][value='{porch}']"))
+        .await;
+    d.click("[data-testid=key-submit]").await;
+    let rtsp_url = d
+        .wait_js(
+            "const e = document.querySelector('[data-testid=key-created]'); return e && !e.hidden ? document.querySelector('[data-testid=key-rtsp-url]').textContent : null",
+            "the new key's addresses",
+        )
+        .await;
+    let rtsp_url = rtsp_url.as_str().unwrap().to_string();
+    assert!(rtsp_url.starts_with("rtsp://"), "{rtsp_url}");
+    let url = rtsp_url.clone();
+    let frames = tokio::task::spawn_blocking(move || decode_rgb(&url, 1.0, W, H))
+        .await
+        .unwrap();
+    assert_signature(&frames, W, H, sig);
+    d.js("window.confirm = () => true; return true").await;
+    d.click("[data-testid=key-revoke]").await;
+    d.wait_js(
+        "return document.querySelectorAll('[data-testid=key-revoke]').length === 0 ? true : null",
+        "the key revoked",
+    )
+    .await;
+    let url = rtsp_url.clone();
+    let after = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!after.status.success(), "a revoked key still plays");
+
+    // Owners rename and remove a camera on its page.
+    d.goto(&format!("{}/#/camera/{porch}/manage", s.base)).await;
+    d.wait_js(
+        "const i = document.querySelector('[data-testid=rename-name]'); return i && !i.closest('[hidden]') && i.value === 'Porch' ? true : null",
+        "the camera's settings",
+    )
+    .await;
+    d.js("document.querySelector('[data-testid=rename-name]').value = ''; return true")
+        .await;
+    d.type_into("[data-testid=rename-name]", "Front porch")
+        .await;
+    d.click("[data-testid=rename-submit]").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s
+        .cameras(&a)
+        .await
+        .iter()
+        .any(|c| c["name"] == "Front porch")
+    {
+        assert!(Instant::now() < deadline, "not renamed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.js("window.confirm = () => true; return true").await;
+    d.click("[data-testid=camera-remove]").await;
+    d.wait_js(
+        "return location.hash === '#/' ? true : null",
+        "the grid after removing",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s
+        .cameras(&a)
+        .await
+        .iter()
+        .any(|c| c["id"] == porch.as_str())
+    {
+        assert!(Instant::now() < deadline, "not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.try_grant(&a, &porch).await.0, 404);
 }

@@ -529,6 +529,20 @@ async fn google_home_and_alexa_show_each_household_only_its_own_cameras() {
             .iter()
             .any(|d| d["name"]["name"] == "Lounge")
     );
+    // A camera deleted by its owner: Google is told to re-sync, and forgets it.
+    calls.lock().unwrap().clear();
+    let r = client()
+        .delete(format!("{}/api/v1/cameras/{garage}", s.base))
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    wait_call(&calls, "requestSync", &agent_a, |_| true).await;
+    assert_eq!(
+        synced_ids(&google(&s, &ga.access, sync()).await.1),
+        vec![living.clone()]
+    );
 
     // --- The kill switch: google only, live sessions end within a second. ---
     let r = google_stream(&s, &ga.access, &living).await;
