@@ -28,6 +28,7 @@ pub mod flv;
 mod font;
 mod pipe;
 mod rtmp;
+mod rtsp_server;
 mod scene;
 mod signature;
 
@@ -37,6 +38,7 @@ pub use error::CameraError;
 pub use pipe::write_frames;
 pub use rml_rtmp::sessions::StreamMetadata;
 pub use rtmp::{RtmpPublisher, RtmpUrl, connect_tcp, publish, publish_renditions, sub_stream_url};
+pub use rtsp_server::{RtspLogin, serve_rtsp};
 pub use signature::{
     expected_background, read_capture_time, read_signature, signature_for, signature_for_name,
 };

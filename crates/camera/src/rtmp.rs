@@ -757,6 +757,11 @@ impl FrameSource {
         self.keyframe_request.store(true, Ordering::Relaxed);
     }
 
+    /// A handle that asks the encoder for a keyframe when set.
+    pub(crate) fn keyframe_requester(&self) -> Arc<AtomicBool> {
+        self.keyframe_request.clone()
+    }
+
     fn discard_queued(&mut self) {
         while self.frames.try_recv().is_ok() {}
     }

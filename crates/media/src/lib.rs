@@ -33,6 +33,7 @@
 
 pub mod aac;
 pub mod crypt;
+pub mod digest;
 mod error;
 pub mod flv;
 pub mod fmp4;

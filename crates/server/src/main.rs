@@ -101,6 +101,7 @@ enum Command {
         common: Common,
     },
     /// Run the server with demo accounts and simulated cameras.
+    #[command(args_override_self = true)]
     Demo {
         #[command(flatten)]
         common: Common,
@@ -123,6 +124,10 @@ enum Command {
         /// bitrate rather than a static scene's.
         #[arg(long)]
         busy: bool,
+        /// Where a simulated IP camera serves RTSP, for trying "Add a camera"
+        /// (another port if it is taken), or `none`.
+        #[arg(long, default_value = "127.0.0.1:8554")]
+        rtsp_camera: String,
     },
     /// Manage users.
     User {
@@ -317,8 +322,18 @@ enum CameraCmd {
     /// Run one simulated camera publishing to an RTMP URL (or writing its
     /// pictures to a pipe, for a test RTSP camera to serve).
     Simulate {
-        #[arg(long = "rtmp", required_unless_present = "h264_out")]
+        #[arg(long = "rtmp", required_unless_present_any = ["h264_out", "rtsp_listen"])]
         url: Option<String>,
+        /// Be an IP camera instead: serve RTSP (Digest auth) on this address,
+        /// the main stream only, at any path.
+        #[arg(long, conflicts_with_all = ["url", "h264_out"])]
+        rtsp_listen: Option<SocketAddr>,
+        /// The RTSP camera's user name.
+        #[arg(long, default_value = "admin", requires = "rtsp_listen")]
+        rtsp_user: String,
+        /// Read the RTSP camera's password from the first line of stdin.
+        #[arg(long, requires = "rtsp_listen")]
+        rtsp_password_stdin: bool,
         /// Write length-prefixed Annex B access units here (`-`: stdout)
         /// instead of publishing; the main stream only.
         #[arg(long, conflicts_with = "url")]
@@ -445,9 +460,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             keyframe_ms,
             sub_size,
             busy,
+            rtsp_camera,
         } => {
             let cfg = common.resolve()?;
+            let rtsp_camera = match rtsp_camera.as_str() {
+                "none" => None,
+                a => Some(
+                    a.parse::<SocketAddr>()
+                        .map_err(|e| anyhow::anyhow!("--rtsp-camera {a}: {e}"))?,
+                ),
+            };
             let opts = hearth_server::cli::demo::DemoOptions {
+                rtsp_camera,
                 password: demo_password,
                 width: size.0,
                 height: size.1,
@@ -717,6 +741,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd:
                 CameraCmd::Simulate {
                     url,
+                    rtsp_listen,
+                    rtsp_user,
+                    rtsp_password_stdin,
                     h264_out,
                     name,
                     timezone,
@@ -741,6 +768,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
                 let _ = tx.send(true);
             });
+            if let Some(addr) = rtsp_listen {
+                anyhow::ensure!(
+                    rtsp_password_stdin,
+                    "an RTSP camera needs a password: --rtsp-password-stdin"
+                );
+                let mut password = String::new();
+                std::io::stdin().lock().read_line(&mut password)?;
+                let password = password.trim_end_matches(['\r', '\n']).to_owned();
+                anyhow::ensure!(!password.is_empty(), "an empty password");
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                println!("rtsp rtsp://{}/stream1", listener.local_addr()?);
+                let login = hearth_camera::RtspLogin {
+                    user: rtsp_user,
+                    password,
+                };
+                return hearth_camera::serve_rtsp(listener, cfg, login, rx)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"));
+            }
             match (url, h264_out) {
                 (_, Some(path)) => {
                     let out = if path == "-" {

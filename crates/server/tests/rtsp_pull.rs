@@ -353,3 +353,45 @@ async fn an_owner_changes_a_cameras_source_and_key_and_deletes_it() {
         "the audit keeps the deleted camera's views: {audit}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demos_simulated_ip_camera_is_added_and_pulled_like_a_real_one() {
+    require_tool("ffmpeg");
+    let s = Server::demo_with(W, H, &["--rtsp-camera", "127.0.0.1:0"], &[]);
+    let line = |prefix: &str| {
+        s.stdout
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {:?}", s.stdout))
+    };
+    let url = line("An IP camera to add (Add a camera, RTSP): ");
+    let password = line("user admin  password ");
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let (st, added) = s
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/cameras",
+            &a,
+            json!({"name": "Garden", "rtsp_url": url, "rtsp_username": "admin", "rtsp_password": "wrong"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{added}");
+    let id = added["id"].as_str().unwrap().to_string();
+    wait_status(&s, &a, &id, "auth_failed", Duration::from_secs(20)).await;
+    let (st, _) = s
+        .api(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/cameras/{id}"),
+            &a,
+            json!({"rtsp_url": url, "rtsp_username": "admin", "rtsp_password": password}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    let g = s.grant(&a, &id).await;
+    let hls = g["hls_ts_url"].as_str().unwrap().to_string();
+    let frames = tokio::task::spawn_blocking(move || decode_rgb(&hls, 2.0, W, H))
+        .await
+        .unwrap();
+    assert_signature(&frames, W, H, hearth_camera::signature_for_name("Garden"));
+}

@@ -47,6 +47,9 @@ pub struct DemoOptions {
     pub sub_size: Option<(u32, u32)>,
     /// Busy pictures (see `SimCameraConfig::busy`).
     pub busy: bool,
+    /// Where a simulated IP camera (not in any household) serves RTSP, for
+    /// trying "Add a camera"; another port if that one is taken.
+    pub rtsp_camera: Option<std::net::SocketAddr>,
 }
 
 fn random_password() -> String {
@@ -104,6 +107,41 @@ fn ensure_data(
     Ok((accounts, cameras))
 }
 
+/// Starts the simulated IP camera "Garden" on `addr` (or any port, if that
+/// one is taken); its URL and password.
+async fn start_ip_camera(
+    addr: std::net::SocketAddr,
+    opts: &DemoOptions,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(String, String)> {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind((addr.ip(), 0)).await?,
+    };
+    let url = format!(
+        "rtsp://{}/stream1",
+        crate::config::reachable(listener.local_addr()?)
+    );
+    let password = random_password();
+    let mut sim = SimCameraConfig::new(
+        "Garden",
+        "Europe/Amsterdam",
+        hearth_camera::signature_for_name("Garden"),
+    );
+    (sim.width, sim.height, sim.fps, sim.busy) = (opts.width, opts.height, opts.fps, opts.busy);
+    sim.keyframe_interval_ms = opts.keyframe_interval_ms;
+    let login = hearth_camera::RtspLogin {
+        user: "admin".into(),
+        password: password.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = hearth_camera::serve_rtsp(listener, sim, login, stop).await {
+            tracing::error!(error = %e, "simulated IP camera stopped");
+        }
+    });
+    Ok((url, password))
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
     if opts
@@ -153,6 +191,11 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
         });
     }
 
+    let ip_camera = match opts.rtsp_camera {
+        Some(addr) => Some(start_ip_camera(addr, &opts, stop_rx.clone()).await?),
+        None => None,
+    };
+
     println!();
     println!("Hearth demo is running.");
     println!();
@@ -164,6 +207,11 @@ pub async fn run(cfg: Config, opts: DemoOptions) -> anyhow::Result<()> {
     println!();
     for (cam, _) in &cameras {
         println!("  Camera {:<12} {}  ({})", cam.name, cam.id, cam.timezone);
+    }
+    if let Some((url, password)) = &ip_camera {
+        println!();
+        println!("  An IP camera to add (Add a camera, RTSP): {url}");
+        println!("    user admin  password {password}");
     }
     println!("{}", running.addresses(&cfg));
     println!();

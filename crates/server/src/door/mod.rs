@@ -17,7 +17,6 @@
 //! are players polling playlists) or through the router's [`routes`] (HEAD, a GET
 //! with a body). `tests/media_routes.rs` holds them to the same answers.
 
-pub mod digest;
 mod frames;
 pub mod hls;
 pub mod restream;

@@ -189,7 +189,10 @@ impl Conn {
     /// The restream grant token for `camera`, if the request's Digest answer
     /// proves a viewer key: 401 (challenge) without one or with a wrong one.
     fn restream_token(&mut self, req: &Request, camera: CameraId) -> Result<String, u16> {
-        let Some(creds) = req.header("Authorization").and_then(super::digest::parse) else {
+        let Some(creds) = req
+            .header("Authorization")
+            .and_then(hearth_media::digest::parse)
+        else {
             return Err(401);
         };
         let key = creds.username.parse::<ViewerKeyId>().ok().filter(|k| {
@@ -244,7 +247,7 @@ impl Conn {
             return (rtsp::response(400, None, &[], b""), Next::Continue);
         };
         let cseq = Some(cseq);
-        let challenge = super::digest::challenge(&self.nonce);
+        let challenge = hearth_media::digest::challenge(&self.nonce);
         let status = |code: u16| {
             let headers: &[(&str, &str)] = if code == 401 {
                 &[("WWW-Authenticate", challenge.as_str())]

@@ -77,6 +77,9 @@ fn demo_args(size: &str, sub: &str) -> Vec<String> {
         "15",
         "--sub-size",
         sub,
+        // The simulated IP camera only where a test asks for it.
+        "--rtsp-camera",
+        "none",
     ]
     .map(String::from)
     .to_vec()

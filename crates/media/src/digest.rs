@@ -1,8 +1,8 @@
-//! RTSP Digest authentication (RFC 2617, as RTSP uses it: RFC 2326 and 7826) for
-//! viewer keys: VLC, Home Assistant, Frigate and Blue Iris take a URL with a
-//! user name and password and answer the camera-style Digest challenge. The
-//! user name is the viewer key's id; the password its secret, which the server
-//! derives from its master key to check a response (nothing secret is stored).
+//! RTSP Digest authentication (RFC 2617, as RTSP uses it: RFC 2326 and 7826),
+//! the server side: Hearth's RTSP egress for viewer keys (VLC, Home Assistant,
+//! Frigate and Blue Iris take a URL with a user name and password and answer
+//! the camera-style Digest challenge; the user name is the key's id, the
+//! password its secret) and the simulated IP camera's RTSP server.
 //!
 //! Sans-IO: the challenge, the parsing of `Authorization` and the check. MD5 is
 //! what every RTSP client implements; the nonce is random per connection and
