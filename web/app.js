@@ -387,8 +387,10 @@ function loadCameras() {
   if (!camerasInflight) {
     camerasInflight = (async () => {
       try {
-        const { data } = await api('GET', '/api/v1/cameras');
-        if (!Array.isArray(data)) throw new ApiError(500, 'Unexpected answer from the server.');
+        const { data: all } = await api('GET', '/api/v1/cameras');
+        if (!Array.isArray(all)) throw new ApiError(500, 'Unexpected answer from the server.');
+        // A camera on trial ("Test connection") is only on the add page.
+        const data = all.filter((c) => !c.draft);
         cameraCache = data;
         return data;
       } finally {
@@ -882,11 +884,26 @@ function showAccountView() {
 
 // --- Adding a camera (cameras.js) ---------------------------------------------
 
+/** The camera's newest still as an object URL, shown only if its in-band
+ * provenance names the camera (it comes through the door like any other). */
+async function checkedStill(id) {
+  const { data: grant } = await api('POST', `/api/v1/cameras/${encodeURIComponent(id)}/streams`);
+  const auth = sessionAuthorization();
+  const r = await fetch(withCacheBust(grant.snapshot_url), {
+    cache: 'no-store', credentials: 'omit', headers: auth ? { Authorization: auth } : {},
+  });
+  if (!r.ok) throw new ApiError(r.status, `No picture yet (${r.status})`);
+  const bytes = await r.arrayBuffer();
+  const { problem } = checkStill(bytes, String(id).toLowerCase(), exactEpoch(grant.epoch));
+  if (problem !== null) throw new ApiError(0, `A picture that is not this camera's was refused: ${problem}`);
+  return URL.createObjectURL(new Blob([bytes], { type: 'image/jpeg' }));
+}
+
 function showAddView() {
   leaveView();
   showOnly('add-view');
   document.title = 'Add a camera · Hearth';
-  current = showAddCamera({ api, onAdded: () => { cameraCache = null; } });
+  current = showAddCamera({ api, checkedStill, onAdded: () => { cameraCache = null; } });
   focusHeading('add-title');
 }
 

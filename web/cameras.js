@@ -20,8 +20,9 @@ export const STATUS_TEXT = {
   unsupported_codec: 'The camera sends video Hearth cannot play (it needs H.264)',
 };
 
-/** Fills the (already visible) add view; returns { leave() }. */
-export function showAddCamera({ api, onAdded }) {
+/** Fills the (already visible) add view; returns { leave() }. `checkedStill(id)`
+ * resolves to an object URL of the camera's newest still, checked to be its. */
+export function showAddCamera({ api, checkedStill, onAdded }) {
   const form = $('add-form');
   const rtspFields = $('add-rtsp-fields');
   const error = $('add-error');
@@ -30,11 +31,20 @@ export function showAddCamera({ api, onAdded }) {
   const status = $('add-status');
   const push = $('add-push');
   const watch = $('add-watch');
+  const testButton = $('add-test');
+  const trial = $('add-trial');
+  const trialStatus = $('add-trial-status');
+  const trialPicture = $('add-trial-picture');
+  const trialSave = $('add-trial-save');
+  const trialDiscard = $('add-trial-discard');
   let alive = true;
   let timer = null;
+  let trialCam = null; // a camera on trial, until saved or discarded
 
   form.reset();
   form.hidden = false;
+  trial.hidden = true;
+  clearPicture();
   result.hidden = true;
   push.hidden = true;
   watch.hidden = true;
@@ -45,6 +55,7 @@ export function showAddCamera({ api, onAdded }) {
   const kind = () => form.elements.kind.value;
   const onKind = () => {
     rtspFields.hidden = kind() === 'rtmp';
+    testButton.hidden = kind() === 'rtmp';
     $('add-agent-field').hidden = kind() !== 'agent';
   };
   form.addEventListener('change', onKind);
@@ -76,23 +87,31 @@ export function showAddCamera({ api, onAdded }) {
     error.hidden = !message;
   }
 
-  async function onSubmit(ev) {
-    ev.preventDefault();
-    showError(null);
+  /** The request the form says, or null (and the reason shown). */
+  function requestBody() {
     const f = form.elements;
     const body = { name: f.name.value.trim() };
-    if (!body.name) { showError('Give the camera a name.'); f.name.focus(); return; }
+    if (!body.name) { showError('Give the camera a name.'); f.name.focus(); return null; }
     if (kind() === 'rtsp' || kind() === 'agent') {
       body.rtsp_url = f.rtsp_url.value.trim();
-      if (!body.rtsp_url) { showError('Enter the camera’s stream address.'); f.rtsp_url.focus(); return; }
+      if (!body.rtsp_url) { showError('Enter the camera’s stream address.'); f.rtsp_url.focus(); return null; }
       if (f.rtsp_sub_url.value.trim()) body.rtsp_sub_url = f.rtsp_sub_url.value.trim();
       body.rtsp_username = f.rtsp_username.value;
       body.rtsp_password = f.rtsp_password.value;
       if (kind() === 'agent') {
-        if (!f.agent.value) { showError('Pick the home agent that reaches the camera.'); return; }
+        if (!f.agent.value) { showError('Pick the home agent that reaches the camera.'); return null; }
         body.agent = f.agent.value;
       }
     }
+    return body;
+  }
+
+  async function onSubmit(ev) {
+    ev.preventDefault();
+    showError(null);
+    const f = form.elements;
+    const body = requestBody();
+    if (!body) return;
     submit.disabled = true;
     try {
       const { data: cam } = await api('POST', '/api/v1/cameras', body);
@@ -141,13 +160,121 @@ export function showAddCamera({ api, onAdded }) {
     timer = setTimeout(poll, STATUS_POLL_MS);
   }
 
+  // --- Test connection: the camera on trial, its first picture, then save or discard.
+
+  function clearPicture() {
+    if (trialPicture.src) URL.revokeObjectURL(trialPicture.src);
+    trialPicture.removeAttribute('src');
+    trialPicture.hidden = true;
+  }
+
+  async function onTest() {
+    showError(null);
+    const body = requestBody();
+    if (!body) return;
+    body.test = true;
+    testButton.disabled = true;
+    try {
+      const { data: cam } = await api('POST', '/api/v1/cameras', body);
+      if (!alive) { api('DELETE', `/api/v1/cameras/${encodeURIComponent(cam.id)}`).catch(() => {}); return; }
+      form.elements.rtsp_password.value = '';
+      trialCam = cam;
+      form.hidden = true;
+      trial.hidden = false;
+      trialSave.disabled = true;
+      clearPicture();
+      followTrial(cam);
+    } catch (e) {
+      if (alive) showError(e.message || 'The camera could not be tested.');
+    } finally {
+      testButton.disabled = false;
+    }
+  }
+
+  /** Shows the trial camera's status until its first picture is here. */
+  function followTrial(cam) {
+    const poll = async () => {
+      if (!alive || trialCam !== cam) return;
+      try {
+        const { data: list } = await api('GET', '/api/v1/cameras');
+        const c = list.find((x) => x.id === cam.id);
+        if (c && alive && trialCam === cam) {
+          const detail = c.status !== 'online' && c.source && c.source.last_error ? ` (${c.source.last_error})` : '';
+          trialStatus.dataset.status = c.status;
+          if (c.status !== 'online' || !trialPicture.hidden) {
+            trialStatus.textContent = `${c.name}: ${STATUS_TEXT[c.status] || c.status}${detail}`;
+          }
+          if (c.online && trialPicture.hidden) {
+            try {
+              const src = await checkedStill(cam.id);
+              if (!alive || trialCam !== cam) { URL.revokeObjectURL(src); return; }
+              trialPicture.src = src;
+              trialPicture.hidden = false;
+              trialSave.disabled = false;
+              trialStatus.textContent = `${c.name} works: this is its picture now. Save it to keep it.`;
+              return;
+            } catch (_) { /* no still yet: the next poll tries again */ }
+          }
+        }
+      } catch (_) { /* the next poll tries again */ }
+      if (alive && trialCam === cam) timer = setTimeout(poll, STATUS_POLL_MS);
+    };
+    trialStatus.textContent = `${cam.name}: ${STATUS_TEXT.connecting}`;
+    timer = setTimeout(poll, 250);
+  }
+
+  async function onSave() {
+    const cam = trialCam;
+    if (!cam) return;
+    trialSave.disabled = true;
+    try {
+      await api('PATCH', `/api/v1/cameras/${encodeURIComponent(cam.id)}`, { save: true });
+      if (!alive) return;
+      trialCam = null;
+      clearTimeout(timer);
+      trial.hidden = true;
+      result.hidden = false;
+      status.textContent = `${cam.name} is saved.`;
+      status.dataset.status = 'online';
+      watch.href = `#/camera/${encodeURIComponent(cam.id)}`;
+      watch.hidden = false;
+      if (onAdded) onAdded();
+    } catch (e) {
+      trialSave.disabled = false;
+      if (alive) trialStatus.textContent = e.message || 'The camera could not be saved.';
+    }
+  }
+
+  async function discard() {
+    const cam = trialCam;
+    trialCam = null;
+    clearTimeout(timer);
+    clearPicture();
+    if (cam) await api('DELETE', `/api/v1/cameras/${encodeURIComponent(cam.id)}`).catch(() => {});
+  }
+
+  async function onDiscard() {
+    await discard();
+    if (!alive) return;
+    trial.hidden = true;
+    form.hidden = false;
+  }
+
   form.addEventListener('submit', onSubmit);
+  testButton.addEventListener('click', onTest);
+  trialSave.addEventListener('click', onSave);
+  trialDiscard.addEventListener('click', onDiscard);
   return {
     leave() {
       alive = false;
       clearTimeout(timer);
+      // A camera on trial that was not saved goes with the page.
+      discard();
       form.removeEventListener('submit', onSubmit);
       form.removeEventListener('change', onKind);
+      testButton.removeEventListener('click', onTest);
+      trialSave.removeEventListener('click', onSave);
+      trialDiscard.removeEventListener('click', onDiscard);
       form.reset();
     },
   };

@@ -272,6 +272,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
     tokio::spawn(crate::integrations::homegraph::run(state.clone()));
     tokio::spawn(sweep_secret_failures(state.clone()));
+    tokio::spawn(crate::api::onboarding::expire_drafts(state.clone()));
     tokio::spawn(purge_sessions(state));
     Ok(running)
 }

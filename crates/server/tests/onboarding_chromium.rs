@@ -86,6 +86,74 @@ async fn an_owner_adds_cameras_in_the_web_app_and_watches_them() {
     let said = wait_add_status(&d, "auth_failed").await;
     assert!(said.contains("refused"), "{said}");
 
+    // "Test connection": the camera's first picture, through the door, before
+    // it is kept; discarded, it is gone.
+    d.goto(&format!("{}/#/", s.base)).await;
+    d.wait_find("[data-testid=add-camera-link]").await;
+    d.goto(&format!("{}/#/add", s.base)).await;
+    d.wait_js(
+        "const f = document.getElementById('add-form'); return f && !f.hidden && !f.closest('[hidden]') && f.elements.name.value === ''",
+        "an empty add form",
+    )
+    .await;
+    d.type_into("[data-testid=add-name]", "Shed").await;
+    d.type_into("[data-testid=add-rtsp-url]", &cam.url("main"))
+        .await;
+    d.type_into("[data-testid=add-rtsp-username]", "admin")
+        .await;
+    d.type_into("[data-testid=add-rtsp-password]", "cam-Password-9")
+        .await;
+    d.click("[data-testid=add-test]").await;
+    d.wait_js(
+        "const i = document.querySelector('[data-testid=add-trial-picture]'); return i && !i.hidden && i.complete && i.naturalWidth > 0 ? true : null",
+        "the trial camera's first picture",
+    )
+    .await;
+    let rgb = d.element_rgb("add-trial-picture", W, H).await;
+    assert_eq!(
+        hearth_camera::read_signature(&rgb, W, H),
+        Some(sig),
+        "the tested camera's own picture"
+    );
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let listed = s.cameras(&a).await;
+    let shed = listed
+        .iter()
+        .find(|c| c["name"] == "Shed")
+        .expect("the camera on trial is listed to its owner");
+    assert_eq!(shed["draft"], true, "{shed}");
+    let shed = shed["id"].as_str().unwrap().to_string();
+    d.click("[data-testid=add-trial-discard]").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.cameras(&a).await.iter().any(|c| c["id"] == shed.as_str()) {
+        assert!(Instant::now() < deadline, "a discarded trial camera stayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Tested again (the form forgot the password: typed again) and saved: it
+    // stays, and is no draft.
+    d.type_into("[data-testid=add-rtsp-password]", "cam-Password-9")
+        .await;
+    d.click("[data-testid=add-test]").await;
+    d.wait_js(
+        "const b = document.querySelector('[data-testid=add-trial-save]'); return b && !b.disabled && !b.closest('[hidden]') ? true : null",
+        "the trial camera ready to save",
+    )
+    .await;
+    d.click("[data-testid=add-trial-save]").await;
+    d.wait_js(
+        "const s = document.querySelector('[data-testid=add-status]'); return s && !s.closest('[hidden]') && s.dataset.status === 'online' ? true : null",
+        "the saved camera",
+    )
+    .await;
+    let saved = s
+        .cameras(&a)
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "Shed")
+        .expect("the saved camera");
+    assert!(saved.get("draft").is_none(), "{saved}");
+
     // The right one: live, and the page offers to watch it.
     add(
         &d,

@@ -662,6 +662,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every pulled camera's sealed source.
     fn camera_sources(&self) -> Result<Vec<CameraSource>, StoreError>;
 
+    /// Marks `camera` a draft (on trial) until `expires_at`.
+    fn mark_camera_draft(&self, camera: CameraId, expires_at: UnixMillis)
+    -> Result<(), StoreError>;
+    /// Saves a draft; false if the camera is no draft.
+    fn save_camera_draft(&self, camera: CameraId) -> Result<bool, StoreError>;
+    /// Every draft and when it expires.
+    fn camera_drafts(&self) -> Result<Vec<(CameraId, UnixMillis)>, StoreError>;
+
     /// Stores a one-time claim code (hashed) for pairing an agent with
     /// `household`, until `expires_at`.
     fn create_agent_claim(

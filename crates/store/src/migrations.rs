@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_camera_sources.sql"),
     include_str!("migrations/0010_viewer_keys.sql"),
     include_str!("migrations/0011_home_agents.sql"),
+    include_str!("migrations/0012_camera_drafts.sql"),
 ];
 
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, rusqlite::Error> {

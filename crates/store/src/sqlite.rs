@@ -1205,6 +1205,36 @@ impl Store for SqliteStore {
         agents::sources(&self.conn())
     }
 
+    fn mark_camera_draft(
+        &self,
+        camera: CameraId,
+        expires_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO camera_drafts (camera_id, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (camera_id) DO UPDATE SET expires_at = ?2",
+                params![camera.to_string(), expires_at.0],
+            )
+            .map_err(|e| constraint_error(e, "draft", "camera"))?;
+        Ok(())
+    }
+
+    fn save_camera_draft(&self, camera: CameraId) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "DELETE FROM camera_drafts WHERE camera_id = ?1",
+            [camera.to_string()],
+        )? > 0)
+    }
+
+    fn camera_drafts(&self) -> Result<Vec<(CameraId, UnixMillis)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT camera_id, expires_at FROM camera_drafts ORDER BY camera_id")?;
+        let rows = stmt.query_map([], |r| Ok((get_id(r, 0)?, UnixMillis(r.get(1)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn create_agent_claim(
         &self,
         code_hash: TokenHash,

@@ -33,6 +33,10 @@ pub(super) struct CameraView {
     /// and its last error.
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<SourceView>,
+    /// Added on trial ("test connection") and not saved yet: deleted unless
+    /// saved within ten minutes of being added.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    draft: bool,
 }
 
 #[derive(Serialize)]
@@ -101,7 +105,13 @@ impl CameraView {
             timezone: c.timezone,
             status,
             source,
+            draft: false,
         }
+    }
+
+    /// The same, marked as a draft if it is one.
+    pub(super) fn with_draft(self, draft: bool) -> Self {
+        Self { draft, ..self }
     }
 }
 
@@ -109,9 +119,11 @@ pub(super) async fn list_cameras(
     State(st): State<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<Vec<CameraView>>, AppError> {
-    let (cams, sharers) = st
+    let (cams, sharers, drafts) = st
         .db(move |s| {
             let cams = s.cameras_visible_with_access(user)?;
+            let drafts: std::collections::HashSet<CameraId> =
+                s.camera_drafts()?.into_iter().map(|(c, _)| c).collect();
             let mut sharers = std::collections::HashMap::new();
             for (c, access) in &cams {
                 if *access == hearth_store::Access::Viewer && !sharers.contains_key(&c.household) {
@@ -119,7 +131,7 @@ pub(super) async fn list_cameras(
                     sharers.insert(c.household, name.unwrap_or_default());
                 }
             }
-            Ok((cams, sharers))
+            Ok((cams, sharers, drafts))
         })
         .await?;
     Ok(Json(
@@ -127,7 +139,8 @@ pub(super) async fn list_cameras(
             .map(|(c, access)| {
                 let shared_by = (access == hearth_store::Access::Viewer)
                     .then(|| sharers.get(&c.household).cloned().unwrap_or_default());
-                CameraView::of(&st, c, access, shared_by)
+                let draft = drafts.contains(&c.id);
+                CameraView::of(&st, c, access, shared_by).with_draft(draft)
             })
             .collect(),
     ))

@@ -41,7 +41,15 @@ pub(super) struct NewCamera {
     /// which this server cannot reach).
     #[serde(default)]
     agent: Option<AgentId>,
+    /// "Test connection": the camera is added on trial (a draft, see
+    /// [`DRAFT_TTL_MS`]) so that its first picture can be seen before it is
+    /// kept; `PATCH {save: true}` keeps it, `DELETE` drops it.
+    #[serde(default)]
+    test: bool,
 }
+
+/// How long a camera added on trial lives unless it is saved.
+pub const DRAFT_TTL_MS: i64 = 10 * 60 * 1000;
 
 /// Checks that `agent` is one of `household`'s and that it comes with a
 /// source.
@@ -138,6 +146,11 @@ pub(super) async fn add_camera(
         .ok_or(AppError::Unauthorized)?
         .household;
     check_agent(&st, household, req.agent, source.as_ref()).await?;
+    if req.test && source.is_none() {
+        return Err(AppError::BadRequest(
+            "test goes with rtsp_url (a push camera is tested by pushing)".into(),
+        ));
+    }
     let agent = req.agent;
     let timezone = req.timezone.clone().unwrap_or_else(|| "UTC".into());
     let kind = match (&source, agent) {
@@ -162,6 +175,11 @@ pub(super) async fn add_camera(
         .await??
     };
     let camera = added.camera;
+    if req.test {
+        let until = hearth_model::UnixMillis(hearth_access::clock::now().0 + DRAFT_TTL_MS);
+        st.db(move |s| s.mark_camera_draft(camera.id, until))
+            .await?;
+    }
     // The owner may view it, and Hearth pulls it, before this answer.
     st.refresh_access().await?;
     crate::ingest::rtsp::sync(&st)
@@ -174,7 +192,7 @@ pub(super) async fn add_camera(
         ..audit::event(
             "camera_added",
             None,
-            serde_json::json!({"name": camera.name, "kind": kind, "source": host, "agent": agent}),
+            serde_json::json!({"name": camera.name, "kind": kind, "source": host, "agent": agent, "draft": req.test}),
         )
     });
     let ingest_url = (kind == "rtmp").then(|| {
@@ -188,7 +206,8 @@ pub(super) async fn add_camera(
     Ok((
         StatusCode::CREATED,
         Json(Added {
-            camera: CameraView::of(&st, camera, hearth_store::Access::Owner, None),
+            camera: CameraView::of(&st, camera, hearth_store::Access::Owner, None)
+                .with_draft(req.test),
             ingest_url,
             ingest_qr_svg,
         }),
@@ -233,6 +252,9 @@ pub(super) struct Change {
     /// publisher is disconnected); the answer carries the new ingest URL.
     #[serde(default)]
     rotate_key: bool,
+    /// Keep a camera added on trial (`test`).
+    #[serde(default)]
+    save: bool,
 }
 
 /// `PATCH /api/v1/cameras/{id}` (owners): rename, change the source, rotate the
@@ -265,7 +287,7 @@ pub(super) async fn change_camera(
             "a pulled camera has no stream key to rotate (send push: true to make it a push camera)".into(),
         ));
     }
-    if req.name.is_none() && source.is_none() && !req.push && !req.rotate_key {
+    if req.name.is_none() && source.is_none() && !req.push && !req.rotate_key && !req.save {
         return Err(AppError::BadRequest("nothing to change".into()));
     }
     let name = req
@@ -277,9 +299,12 @@ pub(super) async fn change_camera(
     let host = source.as_ref().map(RtspSource::describe);
     let new_key = {
         let (st, cam, name) = (st.clone(), cam.clone(), name.clone());
-        let (push, rotate) = (req.push, req.rotate_key);
+        let (push, rotate, save) = (req.push, req.rotate_key, req.save);
         tokio::task::spawn_blocking(move || -> Result<_, AddError> {
             let store = st.store.as_ref();
+            if save {
+                store.save_camera_draft(cam.id)?;
+            }
             if let Some(name) = &name {
                 store.rename_camera(cam.id, name)?;
             }
@@ -319,6 +344,9 @@ pub(super) async fn change_camera(
     }
     if new_key.is_some() {
         changed.insert("stream_key".into(), "rotated".into());
+    }
+    if req.save {
+        changed.insert("draft".into(), "saved".into());
     }
     tracing::info!(camera = ?cam.id, by = ?user, changed = %serde_json::Value::from(changed.clone()), "camera changed");
     st.audit.record(hearth_store::AuditEvent {
@@ -363,24 +391,66 @@ pub(super) async fn delete_camera(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let cam = super::cameras::owned_camera(&st, user, &id).await?;
-    if !st.db(move |s| s.delete_camera(cam.id)).await? {
+    remove_camera(&st, &cam, Some(user), "camera_deleted").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `cam` (see [`delete_camera`]), recording `event` in the audit log.
+async fn remove_camera(
+    st: &AppState,
+    cam: &hearth_store::Camera,
+    by: Option<hearth_model::UserId>,
+    event: &'static str,
+) -> Result<(), AppError> {
+    let id = cam.id;
+    if !st.db(move |s| s.delete_camera(id)).await? {
         return Err(AppError::NotFound);
     }
     st.hubs.disconnect(cam.id);
     st.refresh_access().await?;
-    crate::ingest::rtsp::sync(&st)
+    crate::ingest::rtsp::sync(st)
         .await
         .map_err(AppError::Internal)?;
-    tracing::info!(camera = ?cam.id, by = ?user, "camera deleted");
+    tracing::info!(camera = ?cam.id, by = ?by, event, "camera deleted");
     st.audit_now(hearth_store::AuditEvent {
         camera: Some(cam.id),
-        user: Some(user),
-        ..audit::event(
-            "camera_deleted",
-            None,
-            serde_json::json!({"name": cam.name}),
-        )
+        user: by,
+        ..audit::event(event, None, serde_json::json!({"name": cam.name}))
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// Deletes cameras added on trial and never saved, every 30 seconds.
+pub async fn expire_drafts(st: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let now = hearth_access::clock::now();
+        let expired: Vec<hearth_store::Camera> = match st
+            .db(move |s| {
+                let mut out = Vec::new();
+                for (c, until) in s.camera_drafts()? {
+                    if until <= now
+                        && let Some(cam) = s.camera_by_id(c)?
+                    {
+                        out.push(cam);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "draft cameras not checked");
+                continue;
+            }
+        };
+        for cam in expired {
+            if let Err(e) = remove_camera(&st, &cam, None, "camera_draft_expired").await {
+                tracing::warn!(camera = ?cam.id, error = %e, "an expired draft camera was not removed");
+            }
+        }
+    }
 }

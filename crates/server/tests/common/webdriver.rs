@@ -321,10 +321,16 @@ impl Driver {
 
     /// The picture the `<video id=player>` element shows, drawn at `w`x`h`, as RGB24.
     pub async fn video_rgb(&self, w: u32, h: u32) -> Vec<u8> {
+        self.element_rgb("player", w, h).await
+    }
+
+    /// The picture a `<video>` or `<img>` element (by id) shows, drawn at
+    /// `w`x`h`, as RGB24.
+    pub async fn element_rgb(&self, id: &str, w: u32, h: u32) -> Vec<u8> {
         use base64::Engine as _;
         let pixels = self
             .js(&format!(
-                "const v = document.getElementById('player');
+                "const v = document.getElementById('{id}');
                  const c = document.createElement('canvas'); c.width = {w}; c.height = {h};
                  const g = c.getContext('2d'); g.drawImage(v, 0, 0, {w}, {h});
                  const d = g.getImageData(0, 0, {w}, {h}).data; let s = '';

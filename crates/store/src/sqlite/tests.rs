@@ -291,6 +291,25 @@ fn an_agent_is_made_once_from_a_live_claim_and_its_removal_locks_its_cameras_out
 }
 
 #[test]
+fn a_draft_camera_is_marked_saved_and_goes_with_its_camera() {
+    let s = store();
+    let h = s.create_household("home").unwrap();
+    let c = s.create_camera(h.id, "Porch", "UTC", key(1)).unwrap();
+    let d = s.create_camera(h.id, "Trial", "UTC", key(2)).unwrap();
+    s.mark_camera_draft(c.id, UnixMillis(10)).unwrap();
+    s.mark_camera_draft(d.id, UnixMillis(20)).unwrap();
+    assert_eq!(s.camera_drafts().unwrap().len(), 2, "both on trial");
+    assert!(s.save_camera_draft(c.id).unwrap());
+    assert!(!s.save_camera_draft(c.id).unwrap(), "saved once");
+    assert!(s.delete_camera(d.id).unwrap());
+    assert!(s.camera_drafts().unwrap().is_empty());
+    assert!(matches!(
+        s.mark_camera_draft(CameraId::random(), UnixMillis(1)),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
 fn a_deleted_camera_takes_its_shares_invitations_and_source_but_not_its_audit() {
     let s = store();
     let (h, owner) = household_with_user(&s, "a@example.com");
