@@ -23,6 +23,9 @@
 //! https = "0.0.0.0:8443"         # the HTTP API and web app over TLS
 //! rtmps = "0.0.0.0:1936"         # RTMP ingest over TLS (home agents, cameras that speak RTMPS)
 //!
+//! [pull]                         # optional: cameras this server pulls (RTSP)
+//! private_addresses = true       # false on a cloud node: public addresses only (home agents reach the rest)
+//!
 //! [google]                       # optional: report to Google's HomeGraph
 //! homegraph_url = "https://homegraph.googleapis.com"   # the default
 //! homegraph_token_command = "gcloud auth print-access-token --impersonate-service-account=hearth@PROJECT.iam.gserviceaccount.com"
@@ -40,6 +43,24 @@ pub struct GoogleConfig {
     pub homegraph_url: Option<String>,
     /// A command printing an OAuth access token for HomeGraph on stdout.
     pub homegraph_token_command: Option<String>,
+}
+
+/// The `[pull]` table: where this server may pull cameras from.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullConfig {
+    /// Cameras at private, loopback and link-local addresses [default: true].
+    /// A cloud node sets false: an owner's "camera" URL must not make it
+    /// probe its own network.
+    pub private_addresses: bool,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        Self {
+            private_addresses: true,
+        }
+    }
 }
 
 /// The `[tls]` table: a certificate, and the listeners that use it.
@@ -181,6 +202,8 @@ pub struct FileConfig {
     pub ice_servers: Option<Vec<IceServerConfig>>,
     /// TLS listeners (see [`TlsConfig`]).
     pub tls: Option<TlsConfig>,
+    /// Where cameras may be pulled from (see [`PullConfig`]).
+    pub pull: Option<PullConfig>,
 }
 
 impl FileConfig {
@@ -232,6 +255,7 @@ pub struct Config {
     pub webrtc_candidates: Vec<std::net::IpAddr>,
     pub ice_servers: Vec<IceServerConfig>,
     pub tls: TlsConfig,
+    pub pull: PullConfig,
 }
 
 impl Config {
@@ -286,6 +310,7 @@ impl Config {
             webrtc_candidates: file.webrtc_candidates.unwrap_or_default(),
             ice_servers: file.ice_servers.unwrap_or_default(),
             tls,
+            pull: file.pull.unwrap_or_default(),
         }
     }
 

@@ -112,6 +112,9 @@ pub struct Pulls {
     agents_seen: Mutex<HashMap<AgentId, UnixMillis>>,
     /// Bumped whenever what runs changes (home agents wait on it).
     pub changed: watch::Sender<u64>,
+    /// `[pull] private_addresses`: whether this server pulls cameras at
+    /// private addresses (a household's box: yes; a cloud node: no).
+    private_addresses: std::sync::atomic::AtomicBool,
 }
 
 pub struct Running {
@@ -133,7 +136,19 @@ impl Pulls {
             syncing: tokio::sync::Mutex::default(),
             agents_seen: Mutex::default(),
             changed: watch::Sender::new(0),
+            private_addresses: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// See [`Pulls::private_addresses`] (set once, at start).
+    pub fn set_private_addresses(&self, allowed: bool) {
+        self.private_addresses
+            .store(allowed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn private_addresses(&self) -> bool {
+        self.private_addresses
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The box sources are sealed in for the store.

@@ -193,6 +193,9 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     if let Some(bound) = running.rtmps {
         let _ = state.rtmps_url.set(cfg.rtmps_base_for(bound));
     }
+    state
+        .pulls
+        .set_private_addresses(cfg.pull.private_addresses);
     crate::ingest::rtsp::sync(&state).await?;
     let st = state.clone();
     tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {

@@ -374,15 +374,26 @@ async fn hls_js_moves_to_the_sub_rendition_behind_a_slow_lossy_link() {
         d.js("return document.getElementById('v').currentTime")
             .await
     };
+    // Then it plays on: the picture keeps moving, mostly on the sub rendition
+    // (hls.js may probe upwards when LL-HLS parts make its bandwidth estimate
+    // run high: it must come back).
     let (c0, w0) = (t().await.as_f64().unwrap(), Instant::now());
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut heights = Vec::new();
+    while w0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        heights.push(d.js(level).await[0].as_u64().unwrap_or(0));
+    }
     let share = (t().await.as_f64().unwrap() - c0) / w0.elapsed().as_secs_f64();
-    let v = d.js(level).await;
+    let on_sub = heights.iter().filter(|h| **h == 270).count() as f64 / heights.len() as f64;
     eprintln!(
-        "hls.js at 600 kbit/s, 3% loss: level {v}, picture advanced {:.0}% of wall time",
+        "hls.js at 600 kbit/s, 3% loss: on the sub rendition {:.0}% of the time ({heights:?}), picture advanced {:.0}% of wall time",
+        on_sub * 100.0,
         share * 100.0
     );
-    assert_eq!(v[0], 270, "hls.js left the sub rendition: {v}");
+    assert!(
+        on_sub >= 0.75,
+        "hls.js did not stay on the sub rendition: {heights:?}"
+    );
     assert!(
         share >= 0.8,
         "hls.js: the picture advanced only {share:.2} of wall time"

@@ -395,3 +395,74 @@ async fn the_demos_simulated_ip_camera_is_added_and_pulled_like_a_real_one() {
         .unwrap();
     assert_signature(&frames, W, H, hearth_camera::signature_for_name("Garden"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_camera_that_sends_rtp_over_udp_is_pulled() {
+    require_tool("ffmpeg");
+    let s = server();
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let sig = 0x0D0B_0D0B;
+    let cam = RtspCamera::start(free_port(), sig, (W, H), None, ("admin", "udp-Secret-3"));
+    let (st, added) = add_camera(
+        &s,
+        &a,
+        json!({"name": "Attic", "rtsp_url": cam.url("main"), "rtsp_username": "admin",
+               "rtsp_password": "udp-Secret-3", "rtsp_transport": "udp"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{added}");
+    let id = added["id"].as_str().unwrap().to_string();
+    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    let g = s.grant(&a, &id).await;
+    let url = g["hls_ts_url"].as_str().unwrap().to_string();
+    let frames = tokio::task::spawn_blocking(move || decode_rgb(&url, 2.0, W, H))
+        .await
+        .unwrap();
+    assert_signature(&frames, W, H, sig);
+}
+
+/// A cloud node (`[pull] private_addresses = false`) pulls no camera at a
+/// private address: a URL naming one is refused, and a name that resolves to
+/// one never connects.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_for_public_cameras_only_refuses_private_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hearth.toml");
+    std::fs::write(&config, "[pull]\nprivate_addresses = false\n").unwrap();
+    let s = Server::serve_args(&["--config", config.to_str().unwrap()]);
+    s.admin(&["user", "add", "--email", OWNER_A], Some(PASSWORD));
+    let a = s.login(OWNER_A, PASSWORD).await;
+    let cam = RtspCamera::start(free_port(), 7, (W, H), None, ("admin", "cloud-Secret-4"));
+    for url in [
+        cam.url("main"),
+        "rtsp://169.254.169.254/latest".to_string(),
+        "rtsp://[::1]:554/x".to_string(),
+    ] {
+        let (st, v) = add_camera(&s, &a, json!({"name": "Inside", "rtsp_url": url})).await;
+        assert_eq!(st, 400, "{url}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("private address"),
+            "{v}"
+        );
+    }
+    let by_name = cam.url("main").replace("127.0.0.1", "localhost");
+    let (st, added) = add_camera(
+        &s,
+        &a,
+        json!({"name": "Named", "rtsp_url": by_name, "rtsp_username": "admin", "rtsp_password": "cloud-Secret-4"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{added}");
+    let id = added["id"].as_str().unwrap().to_string();
+    wait_status(&s, &a, &id, "unreachable", Duration::from_secs(20)).await;
+    let c = listed(&s, &a, &id).await;
+    assert!(
+        c["source"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("private address"),
+        "{c}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(listed(&s, &a, &id).await["online"], false);
+}

@@ -298,8 +298,9 @@ fn reconcile(
                     || -> Result<Box<dyn crate::ingest::rtsp::session::FrameSink>, String> {
                         Ok(Box::new(upstream.open()))
                     };
+                // At home: the cameras are on the LAN, at private addresses.
                 crate::ingest::rtsp::pull_loop(
-                    &statuses, camera, rendition, &source, stopped, &open,
+                    &statuses, camera, rendition, &source, stopped, &open, true,
                 )
                 .await;
             });

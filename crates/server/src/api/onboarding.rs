@@ -51,6 +51,35 @@ pub(super) struct NewCamera {
 /// How long a camera added on trial lives unless it is saved.
 pub const DRAFT_TTL_MS: i64 = 10 * 60 * 1000;
 
+/// Checks that this server may pull `source` itself: on a node that pulls
+/// public addresses only, a URL naming a private address is refused here
+/// (a name is checked each time it is resolved).
+fn check_address(
+    st: &AppState,
+    source: Option<&RtspSource>,
+    agent: Option<AgentId>,
+) -> Result<(), AppError> {
+    let (Some(source), None) = (source, agent) else {
+        return Ok(());
+    };
+    let private = st.pulls.private_addresses();
+    for url in [Some(source.main_url.as_str()), source.sub_url.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        if !crate::ingest::rtsp::address::literal_allowed(&host, private) {
+            return Err(AppError::BadRequest(format!(
+                "{host} is a private address: this server pulls public addresses only (pair a home agent for cameras at home)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `agent` is one of `household`'s and that it comes with a
 /// source.
 async fn check_agent(
@@ -146,6 +175,7 @@ pub(super) async fn add_camera(
         .ok_or(AppError::Unauthorized)?
         .household;
     check_agent(&st, household, req.agent, source.as_ref()).await?;
+    check_address(&st, source.as_ref(), req.agent)?;
     if req.test && source.is_none() {
         return Err(AppError::BadRequest(
             "test goes with rtsp_url (a push camera is tested by pushing)".into(),
@@ -275,6 +305,7 @@ pub(super) async fn change_camera(
         req.rtsp_transport,
     )?;
     check_agent(&st, cam.household, req.agent, source.as_ref()).await?;
+    check_address(&st, source.as_ref(), req.agent)?;
     let agent = req.agent;
     if source.is_some() && (req.push || req.rotate_key) {
         return Err(AppError::BadRequest(

@@ -12,6 +12,7 @@
 //! bumps the store's generation, so a camera added through the API, the admin
 //! CLI or another process is picked up on the access view's next poll.
 
+pub mod address;
 pub mod backoff;
 pub mod session;
 pub mod source;
@@ -154,6 +155,7 @@ async fn pull(
             .map_err(|e| format!("another source is live: {e}"))?;
         Ok(Box::new(publisher))
     };
+    let private = state.pulls.private_addresses();
     pull_loop(
         &state.pulls.statuses,
         camera,
@@ -161,6 +163,7 @@ async fn pull(
         &source,
         stop,
         &open,
+        private,
     )
     .await;
 }
@@ -174,6 +177,7 @@ pub async fn pull_loop(
     source: &RtspSource,
     mut stop: watch::Receiver<bool>,
     open: session::OpenSink<'_>,
+    private_addresses: bool,
 ) {
     let mut backoff = backoff::Backoff::default();
     let mut last_state = None;
@@ -185,6 +189,7 @@ pub async fn pull_loop(
             source,
             stop: &mut stop,
             open,
+            private_addresses,
         }
         .run()
         .await;

@@ -74,6 +74,8 @@ pub struct Attempt<'a> {
     pub source: &'a RtspSource,
     pub stop: &'a mut watch::Receiver<bool>,
     pub open: OpenSink<'a>,
+    /// Whether the camera may be at a private address (see `super::address`).
+    pub private_addresses: bool,
 }
 
 /// How an attempt ended: the state to show and the error to record.
@@ -120,12 +122,11 @@ impl Attempt<'_> {
         // state says so plainly.
         let host = url.host_str().unwrap_or_default().to_owned();
         let port = url.port().unwrap_or(554);
-        match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        {
+        let addr = match super::address::resolve(&host, port, self.private_addresses).await {
+            Ok(a) => a,
+            Err(e) => return self.ended(Outcome::Unreachable, PullState::Unreachable, e),
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(_probe)) => {}
             Ok(Err(e)) => {
                 return self.ended(
@@ -141,6 +142,16 @@ impl Attempt<'_> {
                     format!("{host}:{port}: no answer within {CONNECT_TIMEOUT:?}"),
                 );
             }
+        }
+        // The address checked is the one pulled from, not whatever the name
+        // resolves to a moment later.
+        let mut url = url;
+        if !self.private_addresses && url.set_ip_host(addr.ip()).is_err() {
+            return self.ended(
+                Outcome::Failed,
+                PullState::Connecting,
+                "the camera's URL has no host",
+            );
         }
         let setup = tokio::time::timeout(SETUP_TIMEOUT, self.setup(url));
         let mut stop = self.stop.clone();
