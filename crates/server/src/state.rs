@@ -160,6 +160,21 @@ impl AppState {
     }
 
     /// Runs a store call off the async runtime.
+    /// Refuses (409) a camera on trial ("test connection", not saved yet) as
+    /// something to share, link or make a viewer key for.
+    pub async fn refuse_drafts(
+        &self,
+        cameras: &[hearth_model::CameraId],
+    ) -> Result<(), crate::error::AppError> {
+        let drafts = self.db(|s| s.camera_drafts()).await?;
+        match drafts.iter().find(|(c, _)| cameras.contains(c)) {
+            Some((c, _)) => Err(crate::error::AppError::Conflict(format!(
+                "camera {c} is on trial: save it first"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub async fn db<T, F>(&self, f: F) -> Result<T, crate::error::AppError>
     where
         T: Send + 'static,

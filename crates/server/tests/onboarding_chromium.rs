@@ -123,6 +123,25 @@ async fn an_owner_adds_cameras_in_the_web_app_and_watches_them() {
         .expect("the camera on trial is listed to its owner");
     assert_eq!(shed["draft"], true, "{shed}");
     let shed = shed["id"].as_str().unwrap().to_string();
+    // Not to be shared or restreamed before it is saved.
+    let (st, _) = s
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/viewer-keys",
+            &a,
+            serde_json::json!({"name": "NVR", "cameras": [shed]}),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (st, _) = s
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/cameras/{shed}/shares"),
+            &a,
+            serde_json::json!({"email": "friend@example.com"}),
+        )
+        .await;
+    assert_eq!(st, 409);
     d.click("[data-testid=add-trial-discard]").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.cameras(&a).await.iter().any(|c| c["id"] == shed.as_str()) {

@@ -243,6 +243,17 @@ fn report(statuses: &Statuses, pulling: &HashMap<CameraId, Pulling>) -> Vec<Repo
     out
 }
 
+/// Whether `a` and `b` are pulled and published the same way (names aside).
+fn same_pull(a: &AgentCamera, b: &AgentCamera) -> bool {
+    AgentCamera {
+        name: String::new(),
+        ..a.clone()
+    } == AgentCamera {
+        name: String::new(),
+        ..b.clone()
+    }
+}
+
 /// Starts, restarts and stops pulls to match what the server said.
 fn reconcile(
     pulling: &mut HashMap<CameraId, Pulling>,
@@ -251,10 +262,11 @@ fn reconcile(
     statuses: &Arc<Statuses>,
 ) {
     pulling.retain(|id, p| {
+        // A rename changes nothing here: only where and how it is pulled.
         let keep = answer
             .cameras
             .iter()
-            .any(|c| c == &p.camera && answer.ingest_url == p.ingest);
+            .any(|c| same_pull(c, &p.camera) && answer.ingest_url == p.ingest);
         if !keep {
             tracing::info!(camera = ?id, "home agent stops pulling a camera");
             statuses.remove(*id);

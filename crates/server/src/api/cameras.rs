@@ -377,6 +377,7 @@ pub(super) async fn share(
     body: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Invited>), AppError> {
     let cam = owned_camera(&st, user, &id).await?;
+    st.refuse_drafts(&[cam.id]).await?;
     let req: ShareRequest = parse_json(&body)?;
     let email = req.email.trim().to_ascii_lowercase();
     if email.len() > 320 || !email.contains('@') {

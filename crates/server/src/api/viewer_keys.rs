@@ -82,6 +82,7 @@ pub(super) async fn create(
     let mut cameras = req.cameras;
     cameras.sort();
     cameras.dedup();
+    st.refuse_drafts(&cameras).await?;
     if cameras.is_empty() || cameras.len() > MAX_CAMERAS_PER_KEY {
         return Err(AppError::BadRequest(format!(
             "a key is for 1 to {MAX_CAMERAS_PER_KEY} cameras"

@@ -259,6 +259,7 @@ pub async fn set_cameras(
     let body: CamerasBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))?;
     let chosen = chosen_cameras(&st, user, body.cameras).await?;
+    st.refuse_drafts(&chosen).await?;
     let (id, cameras) = (link.id, chosen.clone());
     st.db(move |s| s.set_link_cameras(id, &cameras)).await?;
     st.refresh_access().await?;
