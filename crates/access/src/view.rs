@@ -24,11 +24,19 @@
 //! It also holds the sessions that signed out (by the [`Holder`] digest their
 //! grants carry) for as long as a grant bound to one could live, so signing out
 //! stops that session's streams at once, in every process and across restarts.
+//!
+//! In a cluster, two more inputs: [`AccessView::wake`] (a change another node
+//! announced on the control plane: reload now rather than at the next poll) and
+//! [`AccessView::fence`] (the control plane is lost for longer than its lease:
+//! this node can no longer confirm what it knows, so it denies everything, which
+//! ends the live views at their next object or frame, until
+//! [`AccessView::unfence`] and a fresh load from the store).
 
 use crate::grant::{Grant, Holder};
 use hearth_model::{BindingEpoch, CameraId, Integration, LinkId, UserId};
 use hearth_store::{Store, SuspensionKind};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -80,6 +88,10 @@ pub enum Denied {
 #[derive(Default)]
 pub struct AccessView {
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Set while this node cannot confirm permissions: nothing is loaded.
+    fenced: AtomicBool,
+    /// Reload now (a change was announced, or the fence was lifted).
+    wake: tokio::sync::Notify,
 }
 
 impl AccessView {
@@ -173,8 +185,45 @@ impl AccessView {
         self.current().epochs.get(&camera).copied()
     }
 
-    /// Reloads if the store changed. Blocking: call off the runtime.
+    /// Reload at once rather than at the next poll: another node announced a
+    /// change.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Denies everything from now until [`AccessView::unfence`]: this node
+    /// lost what confirms its permissions. Returns whether it was not fenced.
+    pub fn fence(&self) -> bool {
+        let was = self.fenced.swap(true, Ordering::SeqCst);
+        self.clear();
+        !was
+    }
+
+    /// Serves again, after a fresh load from the store (until then, denies).
+    /// Returns whether it was fenced.
+    pub fn unfence(&self) -> bool {
+        let was = self.fenced.swap(false, Ordering::SeqCst);
+        self.wake();
+        was
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    fn clear(&self) {
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Snapshot::default());
+    }
+
+    /// Reloads if the store changed. Blocking: call off the runtime. While
+    /// fenced, loads nothing.
     pub fn refresh(&self, store: &dyn Store) -> Result<bool, hearth_store::StoreError> {
+        if self.is_fenced() {
+            return Ok(false);
+        }
         let generation = store.generation()?;
         let old = self.current();
         if old.loaded && old.generation == generation {
@@ -216,35 +265,42 @@ impl AccessView {
                 next.integrations_suspended.insert(s.target);
             }
         }
-        *self
+        // Checked under the lock that `fence` clears under: a fence raised
+        // while this load ran wins, and what was read is dropped.
+        let mut slot = self
             .snapshot
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.is_fenced() {
+            return Ok(false);
+        }
+        *slot = Arc::new(next);
         Ok(true)
     }
 
-    /// Keeps the view current until the process ends; after each change, calls
-    /// `on_change` (the server uses it to disconnect publishers of a past epoch).
+    /// Keeps the view current until the process ends, polling the store every
+    /// `every` and whenever woken; after each change, calls `on_change` (the
+    /// server uses it to disconnect publishers of a past epoch).
     pub async fn run(
         self: Arc<Self>,
         store: Arc<dyn Store>,
+        every: Duration,
         on_change: impl Fn(&AccessView) + Send + 'static,
     ) {
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.wake.notified() => {}
+            }
             let (view, store2) = (self.clone(), store.clone());
             match tokio::task::spawn_blocking(move || view.refresh(store2.as_ref())).await {
                 Ok(Ok(true)) => on_change(&self),
                 Ok(Ok(false)) => {}
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "access view refresh failed; denying until it succeeds");
-                    *self
-                        .snapshot
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Arc::new(Snapshot::default());
+                    self.clear();
                 }
                 Err(e) => tracing::error!(error = %e, "access view refresh panicked"),
             }
@@ -268,6 +324,36 @@ mod tests {
             expires_at: UnixMillis(i64::MAX),
             holder: crate::grant::Holder::of_session("test session"),
         }
+    }
+
+    #[test]
+    fn a_fenced_view_denies_everything_until_it_is_lifted_and_reloaded() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let h = store.create_household("a").unwrap();
+        let a = store.create_user("a@x.y", "$argon2id$x", h.id).unwrap();
+        let cam = store
+            .create_camera(h.id, "c", "UTC", RawToken::generate().hash())
+            .unwrap();
+        let view = AccessView::default();
+        view.refresh(&store).unwrap();
+        let g = grant(a.id, cam.id, cam.epoch);
+        assert_eq!(view.check(&g), Ok(()));
+        assert!(view.fence(), "the first fence raises it");
+        assert!(!view.fence(), "a second one finds it raised");
+        assert_eq!(view.check(&g), Err(Denied::NotLoaded));
+        // Nothing is loaded while fenced, even after a change.
+        store.rename_camera(cam.id, "d").unwrap();
+        assert!(!view.refresh(&store).unwrap());
+        assert_eq!(view.check(&g), Err(Denied::NotLoaded));
+        assert!(view.unfence());
+        assert_eq!(
+            view.check(&g),
+            Err(Denied::NotLoaded),
+            "not before a reload"
+        );
+        assert!(view.refresh(&store).unwrap());
+        assert_eq!(view.check(&g), Ok(()));
+        assert!(!view.unfence(), "it was not fenced");
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //! clients; a client that falls behind skips to the next keyframe, and one that
 //! stops reading for [`WRITE_TIMEOUT`] is dropped.
 
-use std::io::IoSlice;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,7 +18,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hearth_media::digest;
 use hearth_media::h264::AvcConfig;
-use hearth_media::rtsp::{self, H264Packetizer, InterleavedPacket, Message, Request};
+use hearth_media::rtsp::{
+    self, H264Packetizer, InterleavedBuf, InterleavedPacket, Message, Request,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -296,20 +297,10 @@ async fn play(
                 {
                     continue;
                 }
-                let mut slices: Vec<IoSlice<'_>> = packets
-                    .iter()
-                    .flat_map(|p| [IoSlice::new(p.header()), IoSlice::new(&p.payload)])
-                    .collect();
-                let mut rest = &mut slices[..];
-                while !rest.is_empty() {
-                    let n = tokio::time::timeout(WRITE_TIMEOUT, wr.write_vectored(rest))
-                        .await
-                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-                    if n == 0 {
-                        return Err(std::io::ErrorKind::WriteZero.into());
-                    }
-                    IoSlice::advance_slices(&mut rest, n);
-                }
+                let mut batch = InterleavedBuf::new(&packets);
+                tokio::time::timeout(WRITE_TIMEOUT, wr.write_all_buf(&mut batch))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             }
             read = rd.read_buf(buf) => {
                 if read? == 0 {

@@ -260,6 +260,94 @@ impl InterleavedPacket {
     pub fn header(&self) -> &[u8] {
         &self.header[..usize::from(self.header_len)]
     }
+
+    /// The packet's two parts, in wire order.
+    fn part(&self, i: usize) -> &[u8] {
+        if i == 0 { self.header() } else { &self.payload }
+    }
+}
+
+/// A run of packets read as one [`bytes::Buf`], headers and shared payloads in
+/// wire order, nothing copied. Its `chunks_vectored` hands every part to a
+/// vectored write, so `write_all_buf(&mut InterleavedBuf::new(&packets))` sends
+/// a whole access unit in as few system calls as the socket takes.
+#[derive(Debug)]
+pub struct InterleavedBuf<'a> {
+    packets: &'a [InterleavedPacket],
+    /// Index of the current part: packet `part / 2`, header if even.
+    part: usize,
+    /// Bytes of the current part already consumed.
+    offset: usize,
+    remaining: usize,
+}
+
+impl<'a> InterleavedBuf<'a> {
+    pub fn new(packets: &'a [InterleavedPacket]) -> Self {
+        let remaining = packets
+            .iter()
+            .map(|p| p.header().len() + p.payload.len())
+            .sum();
+        Self {
+            packets,
+            part: 0,
+            offset: 0,
+            remaining,
+        }
+    }
+
+    fn part(&self, i: usize) -> Option<&'a [u8]> {
+        self.packets.get(i / 2).map(|p| p.part(i % 2))
+    }
+}
+
+impl bytes::Buf for InterleavedBuf<'_> {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        let mut i = self.part;
+        let mut offset = self.offset;
+        while let Some(part) = self.part(i) {
+            if offset < part.len() {
+                return &part[offset..];
+            }
+            i += 1;
+            offset = 0;
+        }
+        &[]
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.remaining, "advanced past the end of the packets");
+        self.remaining -= n;
+        while let Some(part) = self.part(self.part) {
+            let left = part.len() - self.offset;
+            if n < left {
+                self.offset += n;
+                return;
+            }
+            n -= left;
+            self.part += 1;
+            self.offset = 0;
+        }
+    }
+
+    fn chunks_vectored<'s>(&'s self, dst: &mut [std::io::IoSlice<'s>]) -> usize {
+        let mut filled = 0;
+        let mut i = self.part;
+        let mut offset = self.offset;
+        while filled < dst.len() {
+            let Some(part) = self.part(i) else { break };
+            if offset < part.len() {
+                dst[filled] = std::io::IoSlice::new(&part[offset..]);
+                filled += 1;
+            }
+            i += 1;
+            offset = 0;
+        }
+        filled
+    }
 }
 
 /// Packetizes H.264 access units for one RTP stream (one SSRC, one sequence).
@@ -532,6 +620,28 @@ mod tests {
             out[4].payload.as_ptr() as usize >= range.start
                 && (out[4].payload.as_ptr() as usize) < range.end
         );
+        // Read as one Buf, in uneven steps and in vectors of three, the
+        // packets give exactly their bytes in wire order.
+        let wire: Vec<u8> = out
+            .iter()
+            .flat_map(|p| p.header().iter().chain(p.payload.iter()).copied())
+            .collect();
+        for step in [1, 7, 1000, wire.len()] {
+            use bytes::Buf;
+            let mut buf = InterleavedBuf::new(&out);
+            let mut read = Vec::new();
+            while buf.has_remaining() {
+                let mut slices = [std::io::IoSlice::new(&[]); 3];
+                let n = buf.chunks_vectored(&mut slices);
+                assert!(n > 0);
+                let joined: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+                assert!(joined.starts_with(buf.chunk()));
+                let take = step.min(joined.len());
+                read.extend_from_slice(&joined[..take]);
+                buf.advance(take);
+            }
+            assert_eq!(read, wire, "step {step}");
+        }
         // A malformed access unit is an error, not a panic.
         let mut out = Vec::new();
         assert!(

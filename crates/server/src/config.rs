@@ -5,6 +5,7 @@
 //! http = "127.0.0.1:8080"        # HTTP API and web app
 //! rtmp = "127.0.0.1:1935"        # RTMP ingest
 //! data_dir = "./hearth-data"     # database, grant key
+//! database_url = "postgres://hearth:…@db.example.com/hearth"  # PostgreSQL instead of <data_dir>/hearth.db
 //! public_url = "http://cams.example.com"  # base of absolute URLs; default from `http`
 //! rtsp = "127.0.0.1:8554"        # RTSP egress for smart displays (Alexa); off if absent
 //! rtsp_public_url = "rtsps://cams.example.com:443"  # base of RTSP URLs; default from `rtsp`
@@ -22,6 +23,11 @@
 //! key = "/etc/hearth/privkey.pem"      # PEM private key
 //! https = "0.0.0.0:8443"         # the HTTP API and web app over TLS
 //! rtmps = "0.0.0.0:1936"         # RTMP ingest over TLS (home agents, cameras that speak RTMPS)
+//!
+//! [cluster]                      # optional: one of several nodes (needs database_url)
+//! nats_url = "nats://hearth:…@nats.example.com:4222"   # the control plane
+//! node = "node-1"                # this node's name [default: its HTTP address]
+//! lease_seconds = 5              # NATS unconfirmed this long: fail closed
 //!
 //! [pull]                         # optional: cameras this server pulls (RTSP)
 //! private_addresses = true       # false on a cloud node: public addresses only (home agents reach the rest)
@@ -43,6 +49,15 @@ pub struct GoogleConfig {
     pub homegraph_url: Option<String>,
     /// A command printing an OAuth access token for HomeGraph on stdout.
     pub homegraph_token_command: Option<String>,
+}
+
+/// The `[cluster]` table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub nats_url: Option<String>,
+    pub node: Option<String>,
+    pub lease_seconds: Option<u64>,
 }
 
 /// The `[pull]` table: where this server may pull cameras from.
@@ -179,6 +194,9 @@ pub struct FileConfig {
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded SQLite file, for several nodes
+    /// sharing one database (`postgres://user:password@host:port/db`).
+    pub database_url: Option<String>,
     pub public_url: Option<String>,
     /// RTSP egress address (smart displays that play RTSP: Alexa). Absent: off.
     pub rtsp: Option<SocketAddr>,
@@ -204,6 +222,8 @@ pub struct FileConfig {
     pub tls: Option<TlsConfig>,
     /// Where cameras may be pulled from (see [`PullConfig`]).
     pub pull: Option<PullConfig>,
+    /// One of several nodes (see [`crate::cluster`]).
+    pub cluster: Option<ClusterFile>,
 }
 
 impl FileConfig {
@@ -230,6 +250,9 @@ pub struct Flags {
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub nats_url: Option<String>,
+    pub node: Option<String>,
     pub public_url: Option<String>,
     pub rtsp: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
@@ -244,6 +267,8 @@ pub struct Config {
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
     pub data_dir: PathBuf,
+    /// `None`: the embedded SQLite database in `data_dir`.
+    pub database_url: Option<String>,
     /// Explicit base URL; when `None` it is derived from the bound HTTP address.
     pub public_url: Option<String>,
     pub rtsp: Option<SocketAddr>,
@@ -256,6 +281,8 @@ pub struct Config {
     pub ice_servers: Vec<IceServerConfig>,
     pub tls: TlsConfig,
     pub pull: PullConfig,
+    /// `None`: a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Config {
@@ -265,12 +292,16 @@ impl Config {
             http,
             rtmp,
             data_dir,
+            database_url,
+            nats_url,
+            node,
             public_url,
             rtsp,
             admin,
             webrtc,
             tls,
         } = flags;
+        let cluster_file = file.cluster.unwrap_or_default();
         let file_tls = file.tls.unwrap_or_default();
         let tls = TlsConfig {
             cert: tls.cert.or(file_tls.cert),
@@ -294,6 +325,7 @@ impl Config {
             http,
             rtmp,
             data_dir,
+            database_url: database_url.or(file.database_url),
             public_url,
             rtsp: rtsp.or(file.rtsp),
             rtsp_public_url: file
@@ -311,6 +343,18 @@ impl Config {
             ice_servers: file.ice_servers.unwrap_or_default(),
             tls,
             pull: file.pull.unwrap_or_default(),
+            cluster: nats_url.or(cluster_file.nats_url).map(|nats_url| {
+                crate::cluster::ClusterConfig {
+                    nats_url,
+                    node: node
+                        .or(cluster_file.node)
+                        .unwrap_or_else(|| http.to_string()),
+                    lease: cluster_file.lease_seconds.map_or(
+                        crate::cluster::DEFAULT_LEASE,
+                        std::time::Duration::from_secs,
+                    ),
+                }
+            }),
         }
     }
 

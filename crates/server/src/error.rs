@@ -48,6 +48,9 @@ pub enum AppError {
     /// A kill switch is on.
     #[error("{0}")]
     Suspended(String),
+    /// This node cannot serve the request now (it failed closed); another may.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -69,7 +72,7 @@ impl AppError {
             | AppError::Suspended(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::CameraOffline => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::CameraOffline | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -24,7 +24,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [tls], [google]).
+    /// TOML config file (keys: http, rtmp, data_dir, database_url, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [tls], [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].
@@ -36,6 +36,23 @@ struct Common {
     /// Data directory (database, keys) [default: ./hearth-data].
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL instead of the embedded SQLite file
+    /// (`postgres://user:password@host:port/db`); from the environment, so the
+    /// password stays out of the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTH_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// The cluster's control plane (`nats://user:password@host:port`), with
+    /// --database-url: this process is one of several nodes.
+    #[arg(long, global = true, env = "HEARTH_NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
+    /// This node's name in a cluster [default: its HTTP address].
+    #[arg(long, global = true)]
+    node: Option<String>,
     /// Base of absolute URLs handed to clients [default: derived from --http].
     #[arg(long, global = true)]
     public_url: Option<String>,
@@ -76,6 +93,9 @@ impl Common {
                 http: self.http,
                 rtmp: self.rtmp,
                 data_dir: self.data_dir.clone(),
+                database_url: self.database_url.clone(),
+                nats_url: self.nats_url.clone(),
+                node: self.node.clone(),
                 public_url: self.public_url.clone(),
                 rtsp: self.rtsp,
                 admin: self.admin,
@@ -89,6 +109,11 @@ impl Common {
             },
         );
         cfg.tls.validate()?;
+        if cfg.cluster.is_some() && cfg.database_url.is_none() {
+            anyhow::bail!(
+                "a cluster node (--nats-url, [cluster]) needs the shared database: --database-url"
+            );
+        }
         Ok(cfg)
     }
 }
@@ -368,11 +393,21 @@ async fn on_store<T: Send + 'static>(
     f: impl FnOnce(&dyn hearth_store::Store, &Config) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let cfg = common.resolve()?;
-    tokio::task::spawn_blocking(move || {
-        let store = hearth_server::serve::open_store(&cfg.data_dir)?;
-        f(store.as_ref(), &cfg)
+    let cluster = cfg.cluster.clone();
+    let (out, changed) = tokio::task::spawn_blocking(move || {
+        let store = hearth_server::serve::open_store(&cfg)?;
+        let before = store.generation()?;
+        let out = f(store.as_ref(), &cfg)?;
+        anyhow::Ok((out, store.generation()? != before))
     })
-    .await?
+    .await??;
+    // The nodes of a cluster hear of it at once (else at their next poll).
+    if let (Some(cluster), true) = (cluster, changed)
+        && let Err(e) = hearth_server::cluster::announce_once(&cluster).await
+    {
+        eprintln!("the change is stored; the nodes will see it at their next poll ({e:#})");
+    }
+    Ok(out)
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -538,7 +573,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']).to_string();
             let user = tokio::task::spawn_blocking(move || {
-                let store = hearth_server::serve::open_store(&cfg.data_dir)?;
+                let store = hearth_server::serve::open_store(&cfg)?;
                 hearth_server::cli::admin::add_user(store.as_ref(), &email, &password)
             })
             .await??;
@@ -584,7 +619,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .transpose()?;
             let cfg2 = cfg.clone();
             let (cam, key) = tokio::task::spawn_blocking(move || {
-                let store = hearth_server::serve::open_store(&cfg2.data_dir)?;
+                let store = hearth_server::serve::open_store(&cfg2)?;
                 let keys = hearth_server::serve::media_keys(&cfg2.data_dir)?;
                 let sealer = hearth_access::sealed::SecretBox::camera_sources(&keys);
                 let source = source.as_ref().map(|s| (s, &sealer));
@@ -730,7 +765,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let cfg = common.resolve()?;
             let table = tokio::task::spawn_blocking(move || {
-                let store = hearth_server::serve::open_store(&cfg.data_dir)?;
+                let store = hearth_server::serve::open_store(&cfg)?;
                 hearth_server::cli::admin::camera_table(store.as_ref())
             })
             .await??;

@@ -43,7 +43,20 @@ pub fn media_keys(data_dir: &std::path::Path) -> std::io::Result<hearth_access::
     hearth_access::keys::MediaKeys::load_or_create(&data_dir.join("media.key"))
 }
 
-pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
+/// The metadata store the config names: PostgreSQL at `database_url`, or the
+/// embedded SQLite file in the data directory. Either way the data directory
+/// (keys, the audit journal) is made owner-only first.
+pub fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
+    make_data_dir(&cfg.data_dir)?;
+    if let Some(url) = &cfg.database_url {
+        let store = hearth_store::PgStore::connect(url)?;
+        tracing::info!(database = ?store, "metadata in PostgreSQL");
+        return Ok(Arc::new(store));
+    }
+    open_sqlite(&cfg.data_dir)
+}
+
+fn make_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
     if !data_dir.exists() {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| anyhow::anyhow!("creating data dir {}: {e}", data_dir.display()))?;
@@ -53,6 +66,10 @@ pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_s
             std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
+    Ok(())
+}
+
+fn open_sqlite(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn hearth_store::Store>> {
     let db = data_dir.join("hearth.db");
     #[cfg(unix)]
     {
@@ -101,7 +118,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         segments,
         "segments held in memfds at most (sent with sendfile)"
     );
-    let store = open_store(&cfg.data_dir)?;
+    let store = open_store(cfg)?;
     let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
     let media_keys = media_keys(&cfg.data_dir)?;
     let http = TcpListener::bind(cfg.http)
@@ -197,20 +214,35 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .pulls
         .set_private_addresses(cfg.pull.private_addresses);
     crate::ingest::rtsp::sync(&state).await?;
+    let poll = match &cfg.cluster {
+        Some(c) => {
+            let cluster = crate::cluster::Cluster::join(c).await?;
+            tracing::info!(node = %c.node, nats = %crate::cluster::redact(&c.nats_url), lease = ?c.lease, "cluster node");
+            tokio::spawn(cluster.clone().watch(state.access.clone()));
+            let _ = state.cluster.set(cluster);
+            crate::cluster::SAFETY_POLL
+        }
+        None => hearth_access::view::POLL_INTERVAL,
+    };
     let st = state.clone();
-    tokio::spawn(state.access.clone().run(state.store.clone(), move |view| {
-        st.hubs.disconnect_past_epochs(view);
-        // Sources added, changed or removed by any process.
-        let st = st.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::ingest::rtsp::sync(&st).await {
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    "rtsp pulls not synced with the store"
-                );
-            }
-        });
-    }));
+    tokio::spawn(
+        state
+            .access
+            .clone()
+            .run(state.store.clone(), poll, move |view| {
+                st.hubs.disconnect_past_epochs(view);
+                // Sources added, changed or removed by any process.
+                let st = st.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = crate::ingest::rtsp::sync(&st).await {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "rtsp pulls not synced with the store"
+                        );
+                    }
+                });
+            }),
+    );
     tokio::spawn(crate::ingest::rtmp::serve(
         rtmp,
         state.clone(),

@@ -55,6 +55,8 @@ pub struct Inner {
     /// The base of RTMPS ingest URLs (`rtmps://host:port/live`), handed to
     /// home agents; unset without an RTMPS listener.
     pub rtmps_url: std::sync::OnceLock<String>,
+    /// This node's place among several (unset on a single node).
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// The master key's derivations (segment keys, viewer keys' secrets).
     pub keys: Arc<hearth_access::keys::MediaKeys>,
     /// The cameras Hearth pulls over RTSP: their tasks and statuses.
@@ -116,15 +118,21 @@ impl AppState {
             rtsp_url: Default::default(),
             ingest_url: Default::default(),
             rtmps_url: Default::default(),
+            cluster: Default::default(),
             pulls,
         }))
     }
 
     /// Reloads the access view now (after a change made through this process), so
-    /// the change is in force before the request that made it is answered.
+    /// the change is in force before the request that made it is answered; in a
+    /// cluster, tells the other nodes. (Always: this node's own poll may have
+    /// seen the change first, and the others must hear of it all the same.)
     pub async fn refresh_access(&self) -> Result<(), crate::error::AppError> {
         let (view, store) = (self.access.clone(), self.store.clone());
         tokio::task::spawn_blocking(move || view.refresh(store.as_ref())).await??;
+        if let Some(cluster) = self.cluster.get() {
+            cluster.announce();
+        }
         Ok(())
     }
 

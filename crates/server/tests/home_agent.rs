@@ -94,15 +94,6 @@ impl Drop for Agent {
     }
 }
 
-/// The camera as its owner lists it.
-async fn listed(s: &Server, token: &str, id: &str) -> Value {
-    s.cameras(token)
-        .await
-        .into_iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("camera {id} not listed"))
-}
-
 /// Waits until the camera's status is `want`; returns how long that took.
 async fn wait_status(
     s: &Server,
@@ -112,20 +103,10 @@ async fn wait_status(
     want: &str,
     within: Duration,
 ) -> (Duration, Value) {
-    let started = Instant::now();
-    loop {
-        let c = listed(s, token, id).await;
-        if c["status"] == want {
-            return (started.elapsed(), c);
-        }
-        assert!(
-            started.elapsed() < within,
-            "camera {id} not {want} within {within:?}: {c}\n--- server ---\n{}\n--- agent ---\n{}",
-            s.log(),
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.wait_status_or(token, id, want, within, || {
+        format!("--- agent ---\n{}", agent.log())
+    })
+    .await
 }
 
 /// Decodes the camera from the server and checks it is the LAN camera's picture.
@@ -177,7 +158,13 @@ async fn a_home_agent_paired_in_the_web_app_pushes_a_lan_camera_over_tls() {
     d.log_in(&s.base, OWNER_A, PASSWORD).await;
     d.wait_find("[data-testid=add-camera-link]").await;
     d.goto(&format!("{}/#/account", s.base)).await;
-    d.wait_find("[data-testid=agent-pair]").await;
+    // The button is in the page from the start; it works once the panel has
+    // mounted, which it shows by listing the (no) agents.
+    d.wait_js(
+        "const e = document.querySelector('[data-testid=agents-empty]'); return e && !e.hidden",
+        "the home agents panel",
+    )
+    .await;
     d.click("[data-testid=agent-pair]").await;
     let shown = d
         .wait_js(
@@ -348,7 +335,7 @@ async fn a_home_agent_paired_in_the_web_app_pushes_a_lan_camera_over_tls() {
     agent = Agent::start(&agent_file, &tmp.path().join("agent.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let st = listed(&s, &a, &id).await;
+        let st = s.listed(&a, &id).await;
         if st["online"] == true && st["status"] == "online" {
             break;
         }
@@ -393,7 +380,7 @@ async fn a_home_agent_paired_in_the_web_app_pushes_a_lan_camera_over_tls() {
     assert_eq!(st, 204);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let c = listed(&s, &a, &id).await;
+        let c = s.listed(&a, &id).await;
         if c["online"] == false && c["source"]["kind"] == "rtmp" {
             break;
         }
@@ -413,7 +400,7 @@ async fn a_home_agent_paired_in_the_web_app_pushes_a_lan_camera_over_tls() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(listed(&s, &a, &id).await["online"], false, "it came back");
+    assert_eq!(s.listed(&a, &id).await["online"], false, "it came back");
     let r = client()
         .post(format!("{}/api/v1/agent/sync", s.base))
         .bearer_auth(&credential)

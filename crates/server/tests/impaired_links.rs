@@ -90,7 +90,10 @@ async fn open(r: &Rig, transport: &str) {
     ))
     .await;
     r.d.goto(&format!("{}/", r.s.base)).await;
-    r.d.wait_find("[data-testid=camera-card]").await;
+    // The whole web app comes again over the impaired link: give it time (a
+    // CI run once took over 30 s).
+    r.d.wait_find_within("[data-testid=camera-card]", Duration::from_secs(90))
+        .await;
     r.d.js(&format!(
         "location.hash = '#/camera/{}'; return true",
         r.camera

@@ -31,32 +31,6 @@ async fn add_camera(s: &Server, token: &str, body: Value) -> (u16, Value) {
         .await
 }
 
-/// The camera as its owner lists it.
-async fn listed(s: &Server, token: &str, id: &str) -> Value {
-    s.cameras(token)
-        .await
-        .into_iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("camera {id} not listed"))
-}
-
-/// Waits until the camera's status is `want`; returns how long that took.
-async fn wait_status(s: &Server, token: &str, id: &str, want: &str, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let c = listed(s, token, id).await;
-        if c["status"] == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "camera {id} not {want} within {within:?}: {c}\n{}",
-            s.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_households_pull_their_own_rtsp_cameras() {
     require_tool("ffmpeg");
@@ -109,8 +83,12 @@ async fn two_households_pull_their_own_rtsp_cameras() {
         added_b["id"].as_str().unwrap().to_string(),
     );
 
-    let took_a = wait_status(&s, &a, &id_a, "online", Duration::from_secs(20)).await;
-    let took_b = wait_status(&s, &b, &id_b, "online", Duration::from_secs(20)).await;
+    let took_a = s
+        .wait_status(&a, &id_a, "online", Duration::from_secs(20))
+        .await;
+    let took_b = s
+        .wait_status(&b, &id_b, "online", Duration::from_secs(20))
+        .await;
     println!("online after adding: {took_a:?} (A), {took_b:?} (B, measured after A)");
 
     // Each household sees only its own camera, and decodes its own picture.
@@ -147,7 +125,7 @@ async fn two_households_pull_their_own_rtsp_cameras() {
     assert_signature(&frames, SUB.0, SUB.1, sig_a);
 
     // No answer, log line or stored byte holds a camera's password.
-    let listed_a = listed(&s, &a, &id_a).await.to_string();
+    let listed_a = s.listed(&a, &id_a).await.to_string();
     let log = s.log();
     for secret in ["porch-Secret-1", "yard-Secret-2"] {
         for (what, text) in [
@@ -187,8 +165,9 @@ async fn a_wrong_password_shows_auth_failed_and_a_rebooted_camera_resumes_within
     .await;
     assert_eq!(st, 201, "{wrong}");
     let wrong_id = wrong["id"].as_str().unwrap();
-    wait_status(&s, &a, wrong_id, "auth_failed", Duration::from_secs(15)).await;
-    let c = listed(&s, &a, wrong_id).await;
+    s.wait_status(&a, wrong_id, "auth_failed", Duration::from_secs(15))
+        .await;
+    let c = s.listed(&a, wrong_id).await;
     let err = c["source"]["last_error"].as_str().unwrap_or_default();
     assert!(err.contains("refused"), "{c}");
     assert!(c["source"]["last_error_at"].is_string(), "{c}");
@@ -206,8 +185,7 @@ async fn a_wrong_password_shows_auth_failed_and_a_rebooted_camera_resumes_within
     )
     .await;
     assert_eq!(st, 201);
-    wait_status(
-        &s,
+    s.wait_status(
         &a,
         nowhere["id"].as_str().unwrap(),
         "unreachable",
@@ -223,14 +201,19 @@ async fn a_wrong_password_shows_auth_failed_and_a_rebooted_camera_resumes_within
     .await;
     assert_eq!(st, 201, "{right}");
     let id = right["id"].as_str().unwrap().to_string();
-    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    s.wait_status(&a, &id, "online", Duration::from_secs(20))
+        .await;
 
     // A reboot: the camera goes away without a word, stays off a while, comes back.
     cam.kill();
-    let down = wait_status(&s, &a, &id, "unreachable", Duration::from_secs(40)).await;
+    let down = s
+        .wait_status(&a, &id, "unreachable", Duration::from_secs(40))
+        .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     cam.restart();
-    let back = wait_status(&s, &a, &id, "online", Duration::from_secs(15)).await;
+    let back = s
+        .wait_status(&a, &id, "online", Duration::from_secs(15))
+        .await;
     println!(
         "reboot: seen as unreachable after {down:?}; online {back:?} after the camera answered again"
     );
@@ -281,14 +264,16 @@ async fn an_owner_changes_a_cameras_source_and_key_and_deletes_it() {
     .await;
     assert_eq!(st, 201, "{added}");
     let id = added["id"].as_str().unwrap().to_string();
-    wait_status(&s, &a, &id, "auth_failed", Duration::from_secs(15)).await;
+    s.wait_status(&a, &id, "auth_failed", Duration::from_secs(15))
+        .await;
 
     // Another household cannot touch it; the owner fixes the password.
     let fix = json!({"rtsp_url": cam.url("main"), "rtsp_username": "admin", "rtsp_password": "the-Password"});
     assert_eq!(patch(&s, &b, &id, fix.clone()).await.0, 404);
     let (st, v) = patch(&s, &a, &id, fix).await;
     assert_eq!(st, 200, "{v}");
-    wait_status(&s, &a, &id, "online", Duration::from_secs(15)).await;
+    s.wait_status(&a, &id, "online", Duration::from_secs(15))
+        .await;
     assert_eq!(
         patch(&s, &a, &id, json!({"rotate_key": true})).await.0,
         400,
@@ -302,25 +287,29 @@ async fn an_owner_changes_a_cameras_source_and_key_and_deletes_it() {
     assert_eq!(v["name"], "Shed (push)");
     assert_eq!(v["source"]["kind"], "rtmp", "{v}");
     let first_key = v["ingest_url"].as_str().unwrap().to_string();
-    wait_status(&s, &a, &id, "offline", Duration::from_secs(10)).await;
+    s.wait_status(&a, &id, "offline", Duration::from_secs(10))
+        .await;
     let sim = simulate(&first_key, "Shed", (W, H), &["--signature", "99"]);
-    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    s.wait_status(&a, &id, "online", Duration::from_secs(20))
+        .await;
 
     // A new key: the old one's publisher is cut off and cannot come back.
     let (st, v) = patch(&s, &a, &id, json!({"rotate_key": true})).await;
     assert_eq!(st, 200, "{v}");
     let second_key = v["ingest_url"].as_str().unwrap().to_string();
     assert_ne!(first_key, second_key);
-    wait_status(&s, &a, &id, "offline", Duration::from_secs(10)).await;
+    s.wait_status(&a, &id, "offline", Duration::from_secs(10))
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        listed(&s, &a, &id).await["status"],
+        s.listed(&a, &id).await["status"],
         "offline",
         "the old key got back in"
     );
     drop(sim);
     let _sim = simulate(&second_key, "Shed", (W, H), &["--signature", "99"]);
-    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    s.wait_status(&a, &id, "online", Duration::from_secs(20))
+        .await;
 
     // Deleted: the grant stops working, the camera is gone, the audit stays.
     let g = s.grant(&a, &id).await;
@@ -377,7 +366,8 @@ async fn the_demos_simulated_ip_camera_is_added_and_pulled_like_a_real_one() {
         .await;
     assert_eq!(st, 201, "{added}");
     let id = added["id"].as_str().unwrap().to_string();
-    wait_status(&s, &a, &id, "auth_failed", Duration::from_secs(20)).await;
+    s.wait_status(&a, &id, "auth_failed", Duration::from_secs(20))
+        .await;
     let (st, _) = s
         .api(
             reqwest::Method::PATCH,
@@ -387,7 +377,8 @@ async fn the_demos_simulated_ip_camera_is_added_and_pulled_like_a_real_one() {
         )
         .await;
     assert_eq!(st, 200);
-    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    s.wait_status(&a, &id, "online", Duration::from_secs(20))
+        .await;
     let g = s.grant(&a, &id).await;
     let hls = g["hls_ts_url"].as_str().unwrap().to_string();
     let frames = tokio::task::spawn_blocking(move || decode_rgb(&hls, 2.0, W, H))
@@ -412,7 +403,8 @@ async fn a_camera_that_sends_rtp_over_udp_is_pulled() {
     .await;
     assert_eq!(st, 201, "{added}");
     let id = added["id"].as_str().unwrap().to_string();
-    wait_status(&s, &a, &id, "online", Duration::from_secs(20)).await;
+    s.wait_status(&a, &id, "online", Duration::from_secs(20))
+        .await;
     let g = s.grant(&a, &id).await;
     let url = g["hls_ts_url"].as_str().unwrap().to_string();
     let frames = tokio::task::spawn_blocking(move || decode_rgb(&url, 2.0, W, H))
@@ -454,8 +446,9 @@ async fn a_node_for_public_cameras_only_refuses_private_addresses() {
     .await;
     assert_eq!(st, 201, "{added}");
     let id = added["id"].as_str().unwrap().to_string();
-    wait_status(&s, &a, &id, "unreachable", Duration::from_secs(20)).await;
-    let c = listed(&s, &a, &id).await;
+    s.wait_status(&a, &id, "unreachable", Duration::from_secs(20))
+        .await;
+    let c = s.listed(&a, &id).await;
     assert!(
         c["source"]["last_error"]
             .as_str()
@@ -464,5 +457,5 @@ async fn a_node_for_public_cameras_only_refuses_private_addresses() {
         "{c}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(listed(&s, &a, &id).await["online"], false);
+    assert_eq!(s.listed(&a, &id).await["online"], false);
 }

@@ -36,8 +36,12 @@
 //!   answer 409 rather than 500.
 
 mod error;
+mod input;
 mod migrations;
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
@@ -46,7 +50,39 @@ pub use hearth_model::{
     BindingEpoch, CameraId, HouseholdId, Integration, LinkId, SessionId, TokenHash, UnixMillis,
     UserId,
 };
+pub use postgres::PgStore;
 pub use sqlite::{DB_FILE_NAME, SqliteStore};
+
+/// A connection string fit for logs: the password of `scheme://user:password@…`
+/// and every `password=…` (a query parameter, or a libpq `key=value` pair)
+/// replaced by `***`. Used for database and NATS URLs alike.
+pub fn redact_url(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=").map(|i| i + from) {
+        let start = i + "password=".len();
+        let end = out[start..]
+            .find(|c: char| c == '&' || c.is_whitespace())
+            .map_or(out.len(), |e| e + start);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
+}
 
 /// A household: the tenant that owns cameras and to which users belong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -523,15 +559,19 @@ pub trait Store: Send + Sync + 'static {
     /// no-op.
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// As [`Store::append_audit`], and records in the same transaction that the
-    /// server's audit journal has been copied up to `mark`, so that after a crash
-    /// the rest is copied exactly once. The batch may be empty (the mark moves).
+    /// audit journal named `journal` (one per server process's data directory:
+    /// several nodes may share one database) has been copied up to `mark`, so
+    /// that after a crash the rest is copied exactly once. The batch may be
+    /// empty (the mark moves). An empty `journal` is refused.
     fn append_audit_journaled(
         &self,
         events: &[AuditEvent],
+        journal: &str,
         mark: JournalMark,
     ) -> Result<(), StoreError>;
-    /// How far the audit journal has been copied; `None` before the first copy.
-    fn audit_journal_mark(&self) -> Result<Option<JournalMark>, StoreError>;
+    /// How far the journal named `journal` has been copied; `None` before its
+    /// first copy.
+    fn audit_journal_mark(&self, journal: &str) -> Result<Option<JournalMark>, StoreError>;
     /// The camera's events with `at >= since`, newest first, at most `limit`;
     /// with `before`, only those older than that (at, id): the next page after a
     /// page whose last record that was.

@@ -32,6 +32,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_viewer_keys.sql"),
     include_str!("migrations/0011_home_agents.sql"),
     include_str!("migrations/0012_camera_drafts.sql"),
+    include_str!("migrations/0013_audit_journal_marks.sql"),
 ];
 
 pub(crate) fn schema_version(conn: &Connection) -> Result<i64, rusqlite::Error> {

@@ -52,11 +52,14 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::input::{
+    check_password_hash, journal_mark, non_empty, normalize_email, now, suspension_target,
+};
 use crate::migrations;
 use crate::{
     Access, AccessToken, Agent, AuditEvent, AuditRecord, AuthCode, BindingEpoch, Camera, CameraId,
@@ -94,7 +97,7 @@ impl SqliteStore {
     fn write_audit(
         &self,
         events: &[AuditEvent],
-        mark: Option<JournalMark>,
+        mark: Option<(&str, JournalMark)>,
     ) -> Result<(), StoreError> {
         let details = events
             .iter()
@@ -108,16 +111,7 @@ impl SqliteStore {
                 Ok(event.detail.to_string())
             })
             .collect::<Result<Vec<String>, StoreError>>()?;
-        let mark = mark
-            .map(
-                |m| match (i64::try_from(m.generation), i64::try_from(m.position)) {
-                    (Ok(g), Ok(p)) => Ok((g, p)),
-                    _ => Err(StoreError::InvalidInput {
-                        what: "audit journal mark (out of range)",
-                    }),
-                },
-            )
-            .transpose()?;
+        let mark = mark.map(journal_mark).transpose()?;
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
@@ -138,11 +132,12 @@ impl SqliteStore {
                 ])?;
             }
         }
-        if let Some((generation, position)) = mark {
+        if let Some((journal, generation, position)) = mark {
             tx.execute(
-                "INSERT INTO audit_journal_mark (id, generation, position) VALUES (1, ?1, ?2) \
-                 ON CONFLICT (id) DO UPDATE SET generation = ?1, position = ?2",
-                params![generation, position],
+                "INSERT INTO audit_journal_marks (journal, generation, position) \
+                 VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (journal) DO UPDATE SET generation = ?2, position = ?3",
+                params![journal, generation, position],
             )?;
         }
         tx.commit()?;
@@ -204,37 +199,6 @@ impl SqliteStore {
 }
 
 // --- conversions between records and rows ---
-
-fn now() -> UnixMillis {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    UnixMillis(millis)
-}
-
-fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-fn non_empty<'a>(value: &'a str, what: &'static str) -> Result<&'a str, StoreError> {
-    if value.trim().is_empty() {
-        Err(StoreError::InvalidInput { what })
-    } else {
-        Ok(value)
-    }
-}
-
-/// A PHC string starts with `$` (`$argon2id$v=19$...`). Checking that much catches
-/// the mistake that matters: a caller handing the store a plain password.
-fn check_password_hash(hash: &str) -> Result<(), StoreError> {
-    if hash.starts_with('$') && hash.len() > 1 {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidInput {
-            what: "password hash (expected a PHC string)",
-        })
-    }
-}
 
 fn get_id<T>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
 where
@@ -386,27 +350,6 @@ fn suspension_from_row(row: &Row<'_>) -> rusqlite::Result<Suspension> {
         reason: row.get(2)?,
         created_at: UnixMillis(row.get(3)?),
     })
-}
-
-/// The canonical spelling of a kill switch's target, so that one target has one
-/// row and a lookup by any spelling finds it.
-fn suspension_target(kind: SuspensionKind, target: &str) -> Result<String, StoreError> {
-    fn id<T: FromStr + ToString>(target: &str, what: &'static str) -> Result<String, StoreError> {
-        target
-            .parse::<T>()
-            .map(|id| id.to_string())
-            .map_err(|_| StoreError::InvalidInput { what })
-    }
-    let target = target.trim();
-    match kind {
-        SuspensionKind::Integration => {
-            let name = non_empty(target, "integration name")?;
-            Ok(name.to_lowercase())
-        }
-        SuspensionKind::Household => id::<HouseholdId>(target, "household id"),
-        SuspensionKind::Camera => id::<CameraId>(target, "camera id"),
-        SuspensionKind::User => id::<UserId>(target, "user id"),
-    }
 }
 
 /// Maps a constraint violation to the caller-facing error: a uniqueness violation
@@ -895,17 +838,18 @@ impl Store for SqliteStore {
     fn append_audit_journaled(
         &self,
         events: &[AuditEvent],
+        journal: &str,
         mark: JournalMark,
     ) -> Result<(), StoreError> {
-        self.write_audit(events, Some(mark))
+        self.write_audit(events, Some((journal, mark)))
     }
 
-    fn audit_journal_mark(&self) -> Result<Option<JournalMark>, StoreError> {
+    fn audit_journal_mark(&self, journal: &str) -> Result<Option<JournalMark>, StoreError> {
         let conn = self.conn();
         let mark = conn
             .query_row(
-                "SELECT generation, position FROM audit_journal_mark WHERE id = 1",
-                [],
+                "SELECT generation, position FROM audit_journal_marks WHERE journal = ?1",
+                [journal],
                 |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
             )
             .optional()?;

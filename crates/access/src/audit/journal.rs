@@ -302,13 +302,54 @@ pub struct Replayed {
     pub next_generation: u64,
 }
 
+/// The file beside the journals that holds their name.
+const NAME_FILE: &str = "journal.id";
+/// The name the journal of a database from before journals had names adopts.
+const LEGACY_NAME: &str = "local";
+
+/// The name of the journal in `dir`, made on first use: several server
+/// processes may share one database (PostgreSQL), and each copies its own
+/// journal under its own mark. A data dir whose database still has the one
+/// mark of the time before names (kept as `local` by the store's migration)
+/// takes that name and goes on from it; any other gets 128 random bits.
+pub fn name(store: &dyn Store, dir: &Path) -> Result<String, JournalError> {
+    let path = dir.join(NAME_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&path)(e)),
+    }
+    let name = if store.audit_journal_mark(LEGACY_NAME)?.is_some() {
+        LEGACY_NAME.to_owned()
+    } else {
+        let bytes: [u8; 16] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    file.write_all(name.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&path))?;
+    Ok(name)
+}
+
 /// Copies into the database what the journals in `dir` hold beyond the stored
-/// mark, closes the view sessions a crash left open (`closed_by: "restart"`, with
+/// mark of journal `name`, closes the view sessions a crash left open (`closed_by: "restart"`, with
 /// their last journaled totals), all in one transaction that moves the mark to a
 /// new generation, then deletes the old files. Run once at start, before anything
 /// is served or recorded.
-pub fn replay(store: &dyn Store, dir: &Path, now: UnixMillis) -> Result<Replayed, JournalError> {
-    let mark = store.audit_journal_mark()?.unwrap_or(JournalMark {
+pub fn replay(
+    store: &dyn Store,
+    dir: &Path,
+    name: &str,
+    now: UnixMillis,
+) -> Result<Replayed, JournalError> {
+    let mark = store.audit_journal_mark(name)?.unwrap_or(JournalMark {
         generation: 0,
         position: 0,
     });
@@ -362,6 +403,7 @@ pub fn replay(store: &dyn Store, dir: &Path, now: UnixMillis) -> Result<Replayed
         + 1;
     store.append_audit_journaled(
         &to_copy,
+        name,
         JournalMark {
             generation: out.next_generation,
             position: 0,
@@ -466,6 +508,7 @@ mod tests {
         store
             .append_audit_journaled(
                 &[event("grant_issued", "g1")],
+                "n1",
                 JournalMark {
                     generation: 1,
                     position: copied_up_to,
@@ -481,7 +524,7 @@ mod tests {
         w.append(br#"{"event":{"at":1,"kind":"vi"#).unwrap();
         drop(w);
 
-        let r = replay(&store, dir.path(), UnixMillis(99)).unwrap();
+        let r = replay(&store, dir.path(), "n1", UnixMillis(99)).unwrap();
         assert_eq!(
             r,
             Replayed {
@@ -508,7 +551,7 @@ mod tests {
         assert_eq!(end.event.detail["bytes"], 5000);
         assert_eq!(end.event.detail["closed_by"], "restart");
         assert_eq!(
-            store.audit_journal_mark().unwrap(),
+            store.audit_journal_mark("n1").unwrap(),
             Some(JournalMark {
                 generation: 2,
                 position: 0
@@ -516,9 +559,37 @@ mod tests {
         );
         // The old file is gone; a second replay finds nothing to do.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let again = replay(&store, dir.path(), UnixMillis(100)).unwrap();
+        let again = replay(&store, dir.path(), "n1", UnixMillis(100)).unwrap();
         assert_eq!((again.events_copied, again.sessions_closed), (0, 0));
         assert_eq!(kinds(&store).len(), 5);
+    }
+
+    #[test]
+    fn each_journal_is_named_once_and_copied_under_its_own_mark() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let n1 = name(&store, d1.path()).unwrap();
+        let n2 = name(&store, d2.path()).unwrap();
+        assert_eq!(n1.len(), 32);
+        assert_ne!(n1, n2, "two nodes' journals, two names");
+        assert_eq!(name(&store, d1.path()).unwrap(), n1, "the name is kept");
+        // Two journals on one database: one's progress is not the other's.
+        let mark = |generation| JournalMark {
+            generation,
+            position: 10,
+        };
+        store.append_audit_journaled(&[], &n1, mark(3)).unwrap();
+        store.append_audit_journaled(&[], &n2, mark(7)).unwrap();
+        assert_eq!(store.audit_journal_mark(&n1).unwrap(), Some(mark(3)));
+        assert_eq!(store.audit_journal_mark(&n2).unwrap(), Some(mark(7)));
+        assert!(store.append_audit_journaled(&[], "", mark(1)).is_err());
+        // A database with the mark of the time before names: its journal
+        // goes on under that mark.
+        store
+            .append_audit_journaled(&[], LEGACY_NAME, mark(9))
+            .unwrap();
+        let d3 = tempfile::tempdir().unwrap();
+        assert_eq!(name(&store, d3.path()).unwrap(), LEGACY_NAME);
     }
 
     #[test]
@@ -531,6 +602,7 @@ mod tests {
         store
             .append_audit_journaled(
                 &[event("view_start", "g1")],
+                "n1",
                 JournalMark {
                     generation: 4,
                     position: len,
@@ -541,7 +613,7 @@ mod tests {
         let w5 = Writer::create(dir.path(), 5, &progress_line(&progress("g1", 42))).unwrap();
         std::fs::remove_file(w.path()).unwrap();
         drop(w5);
-        let r = replay(&store, dir.path(), UnixMillis(99)).unwrap();
+        let r = replay(&store, dir.path(), "n1", UnixMillis(99)).unwrap();
         assert_eq!((r.events_copied, r.sessions_closed), (0, 1));
         assert_eq!(r.next_generation, 6);
         let end = store.audit_since(UnixMillis(0)).unwrap().pop().unwrap();

@@ -115,7 +115,8 @@ impl Audit {
         dir: &Path,
         rotate_at: u64,
     ) -> Result<(Arc<Self>, Replayed), JournalError> {
-        let replayed = journal::replay(store.as_ref(), dir, crate::clock::now())?;
+        let name = journal::name(store.as_ref(), dir)?;
+        let replayed = journal::replay(store.as_ref(), dir, &name, crate::clock::now())?;
         let writer = Writer::create(dir, replayed.next_generation, b"")?;
         let reader = Reader::open(writer.path(), 0)?;
         let (stop_tx, stop_rx) = mpsc::channel();
@@ -132,6 +133,7 @@ impl Audit {
         let copier = Copier {
             audit: audit.clone(),
             store,
+            name,
             reader,
             rotate_at,
         };
@@ -272,6 +274,8 @@ fn end_event(s: &Session, closed_by: Option<&str>) -> AuditEvent {
 struct Copier {
     audit: Arc<Audit>,
     store: Arc<dyn Store>,
+    /// The journal's name, under which its mark is stored.
+    name: String,
     reader: Reader,
     /// [`journal::ROTATE_AT`], smaller in tests.
     rotate_at: u64,
@@ -362,7 +366,7 @@ impl Copier {
             generation,
             position,
         };
-        self.store.append_audit_journaled(batch, mark)?;
+        self.store.append_audit_journaled(batch, &self.name, mark)?;
         self.audit
             .copied
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -435,6 +439,7 @@ mod tests {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("audit-journal."))
             .collect();
         v.sort();
         v

@@ -18,7 +18,6 @@
 pub mod push;
 
 use crate::api::agents::{AgentCamera, ReportedStatus, SyncAnswer, SyncRequest};
-use crate::ingest::rtsp::source::RtspSource;
 use crate::pulls::Statuses;
 use anyhow::{Context as _, bail};
 use hearth_model::{AgentId, CameraId, Rendition};
@@ -227,7 +226,7 @@ fn report(statuses: &Statuses, pulling: &HashMap<CameraId, Pulling>) -> Vec<Repo
     let mut out = Vec::new();
     for (camera, p) in pulling {
         for rendition in [Rendition::Main, Rendition::Sub] {
-            if rendition == Rendition::Sub && p.camera.sub_url.is_none() {
+            if rendition == Rendition::Sub && p.camera.source.sub_url.is_none() {
                 continue;
             }
             if let Some(st) = statuses.get(*camera, rendition) {
@@ -277,14 +276,11 @@ fn reconcile(
         if pulling.contains_key(&cam.id) {
             continue;
         }
-        let source = Arc::new(RtspSource {
-            main_url: cam.main_url.clone(),
-            sub_url: cam.sub_url.clone(),
-            username: cam.username.clone(),
-            password: cam.password.clone(),
-            transport: cam.transport,
-            push_key: None,
-        });
+        let Some(push_key) = cam.source.push_key.as_deref() else {
+            tracing::error!(camera = ?cam.id, "the server named a camera without a stream key");
+            continue;
+        };
+        let source = Arc::new(cam.source.clone());
         let (stop, stopped) = watch::channel(false);
         for rendition in [Rendition::Main, Rendition::Sub] {
             if source.url(rendition).is_none() {
@@ -293,7 +289,7 @@ fn reconcile(
             let upstream = match push::Upstream::new(
                 tls.clone(),
                 &answer.ingest_url,
-                &cam.stream_key,
+                push_key,
                 cam.id,
                 rendition,
             ) {

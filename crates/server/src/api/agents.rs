@@ -23,7 +23,7 @@
 use super::parse_json;
 use crate::auth::{AuthUser, ClientAddr};
 use crate::error::AppError;
-use crate::ingest::rtsp::source::{RtpTransport, RtspSource};
+use crate::ingest::rtsp::source::RtspSource;
 use crate::pulls::PullState;
 use crate::state::AppState;
 use axum::Json;
@@ -318,22 +318,16 @@ pub struct SyncRequest {
     pub version: Option<String>,
 }
 
-/// One camera an agent pulls, as it is told of it.
+/// One camera an agent pulls, as it is told of it: the camera's stored source
+/// itself, whose `push_key` is what the agent publishes it with, at
+/// `ingest_url/<push_key>`. (`Debug` hides the credentials, as `RtspSource`'s
+/// does.)
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct AgentCamera {
     pub id: CameraId,
     pub name: String,
-    pub main_url: String,
-    #[serde(default)]
-    pub sub_url: Option<String>,
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: String,
-    #[serde(default)]
-    pub transport: RtpTransport,
-    /// What it publishes the camera with, at `ingest_url/<stream_key>`.
-    pub stream_key: String,
+    #[serde(flatten)]
+    pub source: RtspSource,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -435,21 +429,16 @@ pub(super) async fn sync(
             tracing::error!(?camera, "an agent camera's stored source does not open");
             continue;
         };
-        let Some(stream_key) = source.push_key.clone() else {
+        if source.push_key.is_none() {
             continue;
-        };
+        }
         let Some(name) = names.get(&camera).cloned() else {
             continue;
         };
         cameras.push(AgentCamera {
             id: camera,
             name,
-            main_url: source.main_url,
-            sub_url: source.sub_url,
-            username: source.username,
-            password: source.password,
-            transport: source.transport,
-            stream_key,
+            source,
         });
     }
     Ok(Json(SyncAnswer {

@@ -178,6 +178,11 @@ pub(super) async fn create_stream(
     let user = session.user;
     // An unparsable id, an unknown camera and another household's camera look the same.
     let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
+    if st.access.is_fenced() {
+        return Err(AppError::Unavailable(
+            "this node cannot confirm access right now (its cluster's control plane is unreachable)",
+        ));
+    }
     if st.access.integration_suspended(Integration::App) {
         return Err(AppError::Suspended(
             "the web app integration is suspended".into(),

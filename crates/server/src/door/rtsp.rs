@@ -40,9 +40,10 @@ use crate::state::AppState;
 use bytes::Bytes;
 use hearth_access::keys::Stamper;
 use hearth_access::{AdmittedFrame, EgressGuard};
-use hearth_media::rtsp::{self, H264Packetizer, InterleavedPacket, Message, Request};
+use hearth_media::rtsp::{
+    self, H264Packetizer, InterleavedBuf, InterleavedPacket, Message, Request,
+};
 use hearth_model::{CameraId, GrantId, Rendition, ViewerKeyId};
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -443,27 +444,6 @@ async fn connection(
     }
 }
 
-/// Writes every packet of `packets`, headers and shared payloads, without
-/// copying the payloads.
-async fn write_packets(
-    wr: &mut OwnedWriteHalf,
-    packets: &[InterleavedPacket],
-) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = packets
-        .iter()
-        .flat_map(|p| [IoSlice::new(p.header()), IoSlice::new(&p.payload)])
-        .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = wr.write_vectored(rest).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(())
-}
-
 /// The stream of one PLAY: answers the request, then sends frames as the camera
 /// produces them until the client leaves, access ends or the camera goes.
 async fn play(
@@ -617,7 +597,8 @@ impl Stream {
     /// than [`WRITE_TIMEOUT`], and stops at once if access ends meanwhile.
     async fn write_frame(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Stop> {
         let deadline = Instant::now() + WRITE_TIMEOUT;
-        let write = write_packets(wr, &self.packets);
+        let mut batch = InterleavedBuf::new(&self.packets);
+        let write = wr.write_all_buf(&mut batch);
         tokio::pin!(write);
         loop {
             tokio::select! {

@@ -118,6 +118,9 @@ pub struct Server {
     pub rtmps: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub stdout: Vec<String>,
+    /// The environment it was started with (admin commands get it too: e.g.
+    /// `HEARTH_DATABASE_URL`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -166,6 +169,13 @@ impl Server {
 
     fn spawn(args: &[&str]) -> Server {
         Self::spawn_env(args, &[])
+    }
+
+    /// `hearth serve` with extra arguments and environment.
+    pub fn serve_with(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut args = vec!["serve"];
+        args.extend_from_slice(extra);
+        Self::spawn_env(&args, env)
     }
 
     /// `hearth serve` with extra environment (e.g. `HEARTH_FAULT_P`).
@@ -350,6 +360,10 @@ impl Server {
             rtmps,
             dir,
             stdout: lines,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -369,6 +383,7 @@ impl Server {
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> String {
         let mut cmd = hearth();
         cmd.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--rtmp")
@@ -466,6 +481,55 @@ impl Server {
             .unwrap();
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
+    }
+
+    /// The camera as its owner lists it.
+    pub async fn listed(&self, token: &str, id: &str) -> Value {
+        self.cameras(token)
+            .await
+            .into_iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("camera {id} not listed"))
+    }
+
+    /// Waits until the camera's listed `status` is `want`; returns how long
+    /// that took and the listing. A failure prints the server's log and
+    /// `more()` (another process's log).
+    pub async fn wait_status_or(
+        &self,
+        token: &str,
+        id: &str,
+        want: &str,
+        within: Duration,
+        more: impl Fn() -> String,
+    ) -> (Duration, Value) {
+        let started = Instant::now();
+        loop {
+            let c = self.listed(token, id).await;
+            if c["status"] == want {
+                return (started.elapsed(), c);
+            }
+            assert!(
+                started.elapsed() < within,
+                "camera {id} not {want} within {within:?}: {c}\n--- server ---\n{}\n{}",
+                self.log(),
+                more()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// [`Server::wait_status_or`] with nothing more to print.
+    pub async fn wait_status(
+        &self,
+        token: &str,
+        id: &str,
+        want: &str,
+        within: Duration,
+    ) -> Duration {
+        self.wait_status_or(token, id, want, within, String::new)
+            .await
+            .0
     }
 
     /// A camera's access log, as its owner reads it.

@@ -182,7 +182,13 @@ impl Driver {
     }
 
     pub async fn wait_find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_find_within(css, Duration::from_secs(30)).await
+    }
+
+    /// [`Driver::wait_find`] with a deadline of one's own (a page loaded over
+    /// an impaired link).
+    pub async fn wait_find_within(&self, css: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(e) = self.find(css).await {
                 return e;

@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{constraint_error, get_id, get_opt_id, non_empty, now};
+use super::{constraint_error, get_id, get_opt_id};
+use crate::input::{non_empty, now};
 use crate::{
     Agent, CameraId, CameraSource, HouseholdId, StoreError, TokenHash, UnixMillis, UserId,
 };

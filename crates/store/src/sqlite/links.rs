@@ -7,7 +7,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
-use super::{constraint_error, get_id, non_empty};
+use super::{constraint_error, get_id};
+use crate::input::{EXPIRED_TOKEN_GRACE_MS, linked, non_empty};
 use crate::{
     AccessToken, AuthCode, CameraId, Integration, Link, LinkId, OAuthClient, Redeemed, Revocation,
     StoreError, TokenHash, TokenPair, UnixMillis, UserId,
@@ -26,16 +27,6 @@ fn integration_from(row: &Row<'_>, idx: usize) -> rusqlite::Result<Integration> 
 
 fn hash_from(row: &Row<'_>, idx: usize) -> rusqlite::Result<TokenHash> {
     Ok(TokenHash::from_bytes(row.get::<_, [u8; 32]>(idx)?))
-}
-
-fn linked(integration: Integration) -> Result<&'static str, StoreError> {
-    if integration.is_linked() {
-        Ok(integration.as_str())
-    } else {
-        Err(StoreError::InvalidInput {
-            what: "integration (only google and alexa are linked by OAuth)",
-        })
-    }
 }
 
 pub(super) fn put_client(conn: &mut Connection, c: &OAuthClient) -> Result<(), StoreError> {
@@ -225,11 +216,6 @@ pub(super) fn redeem_code(
     tx.commit()?;
     Ok(result)
 }
-
-/// How long an expired token's hash is kept: while it is, presenting it is
-/// answered as expired (Alexa refreshes) rather than unknown, and a link can
-/// still be DISCONNECTed with it.
-const EXPIRED_TOKEN_GRACE_MS: i64 = 7 * 24 * 3600 * 1000;
 
 fn sweep_tokens(tx: &Transaction<'_>, now: UnixMillis) -> Result<(), StoreError> {
     tx.execute(

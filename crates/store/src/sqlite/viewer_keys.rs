@@ -3,7 +3,8 @@
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{constraint_error, get_id, non_empty};
+use super::{constraint_error, get_id};
+use crate::input::non_empty;
 use crate::{StoreError, UnixMillis, UserId, ViewerKey};
 use hearth_model::ViewerKeyId;
 

@@ -2,7 +2,7 @@
 //! and the generation moving with every change a live stream depends on.
 
 use super::*;
-use crate::Integration;
+use crate::input::now;
 
 fn client(s: &dyn Store, integration: Integration) -> OAuthClient {
     let c = OAuthClient {
@@ -56,10 +56,8 @@ fn linked(s: &dyn Store, code: TokenHash, l: &Link, tokens: &TokenPair) {
     linked_code_only(s, code, l, tokens);
 }
 
-#[test]
-fn clients_are_registered_replaced_and_found_by_id() {
-    let s = store();
-    let mut c = client(&s, Integration::Google);
+pub(super) fn clients_are_registered_replaced_and_found_by_id(s: &dyn Store) {
+    let mut c = client(s, Integration::Google);
     assert_eq!(
         s.oauth_client_by_id("google-client").unwrap(),
         Some(c.clone())
@@ -82,11 +80,9 @@ fn clients_are_registered_replaced_and_found_by_id() {
     ));
 }
 
-#[test]
-fn a_code_is_redeemed_once_and_a_replay_revokes_its_link() {
-    let s = store();
-    client(&s, Integration::Google);
-    let (h, u) = household_with_user(&s, "a@x.y");
+pub(super) fn a_code_is_redeemed_once_and_a_replay_revokes_its_link(s: &dyn Store) {
+    client(s, Integration::Google);
+    let (h, u) = household_with_user(s, "a@x.y");
     let cam = s.create_camera(h.id, "door", "UTC", key(1)).unwrap();
     s.create_auth_code(key(50), &code_for(u.id, vec![cam.id]))
         .unwrap();
@@ -162,13 +158,11 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_its_link() {
     );
 }
 
-#[test]
-fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
-    let s = store();
-    client(&s, Integration::Google);
-    let (_, u) = household_with_user(&s, "a@x.y");
+pub(super) fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link(s: &dyn Store) {
+    client(s, Integration::Google);
+    let (_, u) = household_with_user(s, "a@x.y");
     let l = link(u.id, vec![]);
-    linked(&s, key(50), &l, &pair(1));
+    linked(s, key(50), &l, &pair(1));
     let Redeemed::Fresh(found) = s.rotate_refresh_token(key(101), &pair(2), now()).unwrap() else {
         panic!("the refresh token rotates")
     };
@@ -205,14 +199,12 @@ fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_link() {
     );
 }
 
-#[test]
-fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
-    let s = store();
-    client(&s, Integration::Google);
-    client(&s, Integration::Alexa);
-    let (_, u) = household_with_user(&s, "a@x.y");
+pub(super) fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself(s: &dyn Store) {
+    client(s, Integration::Google);
+    client(s, Integration::Alexa);
+    let (_, u) = household_with_user(s, "a@x.y");
     let l = link(u.id, vec![]);
-    linked(&s, key(50), &l, &pair(1));
+    linked(s, key(50), &l, &pair(1));
     assert_eq!(
         s.revoke_oauth_token(key(1), Integration::Google).unwrap(),
         Revocation::Revoked(l.clone())
@@ -239,7 +231,7 @@ fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
 
     // Another client presenting a link's token: reported, not revoked here.
     let l = link(u.id, vec![]);
-    linked(&s, key(51), &l, &pair(2));
+    linked(s, key(51), &l, &pair(2));
     assert_eq!(
         s.revoke_oauth_token(key(2), Integration::Alexa).unwrap(),
         Revocation::OtherClient(l.clone())
@@ -250,19 +242,17 @@ fn revoking_a_refresh_token_revokes_the_link_an_access_token_only_itself() {
     ));
 }
 
-#[test]
-fn relinking_replaces_the_link_and_consents_follow_transfer() {
-    let s = store();
-    client(&s, Integration::Google);
-    client(&s, Integration::Alexa);
-    let (h, u) = household_with_user(&s, "a@x.y");
-    let (h2, _) = household_with_user(&s, "b@x.y");
+pub(super) fn relinking_replaces_the_link_and_consents_follow_transfer(s: &dyn Store) {
+    client(s, Integration::Google);
+    client(s, Integration::Alexa);
+    let (h, u) = household_with_user(s, "a@x.y");
+    let (h2, _) = household_with_user(s, "b@x.y");
     let a = s.create_camera(h.id, "a", "UTC", key(1)).unwrap();
     let b = s.create_camera(h.id, "b", "UTC", key(2)).unwrap();
     let first = link(u.id, vec![a.id]);
-    linked(&s, key(50), &first, &pair(1));
+    linked(s, key(50), &first, &pair(1));
     let second = link(u.id, vec![a.id, b.id]);
-    linked(&s, key(51), &second, &pair(2));
+    linked(s, key(51), &second, &pair(2));
     assert_eq!(s.links_of_user(u.id).unwrap().len(), 1);
     assert_eq!(s.link_by_id(first.id).unwrap(), None);
     assert_eq!(
@@ -280,14 +270,14 @@ fn relinking_replaces_the_link_and_consents_follow_transfer() {
         s.link_by_id(second.id).unwrap().unwrap().cameras,
         vec![b.id]
     );
-    let (_, viewer) = household_with_user(&s, "c@x.y");
+    let (_, viewer) = household_with_user(s, "c@x.y");
     let vlink = Link {
         integration: Integration::Alexa,
         ..link(viewer.id, vec![])
     };
     s.share_camera(a.id, viewer.id, now()).unwrap();
     linked(
-        &s,
+        s,
         key(52),
         &Link {
             cameras: vec![a.id],
@@ -314,13 +304,11 @@ fn relinking_replaces_the_link_and_consents_follow_transfer() {
     ));
 }
 
-#[test]
-fn consent_waiting_in_a_code_does_not_survive_unshare_transfer_or_reset() {
-    let s = store();
-    client(&s, Integration::Google);
-    let (h, owner) = household_with_user(&s, "a@x.y");
-    let (h2, viewer) = household_with_user(&s, "b@x.y");
-    let (_, stranger) = household_with_user(&s, "c@x.y");
+pub(super) fn consent_waiting_in_a_code_does_not_survive_unshare_transfer_or_reset(s: &dyn Store) {
+    client(s, Integration::Google);
+    let (h, owner) = household_with_user(s, "a@x.y");
+    let (h2, viewer) = household_with_user(s, "b@x.y");
+    let (_, stranger) = household_with_user(s, "c@x.y");
     let a = s.create_camera(h.id, "a", "UTC", key(1)).unwrap();
     let b = s.create_camera(h.id, "b", "UTC", key(2)).unwrap();
     let c = s.create_camera(h.id, "c", "UTC", key(3)).unwrap();
@@ -372,7 +360,7 @@ fn consent_waiting_in_a_code_does_not_survive_unshare_transfer_or_reset() {
         .unwrap();
     s.reset_camera(c.id, key(92)).unwrap();
     let l = link(stranger.id, vec![a.id]);
-    linked_code_only(&s, key(64), &l, &pair(4));
+    linked_code_only(s, key(64), &l, &pair(4));
     assert!(s.link_by_id(l.id).unwrap().unwrap().cameras.is_empty());
     s.set_link_cameras(l.id, &[a.id, b.id]).unwrap();
     assert!(
@@ -390,13 +378,11 @@ fn linked_code_only(s: &dyn Store, code: TokenHash, l: &Link, tokens: &TokenPair
     s.create_link(code, l, tokens).unwrap();
 }
 
-#[test]
-fn a_successor_dropped_by_a_retry_revokes_the_link_if_it_turns_up() {
-    let s = store();
-    client(&s, Integration::Google);
-    let (_, u) = household_with_user(&s, "a@x.y");
+pub(super) fn a_successor_dropped_by_a_retry_revokes_the_link_if_it_turns_up(s: &dyn Store) {
+    client(s, Integration::Google);
+    let (_, u) = household_with_user(s, "a@x.y");
     let l = link(u.id, vec![]);
-    linked(&s, key(50), &l, &pair(1));
+    linked(s, key(50), &l, &pair(1));
     // 101 -> 102 (the answer is lost), 101 again -> 103.
     for next in [2, 3] {
         assert!(matches!(
@@ -413,16 +399,14 @@ fn a_successor_dropped_by_a_retry_revokes_the_link_if_it_turns_up() {
     assert_eq!(s.link_by_id(l.id).unwrap(), None);
 }
 
-#[test]
-fn expired_access_tokens_are_told_apart_from_unknown_ones_for_a_week() {
-    let s = store();
-    client(&s, Integration::Google);
-    let (_, u) = household_with_user(&s, "a@x.y");
+pub(super) fn expired_access_tokens_are_told_apart_from_unknown_ones_for_a_week(s: &dyn Store) {
+    client(s, Integration::Google);
+    let (_, u) = household_with_user(s, "a@x.y");
     let expired = TokenPair {
         access_expires: UnixMillis(now().0 - 3_600_000),
         ..pair(1)
     };
-    linked(&s, key(50), &link(u.id, vec![]), &expired);
+    linked(s, key(50), &link(u.id, vec![]), &expired);
     // A rotation sweeps expired tokens, but keeps their hashes a while.
     let month = TokenPair {
         refresh_expires: UnixMillis(now().0 + 30 * 24 * 3_600_000),
