@@ -23,6 +23,7 @@ use crate::audit::{self, Audit};
 use crate::grant::{Grant, GrantKey, PresentedTag, VerifiedGrant};
 use crate::keys::Stamper;
 use crate::metrics::DoorMetrics;
+use crate::relay::RelayClaim;
 use crate::switches::{BenchSwitch, DoorSwitch};
 use crate::view::AccessView;
 use bytes::Bytes;
@@ -412,6 +413,91 @@ impl EgressGuard {
             body: obj.body.clone(),
             kind: obj.kind,
         })
+    }
+}
+
+/// The door to another node (an edge relaying a camera to its own viewers):
+/// made only by [`Door::open_relay`] from a relay token that verifies and
+/// names the camera's current binding epoch; lets out only frames stamped for
+/// that camera, epoch and rendition (see [`crate::relay`]).
+pub struct RelayGuard {
+    claim: RelayClaim,
+    door: Arc<Door>,
+}
+
+impl Door {
+    /// Verifies a relay token (see [`crate::relay`]) and opens the door to the
+    /// node that presented it, while the camera is bound under the token's
+    /// epoch and this node's view is not fenced.
+    pub fn open_relay(
+        self: &Arc<Self>,
+        token: &str,
+        now: UnixMillis,
+    ) -> Result<RelayGuard, Refusal> {
+        let claim = self.grant_key.verify_relay(token, now).map_err(|e| {
+            tracing::warn!(reason = %e, "relay request refused");
+            self.metrics.grants_refused.inc();
+            Refusal::Forbidden
+        })?;
+        let guard = RelayGuard {
+            claim,
+            door: self.clone(),
+        };
+        if !guard.still_allowed() {
+            tracing::info!(camera = ?claim.camera, "relay request refused: camera not bound under that epoch here");
+            return Err(Refusal::Forbidden);
+        }
+        Ok(guard)
+    }
+}
+
+impl RelayGuard {
+    pub fn claim(&self) -> &RelayClaim {
+        &self.claim
+    }
+
+    /// The camera is still bound under the claim's epoch and the view confirmed.
+    pub fn still_allowed(&self) -> bool {
+        !self.door.access.is_fenced()
+            && self.door.access.epoch_of(self.claim.camera) == Some(self.claim.epoch)
+    }
+
+    /// Lets `frame` out to the other node if and only if its provenance record
+    /// names the claim's camera, epoch and rendition with a tag that verifies
+    /// under `stamper`. A refusal is counted, audited and ends the relay.
+    pub fn admit_frame<'a>(
+        &self,
+        frame: &'a VideoFrame,
+        stamper: &Stamper,
+    ) -> Result<AdmittedFrame<'a>, Refusal> {
+        let c = &self.claim;
+        let stamped = frame.provenance.is_some_and(|r| {
+            r.camera == c.camera
+                && r.epoch == c.epoch
+                && r.rendition == c.rendition
+                && stamper.verify(&r, &[&frame.data])
+        });
+        if !stamped && !self.door.bench.unguarded() && !self.door.switch.open() {
+            let found = frame.provenance.map(|r| r.provenance());
+            self.door.metrics.isolation_violations.inc();
+            self.door.audit.record(audit::event(
+                "isolation_violation",
+                None,
+                serde_json::json!({
+                    "reason": "a relayed frame does not carry the camera's stamp",
+                    "relay_camera": c.camera, "relay_epoch": c.epoch,
+                    "object_camera": found.map(|p| p.camera), "object_epoch": found.map(|p| p.epoch),
+                    "object_kind": "AccessUnit",
+                }),
+            ));
+            tracing::error!(
+                relay_camera = ?c.camera,
+                frame_camera = ?found.map(|p| p.camera),
+                "isolation violation blocked at the relay door"
+            );
+            return Err(Refusal::IsolationViolation);
+        }
+        Ok(AdmittedFrame(frame))
     }
 }
 

@@ -186,7 +186,7 @@ impl GrantKey {
         load_or_create_secret(path).map(Self::new)
     }
 
-    fn mac(&self) -> HmacSha256 {
+    pub(crate) fn mac(&self) -> HmacSha256 {
         self.mac.clone()
     }
 

@@ -23,11 +23,14 @@ pub mod limits;
 pub mod metrics;
 pub mod operator;
 pub mod password;
+pub mod relay;
 pub mod sealed;
 pub mod switches;
 pub mod view;
 
-pub use door::{AdmittedFrame, Delivery, Door, EgressGuard, MediaKind, MediaObject, Refusal};
+pub use door::{
+    AdmittedFrame, Delivery, Door, EgressGuard, MediaKind, MediaObject, Refusal, RelayGuard,
+};
 pub use grant::{Grant, GrantKey, Holder, PresentedTag, VerifiedGrant};
 pub use keys::{MediaKeys, Stamper};
 pub use view::AccessView;

@@ -4,7 +4,8 @@
 //! # All keys optional; unknown keys are an error.
 //! http = "127.0.0.1:8080"        # HTTP API and web app
 //! rtmp = "127.0.0.1:1935"        # RTMP ingest
-//! data_dir = "./hearth-data"     # database, grant key
+//! data_dir = "./hearth-data"     # database, audit journal, keys
+//! keys_dir = "/run/secrets/hearth"  # grant.key and media.key, shared by every node of a cluster [default: data_dir]
 //! database_url = "postgres://hearth:…@db.example.com/hearth"  # PostgreSQL instead of <data_dir>/hearth.db
 //! public_url = "http://cams.example.com"  # base of absolute URLs; default from `http`
 //! rtsp = "127.0.0.1:8554"        # RTSP egress for smart displays (Alexa); off if absent
@@ -27,7 +28,8 @@
 //! [cluster]                      # optional: one of several nodes (needs database_url)
 //! nats_url = "nats://hearth:…@nats.example.com:4222"   # the control plane
 //! node = "node-1"                # this node's name [default: its HTTP address]
-//! lease_seconds = 5              # NATS unconfirmed this long: fail closed
+//! lease_seconds = 5              # NATS unconfirmed this long: fail closed; a camera's placement lease
+//! internal_url = "http://10.0.0.5:8080"  # where the other nodes reach this one [default: http://<http>]
 //!
 //! [pull]                         # optional: cameras this server pulls (RTSP)
 //! private_addresses = true       # false on a cloud node: public addresses only (home agents reach the rest)
@@ -58,6 +60,7 @@ pub struct ClusterFile {
     pub nats_url: Option<String>,
     pub node: Option<String>,
     pub lease_seconds: Option<u64>,
+    pub internal_url: Option<String>,
 }
 
 /// The `[pull]` table: where this server may pull cameras from.
@@ -194,6 +197,9 @@ pub struct FileConfig {
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `grant.key` and `media.key` [default: `data_dir`]: one copy shared by
+    /// every node of a cluster.
+    pub keys_dir: Option<PathBuf>,
     /// PostgreSQL instead of the embedded SQLite file, for several nodes
     /// sharing one database (`postgres://user:password@host:port/db`).
     pub database_url: Option<String>,
@@ -250,6 +256,7 @@ pub struct Flags {
     pub http: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    pub keys_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub nats_url: Option<String>,
     pub node: Option<String>,
@@ -267,6 +274,10 @@ pub struct Config {
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where `grant.key` and `media.key` are: every node of a cluster must
+    /// have the same (grants, segment keys, sealed camera sources and relay
+    /// tokens made on one node open on the others).
+    pub keys_dir: PathBuf,
     /// `None`: the embedded SQLite database in `data_dir`.
     pub database_url: Option<String>,
     /// Explicit base URL; when `None` it is derived from the bound HTTP address.
@@ -292,6 +303,7 @@ impl Config {
             http,
             rtmp,
             data_dir,
+            keys_dir,
             database_url,
             nats_url,
             node,
@@ -324,6 +336,9 @@ impl Config {
         Self {
             http,
             rtmp,
+            keys_dir: keys_dir
+                .or(file.keys_dir)
+                .unwrap_or_else(|| data_dir.clone()),
             data_dir,
             database_url: database_url.or(file.database_url),
             public_url,
@@ -353,6 +368,9 @@ impl Config {
                         crate::cluster::DEFAULT_LEASE,
                         std::time::Duration::from_secs,
                     ),
+                    internal_url: cluster_file
+                        .internal_url
+                        .map(|u| u.trim_end_matches('/').to_string()),
                 }
             }),
         }
@@ -435,6 +453,11 @@ mod tests {
         assert_eq!(c.limits.http_connections_per_address, 256);
         assert_eq!(c.rtmp.port(), 1936);
         assert_eq!(c.data_dir, PathBuf::from("/y"));
+        assert_eq!(
+            c.keys_dir,
+            PathBuf::from("/y"),
+            "keys live with the data by default"
+        );
         assert_eq!(c.public_url_for(c.http), "http://127.0.0.1:9000");
         assert_eq!(
             Config::ingest_url(c.rtmp, "k"),

@@ -24,7 +24,7 @@ struct Cli {
 /// Options shared by every command; flags override the config file.
 #[derive(Args, Clone)]
 struct Common {
-    /// TOML config file (keys: http, rtmp, data_dir, database_url, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [tls], [google]).
+    /// TOML config file (keys: http, rtmp, data_dir, keys_dir, database_url, public_url, rtsp, rtsp_public_url, admin, webrtc, webrtc_candidates, [[ice_servers]], [limits], [tls], [google]).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// HTTP API and web app address [default: 127.0.0.1:8080].
@@ -36,6 +36,10 @@ struct Common {
     /// Data directory (database, keys) [default: ./hearth-data].
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Where grant.key and media.key are: the same for every node of a
+    /// cluster [default: the data directory].
+    #[arg(long, global = true, env = "HEARTH_KEYS_DIR")]
+    keys_dir: Option<PathBuf>,
     /// PostgreSQL instead of the embedded SQLite file
     /// (`postgres://user:password@host:port/db`); from the environment, so the
     /// password stays out of the process list.
@@ -93,6 +97,7 @@ impl Common {
                 http: self.http,
                 rtmp: self.rtmp,
                 data_dir: self.data_dir.clone(),
+                keys_dir: self.keys_dir.clone(),
                 database_url: self.database_url.clone(),
                 nats_url: self.nats_url.clone(),
                 node: self.node.clone(),
@@ -112,6 +117,11 @@ impl Common {
         if cfg.cluster.is_some() && cfg.database_url.is_none() {
             anyhow::bail!(
                 "a cluster node (--nats-url, [cluster]) needs the shared database: --database-url"
+            );
+        }
+        if cfg.cluster.is_some() && cfg.keys_dir == cfg.data_dir {
+            anyhow::bail!(
+                "a cluster node (--nats-url, [cluster]) needs the keys every node shares: --keys-dir (or keys_dir)"
             );
         }
         Ok(cfg)
@@ -620,7 +630,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let cfg2 = cfg.clone();
             let (cam, key) = tokio::task::spawn_blocking(move || {
                 let store = hearth_server::serve::open_store(&cfg2)?;
-                let keys = hearth_server::serve::media_keys(&cfg2.data_dir)?;
+                let keys = hearth_server::serve::media_keys(&cfg2.keys_dir)?;
                 let sealer = hearth_access::sealed::SecretBox::camera_sources(&keys);
                 let source = source.as_ref().map(|s| (s, &sealer));
                 hearth_server::cli::admin::add_camera(

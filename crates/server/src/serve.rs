@@ -39,8 +39,8 @@ pub struct Running {
 /// if an older run left it open; an existing directory others can read is
 /// left as the operator made it, with a warning.
 /// The master key of media and camera secrets, made on first use.
-pub fn media_keys(data_dir: &std::path::Path) -> std::io::Result<hearth_access::keys::MediaKeys> {
-    hearth_access::keys::MediaKeys::load_or_create(&data_dir.join("media.key"))
+pub fn media_keys(keys_dir: &std::path::Path) -> std::io::Result<hearth_access::keys::MediaKeys> {
+    hearth_access::keys::MediaKeys::load_or_create(&keys_dir.join("media.key"))
 }
 
 /// The metadata store the config names: PostgreSQL at `database_url`, or the
@@ -119,8 +119,10 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         "segments held in memfds at most (sent with sendfile)"
     );
     let store = open_store(cfg)?;
-    let key = GrantKey::load_or_create(&cfg.data_dir.join("grant.key"))?;
-    let media_keys = media_keys(&cfg.data_dir)?;
+    std::fs::create_dir_all(&cfg.keys_dir)
+        .map_err(|e| anyhow::anyhow!("keys directory {}: {e}", cfg.keys_dir.display()))?;
+    let key = GrantKey::load_or_create(&cfg.keys_dir.join("grant.key"))?;
+    let media_keys = media_keys(&cfg.keys_dir)?;
     let http = TcpListener::bind(cfg.http)
         .await
         .map_err(|e| anyhow::anyhow!("binding HTTP {}: {e}", cfg.http))?;
@@ -213,17 +215,22 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     state
         .pulls
         .set_private_addresses(cfg.pull.private_addresses);
-    crate::ingest::rtsp::sync(&state).await?;
+    // Placement before the first pull: a pulled camera is ingested by one node.
     let poll = match &cfg.cluster {
         Some(c) => {
-            let cluster = crate::cluster::Cluster::join(c).await?;
-            tracing::info!(node = %c.node, nats = %crate::cluster::redact(&c.nats_url), lease = ?c.lease, "cluster node");
+            let internal_url = c
+                .internal_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", crate::config::reachable(running.http)));
+            let cluster = crate::cluster::Cluster::join(c, internal_url.clone()).await?;
+            tracing::info!(node = %c.node, nats = %crate::cluster::redact(&c.nats_url), lease = ?c.lease, internal_url, "cluster node");
             tokio::spawn(cluster.clone().watch(state.access.clone()));
             let _ = state.cluster.set(cluster);
             crate::cluster::SAFETY_POLL
         }
         None => hearth_access::view::POLL_INTERVAL,
     };
+    crate::ingest::rtsp::sync(&state).await?;
     let st = state.clone();
     tokio::spawn(
         state

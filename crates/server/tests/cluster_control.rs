@@ -27,9 +27,21 @@ fn playlist(grant: &serde_json::Value) -> String {
 
 /// Polls `url` until it is refused; returns how long that took after `since`.
 async fn refused_within(url: &str, since: Instant, limit: Duration, what: &str) -> Duration {
+    refused_or_offline_within(url, since, limit, what, false).await
+}
+
+/// As [`refused_within`]; with `offline`, the camera going offline (503: its
+/// ingest stopped) counts too.
+async fn refused_or_offline_within(
+    url: &str,
+    since: Instant,
+    limit: Duration,
+    what: &str,
+    offline: bool,
+) -> Duration {
     loop {
         let (st, body) = get(url).await;
-        if st == 403 || st == 404 {
+        if st == 403 || st == 404 || (offline && st == 503) {
             assert!(body.len() < 200, "a refusal carried {} bytes", body.len());
             return since.elapsed();
         }
@@ -83,9 +95,11 @@ async fn changes_reach_every_node_within_a_second_and_nodes_fail_closed_without_
     .unwrap();
     let conf_path = conf_file.to_str().unwrap();
     let nats_url = nats.url();
+    let keys = conf.path().join("keys");
     let env = [
         ("HEARTH_DATABASE_URL", db.as_str()),
         ("HEARTH_NATS_URL", nats_url.as_str()),
+        ("HEARTH_KEYS_DIR", keys.to_str().unwrap()),
     ];
     let nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
@@ -195,23 +209,42 @@ async fn changes_reach_every_node_within_a_second_and_nodes_fail_closed_without_
     let g = grant_within(n1, &owner, &porch, second).await;
     assert_eq!(get(&playlist(&g)).await.0, 200);
 
-    // NATS gone: every node fails closed within the lease (and a probe).
+    // NATS gone: the camera's placement lease cannot be renewed, so its
+    // ingest stops after half the lease (before another node could take it);
+    // every node fails closed within the lease (and a probe).
     let t = Instant::now();
     nats.stop();
     let lease = Duration::from_secs(LEASE_SECONDS);
-    let fenced = refused_within(
+    let stopped = refused_or_offline_within(
         &playlist(&g),
         t,
         lease + Duration::from_secs(2),
         "NATS down",
+        true,
     )
     .await;
-    eprintln!("NATS stopped -> node 1 refused the live view in {fenced:?} (lease {lease:?})");
+    eprintln!("NATS stopped -> node 1 stopped the live view in {stopped:?} (lease {lease:?})");
+    let fenced = loop {
+        if n1.try_grant(&owner, &porch).await.0 == 503 {
+            break t.elapsed();
+        }
+        assert!(
+            t.elapsed() < lease + Duration::from_secs(2),
+            "node 1 still grants without NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("NATS stopped -> node 1 refuses grants after {fenced:?}");
     assert!(
         fenced >= lease / 2,
-        "refused before the lease could run out: {fenced:?}"
+        "fenced before the lease could run out: {fenced:?}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        n1.log().contains("placement lease not renewed"),
+        "{}",
+        n1.log()
+    );
     for n in &nodes {
         let (st, body) = n.try_grant(&owner, &porch).await;
         assert_eq!(st, 503, "a fenced node answered a grant: {body}");
@@ -224,7 +257,23 @@ async fn changes_reach_every_node_within_a_second_and_nodes_fail_closed_without_
     nats.start_again();
     let g = grant_within(n1, &owner, &porch, Duration::from_secs(15)).await;
     eprintln!("NATS back -> node 1 grants again after {:?}", t.elapsed());
-    assert_eq!(get(&playlist(&g)).await.0, 200);
+    // The camera reconnects (its own backoff) and is placed again.
+    loop {
+        let (st, _) = get(&playlist(&g)).await;
+        if st == 200 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the camera is not back: {st}\n{}",
+            n1.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "NATS back -> the camera plays on node 1 again after {:?}",
+        t.elapsed()
+    );
     for n in [n2, n3] {
         let t = Instant::now();
         loop {

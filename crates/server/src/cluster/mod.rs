@@ -26,6 +26,9 @@
 //! vendor's fleet already runs NATS for its devices; PostgreSQL stays the one
 //! source of truth either way.
 
+pub mod placement;
+pub mod relay;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,9 @@ pub struct ClusterConfig {
     /// This node's name in logs and on the wire.
     pub node: String,
     pub lease: Duration,
+    /// Where the other nodes reach this one's HTTP listener (the edge relay)
+    /// [default: `http://` and the bound HTTP address].
+    pub internal_url: Option<String>,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -54,6 +60,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("nats_url", &redact(&self.nats_url))
             .field("node", &self.node)
             .field("lease", &self.lease)
+            .field("internal_url", &self.internal_url)
             .finish()
     }
 }
@@ -127,6 +134,8 @@ fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
 /// This node's place in the cluster.
 pub struct Cluster {
     client: async_nats::Client,
+    placement: Arc<placement::Placement>,
+    relays: relay::Relays,
     node: String,
     lease: Duration,
     runtime: tokio::runtime::Handle,
@@ -143,7 +152,8 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Connects to NATS (in the background if it is down now: the node then
     /// starts and fails closed after the lease until NATS answers).
-    pub async fn join(cfg: &ClusterConfig) -> anyhow::Result<Arc<Self>> {
+    /// `internal_url`: where the other nodes reach this one.
+    pub async fn join(cfg: &ClusterConfig, internal_url: String) -> anyhow::Result<Arc<Self>> {
         // The client takes credentials as options, not from the URL.
         let (address, credentials) = split_credentials(&cfg.nats_url);
         let client = options(credentials)
@@ -155,8 +165,16 @@ impl Cluster {
             .connect(address.as_str())
             .await
             .map_err(|e| anyhow::anyhow!("NATS {}: {e}", redact(&cfg.nats_url)))?;
+        let me = placement::Holder {
+            node: cfg.node.clone(),
+            internal_url,
+        };
+        let placement = placement::Placement::new(client.clone(), me, cfg.lease);
+        tokio::spawn(placement.clone().follow());
         Ok(Arc::new(Self {
             client,
+            placement,
+            relays: relay::Relays::default(),
             node: cfg.node.clone(),
             lease: cfg.lease,
             runtime: tokio::runtime::Handle::current(),
@@ -165,6 +183,16 @@ impl Cluster {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The cameras relayed here from the nodes that ingest them.
+    pub fn relays(&self) -> &relay::Relays {
+        &self.relays
+    }
+
+    /// Which node ingests which camera.
+    pub fn placement(&self) -> &Arc<placement::Placement> {
+        &self.placement
     }
 
     /// Tells every node that access changed. Returns at once (from any thread);

@@ -46,6 +46,7 @@ crate::routes::route_table! { routes, ROUTES;
     post "/media/{grant}/whep" => webrtc::offer, "WHEP: an SDP offer in; 201 with the SDP answer and the session's Location", "grant";
     patch "/media/{grant}/whep/{session}" => webrtc::trickle, "WHEP: a trickle-ICE fragment (accepted; Hearth is ICE-lite)", "grant";
     delete "/media/{grant}/whep/{session}" => webrtc::end, "WHEP: end the WebRTC session", "grant";
+    get "/internal/v1/relay/{camera}/{rendition}" => crate::cluster::relay::serve, "Node to node: a camera's frames, for a node whose viewers asked for it (see cluster::relay)", "relay token";
     get "/restream/{key}/{secret}/{camera}/{playlist}" => restream::hls, "A viewer key's HLS URL: 302 to the playlist under a short-lived grant that needs no header", "viewer key";
 }
 

@@ -16,6 +16,7 @@
 
 pub mod session;
 
+use crate::cluster::placement::Lease;
 use crate::state::AppState;
 use anyhow::{Context, anyhow, bail};
 use hearth_model::{RawToken, Rendition};
@@ -94,6 +95,9 @@ where
     let mut buf = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let mut rtmp = RtmpIngest::new();
+    // In a cluster: this node's placement lease on the camera (see
+    // `crate::cluster::placement`); lost means another node may take it.
+    let mut placed: Option<Lease> = None;
     let start = tokio::time::Instant::now();
     let handshake_deadline = start + HANDSHAKE_TIMEOUT;
     let publish_deadline = start + PUBLISH_TIMEOUT;
@@ -106,8 +110,11 @@ where
             (tokio::time::Instant::now() + IDLE_TIMEOUT, "publishing")
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let n = tokio::time::timeout(left, sock.read(&mut buf))
-            .await
+        let read = tokio::select! {
+            read = tokio::time::timeout(left, sock.read(&mut buf)) => read,
+            () = lost(&mut placed) => bail!("placement lease lost: this node no longer ingests the camera"),
+        };
+        let n = read
             .map_err(|_| anyhow!("timed out after {left:?} without data"))
             .and_then(|r| Ok(r?))
             .context(what)?;
@@ -145,7 +152,7 @@ where
                         rendition,
                         transport,
                     };
-                    publish(state, &mut rtmp, peer, request, &mut out).await?
+                    placed = publish(state, &mut rtmp, peer, request, &mut out).await?
                 }
             }
         }
@@ -153,6 +160,14 @@ where
             sock.write_all(&out).await?;
             out.clear();
         }
+    }
+}
+
+/// Resolves when `lease` is lost; never without one.
+async fn lost(lease: &mut Option<Lease>) {
+    match lease {
+        Some(lease) => lease.lost().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -165,15 +180,15 @@ struct PublishRequest<'a> {
     transport: &'static str,
 }
 
-/// Looks the stream key up and claims the hub of the camera's rendition; the
-/// answer goes into `out`.
+/// Looks the stream key up, takes the camera's placement (in a cluster) and
+/// claims the hub of the camera's rendition; the answer goes into `out`.
 async fn publish(
     state: &AppState,
     rtmp: &mut RtmpIngest,
     peer: SocketAddr,
     request: PublishRequest<'_>,
     out: &mut Vec<u8>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Lease>> {
     let PublishRequest {
         id: request_id,
         stream_key,
@@ -189,6 +204,20 @@ async fn publish(
         rtmp.reject_publish(request_id, "invalid stream key", out);
         bail!("publish refused: unknown stream key");
     };
+    let placed = match state.cluster.get() {
+        None => None,
+        Some(cluster) => match cluster.placement().acquire(camera.id, rendition).await {
+            Ok(lease) => Some(lease),
+            Err(e) => {
+                rtmp.reject_publish(request_id, "ingested elsewhere", out);
+                bail!(
+                    "publish refused for camera {:?} ({}): {e}",
+                    camera.id,
+                    rendition.as_str()
+                );
+            }
+        },
+    };
     let hub = state.hubs.get_or_create_rendition(camera.id, rendition);
     match hub.claim(camera.epoch) {
         Ok(p) => {
@@ -196,7 +225,7 @@ async fn publish(
                 rtmp.accept_publish(request_id, stream_key, p, out)
             })?;
             tracing::info!(%peer, camera = ?camera.id, name = %camera.name, rendition = rendition.as_str(), transport, "camera live");
-            Ok(())
+            Ok(placed)
         }
         Err(e) => {
             rtmp.reject_publish(request_id, "already live", out);

@@ -156,16 +156,48 @@ async fn pull(
         Ok(Box::new(publisher))
     };
     let private = state.pulls.private_addresses();
-    pull_loop(
-        &state.pulls.statuses,
-        camera,
-        rendition,
-        &source,
-        stop,
-        &open,
-        private,
-    )
-    .await;
+    let statuses = &state.pulls.statuses;
+    let Some(cluster) = state.cluster.get() else {
+        pull_loop(statuses, camera, rendition, &source, stop, &open, private).await;
+        return;
+    };
+    // In a cluster the node holding the camera's placement pulls it; the
+    // others wait for the lease to be free (its holder gone or stopped).
+    let placement = cluster.placement();
+    let mut stop = stop;
+    loop {
+        let mut lease = match placement.acquire(camera, rendition).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                let state = match e {
+                    crate::cluster::placement::Refused::Held(_) => PullState::Connecting,
+                    crate::cluster::placement::Refused::Unavailable(_) => PullState::Unreachable,
+                };
+                statuses.set(
+                    camera,
+                    rendition,
+                    state,
+                    Some(e.to_string()),
+                    hearth_access::clock::now(),
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(placement.lease() / 2) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        tracing::info!(
+            ?camera,
+            rendition = rendition.as_str(),
+            "rtsp pull placed on this node"
+        );
+        tokio::select! {
+            () = pull_loop(statuses, camera, rendition, &source, stop.clone(), &open, private) => return,
+            () = lease.lost() => {
+                tracing::warn!(?camera, rendition = rendition.as_str(), "rtsp pull stopped here: placement lease lost");
+            }
+        }
+    }
 }
 
 /// Pulls one rendition into the sinks `open` makes, trying again after every
