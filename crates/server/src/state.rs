@@ -123,6 +123,17 @@ impl AppState {
         }))
     }
 
+    /// Whether `camera` is live: here, or (in a cluster) on the node that
+    /// ingests it, as seen renewing its placement.
+    pub fn camera_online(&self, camera: hearth_model::CameraId) -> bool {
+        self.hubs.is_online(camera)
+            || self.cluster.get().is_some_and(|c| {
+                c.placement()
+                    .holder(camera, hearth_model::Rendition::Main)
+                    .is_some()
+            })
+    }
+
     /// Reloads the access view now (after a change made through this process), so
     /// the change is in force before the request that made it is answered; in a
     /// cluster, tells the other nodes. (Always: this node's own poll may have

@@ -12,57 +12,13 @@ mod common;
 mod nginx;
 
 use common::*;
-use nginx::Nginx;
+use nginx::{Nginx, free_port};
 
 const W: u32 = 320;
 const H: u32 = 180;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn is_segment(uri: &str) -> bool {
     uri.ends_with(".ts") || (uri.ends_with(".m4s") && !uri.contains("init"))
-}
-
-/// What a player gets from `url` in `seconds`: the frames it could decode,
-/// whether or not it then gave up (ffmpeg stops at a first segment that does not
-/// decrypt to MPEG-TS).
-fn try_decode(url: &str, seconds: f64) -> Vec<Vec<u8>> {
-    let session = format!(
-        "Authorization: Bearer {}\r\n",
-        holder_of(url).expect("a grant of this test")
-    );
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "15000000",
-            "-headers",
-            &session,
-        ])
-        .args(["-i", url, "-t", &seconds.to_string(), "-an"])
-        .args([
-            "-vf",
-            &format!("scale={W}:{H}"),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("ffmpeg");
-    out.stdout
-        .chunks_exact((W * H * 3) as usize)
-        .map(<[u8]>::to_vec)
-        .collect()
 }
 
 /// Decodes `url` for `seconds` in a blocking thread.
@@ -138,7 +94,7 @@ async fn a_cdn_shares_encrypted_segments_and_a_wrongly_keyed_one_never_shows_ano
     let a_frames = tokio::task::spawn_blocking(move || {
         let mut frames = Vec::new();
         for _ in 0..6 {
-            let got = try_decode(&a_url, 3.0);
+            let got = try_decode_rgb(&a_url, 3.0, W, H);
             let own = got
                 .iter()
                 .any(|f| hearth_camera::read_signature(f, W, H) == Some(sig_a));

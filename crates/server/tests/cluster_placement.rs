@@ -10,39 +10,22 @@
 mod common;
 #[path = "common/nats.rs"]
 mod nats;
+#[path = "common/nginx.rs"]
+mod nginx;
 
 use common::*;
 use hearth_testpg::TestPostgres;
 use nats::Nats;
+use nginx::{Nginx, free_port};
 use std::time::{Duration, Instant};
 
 const W: u32 = 320;
 const H: u32 = 180;
 const SIGNATURE: u32 = 4242;
 
-/// What a player gets from `url` in `seconds` (nothing if it fails).
-fn try_decode(url: &str, seconds: f64) -> Vec<Vec<u8>> {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-rw_timeout", "5000000"])
-        .args([
-            "-headers",
-            &format!("Authorization: Bearer {}\r\n", holder_of(url).unwrap()),
-        ])
-        .args(["-i", url, "-t", &seconds.to_string(), "-an"])
-        .args(["-vf", &format!("scale={W}:{H}")])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("ffmpeg");
-    out.stdout
-        .chunks_exact((W * H * 3) as usize)
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
 async fn decode(url: &str, seconds: f64) -> Vec<Vec<u8>> {
     let url = url.to_string();
-    tokio::task::spawn_blocking(move || try_decode(&url, seconds))
+    tokio::task::spawn_blocking(move || try_decode_rgb(&url, seconds, W, H))
         .await
         .unwrap()
 }
@@ -131,6 +114,21 @@ async fn a_camera_lives_on_one_node_plays_on_any_and_moves_when_its_node_dies() 
         "{}",
         nodes[2].log()
     );
+
+    // ... and through the CDN in front of the three nodes.
+    let cdn = Nginx::start(
+        free_port(),
+        &nodes.iter().map(|n| n.http.to_string()).collect::<Vec<_>>(),
+        "$object",
+    );
+    let via_cdn = url.replace(&nodes[2].base, &cdn.base());
+    let frames = decode(&via_cdn, 3.0).await;
+    assert!(
+        frames.len() >= 10,
+        "{} frames through the CDN",
+        frames.len()
+    );
+    assert_signature(&frames, W, H, SIGNATURE);
 
     // 3. Node 1 dies while viewed; the camera reconnects to node 2 (refused
     // until the lease runs out); the viewer on node 3 resumes within 10 s.

@@ -67,10 +67,13 @@ impl CameraView {
         access: hearth_store::Access,
         shared_by: Option<String>,
     ) -> Self {
-        let online = st.hubs.is_online(c.id);
+        let here = st.hubs.is_online(c.id);
+        let online = st.camera_online(c.id);
         let host = st.pulls.source_host(c.id);
         let pulled = st.pulls.statuses.get(c.id, hearth_model::Rendition::Main);
         let status = match (&host, &pulled) {
+            // Pulled by another node of the cluster.
+            (Some(_), _) if online && !here => "online",
             (Some(_), Some(p)) => p.state.as_str(),
             (Some(_), None) => "connecting",
             (None, _) if online => "online",

@@ -74,9 +74,12 @@ pub async fn serve(
     if asked != (Some(claim.camera), claim.rendition.as_str()) {
         return Err(AppError::Forbidden);
     }
+    // The lookup is a fault point in tests: a wrong hub's frames stop at the
+    // relay door below.
+    let real = st.hubs.get_rendition(claim.camera, claim.rendition);
     let hub = st
-        .hubs
-        .get_rendition(claim.camera, claim.rendition)
+        .faults
+        .hub(claim.camera, claim.rendition, real, &st.hubs)
         .filter(|h| h.is_online() && h.epoch() == claim.epoch)
         .ok_or(AppError::CameraOffline)?;
     let stamper = st

@@ -533,10 +533,20 @@ impl Hub {
         metrics: Arc<Metrics>,
         keys: Arc<MediaKeys>,
     ) -> Self {
+        // Segments and parts are numbered from the wall clock in tenths of a
+        // second, not from 0: a hub made later (this node restarted, or another
+        // node relaying the camera) never reuses a name an earlier hub gave
+        // other bytes, which a CDN keeping `immutable` segments by name would
+        // otherwise serve (both count up by fewer than ten a second).
+        let first = u64::try_from(hearth_access::clock::now().0 / 100).unwrap_or(0);
         Self {
             camera,
             rendition,
-            inner: Mutex::new(HubInner::default()),
+            inner: Mutex::new(HubInner {
+                next_seq: first,
+                next_part: first,
+                ..HubInner::default()
+            }),
             changed: watch::channel(0).0,
             frames: watch::channel(0).0,
             next_lease: AtomicU64::new(1),

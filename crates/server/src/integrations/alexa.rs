@@ -582,7 +582,7 @@ fn report_state(st: &AppState, link: &Link, corr: Option<&str>, ep: Option<&str>
     let Some(camera) = device(st, link, ep) else {
         return error_event(corr, ep, "NO_SUCH_ENDPOINT", "no such camera on this link");
     };
-    let online = st.hubs.is_online(camera);
+    let online = st.camera_online(camera);
     json!({
         "event": {
             "header": header("Alexa", "StateReport", corr),

@@ -210,7 +210,7 @@ fn query(st: &AppState, link: &Link, payload: QueryPayload) -> Value {
     for d in payload.devices.into_iter().take(1000) {
         let state = match device(st, link, &d.id) {
             None => json!({"status": "ERROR", "errorCode": "deviceNotFound"}),
-            Some(c) if !st.hubs.is_online(c) => {
+            Some(c) if !st.camera_online(c) => {
                 json!({"online": false, "status": "ERROR", "errorCode": "deviceOffline"})
             }
             Some(_) => json!({"online": true, "status": "SUCCESS"}),

@@ -275,7 +275,7 @@ fn current(st: &AppState) -> HashMap<LinkId, Reported> {
             let cameras = l
                 .cameras
                 .iter()
-                .map(|c| (*c, st.hubs.is_online(*c)))
+                .map(|c| (*c, st.camera_online(*c)))
                 .collect();
             (l.id, Reported { agent, cameras })
         })

@@ -406,7 +406,7 @@ pub async fn consent_request(
         cameras: cams
             .into_iter()
             .map(|c| ConsentCamera {
-                online: st.hubs.is_online(c.id),
+                online: st.camera_online(c.id),
                 id: c.id,
                 name: c.name,
             })

@@ -734,21 +734,7 @@ pub fn transport_args(url: &str) -> &'static [&'static str] {
 }
 
 pub fn decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error"])
-        .args(transport_args(input))
-        .args(holder_args(input))
-        .args(["-i", input, "-t", &seconds.to_string(), "-an"])
-        .args([
-            "-vf",
-            &format!("scale={w}:{h}"),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ])
-        .stdin(Stdio::null())
+    let out = decode_command(input, seconds, w, h, None)
         .output()
         .expect("ffmpeg");
     assert!(
@@ -758,6 +744,34 @@ pub fn decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
     );
     let size = (w * h * 3) as usize;
     out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect()
+}
+
+/// What a player gets from `input` in `seconds`, whether or not it then gave
+/// up (a refused or undecryptable object ends ffmpeg's read).
+pub fn try_decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
+    // At most 30 frames a second: a timeline jump must not make ffmpeg fill
+    // the gap with copies for minutes.
+    let frames = (seconds * 30.0).ceil() as u32;
+    let out = decode_command(input, seconds, w, h, Some(frames))
+        .output()
+        .expect("ffmpeg");
+    let size = (w * h * 3) as usize;
+    out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect()
+}
+
+fn decode_command(input: &str, seconds: f64, w: u32, h: u32, max_frames: Option<u32>) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-v", "error"])
+        .args(transport_args(input))
+        .args(holder_args(input))
+        .args(["-i", input, "-t", &seconds.to_string(), "-an"])
+        .args(["-vf", &format!("scale={w}:{h}")]);
+    if let Some(n) = max_frames {
+        c.args(["-frames:v", &n.to_string()]);
+    }
+    c.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .stdin(Stdio::null());
+    c
 }
 
 /// Decodes a JPEG (or any single image) into RGB24 at its own size.

@@ -25,7 +25,21 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("nginx"))
 }
 
+/// A free loopback TCP port for nginx to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Nginx {
+    /// `http://127.0.0.1:<port>`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// nginx on 127.0.0.1:`port` in front of `upstreams` (`host:port` each),
     /// caching segments under `cache_key`.
     pub fn start(port: u16, upstreams: &[String], cache_key: &str) -> Nginx {
