@@ -751,12 +751,24 @@ pub fn decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
 pub fn try_decode_rgb(input: &str, seconds: f64, w: u32, h: u32) -> Vec<Vec<u8>> {
     // At most 30 frames a second: a timeline jump must not make ffmpeg fill
     // the gap with copies for minutes.
+    // and a player stuck on a request is given up on 3 s after its time.
     let frames = (seconds * 30.0).ceil() as u32;
-    let out = decode_command(input, seconds, w, h, Some(frames))
-        .output()
+    let mut child = decode_command(input, seconds, w, h, Some(frames))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .expect("ffmpeg");
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || read_all(&mut stdout));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds + 3.0);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = reader.join().expect("reader");
     let size = (w * h * 3) as usize;
-    out.stdout.chunks_exact(size).map(<[u8]>::to_vec).collect()
+    out.chunks_exact(size).map(<[u8]>::to_vec).collect()
 }
 
 fn decode_command(input: &str, seconds: f64, w: u32, h: u32, max_frames: Option<u32>) -> Command {
