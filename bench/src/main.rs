@@ -28,6 +28,13 @@
 //! pulled from a second Hearth's viewer-key restream, no viewers; cameras per
 //! core, ingest Mbit/s per core and memory per camera (see [`pull`]).
 //!
+//! `--nodes 1,2,3` runs every scenario on clusters of that many nodes
+//! (PostgreSQL, NATS and N `hearth serve`; most viewers on a node that relays
+//! their camera from the node that ingests it; see [`cluster`]).
+//!
+//! `--kv-leases 10000,50000` measures what placement costs NATS: that many
+//! camera-rendition leases renewed as Hearth renews them (see [`kv`]).
+//!
 //! `--memory` measures instead what a camera (watched and unwatched) and a viewer
 //! cost Hearth in RSS, and whether it comes back (see [`memory`]).
 //!
@@ -40,10 +47,14 @@
 //! target/release/hearth-bench --memory --sizes 32x64
 //! target/release/hearth-bench --webrtc --sizes 1x1000 --video-size 640x360 --bitrate 250k
 //! target/release/hearth-bench --rtsp-pull --sizes 50x0,200x0 --bitrate 2M
+//! target/release/hearth-bench --nodes 1,2,3 --sizes 8x50
+//! target/release/hearth-bench --kv-leases 1000,10000,50000
 //! cargo build --release -p hearth-server --features bench-switches
 //! target/release/hearth-bench --compare --sizes 16x100,32x400
 //! ```
 
+mod cluster;
+mod kv;
 mod memory;
 mod nginx;
 mod procs;
@@ -137,6 +148,21 @@ struct Args {
     /// runtime gets too.
     #[arg(long, default_value = "auto")]
     nginx_workers: String,
+    /// Runs every scenario on clusters of these many nodes (comma-separated,
+    /// e.g. `1,2,3`): PostgreSQL, NATS and N `hearth serve` nodes; camera c
+    /// publishes to node c mod N, viewer v plays on node v mod N (see
+    /// `cluster.rs`). CPU is every node's and nats-server's.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["peer", "memory", "compare", "webrtc", "transcode", "rtsp_pull"])]
+    nodes: Option<Vec<usize>>,
+    /// Instead of the load runs: placement's load on NATS alone. Holds this many
+    /// camera-rendition leases (comma-separated sizes) in a JetStream KV bucket
+    /// on a nats-server of its own, renewed as Hearth renews them, and measures
+    /// renewals/s, their latency and nats-server's CPU (see `kv.rs`).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["peer", "memory", "compare", "webrtc", "transcode", "rtsp_pull", "nodes"])]
+    kv_leases: Option<Vec<usize>>,
+    /// The lease for --kv-leases, in seconds (Hearth's `[cluster] lease_seconds`).
+    #[arg(long, default_value_t = 5.0)]
+    lease: f64,
     /// Instead of the load runs: RSS per camera (unwatched and watched) and per viewer,
     /// in steps on one server (CxV: C cameras, then V and 2V viewers on --watched of
     /// them, then none).
@@ -214,6 +240,8 @@ pub struct Ctx {
     /// Added to every hearth server's environment.
     pub hearth_env: Vec<(String, String)>,
     pub nginx: nginx::NginxOpts,
+    /// Hearth nodes per run (`--nodes`); 1: a single box.
+    pub nodes: usize,
 }
 
 #[tokio::main]
@@ -222,6 +250,9 @@ async fn main() -> anyhow::Result<()> {
     if args.transcode {
         let fps = args.fps;
         return tokio::task::spawn_blocking(move || transcode::run(fps)).await?;
+    }
+    if let Some(leases) = &args.kv_leases {
+        return kv_runs(&args, leases).await;
     }
     let hearth = match &args.hearth {
         Some(p) => p.clone(),
@@ -283,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let source_kbit_s = source_kbit_s.transpose()?;
 
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         hearth,
         source,
         warmup: Duration::from_secs_f64(args.warmup),
@@ -299,6 +330,7 @@ async fn main() -> anyhow::Result<()> {
             module: args.nginx_module.clone(),
             workers: args.nginx_workers.clone(),
         },
+        nodes: 1,
     };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let timing = if args.memory {
@@ -417,6 +449,8 @@ async fn main() -> anyhow::Result<()> {
         doc["webrtc"] = out.into();
     } else if args.peer.is_some() {
         peer_runs(&ctx, &args, &sizes, &mut doc).await?;
+    } else if let Some(nodes) = args.nodes.clone() {
+        node_runs(&mut ctx, &args, &nodes, &sizes, &mut doc).await?;
     } else {
         own_runs(&ctx, &args, &sizes, &mut doc).await?;
     }
@@ -492,6 +526,76 @@ async fn own_runs(
     }
     doc["scenarios"] = results.iter().map(Measured::to_json).collect();
     doc["overheads"] = overheads.into();
+    Ok(())
+}
+
+/// `--kv-leases N,…`: placement's load on NATS, one fresh nats-server per size.
+async fn kv_runs(args: &Args, leases: &[usize]) -> anyhow::Result<()> {
+    if args.lease < 0.4 || leases.contains(&0) {
+        bail!("--lease: at least 0.4 s; --kv-leases: at least one lease");
+    }
+    let clk_tck = procs::clock_ticks();
+    let (lease, warmup, duration) = (
+        Duration::from_secs_f64(args.lease),
+        Duration::from_secs_f64(args.warmup),
+        Duration::from_secs_f64(args.duration),
+    );
+    if !args.json {
+        println!("{}", kv::TABLE_HEADER);
+    }
+    let mut out = Vec::new();
+    for &n in leases {
+        eprintln!("{n} leases of {lease:?}, renewed every {:?}", lease / 4);
+        let r = kv::run(n, lease, warmup, duration, clk_tck)
+            .await
+            .with_context(|| format!("{n} leases"))?;
+        if args.json {
+            out.push(r.to_json());
+        } else {
+            println!("{}", kv::table_row(&r));
+        }
+    }
+    if args.json {
+        let doc = serde_json::json!({"lease_s": args.lease, "kv_leases": out});
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    Ok(())
+}
+
+/// `--nodes 1,2,3`: every scenario on a cluster of each size.
+async fn node_runs(
+    ctx: &mut Ctx,
+    args: &Args,
+    nodes: &[usize],
+    sizes: &[Scenario],
+    doc: &mut serde_json::Value,
+) -> anyhow::Result<()> {
+    if nodes.contains(&0) {
+        bail!("--nodes: at least one node");
+    }
+    if !args.json {
+        println!("nodes {}", report::TABLE_HEADER);
+    }
+    let mut results = Vec::new();
+    for &n in nodes {
+        ctx.nodes = n;
+        for sc in sizes {
+            eprintln!(
+                "{n} node(s), scenario {}x{}: {} cameras, {} viewers",
+                sc.cameras, sc.viewers, sc.cameras, sc.viewers
+            );
+            let m = run::hearth(ctx, *sc, false)
+                .await
+                .with_context(|| format!("{n} nodes, scenario {}x{}", sc.cameras, sc.viewers))?;
+            if !args.json {
+                println!("{n:>5} {}", report::table_row(&m, false));
+            }
+            let mut j = m.to_json();
+            j["nodes"] = n.into();
+            results.push(j);
+        }
+    }
+    doc["nodes"] = results.into();
     Ok(())
 }
 

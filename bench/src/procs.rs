@@ -44,6 +44,9 @@ pub struct Server {
     pub data_dir: PathBuf,
     log: PathBuf,
     hearth: PathBuf,
+    /// What it was started with; its admin commands get it too (a cluster's
+    /// database URL).
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -110,6 +113,10 @@ impl Server {
                     data_dir,
                     log,
                     hearth: hearth.to_path_buf(),
+                    env: env
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                     _dir: dir,
                 });
             }
@@ -126,6 +133,7 @@ impl Server {
     pub fn admin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
         let mut child = Command::new(&self.hearth)
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--rtmp")

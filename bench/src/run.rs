@@ -21,6 +21,9 @@ pub const PASSWORD: &str = "bench password 1234";
 /// session token per user (Argon2 login is setup, not load: viewers share them).
 pub struct HearthRig {
     pub server: Server,
+    /// With `--nodes N`: the other N - 1 nodes, then what they share.
+    pub others: Vec<Server>,
+    _backing: Option<crate::cluster::Backing>,
     /// (camera id, RTMP ingest URL)
     pub cameras: Vec<(String, String)>,
     pub tokens: Vec<String>,
@@ -53,7 +56,16 @@ impl HearthRig {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         env.extend_from_slice(extra);
+        let backing = (ctx.nodes > 1)
+            .then(crate::cluster::Backing::start)
+            .transpose()?;
+        if let Some(b) = &backing {
+            env.extend(b.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
         let server = Server::start(&ctx.hearth, &env)?;
+        let others = (1..ctx.nodes)
+            .map(|_| Server::start(&ctx.hearth, &env))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let users: Vec<String> = (0..cameras.div_ceil(ctx.per_user))
             .map(|u| format!("household{u}@bench.invalid"))
             .collect();
@@ -79,7 +91,16 @@ impl HearthRig {
                     .map(|v| v.trim().to_string())
                     .ok_or_else(|| anyhow!("no `{key}` line in camera add output: {out}"))
             };
-            cams.push((field("camera ")?, field("ingest ")?));
+            // Camera c publishes to node c mod N.
+            let mut ingest = field("ingest ")?;
+            if c % ctx.nodes != 0 {
+                let node = &others[c % ctx.nodes - 1];
+                ingest = ingest.replace(
+                    &format!(":{}/", server.rtmp.port()),
+                    &format!(":{}/", node.rtmp.port()),
+                );
+            }
+            cams.push((field("camera ")?, ingest));
         }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
@@ -90,6 +111,8 @@ impl HearthRig {
         }
         Ok(Self {
             server,
+            others,
+            _backing: backing,
             cameras: cams,
             tokens,
             per_user: ctx.per_user,
@@ -156,8 +179,19 @@ impl HearthRig {
 
     /// What a viewer of camera `cam` plays.
     pub fn source(&self, cam: usize, flavour: Flavour) -> Source {
+        self.source_on(0, cam, flavour)
+    }
+
+    /// What a viewer of camera `cam` plays on node `node` mod N.
+    pub fn source_on(&self, node: usize, cam: usize, flavour: Flavour) -> Source {
+        let n = node % (1 + self.others.len());
+        let base = if n == 0 {
+            &self.server.base
+        } else {
+            &self.others[n - 1].base
+        };
         Source::Hearth {
-            base: self.server.base.clone(),
+            base: base.clone(),
             camera_id: self.cameras[cam].0.clone(),
             token: self.tokens[cam / self.per_user].clone(),
             flavour,
@@ -230,14 +264,15 @@ async fn wait_first_segment(
 
 /// The server being measured.
 pub enum Under<'a> {
-    Hearth(&'a mut Server),
+    /// A node, and the processes of the other nodes of its cluster (with `--nodes`).
+    Hearth(&'a mut Server, Vec<u32>),
     Nginx(&'a mut Nginx),
 }
 
 impl Under<'_> {
     fn kind(&self) -> ServerKind {
         match self {
-            Under::Hearth(_) => ServerKind::Hearth,
+            Under::Hearth(..) => ServerKind::Hearth,
             Under::Nginx(_) => ServerKind::Nginx,
         }
     }
@@ -245,7 +280,9 @@ impl Under<'_> {
     /// Every process of the server: Hearth is one, nginx a master and its workers.
     fn pids(&self) -> Vec<u32> {
         match self {
-            Under::Hearth(s) => vec![s.proc.pid()],
+            Under::Hearth(s, others) => std::iter::once(s.proc.pid())
+                .chain(others.iter().copied())
+                .collect(),
             Under::Nginx(n) => n.pids(),
         }
     }
@@ -253,7 +290,7 @@ impl Under<'_> {
     /// `Err` with the log if the server has exited.
     fn check_alive(&mut self) -> anyhow::Result<()> {
         let (status, log) = match self {
-            Under::Hearth(s) => (s.proc.exited(), s.log_tail(40)),
+            Under::Hearth(s, _) => (s.proc.exited(), s.log_tail(40)),
             Under::Nginx(n) => (n.exited(), n.log_tail(40)),
         };
         match status {
@@ -269,13 +306,24 @@ pub async fn hearth(ctx: &Ctx, sc: Scenario, unguarded: bool) -> anyhow::Result<
     let mut publishers = rig.publish(ctx)?;
     rig.wait_segmenting(&mut publishers, !unguarded).await?;
     eprintln!("  all {} cameras online and segmenting", sc.cameras);
+    // Viewer v watches camera c = v mod C. Its node turns with each round of C
+    // viewers, starting after the camera's own (c mod N): viewers spread evenly,
+    // (N - 1)/N of them on a node that relays their camera, as behind a load
+    // balancer that knows nothing of cameras.
     let sources = (0..sc.viewers)
-        .map(|v| rig.source(v % sc.cameras, ctx.flavour))
+        .map(|v| {
+            let cam = v % sc.cameras;
+            rig.source_on(cam + 1 + v / sc.cameras, cam, ctx.flavour)
+        })
         .collect();
+    let mut pids: Vec<u32> = rig.others.iter().map(|s| s.proc.pid()).collect();
+    if let Some(b) = &rig._backing {
+        pids.push(b.nats.pid());
+    }
     let mut m = measure(
         ctx,
         sc,
-        &mut Under::Hearth(&mut rig.server),
+        &mut Under::Hearth(&mut rig.server, pids),
         &mut publishers,
         sources,
     )
@@ -421,7 +469,7 @@ async fn measure(
     let (c1, cpu1) = (counters.snapshot(), sample_cpu(under, publishers));
     let files_bytes = match under {
         Under::Nginx(n) => Some(n.hls_bytes()),
-        Under::Hearth(s) => Some(procs::memfd_bytes(s.proc.pid())),
+        Under::Hearth(s, _) => Some(procs::memfd_bytes(s.proc.pid())),
     };
     viewers.abort_all();
     while viewers.join_next().await.is_some() {}

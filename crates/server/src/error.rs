@@ -60,6 +60,14 @@ impl AppError {
         AppError::Internal(e.into())
     }
 
+    /// A node whose access view is fenced issues no grant (see
+    /// [`hearth_access::view::AccessView::fence`]).
+    pub fn fenced() -> Self {
+        AppError::Unavailable(
+            "this node cannot confirm access right now (its cluster's control plane is unreachable)",
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,

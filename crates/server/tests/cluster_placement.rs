@@ -1,11 +1,12 @@
 //! Placement and the edge relay over three nodes (one PostgreSQL, one NATS,
 //! both started by the test on loopback; lease 2 s): a camera is ingested on
 //! exactly one node (a second node refuses its publisher while the lease is
-//! held); a viewer on another node plays it, relayed from the node that has it
-//! and checked by the door of the node that serves the viewer; when the
-//! ingesting node is killed (-9) the camera's next connection lands on another
-//! node once the lease runs out, and the viewer resumes within 10 s; the
-//! audit of the views is in PostgreSQL.
+//! held); viewers on another node play it (RTSP with a viewer key, HLS, and HLS
+//! through the CDN), relayed from the node that has it and checked by the door
+//! of the node that serves the viewer; when the ingesting node is killed (-9)
+//! the camera's next connection lands on another node once the lease runs out,
+//! and the viewer resumes within 10 s; the audit of the views is in
+//! PostgreSQL.
 
 mod common;
 #[path = "common/nats.rs"]
@@ -90,8 +91,32 @@ async fn a_camera_lives_on_one_node_plays_on_any_and_moves_when_its_node_dies() 
         );
     }
 
-    // 2. A viewer on node 3 plays it, relayed from node 1.
+    // 2. A viewer on node 3 plays it, relayed from node 1: first an RTSP
+    // player with a viewer key (as an NVR takes it; its DESCRIBE starts the
+    // relay), then HLS.
     let viewer = nodes[2].login(OWNER_A, PASSWORD).await;
+    let (st, key) = nodes[2]
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/viewer-keys",
+            &viewer,
+            serde_json::json!({"name": "NVR", "cameras": [porch]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{key}");
+    let rtsp = key["urls"][0]["rtsp_url"].as_str().unwrap();
+    let frames = decode(rtsp, 2.0).await;
+    eprintln!(
+        "node 3 played node 1's camera over RTSP: {} frames",
+        frames.len()
+    );
+    assert!(
+        frames.len() >= 10,
+        "{} frames over RTSP\n{}",
+        frames.len(),
+        nodes[2].log()
+    );
+    assert_signature(&frames, W, H, SIGNATURE);
     let g = nodes[2].grant(&viewer, &porch).await;
     let url = g["hls_url"].as_str().unwrap().to_string();
     assert!(url.starts_with(&nodes[2].base), "{url}");

@@ -182,9 +182,7 @@ pub(super) async fn create_stream(
     // An unparsable id, an unknown camera and another household's camera look the same.
     let camera: CameraId = id.parse().map_err(|_| AppError::NotFound)?;
     if st.access.is_fenced() {
-        return Err(AppError::Unavailable(
-            "this node cannot confirm access right now (its cluster's control plane is unreachable)",
-        ));
+        return Err(AppError::fenced());
     }
     if st.access.integration_suspended(Integration::App) {
         return Err(AppError::Suspended(

@@ -54,6 +54,9 @@ pub fn failed(st: &AppState, ip: IpAddr) -> Result<(), AppError> {
 /// A grant for `camera` held by viewer key `key`, if the key is live, lists
 /// the camera and its user may view it now; recorded in the audit log.
 pub fn grant_for(st: &AppState, key: ViewerKeyId, camera: CameraId) -> Result<Grant, AppError> {
+    if st.access.is_fenced() {
+        return Err(AppError::fenced());
+    }
     if st.access.integration_suspended(Integration::Restream) {
         return Err(AppError::Suspended("restreams are suspended".into()));
     }

@@ -143,8 +143,14 @@ struct Session {
 /// What the request loop does after answering.
 enum Next {
     Continue,
-    Play { guard: EgressGuard, hub: Arc<Hub> },
+    Play {
+        guard: EgressGuard,
+        hub: Arc<Hub>,
+    },
     Close(&'static str),
+    /// Another node of the cluster ingests the camera: relay it here, then
+    /// handle the request again.
+    Relay(CameraId, Rendition),
 }
 
 struct Conn {
@@ -156,9 +162,23 @@ struct Conn {
     /// The restream grant a viewer key bought on this connection: for which
     /// camera and key, and its token.
     restream: Option<(CameraId, ViewerKeyId, String)>,
+    /// The request is being handled again after waiting for a relay: answer
+    /// it as it stands.
+    relay_waited: bool,
 }
 
 impl Conn {
+    /// In a cluster, a camera that another node ingests is relayed here
+    /// before DESCRIBE or PLAY is answered ([`Next::Relay`]).
+    fn relay_first(&self, camera: CameraId, rendition: Rendition) -> Option<(Vec<u8>, Next)> {
+        let elsewhere = self
+            .state
+            .cluster
+            .get()
+            .is_some_and(|c| c.placement().holder(camera, rendition).is_some());
+        (elsewhere && !self.relay_waited).then_some((Vec::new(), Next::Relay(camera, rendition)))
+    }
+
     /// The door for the grant in `req`'s URL, and the rendition the URL names:
     /// an error status if it does not open.
     fn door(&mut self, req: &Request) -> Result<(EgressGuard, String, Rendition), u16> {
@@ -215,6 +235,7 @@ impl Conn {
         }
         let grant = super::restream::grant_for(&self.state, key, camera).map_err(|e| match e {
             AppError::NotFound => 404u16,
+            AppError::Unavailable(_) => 503,
             _ => 403,
         })?;
         let token = self.state.door.grant_key().sign(&grant);
@@ -288,7 +309,9 @@ impl Conn {
                         )
                     }
                     // Offline, or no codec configuration yet.
-                    _ => status(503),
+                    _ => self
+                        .relay_first(g.camera, rendition)
+                        .unwrap_or_else(|| status(503)),
                 }
             }
             "SETUP" => {
@@ -339,7 +362,9 @@ impl Conn {
                     .faults
                     .hub(camera, rendition, real, &self.state.hubs);
                 let Some(hub) = hub else {
-                    return status(503);
+                    return self
+                        .relay_first(camera, rendition)
+                        .unwrap_or_else(|| status(503));
                 };
                 (Vec::new(), Next::Play { guard, hub })
             }
@@ -405,18 +430,25 @@ async fn connection(
         session: None,
         nonce: format!("{:032x}", rand::random::<u128>()),
         restream: None,
+        relay_waited: false,
     };
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     // Fixed from the connection's start: requests before PLAY do not extend it.
     let deadline = Instant::now() + PRE_PLAY_TIMEOUT;
     loop {
         for req in take_messages(&mut buf)? {
-            let (bytes, next) = conn.handle(&req);
+            let (mut bytes, mut next) = conn.handle(&req);
+            if let Next::Relay(camera, rendition) = next {
+                crate::cluster::relay::ensure(&conn.state, camera, rendition).await;
+                conn.relay_waited = true;
+                (bytes, next) = conn.handle(&req);
+                conn.relay_waited = false;
+            }
             if !bytes.is_empty() {
                 answer(&mut wr, &bytes).await?;
             }
             match next {
-                Next::Continue => {}
+                Next::Continue | Next::Relay(..) => {}
                 Next::Close(why) => return Ok(why),
                 Next::Play { guard, hub } => {
                     let grant = guard.grant().id;
@@ -473,13 +505,17 @@ async fn play(
     answer(wr, &rtsp::response(200, req.cseq(), &headers, b"")).await?;
     tracing::info!(peer = %conn.peer, grant = ?g.id, camera = ?g.camera, integration = g.integration.as_str(), "rtsp play");
     let mut frames = hub.subscribe_frames();
+    let rendition = conn
+        .session
+        .as_ref()
+        .map_or(Rendition::Main, |s| s.rendition);
     let mut stream = Stream {
         // From the grant and the URL, not from the hub a lookup returned.
-        stamper: conn.state.hubs.stamper(g.camera, g.epoch).for_rendition(
-            conn.session
-                .as_ref()
-                .map_or(Rendition::Main, |s| s.rendition),
-        ),
+        stamper: conn
+            .state
+            .hubs
+            .stamper(g.camera, g.epoch)
+            .for_rendition(rendition),
         guard,
         packetizer,
         rtp_base,
@@ -503,7 +539,10 @@ async fn play(
                     Err(Stop::Io(e)) => return Err(e.into()),
                 }
             }
-            _ = recheck.tick() => {}
+            _ = recheck.tick() => {
+                // A relayed camera stays relayed while it is watched here.
+                crate::cluster::relay::ensure(&conn.state, g.camera, rendition).await;
+            }
             read = rd.read_buf(buf) => {
                 if read? == 0 {
                     return Ok("client closed");

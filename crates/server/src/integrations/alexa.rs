@@ -437,6 +437,12 @@ fn refusal_event(corr: Option<&str>, ep: Option<&str>, refusal: StreamRefusal) -
             "INSUFFICIENT_PERMISSIONS",
             "the alexa integration is suspended",
         ),
+        StreamRefusal::Unavailable => error_event(
+            corr,
+            ep,
+            "INTERNAL_ERROR",
+            "access cannot be confirmed right now",
+        ),
     }
 }
 

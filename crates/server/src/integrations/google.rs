@@ -275,7 +275,9 @@ async fn execute_one(
         Ok(s) => s,
         Err(StreamRefusal::NotFound) => return error(id, "deviceNotFound"),
         Err(StreamRefusal::Offline) => return error(id, "deviceOffline"),
-        Err(StreamRefusal::Suspended) => return error(id, "transientError"),
+        Err(StreamRefusal::Suspended | StreamRefusal::Unavailable) => {
+            return error(id, "transientError");
+        }
     };
     let states = if protocol == "webrtc" {
         let mut states = json!({

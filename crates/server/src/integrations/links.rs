@@ -18,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hearth_access::audit;
 use hearth_access::grant::{Grant, Holder};
-use hearth_model::{CameraId, GrantId, Integration, RawToken, UnixMillis};
+use hearth_model::{CameraId, GrantId, Integration, RawToken, Rendition, UnixMillis};
 use hearth_store::{AccessToken, Link};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +71,9 @@ pub enum StreamRefusal {
     Offline,
     /// The integration's kill switch is on.
     Suspended,
+    /// This node cannot confirm access now (its cluster's control plane is
+    /// unreachable): try again, perhaps on another node.
+    Unavailable,
 }
 
 /// A stream grant for one camera through one link.
@@ -93,6 +96,9 @@ pub async fn issue_stream(
     link: &Link,
     camera: CameraId,
 ) -> Result<LinkedStream, StreamRefusal> {
+    if st.access.is_fenced() {
+        return Err(StreamRefusal::Unavailable);
+    }
     if st.access.integration_suspended(link.integration) {
         return Err(StreamRefusal::Suspended);
     }
@@ -102,6 +108,8 @@ pub async fn issue_stream(
     let Some(epoch) = st.access.may_view(link.user, camera) else {
         return Err(StreamRefusal::NotFound);
     };
+    // Ingested by another node of a cluster: relayed here first.
+    crate::cluster::relay::ensure(st, camera, Rendition::Main).await;
     let Some(hub) = st.hubs.get(camera).filter(|h| h.is_online()) else {
         return Err(StreamRefusal::Offline);
     };

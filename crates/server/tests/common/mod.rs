@@ -425,6 +425,18 @@ impl Server {
     /// account, [`PASSWORD`]) accepts it. Returns the invitation's status and the
     /// owner's entry for the share.
     pub async fn share(&self, token: &str, camera: &str, email: &str) -> (u16, serde_json::Value) {
+        self.share_with(token, camera, email, None).await
+    }
+
+    /// [`Server::share`], the recipient already signed in as `recipient` (logins
+    /// are rate-limited per account: a test that shares many times signs in once).
+    pub async fn share_with(
+        &self,
+        token: &str,
+        camera: &str,
+        email: &str,
+        recipient: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let r = client()
             .post(format!("{}/api/v1/cameras/{camera}/shares", self.base))
             .bearer_auth(token)
@@ -436,7 +448,10 @@ impl Server {
         if status != 202 {
             return (status, r.json().await.unwrap_or(Value::Null));
         }
-        let recipient = self.login(email, PASSWORD).await;
+        let recipient = match recipient {
+            Some(t) => t.to_string(),
+            None => self.login(email, PASSWORD).await,
+        };
         let accept = client()
             .post(format!("{}/api/v1/invitations/{camera}/accept", self.base))
             .bearer_auth(&recipient)
