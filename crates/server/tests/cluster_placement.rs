@@ -1,14 +1,16 @@
 //! Placement and the edge relay over three nodes (one PostgreSQL, one NATS,
 //! both started by the test on loopback; lease 2 s): a camera is ingested on
 //! exactly one node (a second node refuses its publisher while the lease is
-//! held); viewers on another node play it (RTSP with a viewer key, HLS, and HLS
-//! through the CDN), relayed from the node that has it and checked by the door
-//! of the node that serves the viewer; when the ingesting node is killed (-9)
-//! the camera's next connection lands on another node once the lease runs out,
-//! and the viewer resumes within 10 s; the audit of the views is in
-//! PostgreSQL.
+//! held); viewers on other nodes play it (a linked Google display, RTSP with a
+//! viewer key, HLS, and HLS through the CDN), relayed from the node that has
+//! it and checked by the door of the node that serves the viewer; when the
+//! ingesting node is killed (-9) the camera's next connection lands on another
+//! node once the lease runs out, and the viewer resumes within 10 s; the audit
+//! of the views is in PostgreSQL.
 
 mod common;
+#[path = "common/hub_emulator.rs"]
+mod hub_emulator;
 #[path = "common/nats.rs"]
 mod nats;
 #[path = "common/nginx.rs"]
@@ -16,6 +18,7 @@ mod nginx;
 
 use common::*;
 use hearth_testpg::TestPostgres;
+use hub_emulator::{google_stream, link, register};
 use nats::Nats;
 use nginx::{Nginx, free_port};
 use std::time::{Duration, Instant};
@@ -91,7 +94,29 @@ async fn a_camera_lives_on_one_node_plays_on_any_and_moves_when_its_node_dies() 
         );
     }
 
-    // 2. A viewer on node 3 plays it, relayed from node 1: first an RTSP
+    // 2. A smart display asks node 2 for the camera (Google Home: HLS): its
+    // stream request starts node 2's relay, and the display plays node 1's
+    // camera from node 2.
+    let google = register(&nodes[1], "google");
+    let linked = link(&nodes[1], &google, OWNER_A, None).await;
+    let r = google_stream(&nodes[1], &linked.access, &porch).await;
+    assert_eq!(r["status"], "SUCCESS", "{r}\n{}", nodes[1].log());
+    let display = r["states"]["cameraStreamAccessUrl"].as_str().unwrap();
+    assert!(display.starts_with(&nodes[1].base), "{display}");
+    let frames = decode(display, 2.0).await;
+    eprintln!(
+        "node 2 played node 1's camera to a linked display: {} frames",
+        frames.len()
+    );
+    assert!(
+        frames.len() >= 10,
+        "{} frames on the display\n{}",
+        frames.len(),
+        nodes[1].log()
+    );
+    assert_signature(&frames, W, H, SIGNATURE);
+
+    // 3. A viewer on node 3 plays it, relayed from node 1: first an RTSP
     // player with a viewer key (as an NVR takes it; its DESCRIBE starts the
     // relay), then HLS.
     let viewer = nodes[2].login(OWNER_A, PASSWORD).await;
@@ -155,7 +180,7 @@ async fn a_camera_lives_on_one_node_plays_on_any_and_moves_when_its_node_dies() 
     );
     assert_signature(&frames, W, H, SIGNATURE);
 
-    // 3. Node 1 dies while viewed; the camera reconnects to node 2 (refused
+    // 4. Node 1 dies while viewed; the camera reconnects to node 2 (refused
     // until the lease runs out); the viewer on node 3 resumes within 10 s.
     nodes[0].kill9();
     let killed = Instant::now();
@@ -191,7 +216,7 @@ async fn a_camera_lives_on_one_node_plays_on_any_and_moves_when_its_node_dies() 
     );
     assert!(resumed < Duration::from_secs(10));
 
-    // 4. The views on node 3 are in PostgreSQL's audit log (read on node 2);
+    // 5. The views on node 3 are in PostgreSQL's audit log (read on node 2);
     // no isolation violation anywhere.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
