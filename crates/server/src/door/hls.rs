@@ -129,7 +129,7 @@ pub(super) async fn playlist(
     match kind {
         PlaylistKind::Master(container) => {
             let main = playlists(st, grant, Rendition::Main, container, None).await?;
-            crate::cluster::relay::ensure(st, grant.camera, Rendition::Sub).await;
+            crate::door::relay::ensure(st, grant.camera, Rendition::Sub).await;
             // The sub rendition is listed once it has a segment. Its playlist
             // goes through the door too; a lookup that answers with another
             // camera's hub is not listed, so not even its size shows here.
@@ -165,7 +165,7 @@ async fn playlists(
     blocking: Option<(u64, Option<u32>)>,
 ) -> Result<Playlists, AppError> {
     // In a cluster, a camera ingested on another node is relayed here.
-    crate::cluster::relay::ensure(st, grant.camera, rendition).await;
+    crate::door::relay::ensure(st, grant.camera, rendition).await;
     let hub = rendition_hub_for(st, grant, rendition, AppError::CameraOffline)?;
     hub.touch(container == Container::Ts);
     let first = hub

@@ -6,7 +6,9 @@
 //! - [`hls`]: playlists, init segments, segments and keys over HTTP;
 //! - [`snapshot`]: the newest still as a JPEG;
 //! - [`rtsp`]: RTSP for smart displays (Alexa), frame by frame;
-//! - [`webrtc`]: WebRTC over WHEP, frame by frame.
+//! - [`webrtc`]: WebRTC over WHEP, frame by frame;
+//! - [`relay`]: node to node in a cluster, frame by frame: a camera's frames
+//!   to a node whose viewers asked for it, each through the relay door.
 //!
 //! This module turns what the guard lets out (a [`Delivery`]) into an HTTP
 //! response, and a refusal into the server's error; [`MediaResponse`] — the only
@@ -19,6 +21,7 @@
 
 mod frames;
 pub mod hls;
+pub mod relay;
 pub mod restream;
 pub mod rtsp;
 pub mod snapshot;
@@ -46,7 +49,7 @@ crate::routes::route_table! { routes, ROUTES;
     post "/media/{grant}/whep" => webrtc::offer, "WHEP: an SDP offer in; 201 with the SDP answer and the session's Location", "grant";
     patch "/media/{grant}/whep/{session}" => webrtc::trickle, "WHEP: a trickle-ICE fragment (accepted; Hearth is ICE-lite)", "grant";
     delete "/media/{grant}/whep/{session}" => webrtc::end, "WHEP: end the WebRTC session", "grant";
-    get "/internal/v1/relay/{camera}/{rendition}" => crate::cluster::relay::serve, "Node to node: a camera's frames, for a node whose viewers asked for it (see cluster::relay)", "relay token";
+    get "/internal/v1/relay/{camera}/{rendition}" => crate::door::relay::serve, "Node to node: a camera's frames, for a node whose viewers asked for it (see door::relay)", "relay token";
     get "/restream/{key}/{secret}/{camera}/{playlist}" => restream::hls, "A viewer key's HLS URL: 302 to the playlist under a short-lived grant that needs no header", "viewer key";
 }
 

@@ -439,7 +439,7 @@ async fn connection(
         for req in take_messages(&mut buf)? {
             let (mut bytes, mut next) = conn.handle(&req);
             if let Next::Relay(camera, rendition) = next {
-                crate::cluster::relay::ensure(&conn.state, camera, rendition).await;
+                crate::door::relay::ensure(&conn.state, camera, rendition).await;
                 conn.relay_waited = true;
                 (bytes, next) = conn.handle(&req);
                 conn.relay_waited = false;
@@ -541,7 +541,7 @@ async fn play(
             }
             _ = recheck.tick() => {
                 // A relayed camera stays relayed while it is watched here.
-                crate::cluster::relay::ensure(&conn.state, g.camera, rendition).await;
+                crate::door::relay::ensure(&conn.state, g.camera, rendition).await;
             }
             read = rd.read_buf(buf) => {
                 if read? == 0 {

@@ -29,7 +29,7 @@ pub(super) async fn still(
     door: &HttpGuard,
     rendition: Rendition,
 ) -> Result<MediaResponse, AppError> {
-    crate::cluster::relay::ensure(st, door.grant().camera, rendition).await;
+    crate::door::relay::ensure(st, door.grant().camera, rendition).await;
     let hub = rendition_hub_for(st, door.grant(), rendition, AppError::CameraOffline)?;
     let camera = door.grant().camera;
     let frames = |gop| st.faults.frames(camera, gop, &st.hubs);

@@ -109,7 +109,7 @@ pub async fn issue_stream(
         return Err(StreamRefusal::NotFound);
     };
     // Ingested by another node of a cluster: relayed here first.
-    crate::cluster::relay::ensure(st, camera, Rendition::Main).await;
+    crate::door::relay::ensure(st, camera, Rendition::Main).await;
     let Some(hub) = st.hubs.get(camera).filter(|h| h.is_online()) else {
         return Err(StreamRefusal::Offline);
     };

@@ -390,7 +390,7 @@ pub(in crate::door) async fn offer(
     };
     // In a cluster, a camera ingested on another node is relayed here.
     for rendition in [Rendition::Main, Rendition::Sub] {
-        crate::cluster::relay::ensure(&st, door.grant().camera, rendition).await;
+        crate::door::relay::ensure(&st, door.grant().camera, rendition).await;
     }
     let Started { id, answer } = w.start(&st, door.0, &body, None, Some(client), first)?;
     let location = format!("/media/{grant}/whep/{id}");
